@@ -1,0 +1,76 @@
+"""The few operations that differ between plain integers and sympy expressions.
+
+Shape rules use ordinary `+ - * //` and call these only for max, ceil-division and comparisons,
+so one rule serves numeric and symbolic mode. sympy is imported only when a symbol is present.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Union
+
+Dim = Union[int, Any]  # an int, or a sympy expression in symbolic mode
+Shape = tuple[Dim, ...]
+
+
+def is_numeric(*values: Dim) -> bool:
+    """True when every value is a plain Python int (no symbols involved)."""
+    return all(isinstance(v, int) for v in values)
+
+
+def ceil_div(a: Dim, b: Dim) -> Dim:
+    """ceil(a / b) for integers, written with floor division so sympy gets the same rule."""
+    return -((-a) // b)
+
+
+def maximum(a: Dim, b: Dim) -> Dim:
+    """max(a, b); sympy.Max when either side is symbolic."""
+    if is_numeric(a, b):
+        return max(a, b)
+    import sympy
+
+    return sympy.Max(a, b)
+
+
+def product(values: tuple[Dim, ...] | list[Dim]) -> Dim:
+    """The product of a sequence of dimensions (1 for an empty one)."""
+    if is_numeric(*values):
+        return math.prod(values)
+    result: Dim = 1
+    for v in values:
+        result = result * v
+    return result
+
+
+def provably_below(a: Dim, bound: int) -> bool:
+    """True when a < bound holds for every value of its symbols (for ints: plainly a < bound)."""
+    if isinstance(a, int):
+        return a < bound
+    import sympy
+
+    return bool(sympy.ask(sympy.Q.lt(a, bound))) if a.free_symbols else bool(a < bound)
+
+
+def equal(a: Dim, b: Dim) -> bool:
+    """True when a and b are the same dimension (for symbols: the difference simplifies to 0)."""
+    if is_numeric(a, b):
+        return a == b
+    import sympy
+
+    return sympy.simplify(a - b) == 0
+
+
+def as_int_if_whole(value: Any) -> Dim:
+    """Turn integral sympy numbers back into Python ints so numeric results stay plain."""
+    if isinstance(value, int) or not hasattr(value, "is_Integer"):
+        return value
+    return int(value) if value.is_Integer else value
+
+
+def where_at_least(a: Dim, b: Dim, then: Dim, otherwise: Dim) -> Dim:
+    """`then` if a >= b else `otherwise`; a sympy Piecewise when that cannot be decided."""
+    if is_numeric(a, b):
+        return then if a >= b else otherwise
+    import sympy
+
+    return sympy.Piecewise((then, sympy.Ge(a, b)), (otherwise, True))

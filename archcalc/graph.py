@@ -1,0 +1,341 @@
+"""Expanding a spec into a networkx DiGraph of concrete layers (blocks and repeats unrolled).
+
+Names resolve within their block instance; `from` may name any entry of the same scope (or
+`input`, the scope's input), so a wrong reference can form a cycle, which is reported. An entry
+skipped by `when: false` or `repeat: 0` passes its input through under its own name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from .arith import Shape
+from .errors import Location, SpecError
+from .expr import ExpressionError, evaluate, is_expression, substitute
+from .ops import REGISTRY, Op
+from .source import LineDict, read_file
+from .spec import ENTRY_KEYS, BlockDef, Spec, describe_validation_error, parse_spec
+
+INPUT = "input"
+MAX_LAYERS = 100_000
+MAX_NESTING = 32
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One concrete layer: its hierarchical path, op, input paths, frozen flag and source line."""
+
+    path: str
+    op: Op
+    inputs: tuple[str, ...]
+    frozen: bool
+    location: Location
+
+
+@dataclass(frozen=True)
+class Network:
+    """An expanded, validated network: the layer graph plus the order it runs in."""
+
+    name: str
+    input_shape: Shape
+    dtype: str
+    graph: nx.DiGraph
+    order: tuple[str, ...]
+    output: str
+    file: str | None = None
+    blocks: dict[str, str] = field(default_factory=dict)  # instance path -> block name
+
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers in execution order (the input node excluded)."""
+        return [self.graph.nodes[p]["layer"] for p in self.order]
+
+    def layer(self, path: str) -> Layer:
+        return self.graph.nodes[path]["layer"]
+
+    def with_input(self, shape: Shape) -> Network:
+        """The same network fed a different input shape (batch excluded)."""
+        return replace(self, input_shape=tuple(shape))
+
+
+@dataclass
+class _Scope:
+    """One block instance (or the top level) while it is being expanded."""
+
+    prefix: str
+    env: dict[str, Any]
+    input_ref: _Ref | None  # None at the top level: the network input
+    frozen: bool
+    outputs: dict[str, str | _Ref] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """A name as written in a scope, resolved to a layer path once the whole spec is expanded."""
+
+    scope: _Scope
+    name: str
+    location: Location
+    user: str  # the path of the layer (or entry) that refers to it, for messages
+
+
+@dataclass
+class _Pending:
+    path: str
+    op: Op
+    inputs: list[_Ref | str]
+    frozen: bool
+    location: Location
+
+
+class _Expander:
+    def __init__(self, spec: Spec, data: Any, file: str | None) -> None:
+        self.spec = spec
+        self.data = data
+        self.file = file
+        self.pending: list[_Pending] = []
+        self.paths: set[str] = {INPUT}
+        self.blocks: dict[str, str] = {}
+
+    def where(self, entry: Any, key: str | None = None) -> Location:
+        line = getattr(entry, "line", None)
+        if key is not None and isinstance(entry, LineDict):
+            line = entry.key_lines.get(key, line)
+        return Location(self.file, line)
+
+    def value(self, entry: dict[str, Any], key: str, env: dict[str, Any], path: str) -> Any:
+        """An entry value with its expressions evaluated; errors name the key's line."""
+        try:
+            return substitute(entry[key], env)
+        except ExpressionError as exc:
+            raise SpecError(str(exc), location=self.where(entry, key), layer=path) from None
+
+    def expand_scope(self, entries: list[Any], scope: _Scope, depth: int) -> str:
+        """Expand a list of entries into `scope`; returns the local name of the last entry."""
+        previous: str = INPUT
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise SpecError(
+                    f"a layer entry must be a mapping like {{op: conv2d, ...}}, found {entry!r}",
+                    location=Location(self.file, getattr(entries, "item_lines", [None] * (index + 1))[index]),
+                    layer=scope.prefix.rstrip(".") or None,
+                )
+            previous = self.expand_entry(entry, index, previous, scope, depth)
+        return previous
+
+    def expand_entry(self, entry: dict[str, Any], index: int, previous: str, scope: _Scope, depth: int) -> str:
+        name = entry.get("name", str(index))
+        path = scope.prefix + str(name)
+        if not isinstance(name, (str, int)) or not str(name) or "." in str(name) or str(name) == INPUT:
+            raise SpecError(
+                f"layer name {name!r} must be a non-empty string without dots, and not 'input'",
+                location=self.where(entry, "name"),
+            )
+        name = str(name)
+        if name in scope.outputs:
+            raise SpecError(f"the name '{name}' is used twice in this block", location=self.where(entry, "name"), layer=path)
+        has_op, has_block = "op" in entry, "block" in entry
+        if has_op == has_block:
+            raise SpecError(
+                "each entry needs exactly one of 'op' (a layer kind) or 'block' (a block name)",
+                location=self.where(entry),
+                layer=path,
+            )
+        env = scope.env
+        sources = self.sources(entry, previous, scope, path)
+        when = self.value(entry, "when", env, path) if "when" in entry else True
+        repeat = self.value(entry, "repeat", env, path) if "repeat" in entry else None
+        frozen = self.value(entry, "frozen", env, path) if "frozen" in entry else False
+        if not isinstance(when, bool):
+            raise SpecError(f"'when' must be true or false, got {when!r}", location=self.where(entry, "when"), layer=path)
+        if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0):
+            raise SpecError(f"'repeat' must be a whole number >= 0, got {repeat!r}", location=self.where(entry, "repeat"), layer=path)
+        if not isinstance(frozen, bool):
+            raise SpecError(f"'frozen' must be true or false, got {frozen!r}", location=self.where(entry, "frozen"), layer=path)
+        frozen = frozen or scope.frozen
+        count = 1 if repeat is None else repeat
+        if not when or count == 0:
+            if len(sources) != 1:
+                raise SpecError("a skipped entry passes its input through, so it needs exactly one input", location=self.where(entry), layer=path)
+            scope.outputs[name] = sources[0]
+            return name
+        if has_op:
+            scope.outputs[name] = self.expand_op(entry, path, repeat is not None, count, sources, scope, frozen)
+        else:
+            scope.outputs[name] = self.expand_block(entry, path, repeat is not None, count, sources, scope, frozen, depth)
+        return name
+
+    def sources(self, entry: dict[str, Any], previous: str, scope: _Scope, path: str) -> list[_Ref]:
+        """The entry's inputs as unresolved references: `from`, or else the previous entry."""
+        where = self.where(entry, "from")
+        names = entry.get("from", previous)
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
+            raise SpecError("'from' must be a layer name or a list of layer names", location=where, layer=path)
+        return [_Ref(scope, str(n), where, path) for n in names]
+
+    def expand_op(
+        self, entry: dict[str, Any], path: str, indexed: bool, count: int,
+        sources: list[_Ref | str], scope: _Scope, frozen: bool,
+    ) -> str:
+        kind = entry["op"]
+        cls = REGISTRY.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            near = _nearest(str(kind), REGISTRY)
+            raise SpecError(
+                f"unknown op {kind!r}" + (f"; did you mean {near}?" if near else "")
+                + " (`archcalc schema` lists them all)",
+                location=self.where(entry, "op"),
+                layer=path,
+            )
+        fields = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
+        inputs = sources
+        for i in range(count):
+            here = f"{path}.{i}" if indexed else path
+            env = {**scope.env, "i": i} if indexed else scope.env
+            try:
+                values = {k: substitute(v, env) for k, v in fields.items()}
+                op = cls.model_validate(values)
+            except ExpressionError as exc:
+                raise SpecError(str(exc), location=self.where(entry), layer=here) from None
+            except ValidationError as exc:
+                raise describe_validation_error(exc, entry, self.file).located(layer=here) from None
+            self.add(_Pending(here, op, list(inputs), frozen, self.where(entry, "op")))
+            inputs = [here]
+        return inputs[0]  # type: ignore[return-value]
+
+    def expand_block(
+        self, entry: dict[str, Any], path: str, indexed: bool, count: int,
+        sources: list[_Ref], scope: _Scope, frozen: bool, depth: int,
+    ) -> _Ref:
+        block_name = entry["block"]
+        block = self.spec.blocks.get(block_name) if isinstance(block_name, str) else None
+        if block is None:
+            known = ", ".join(sorted(self.spec.blocks)) or "none defined"
+            raise SpecError(f"unknown block {block_name!r} (blocks: {known})", location=self.where(entry, "block"), layer=path)
+        if depth >= MAX_NESTING:
+            raise SpecError(f"blocks nest deeper than {MAX_NESTING} levels; does block '{block_name}' call itself?", location=self.where(entry, "block"), layer=path)
+        if len(sources) != 1:
+            raise SpecError(f"block '{block_name}' takes one input, got {len(sources)} in 'from'", location=self.where(entry, "from"), layer=path)
+        given = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
+        unknown = sorted(set(given) - set(block.args))
+        if unknown:
+            known = ", ".join(block.args) or "none"
+            raise SpecError(f"block '{block_name}' has no argument {unknown[0]!r} (its arguments: {known})", location=self.where(entry, unknown[0]), layer=path)
+        source = sources[0]
+        for i in range(count):
+            here = f"{path}.{i}" if indexed else path
+            env = {**scope.env, "i": i} if indexed else scope.env
+            args = self.block_args(block, block_name, given, env, entry, here)
+            inner = _Scope(here + ".", args, source, frozen)
+            self.blocks[here] = block_name
+            last = self.expand_scope(block.layers, inner, depth + 1)
+            out_name = block.output or last
+            source = _Ref(inner, out_name, self.where(entry, "block"), here)
+        return source
+
+    def block_args(self, block: BlockDef, block_name: str, given: dict[str, Any], env: dict[str, Any], entry: dict[str, Any], path: str) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        for arg, default in block.args.items():
+            if arg in given:
+                args[arg] = self.value(given, arg, env, path) if is_expression(given[arg]) else given[arg]
+            elif default is None:
+                raise SpecError(f"block '{block_name}' needs argument '{arg}'", location=self.where(entry, "block"), layer=path)
+            else:
+                args[arg] = default
+        for arg, value in list(args.items()):  # defaults may refer to other arguments
+            if is_expression(value):
+                try:
+                    args[arg] = evaluate(value, args)
+                except ExpressionError as exc:
+                    raise SpecError(f"default of argument '{arg}' of block '{block_name}': {exc}", location=self.where(entry, "block"), layer=path) from None
+        return args
+
+    def add(self, pending: _Pending) -> None:
+        if pending.path in self.paths:
+            raise SpecError(f"two layers would both be named '{pending.path}'; rename one", location=pending.location, layer=pending.path)
+        if len(self.pending) >= MAX_LAYERS:
+            raise SpecError(f"the network expands to more than {MAX_LAYERS:,} layers; is a 'repeat' too large?", location=pending.location, layer=pending.path)
+        self.paths.add(pending.path)
+        self.pending.append(pending)
+
+
+def _resolve(ref: _Ref | str, seen: frozenset[int] = frozenset()) -> str:
+    """The concrete layer path a reference ends at, following skipped entries and block outputs."""
+    while isinstance(ref, _Ref):
+        scope = ref.scope
+        if ref.name == INPUT and INPUT not in scope.outputs:
+            if scope.input_ref is None:
+                return INPUT
+            ref = scope.input_ref
+            continue
+        if ref.name not in scope.outputs:
+            known = ", ".join(n for n in scope.outputs if n != INPUT) or "none"
+            raise SpecError(f"'from' names '{ref.name}', which is not a layer here (known: {known}, input)", location=ref.location, layer=ref.user)
+        if id(ref) in seen:
+            raise SpecError(f"'{ref.name}' refers back to itself through skipped entries", location=ref.location, layer=ref.user)
+        seen = seen | {id(ref)}
+        ref = scope.outputs[ref.name]
+    return ref
+
+
+def _nearest(word: str, choices: Any) -> str:
+    import difflib
+
+    near = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+    return " or ".join(f"'{n}'" for n in near)
+
+
+def expand(spec: Spec, data: Any = None, file: str | None = None) -> Network:
+    """The validated layer graph of a spec: names resolved, arity checked, no cycles or dead ends."""
+    expander = _Expander(spec, data, file)
+    top = _Scope("", {}, None, False)
+    last = expander.expand_scope(spec.layers, top, 0)
+    output = _resolve(_Ref(top, spec.output or last, Location(file, getattr(data, "line", None)), "output"))
+    graph = nx.DiGraph()
+    graph.add_node(INPUT)
+    rank = {INPUT: -1}
+    for position, p in enumerate(expander.pending):
+        inputs = tuple(_resolve(r) for r in p.inputs)
+        op = p.op
+        if len(inputs) < op.min_inputs or (op.max_inputs is not None and len(inputs) > op.max_inputs):
+            wanted = f"at least {op.min_inputs}" if op.max_inputs is None else str(op.max_inputs)
+            raise SpecError(f"{op.kind} takes {wanted} input(s), got {len(inputs)}: {list(inputs)}", location=p.location, layer=p.path)
+        layer = Layer(p.path, op, inputs, p.frozen, p.location)
+        graph.add_node(p.path, layer=layer)
+        rank[p.path] = position
+        for slot, source in enumerate(inputs):
+            graph.add_edge(source, p.path, slot=slot)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        cycle = []
+    if cycle:
+        loop = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+        first = graph.nodes[cycle[0][0]].get("layer")
+        raise SpecError(f"the connections form a cycle: {loop}", location=first.location if first else None, layer=cycle[0][0])
+    for node in graph.nodes:
+        if node != output and graph.out_degree(node) == 0:
+            layer = graph.nodes[node].get("layer")
+            raise SpecError(
+                f"the output of '{node}' is never used; only the network's output ('{output}') "
+                "may be left unconnected (use it in a 'from', or remove it)",
+                location=layer.location if layer else None,
+                layer=node,
+            )
+    order = tuple(n for n in nx.lexicographical_topological_sort(graph, key=rank.__getitem__) if n != INPUT)
+    return Network(
+        spec.name, tuple(spec.input.shape), spec.input.dtype, graph, order, output, file,
+        expander.blocks,
+    )
+
+
+def load(path: str) -> Network:
+    """Read, validate and expand a spec file."""
+    data = read_file(path)
+    return expand(parse_spec(data, path), data, path)

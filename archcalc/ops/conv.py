@@ -1,0 +1,188 @@
+"""Convolutions (1-D, 2-D, 3-D, grouped, dilated, transposed) with every padding form and mode."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import NonNegativeInt, PositiveInt, model_validator
+
+from ..arith import Shape, provably_below
+from ..errors import ShapeError
+from .base import Op, expect_rank, spatial_tuple
+from .window import (
+    Padding,
+    check_padding_form,
+    check_window_fits,
+    effective_kernel,
+    resolve_padding,
+    window_output,
+)
+
+_LAYOUT = {1: "C, L", 2: "C, H, W", 3: "C, D, H, W"}
+
+
+class _Conv(Op):
+    """Fields shared by convolutions: `out` channels; input channels are inferred."""
+
+    dims: ClassVar[int] = 2
+
+    out: PositiveInt
+    kernel: PositiveInt | list[PositiveInt]
+    stride: PositiveInt | list[PositiveInt] = 1
+    padding: Padding = 0
+    dilation: PositiveInt | list[PositiveInt] = 1
+    groups: PositiveInt = 1
+    bias: bool = True
+
+    @model_validator(mode="after")
+    def _check_axes(self) -> _Conv:
+        for field in ("kernel", "stride", "dilation"):
+            spatial_tuple(getattr(self, field), self.dims, field)
+        check_padding_form(self.padding, self.dims)
+        if self.out % self.groups:
+            raise ValueError(f"out ({self.out}) must be divisible by groups ({self.groups})")
+        return self
+
+    @property
+    def kernel_size(self) -> tuple[int, ...]:
+        return spatial_tuple(self.kernel, self.dims, "kernel")
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        return spatial_tuple(self.stride, self.dims, "stride")
+
+    @property
+    def dilations(self) -> tuple[int, ...]:
+        return spatial_tuple(self.dilation, self.dims, "dilation")
+
+    @property
+    def spans(self) -> tuple[int, ...]:
+        return tuple(effective_kernel(k, d) for k, d in zip(self.kernel_size, self.dilations))
+
+    def _in_channels(self, inputs: list[Shape]) -> int:
+        shape = inputs[0]
+        expect_rank(self, shape, self.dims + 1, _LAYOUT[self.dims])
+        channels = shape[0]
+        if isinstance(channels, int) and channels % self.groups:
+            raise ShapeError(
+                f"input channels ({channels}) must be divisible by groups ({self.groups})"
+            )
+        return channels
+
+    def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
+        weight = (self.out, self._in_channels(inputs) // self.groups, *self.kernel_size)
+        return {"weight": weight, "bias": (self.out,)} if self.bias else {"weight": weight}
+
+    def describe(self) -> str:
+        parts = ["x".join(map(str, self.kernel_size))]
+        if any(s != 1 for s in self.strides):
+            parts.append("s" + "x".join(map(str, self.strides)))
+        if self.padding not in (0, "valid"):
+            parts.append(f"p{self.padding}")
+        if any(d != 1 for d in self.dilations):
+            parts.append("d" + "x".join(map(str, self.dilations)))
+        if self.groups != 1:
+            parts.append(f"g{self.groups}")
+        return " ".join(parts)
+
+
+class _ConvForward(_Conv):
+    """A convolution: floor((n + before + after - d*(k-1) - 1) / stride) + 1 per axis."""
+
+    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        self._in_channels(inputs)
+        sizes = inputs[0][1:]
+        pads = resolve_padding(self.padding, sizes, self.spans, self.strides)
+        out: list = [self.out]
+        for axis, (n, (before, after), span, s) in enumerate(
+            zip(sizes, pads, self.spans, self.strides), start=1
+        ):
+            self._check_mode(n, before, after, axis)
+            check_window_fits(n, before, after, span, axis)
+            out.append(window_output(n, span, s, before, after))
+        return tuple(out)
+
+    def _check_mode(self, n: object, before: object, after: object, axis: int) -> None:
+        """PyTorch's limits: reflect padding must be < the size, circular at most the size."""
+        if self.padding_mode == "reflect":
+            limit = 1  # pad <= n - 1
+        elif self.padding_mode == "circular":
+            limit = 0  # pad <= n
+        else:
+            return
+        for pad in (before, after):
+            if provably_below(n - pad, limit):  # type: ignore[operator]
+                rule = "smaller than" if limit else "at most"
+                raise ShapeError(
+                    f"{self.padding_mode} padding of {pad} on spatial axis {axis} must be "
+                    f"{rule} the input size {n}"
+                )
+
+
+class Conv1d(_ConvForward):
+    kind = "conv1d"
+    dims = 1
+
+
+class Conv2d(_ConvForward):
+    kind = "conv2d"
+    dims = 2
+
+
+class Conv3d(_ConvForward):
+    kind = "conv3d"
+    dims = 3
+
+
+class _ConvTranspose(_Conv):
+    """A transposed convolution: (n-1)*stride - before - after + d*(k-1) + output_padding + 1."""
+
+    output_padding: NonNegativeInt | list[NonNegativeInt] = 0
+
+    @model_validator(mode="after")
+    def _check_transpose(self) -> _ConvTranspose:
+        if isinstance(self.padding, str):
+            raise ValueError("a transposed convolution takes explicit padding, not 'same'/'valid'")
+        for op_, s, d in zip(self.output_paddings, self.strides, self.dilations):
+            if op_ >= max(s, d):
+                raise ValueError("output_padding must be smaller than stride or dilation")
+        return self
+
+    @property
+    def output_paddings(self) -> tuple[int, ...]:
+        return spatial_tuple(self.output_padding, self.dims, "output_padding")
+
+    def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
+        weight = (self._in_channels(inputs), self.out // self.groups, *self.kernel_size)
+        return {"weight": weight, "bias": (self.out,)} if self.bias else {"weight": weight}
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        self._in_channels(inputs)
+        sizes = inputs[0][1:]
+        pads = resolve_padding(self.padding, sizes, self.spans, self.strides)
+        out: list = [self.out]
+        for axis, (n, (before, after), span, s, extra) in enumerate(
+            zip(sizes, pads, self.spans, self.strides, self.output_paddings), start=1
+        ):
+            size = (n - 1) * s - before - after + span + extra
+            if provably_below(size, 1):
+                raise ShapeError(f"spatial axis {axis}: output size {size} is below 1")
+            out.append(size)
+        return tuple(out)
+
+
+class ConvTranspose1d(_ConvTranspose):
+    kind = "conv_transpose1d"
+    dims = 1
+
+
+class ConvTranspose2d(_ConvTranspose):
+    kind = "conv_transpose2d"
+    dims = 2
+
+
+class ConvTranspose3d(_ConvTranspose):
+    kind = "conv_transpose3d"
+    dims = 3

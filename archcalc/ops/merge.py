@@ -1,0 +1,80 @@
+"""Ops that join several inputs: element-wise add and multiply, and concatenation."""
+
+from __future__ import annotations
+
+from ..arith import Dim, Shape, equal
+from ..errors import ShapeError
+from .base import Op
+
+
+def _show(shapes: list[Shape]) -> str:
+    return " and ".join(str(list(s)) for s in shapes)
+
+
+class Add(Op):
+    """Element-wise sum of inputs of identical shape (a residual connection)."""
+
+    kind = "add"
+    min_inputs = 2
+    max_inputs = None
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        first = inputs[0]
+        for other in inputs[1:]:
+            if len(other) != len(first) or not all(equal(a, b) for a, b in zip(first, other)):
+                hint = ""
+                if len(other) == len(first) and len(first) > 1:
+                    hint = (
+                        " (a side path needs a 1x1 convolution, with the matching stride, "
+                        "to give both the same channels and size)"
+                    )
+                raise ShapeError(f"cannot add shapes {_show(inputs)}{hint}")
+        return first
+
+
+class Mul(Op):
+    """Element-wise product with NumPy broadcasting (squeeze-and-excitation's channel scaling)."""
+
+    kind = "mul"
+    min_inputs = 2
+    max_inputs = None
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        rank = max(len(s) for s in inputs)
+        padded = [(1,) * (rank - len(s)) + tuple(s) for s in inputs]
+        result: list[Dim] = []
+        for sizes in zip(*padded):
+            wide = [d for d in sizes if not (isinstance(d, int) and d == 1)]
+            if any(not equal(d, wide[0]) for d in wide[1:]):
+                raise ShapeError(f"cannot broadcast shapes {_show(inputs)} together")
+            result.append(wide[0] if wide else 1)
+        return tuple(result)
+
+
+class Concat(Op):
+    """Joins inputs along `dim` (dims count the batch as 0, as torch.cat; default 1, channels)."""
+
+    kind = "concat"
+    min_inputs = 2
+    max_inputs = None
+
+    dim: int = 1
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        rank = len(inputs[0]) + 1
+        if not -rank <= self.dim < rank or self.dim % rank == 0:
+            raise ShapeError(f"concat dim {self.dim} is not a feature axis of a rank-{rank} tensor")
+        axis = self.dim % rank - 1
+        for other in inputs[1:]:
+            same_rest = len(other) == len(inputs[0]) and all(
+                equal(a, b) for i, (a, b) in enumerate(zip(inputs[0], other)) if i != axis
+            )
+            if not same_rest:
+                raise ShapeError(
+                    f"cannot concatenate shapes {_show(inputs)} along dim {self.dim}: "
+                    "all other axes must match"
+                )
+        joined = inputs[0][axis]
+        for other in inputs[1:]:
+            joined = joined + other[axis]
+        return (*inputs[0][:axis], joined, *inputs[0][axis + 1 :])

@@ -1,0 +1,113 @@
+"""Normalisation layers: batch, layer and group norm with their affine parameters and buffers."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, PositiveInt
+
+from ..arith import Shape, equal
+from ..errors import ShapeError
+from .base import Op
+
+_LAYOUT = {1: ("C] or [C, L", (1, 2)), 2: ("C, H, W", (3,)), 3: ("C, D, H, W", (4,))}
+
+
+class _BatchNorm(Op):
+    """Per-channel affine weight and bias (if `affine`); running mean/var buffers, as PyTorch."""
+
+    dims: ClassVar[int] = 2
+
+    eps: float = Field(default=1e-5, gt=0)
+    momentum: float = Field(default=0.1, ge=0, le=1)
+    affine: bool = True
+    track_running_stats: bool = True
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        layout, ranks = _LAYOUT[self.dims]
+        if len(inputs[0]) not in ranks:
+            raise ShapeError(f"{self.kind} expects [{layout}] (batch excluded), got {list(inputs[0])}")
+        return inputs[0]
+
+    def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
+        c = inputs[0][0]
+        return {"weight": (c,), "bias": (c,)} if self.affine else {}
+
+    def buffers(self, inputs: list[Shape]) -> dict[str, Shape]:
+        c = inputs[0][0]
+        if not self.track_running_stats:
+            return {}
+        # num_batches_tracked is a scalar int64 in PyTorch's state dict
+        return {"running_mean": (c,), "running_var": (c,), "num_batches_tracked": ()}
+
+
+class BatchNorm1d(_BatchNorm):
+    kind = "batchnorm1d"
+    dims = 1
+
+
+class BatchNorm2d(_BatchNorm):
+    kind = "batchnorm2d"
+    aliases = ("batchnorm",)
+    dims = 2
+
+
+class BatchNorm3d(_BatchNorm):
+    kind = "batchnorm3d"
+    dims = 3
+
+
+class LayerNorm(Op):
+    """Normalises the trailing `normalized_shape` axes (default: the last axis), torch.nn.LayerNorm."""
+
+    kind = "layernorm"
+
+    normalized_shape: list[PositiveInt] | None = None
+    eps: float = Field(default=1e-5, gt=0)
+    elementwise_affine: bool = True
+    bias: bool = True
+
+    def _normalized(self, shape: Shape) -> Shape:
+        if self.normalized_shape is None:
+            return shape[-1:]
+        wanted = tuple(self.normalized_shape)
+        tail = shape[len(shape) - len(wanted) :] if len(wanted) <= len(shape) else ()
+        if len(tail) != len(wanted) or not all(equal(a, b) for a, b in zip(tail, wanted)):
+            raise ShapeError(
+                f"normalized_shape {list(wanted)} must match the trailing axes of {list(shape)}"
+            )
+        return wanted
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        if not inputs[0]:
+            raise ShapeError("layernorm needs at least one axis")
+        self._normalized(inputs[0])
+        return inputs[0]
+
+    def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
+        if not self.elementwise_affine:
+            return {}
+        shape = self._normalized(inputs[0])
+        return {"weight": shape, "bias": shape} if self.bias else {"weight": shape}
+
+
+class GroupNorm(Op):
+    """Normalises channel groups; per-channel affine weight and bias, torch.nn.GroupNorm."""
+
+    kind = "groupnorm"
+
+    groups: PositiveInt
+    eps: float = Field(default=1e-5, gt=0)
+    affine: bool = True
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        shape = inputs[0]
+        if not shape:
+            raise ShapeError("groupnorm needs a channel axis")
+        if isinstance(shape[0], int) and shape[0] % self.groups:
+            raise ShapeError(f"channels ({shape[0]}) must be divisible by groups ({self.groups})")
+        return shape
+
+    def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
+        c = inputs[0][0]
+        return {"weight": (c,), "bias": (c,)} if self.affine else {}

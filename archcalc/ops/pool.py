@@ -1,0 +1,212 @@
+"""Pooling: max, average and Lp windows (ceil mode), adaptive pooling and global pooling."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+
+from ..arith import Shape
+from ..errors import ShapeError
+from .base import Op, expect_rank, spatial_tuple
+from .window import check_window_fits, effective_kernel, resolve_padding, window_output
+
+_LAYOUT = {1: "C, L", 2: "C, H, W", 3: "C, D, H, W"}
+
+
+class _Pool(Op):
+    """A sliding window without parameters; stride defaults to the kernel, as in PyTorch."""
+
+    dims: ClassVar[int] = 2
+
+    kernel: PositiveInt | list[PositiveInt]
+    stride: PositiveInt | list[PositiveInt] | None = None
+    padding: Literal["same", "valid"] | NonNegativeInt | list[NonNegativeInt] = 0
+    ceil_mode: bool = False
+
+    @model_validator(mode="after")
+    def _check_axes(self) -> _Pool:
+        spatial_tuple(self.kernel, self.dims, "kernel")
+        if self.stride is not None:
+            spatial_tuple(self.stride, self.dims, "stride")
+        if not isinstance(self.padding, str):
+            pads = spatial_tuple(self.padding, self.dims, "padding")
+            for pad, span in zip(pads, self.spans):
+                if 2 * pad > span:
+                    raise ValueError(
+                        f"padding {pad} is more than half the window {span} (PyTorch refuses it)"
+                    )
+        return self
+
+    @property
+    def kernel_size(self) -> tuple[int, ...]:
+        return spatial_tuple(self.kernel, self.dims, "kernel")
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        return spatial_tuple(self.kernel if self.stride is None else self.stride, self.dims, "stride")
+
+    @property
+    def dilations(self) -> tuple[int, ...]:
+        return (1,) * self.dims
+
+    @property
+    def spans(self) -> tuple[int, ...]:
+        return tuple(effective_kernel(k, d) for k, d in zip(self.kernel_size, self.dilations))
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        shape = inputs[0]
+        expect_rank(self, shape, self.dims + 1, _LAYOUT[self.dims])
+        sizes = shape[1:]
+        pads = resolve_padding(self.padding, sizes, self.spans, self.strides)
+        out: list = [shape[0]]
+        for axis, (n, (before, after), span, s) in enumerate(
+            zip(sizes, pads, self.spans, self.strides), start=1
+        ):
+            check_window_fits(n, before, after, span, axis)
+            out.append(window_output(n, span, s, before, after, self.ceil_mode))
+        return tuple(out)
+
+    def describe(self) -> str:
+        text = "x".join(map(str, self.kernel_size))
+        if self.strides != self.kernel_size:
+            text += " s" + "x".join(map(str, self.strides))
+        if self.padding not in (0, "valid"):
+            text += f" p{self.padding}"
+        return text + (" ceil" if self.ceil_mode else "")
+
+
+class _MaxPool(_Pool):
+    dilation: PositiveInt | list[PositiveInt] = 1
+
+    @property
+    def dilations(self) -> tuple[int, ...]:
+        return spatial_tuple(self.dilation, self.dims, "dilation")
+
+
+class _AvgPool(_Pool):
+    count_include_pad: bool = True
+
+
+class _LpPool(_Pool):
+    """Power-average pooling, (sum x^p)^(1/p) over the window; PyTorch's LPPool has no padding."""
+
+    norm_type: float = Field(gt=0)
+    padding: Literal[0] = 0
+
+
+class MaxPool1d(_MaxPool):
+    kind = "max_pool1d"
+    dims = 1
+
+
+class MaxPool2d(_MaxPool):
+    kind = "max_pool2d"
+    dims = 2
+
+
+class MaxPool3d(_MaxPool):
+    kind = "max_pool3d"
+    dims = 3
+
+
+class AvgPool1d(_AvgPool):
+    kind = "avg_pool1d"
+    dims = 1
+
+
+class AvgPool2d(_AvgPool):
+    kind = "avg_pool2d"
+    dims = 2
+
+
+class AvgPool3d(_AvgPool):
+    kind = "avg_pool3d"
+    dims = 3
+
+
+class LpPool1d(_LpPool):
+    kind = "lp_pool1d"
+    dims = 1
+
+
+class LpPool2d(_LpPool):
+    kind = "lp_pool2d"
+    dims = 2
+
+
+class LpPool3d(_LpPool):
+    kind = "lp_pool3d"
+    dims = 3
+
+
+class _AdaptivePool(Op):
+    """Pools to a fixed output size; `None` on an axis keeps the input size there."""
+
+    dims: ClassVar[int] = 2
+
+    output: PositiveInt | list[PositiveInt | None]
+
+    @model_validator(mode="after")
+    def _check_axes(self) -> _AdaptivePool:
+        spatial_tuple(self.output, self.dims, "output")  # type: ignore[arg-type]
+        return self
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        shape = inputs[0]
+        expect_rank(self, shape, self.dims + 1, _LAYOUT[self.dims])
+        sizes = spatial_tuple(self.output, self.dims, "output")  # type: ignore[arg-type]
+        return (shape[0], *(n if o is None else o for n, o in zip(shape[1:], sizes)))
+
+    def describe(self) -> str:
+        return "->" + "x".join(str(o) for o in spatial_tuple(self.output, self.dims, "output"))  # type: ignore[arg-type]
+
+
+class AdaptiveAvgPool1d(_AdaptivePool):
+    kind = "adaptive_avg_pool1d"
+    dims = 1
+
+
+class AdaptiveAvgPool2d(_AdaptivePool):
+    kind = "adaptive_avg_pool2d"
+    dims = 2
+
+
+class AdaptiveAvgPool3d(_AdaptivePool):
+    kind = "adaptive_avg_pool3d"
+    dims = 3
+
+
+class AdaptiveMaxPool1d(_AdaptivePool):
+    kind = "adaptive_max_pool1d"
+    dims = 1
+
+
+class AdaptiveMaxPool2d(_AdaptivePool):
+    kind = "adaptive_max_pool2d"
+    dims = 2
+
+
+class AdaptiveMaxPool3d(_AdaptivePool):
+    kind = "adaptive_max_pool3d"
+    dims = 3
+
+
+class _GlobalPool(Op):
+    """Pools every spatial axis to 1: output [C], or [C, 1, ...] with keepdims (Keras' Global*)."""
+
+    keepdims: bool = False
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        shape = inputs[0]
+        if len(shape) < 2:
+            raise ShapeError(f"{self.kind} needs spatial axes after the channels, got {list(shape)}")
+        return (shape[0], *((1,) * (len(shape) - 1))) if self.keepdims else (shape[0],)
+
+
+class GlobalAvgPool(_GlobalPool):
+    kind = "global_avg_pool"
+
+
+class GlobalMaxPool(_GlobalPool):
+    kind = "global_max_pool"

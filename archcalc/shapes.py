@@ -1,0 +1,19 @@
+"""The shape pass: every layer's output shape, in execution order."""
+
+from __future__ import annotations
+
+from .arith import Shape
+from .errors import ArchcalcError
+from .graph import INPUT, Network
+
+
+def output_shapes(network: Network) -> dict[str, Shape]:
+    """Output shape (batch excluded) of the input and every layer; errors name the layer."""
+    shapes: dict[str, Shape] = {INPUT: network.input_shape}
+    for layer in network.layers:
+        inputs = [shapes[i] for i in layer.inputs]
+        try:
+            shapes[layer.path] = tuple(layer.op.output_shape(inputs))
+        except ArchcalcError as exc:
+            raise exc.located(layer.location, layer.path) from None
+    return shapes
