@@ -19,7 +19,7 @@ REGISTRY: dict[str, type[Op]] = {}
 class Op(BaseModel):
     """Base of all ops. Subclasses set `kind` (the spec name) and override what differs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     kind: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()

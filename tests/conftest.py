@@ -1,0 +1,29 @@
+"""Shared fixtures: paths to the zoo and a helper that writes a spec and analyses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from archcalc.analysis import Analysis, analyze
+from archcalc.graph import load
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+@pytest.fixture
+def analyse_text(tmp_path: Path) -> Callable[[str], Analysis]:
+    """Write YAML text to a file and analyse it."""
+
+    def run(text: str, name: str = "net.yaml") -> Analysis:
+        path = tmp_path / name
+        path.write_text(text)
+        return analyze(load(str(path)))
+
+    return run
+
+
+def zoo(name: str) -> Analysis:
+    return analyze(load(str(SPECS / f"{name}.yaml")))
