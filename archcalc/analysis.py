@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .arith import Dim, Shape
+from .flops import LayerFlops, flop_counts
 from .graph import Network
+from .memory import LayerMemory, Memory, MemoryOptions, memory
 from .params import ParamCount, parameter_counts
+from .receptive_field import Field, ReceptiveField, receptive_fields
 from .shapes import output_shapes
 
 
@@ -21,6 +24,9 @@ class LayerResult:
     output_shape: Shape
     params: ParamCount
     detail: str
+    flops: LayerFlops
+    receptive_field: Field
+    memory: LayerMemory
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,9 @@ class Totals:
     trainable_params: Dim
     frozen_params: Dim
     buffers: Dim
+    macs: Dim
+    flops: Dim
+    elementwise_flops: Dim
 
 
 @dataclass(frozen=True)
@@ -36,27 +45,34 @@ class Analysis:
     network: Network
     layers: tuple[LayerResult, ...]
     totals: Totals
+    memory: Memory
 
     @property
     def output_shape(self) -> Shape:
         return next(r.output_shape for r in self.layers if r.path == self.network.output)
 
 
-def analyze(network: Network) -> Analysis:
-    """Shapes and parameters of every layer, with totals."""
+def analyze(network: Network, options: MemoryOptions | None = None) -> Analysis:
+    """Shapes, parameters, FLOPs, receptive fields and memory of every layer, with totals."""
     shapes = output_shapes(network)
     counts = parameter_counts(network, shapes)
+    flops = flop_counts(network, shapes)
+    fields = receptive_fields(network, shapes)
+    mem = memory(network, shapes, counts, options or MemoryOptions())
     rows = tuple(
         LayerResult(
             layer.path, layer.op.kind, layer.inputs, shapes[layer.path], counts[layer.path],
-            layer.op.describe(),
+            layer.op.describe(), flops[layer.path], fields[layer.path], mem.layers[layer.path],
         )
         for layer in network.layers
     )
     total = sum((c.params for c in counts.values()), 0)
     trainable = sum((c.trainable for c in counts.values()), 0)
     buffers = sum((c.buffers for c in counts.values()), 0)
-    return Analysis(network, rows, Totals(total, trainable, total - trainable, buffers))
+    macs = sum((f.macs for f in flops.values()), 0)
+    elementwise = sum((f.elementwise for f in flops.values()), 0)
+    totals = Totals(total, trainable, total - trainable, buffers, macs, 2 * macs, elementwise)
+    return Analysis(network, rows, totals, mem)
 
 
 def _plain(value: Any) -> Any:
@@ -66,6 +82,38 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     return str(value)
+
+
+def field_json(field: Field) -> dict[str, Any] | None:
+    """Araujo's size, jump and effective padding per spatial axis; null where all is seen."""
+    if not isinstance(field, ReceptiveField):
+        return None
+    return {
+        "size": _plain(field.size),
+        "stride": _plain(field.stride),
+        "padding": _plain(field.padding),
+        "misaligned": field.misaligned,
+    }
+
+
+def memory_json(m: Memory) -> dict[str, Any]:
+    """Exact byte counts for the batch, dtype and optimizer the analysis was run with."""
+    o = m.options
+    return {
+        "batch": _plain(o.batch),
+        "dtype": o.dtype,
+        "optimizer": o.optimizer,
+        "mixed_precision": o.mixed_precision,
+        "weights": _plain(m.weights),
+        "buffers": _plain(m.buffers),
+        "activations_sum": _plain(m.activations_sum),
+        "inference_peak": _plain(m.inference_peak),
+        "inference_peak_layer": m.peak_layer,
+        "training_activations": _plain(m.training_activations),
+        "gradients": _plain(m.gradients),
+        "optimizer_state": _plain(m.optimizer_state),
+        "training_total": _plain(m.training_total),
+    }
 
 
 def to_json(analysis: Analysis) -> dict[str, Any]:
@@ -80,6 +128,10 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
             "trainable_params": _plain(t.trainable_params),
             "frozen_params": _plain(t.frozen_params),
             "buffers": _plain(t.buffers),
+            "macs": _plain(t.macs),
+            "flops": _plain(t.flops),
+            "elementwise_flops": _plain(t.elementwise_flops),
+            "memory": memory_json(analysis.memory),
         },
         "layers": [
             {
@@ -90,6 +142,14 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
                 "params": _plain(r.params.params),
                 "trainable": not r.params.frozen,
                 "buffers": _plain(r.params.buffers),
+                "macs": _plain(r.flops.macs),
+                "flops": _plain(r.flops.flops),
+                "elementwise_flops": _plain(r.flops.elementwise),
+                "receptive_field": field_json(r.receptive_field),
+                "sees_whole_input": r.receptive_field == "global"
+                or (isinstance(r.receptive_field, ReceptiveField) and r.receptive_field.covers(analysis.network.input_shape)),
+                "output_bytes": _plain(r.memory.output),
+                "saved_for_backward_bytes": _plain(r.memory.saved),
             }
             for r in analysis.layers
         ],

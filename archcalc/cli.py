@@ -37,15 +37,26 @@ def parse_input(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-def _analysis(spec: str, input_shape: str | None) -> Any:
-    from .analysis import analyze
+def _network(spec: str, input_shape: str | None) -> Any:
     from .graph import load
 
-    network = load(spec)
     shape = parse_input(input_shape)
-    if shape is not None:
-        network = network.with_input(shape)
-    return analyze(network)
+    network = load(spec)
+    return network if shape is None else network.with_input(shape)
+
+
+def _analysis(spec: str, input_shape: str | None, options: Any = None) -> Any:
+    from .analysis import analyze
+
+    return analyze(_network(spec, input_shape), options)
+
+
+def _memory_options(batch: int, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None) -> Any:
+    from .memory import MemoryOptions, check_options
+
+    options = MemoryOptions(batch, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
+    check_options(options)
+    return options
 
 
 def _print(renderable: Any) -> None:
@@ -56,6 +67,20 @@ def _print(renderable: Any) -> None:
 
 SPEC = click.argument("spec", type=click.Path(dir_okay=False))
 INPUT = click.option("--input", "input_shape", metavar="C,H,W", help="Override the spec's input shape (batch excluded).")
+BATCH = click.option("--batch", type=int, default=1, show_default=True, help="Examples per batch.")
+
+
+def memory_options(command: Any) -> Any:
+    """The options every memory figure depends on."""
+    for option in reversed([
+        BATCH,
+        click.option("--dtype", default="float32", show_default=True, help="Activation (and weight) type: float32, float16, bfloat16, int8, float64."),
+        click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype."),
+        click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad."),
+        click.option("--mixed-precision", "mixed", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights."),
+    ]):
+        command = option(command)
+    return command
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,23 +116,104 @@ def summary(spec: str, input_shape: str | None, depth: int | None) -> None:
 @main.command()
 @SPEC
 @INPUT
+@memory_options
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON contract (docs/json.md) and nothing else.")
-def analyze(spec: str, input_shape: str | None, as_json: bool) -> None:
-    """Analyse a spec: every layer's shape and parameters, as a table or as JSON.
+def analyze(spec: str, input_shape: str | None, batch: int, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, as_json: bool) -> None:
+    """Analyse a spec: shapes, parameters, FLOPs, receptive fields and memory, as a table or JSON.
 
     \b
     Examples:
       archcalc analyze specs/resnet50.yaml --json
-      archcalc analyze specs/vgg16.yaml --json --input 3,320,320 > vgg16.json
+      archcalc analyze specs/vgg16.yaml --json --batch 32 --input 3,320,320 > vgg16.json
     """
     from .analysis import to_json
     from .render import summary_table
 
-    result = _analysis(spec, input_shape)
+    result = _analysis(spec, input_shape, _memory_options(batch, dtype, weight_dtype, optimizer, mixed))
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
     else:
         _print(summary_table(result))
+
+
+@main.command()
+@SPEC
+@INPUT
+@memory_options
+@click.option("--train/--infer", default=True, show_default=True, help="Training (saved activations, gradients, optimizer state) or inference only.")
+@click.option("--fit", metavar="BUDGET", default=None, help="Find the largest batch that fits this budget, e.g. 16GiB.")
+def memory(spec: str, input_shape: str | None, batch: int, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None) -> None:
+    """Memory of weights, activations (sum and inference peak) and a training step.
+
+    Training keeps what PyTorch's autograd saves for backward (deduplicated by storage), plus
+    gradients and optimizer state (SGD 0, momentum/Nesterov/Adagrad/RMSprop 1, Adadelta/Adam/
+    AdamW/Nadam 2, AMSGrad 3 copies of the trainable parameters). Frozen layers have neither.
+
+    \b
+    Examples:
+      archcalc memory specs/resnet18.yaml --batch 128
+      archcalc memory specs/resnet50.yaml --optimizer sgd --mixed-precision bf16
+      archcalc memory specs/vgg16.yaml --fit 16GiB
+      archcalc memory specs/resnet50.yaml --infer --dtype float16 --batch 64
+    """
+    from .memory import largest_batch
+    from .params import parameter_counts
+    from .render import memory_table
+    from .shapes import output_shapes
+    from .units import parse_bytes
+
+    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
+    network = _network(spec, input_shape)
+    found = None
+    if fit is not None:
+        budget = parse_bytes(fit)
+        shapes = output_shapes(network)
+        found = (fit, largest_batch(network, shapes, parameter_counts(network, shapes), options, budget, train))
+    from .analysis import analyze as run
+
+    _print(memory_table(run(network, options), train, found))
+
+
+@main.command()
+@SPEC
+@INPUT
+@BATCH
+def flops(spec: str, input_shape: str | None, batch: int) -> None:
+    """Multiply-accumulates and FLOPs per layer and in total.
+
+    FLOPs follow torch.utils.flop_counter: 2 per multiply-add of convolutions and linear layers,
+    bias not counted. Element-wise work (norms, activations, pooling, adds) is a separate column.
+
+    \b
+    Examples:
+      archcalc flops specs/resnet50.yaml
+      archcalc flops specs/vgg16.yaml --input 3,320,320 --batch 8
+    """
+    from .render import flops_table
+
+    if batch < 1:
+        raise OptionError(f"the batch must be at least 1, got {batch}")
+    _print(flops_table(_analysis(spec, input_shape), batch))
+
+
+@main.command()
+@SPEC
+@INPUT
+def rf(spec: str, input_shape: str | None) -> None:
+    """Receptive field of every spatial layer: size, effective stride and padding, centre.
+
+    Closed forms of Araujo, Norris & Sim (Distill, 2019): a dilated kernel spans d*(k-1)+1,
+    pooling counts like a convolution, element-wise ops change nothing; over several paths the
+    field is their union, and paths whose stride or centre differ are flagged as misaligned.
+
+    \b
+    Examples:
+      archcalc rf specs/vgg16.yaml
+      archcalc rf specs/resnet50.yaml --input 3,512,512
+    """
+    from .render import rf_table
+
+    _print(rf_table(_analysis(spec, input_shape)))
 
 
 @main.command()

@@ -33,6 +33,7 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.GtE: operator.ge,
 }
 _MAX_POWER = 64
+_MAX_BITS = 1024  # no size in a network comes near 2**1024
 
 
 class ExpressionError(ValueError):
@@ -85,12 +86,18 @@ class _Evaluator:
             return self.env[node.id]
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = self.visit(node.left), self.visit(node.right)
-            if isinstance(node.op, ast.Pow) and isinstance(right, int) and abs(right) > _MAX_POWER:
-                raise self.fail(f"exponent {right} is too large")
+            if isinstance(node.op, ast.Pow) and isinstance(right, int):
+                if abs(right) > _MAX_POWER:
+                    raise self.fail(f"exponent {right} is too large")
+                # else a tower like ((2**64)**64)**64... would take minutes and gigabytes
+                if isinstance(left, int) and right * abs(left).bit_length() > _MAX_BITS:
+                    raise self.fail(f"'{ast.unparse(node)}' would be too large")
             try:
                 return _BINARY[type(node.op)](left, right)
             except ZeroDivisionError:
                 raise self.fail("division by zero") from None
+            except OverflowError:
+                raise self.fail("the result is too large") from None
         if isinstance(node, ast.UnaryOp):
             operand = self.visit(node.operand)
             if isinstance(node.op, ast.USub):

@@ -71,6 +71,7 @@ class _Scope:
     input_ref: _Ref | None  # None at the top level: the network input
     frozen: bool
     outputs: dict[str, str | _Ref] = field(default_factory=dict)
+    lines: dict[str, int | None] = field(default_factory=dict)  # where each name was given
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,10 @@ class _Expander:
             )
         name = str(name)
         if name in scope.outputs:
-            raise SpecError(f"the name '{name}' is used twice in this block", location=self.where(entry, "name"), layer=path)
+            block = "in this block" if scope.prefix else "at the top level"
+            first = f" (first on line {scope.lines[name]})" if scope.lines.get(name) else ""
+            raise SpecError(f"the name '{name}' is used twice {block}{first}; names must be unique", location=self.where(entry, "name"), layer=path)
+        scope.lines[name] = self.where(entry, "name").line
         has_op, has_block = "op" in entry, "block" in entry
         if has_op == has_block:
             raise SpecError(
@@ -198,13 +202,13 @@ class _Expander:
         for i in range(count):
             here = f"{path}.{i}" if indexed else path
             env = {**scope.env, "i": i} if indexed else scope.env
+            values = {k: self.value(entry, k, env, here) for k in fields}
             try:
-                values = {k: substitute(v, env) for k, v in fields.items()}
                 op = cls.model_validate(values)
-            except ExpressionError as exc:
-                raise SpecError(str(exc), location=self.where(entry), layer=here) from None
             except ValidationError as exc:
-                raise describe_validation_error(exc, entry, self.file).located(layer=here) from None
+                allowed = [*cls.model_fields, *ENTRY_KEYS]
+                error = describe_validation_error(exc, entry, self.file, fields=allowed)
+                raise error.located(layer=here) from None
             self.add(_Pending(here, op, list(inputs), frozen, self.where(entry, "op")))
             inputs = [here]
         return inputs[0]  # type: ignore[return-value]
@@ -243,7 +247,7 @@ class _Expander:
         args: dict[str, Any] = {}
         for arg, default in block.args.items():
             if arg in given:
-                args[arg] = self.value(given, arg, env, path) if is_expression(given[arg]) else given[arg]
+                args[arg] = self.value(entry, arg, env, path) if is_expression(given[arg]) else given[arg]
             elif default is None:
                 raise SpecError(f"block '{block_name}' needs argument '{arg}'", location=self.where(entry, "block"), layer=path)
             else:
@@ -276,7 +280,9 @@ def _resolve(ref: _Ref | str, seen: frozenset[int] = frozenset()) -> str:
             continue
         if ref.name not in scope.outputs:
             known = ", ".join(n for n in scope.outputs if n != INPUT) or "none"
-            raise SpecError(f"'from' names '{ref.name}', which is not a layer here (known: {known}, input)", location=ref.location, layer=ref.user)
+            near = _nearest(ref.name, scope.outputs)
+            hint = f"did you mean {near}? " if near else ""
+            raise SpecError(f"'from' names '{ref.name}', which is not a layer here ({hint}known: {known}, input)", location=ref.location, layer=ref.user)
         if id(ref) in seen:
             raise SpecError(f"'{ref.name}' refers back to itself through skipped entries", location=ref.location, layer=ref.user)
         seen = seen | {id(ref)}

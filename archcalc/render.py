@@ -80,3 +80,105 @@ def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
         f"Buffers:           {count_text(t.buffers)} (running statistics, not learned)",
     ]
     return Group(table, Text("\n".join(lines)))
+
+
+def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = None) -> Any:
+    """Weights, activations and the training total, with human units and exact bytes."""
+    from rich.table import Table
+
+    from .units import human_bytes
+
+    m = analysis.memory
+    o = m.options
+    precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
+    table = Table(
+        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision} "
+        "(binary units: 1 MiB = 2^20 bytes)",
+        title_justify="left",
+    )
+    table.add_column("What")
+    table.add_column("Size", justify="right")
+    table.add_column("Bytes", justify="right", style="dim")
+    table.add_column("Note", style="dim")
+
+    def row(what: str, value: Dim, note: str = "", style: str | None = None) -> None:
+        table.add_row(what, human_bytes(value), count_text(value), note, style=style)
+
+    row("Weights", m.weights, "fp32 + half copy" if o.mixed_precision else "")
+    row("Buffers", m.buffers)
+    row("Activations (sum of outputs)", m.activations_sum, "all outputs (torchinfo's forward pass)")
+    row("Inference peak", m.inference_peak, f"at {m.peak_layer}")
+    row("Inference total", m.inference_total, "", style=None if train else "bold")
+    if train:
+        row("Saved for backward", m.training_activations, "as PyTorch autograd")
+        row("Gradients", m.gradients, "")
+        row("Optimizer state", m.optimizer_state, f"{o.optimizer}")
+        row("Training total", m.training_total, "", style="bold")
+    if fit is not None:
+        table.caption = f"Largest batch that fits {fit[0]} ({'training' if train else 'inference'}): {fit[1]:,}"
+    return table
+
+
+def flops_table(analysis: Analysis, batch: int = 1) -> Any:
+    """Per-layer MACs and FLOPs (torch.utils.flop_counter's convention) and element-wise work."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.markup import escape
+    from rich.text import Text
+
+    from .units import human_count
+
+    t = analysis.totals
+    table = Table(title=f"{analysis.network.name}: FLOPs per example", title_justify="left")
+    table.add_column("Layer", no_wrap=True)
+    table.add_column("Op")
+    table.add_column("MACs", justify="right")
+    table.add_column("FLOPs", justify="right")
+    table.add_column("Share", justify="right")
+    table.add_column("Element-wise", justify="right", style="dim")
+    for r in analysis.layers:
+        if not r.flops.macs and not r.flops.elementwise:
+            continue
+        share = f"{r.flops.flops / t.flops:.1%}" if isinstance(t.flops, int) and t.flops else ""
+        table.add_row(escape(r.path), r.op, count_text(r.flops.macs), count_text(r.flops.flops), share, count_text(r.flops.elementwise))
+    lines = [
+        f"MACs per example:   {count_text(t.macs)} ({human_count(t.macs)}MAC)",
+        f"FLOPs per example:  {count_text(t.flops)} ({human_count(t.flops)}FLOP)",
+        f"Element-wise ops:   {count_text(t.elementwise_flops)} (norms, activations, pooling, adds, biases; not in FLOPs)",
+    ]
+    if batch != 1:
+        lines.append(f"FLOPs at batch {batch}:  {count_text(batch * t.flops)}")
+    lines.append(f"Training step:      about {count_text(3 * batch * t.flops)} FLOPs (3x forward: backward computes input and weight gradients)")
+    lines.append("Convention: FLOPs = 2 x multiply-accumulates of convolutions and linear layers, bias excluded (torch.utils.flop_counter).")
+    return Group(table, Text("\n".join(lines)))
+
+
+def rf_table(analysis: Analysis) -> Any:
+    """Per-layer receptive field size, effective stride and padding, and centre of unit 0."""
+    from rich.table import Table
+    from rich.markup import escape
+
+    from .receptive_field import ReceptiveField
+
+    net = analysis.network
+    table = Table(
+        title=f"{net.name}: receptive fields on the {shape_text(net.input_shape[1:])} input "
+        "(Araujo et al., Distill 2019)",
+        title_justify="left",
+    )
+    for column in ("Layer", "Op", "Size", "Stride", "Padding", "Centre", "Covers input"):
+        table.add_column(column, justify="left" if column in ("Layer", "Op") else "right", no_wrap=True, min_width=14 if column == "Layer" else None)
+    for r in analysis.layers:
+        f = r.receptive_field
+        if f is None:
+            continue
+        if not isinstance(f, ReceptiveField):
+            table.add_row(escape(r.path), r.op, "whole input", "", "", "", "yes", style="dim")
+            continue
+        centre = "×".join(f"{c:g}" if isinstance(c, float) else str(c) for c in f.center)
+        note = " (misaligned paths)" if f.misaligned else ""
+        table.add_row(
+            escape(r.path), r.op, shape_text(f.size) + note, shape_text(f.stride), shape_text(f.padding),
+            centre, "yes" if f.covers(net.input_shape) else "no",
+        )
+    return table

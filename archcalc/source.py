@@ -6,6 +6,7 @@ error, and nesting depth and alias expansion are bounded so a hostile file fails
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +39,35 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
+    def _too_deep(self, line: int) -> SpecError:
+        return SpecError(
+            f"nesting deeper than {MAX_DEPTH} levels; a spec never needs that much",
+            location=Location(None, line + 1),
+        )
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # PyYAML's signature
+        # Refused while scanning: past this point the scanner looks ahead ~1 KiB per bracket.
+        if self.flow_level >= MAX_DEPTH:
+            raise self._too_deep(self.line)
+        super().fetch_flow_collection_start(TokenClass)
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            mark = self.peek_event().start_mark
-            raise SpecError(
-                f"nesting deeper than {MAX_DEPTH} levels; a spec never needs that much",
-                location=Location(None, mark.line + 1),
-            )
+            raise self._too_deep(self.peek_event().start_mark.line)
         try:
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:  # e.g. a 5,000-digit integer, month 13
+            raise SpecError(
+                f"cannot read the value {node.value!r}: {exc}",
+                location=Location(None, node.start_mark.line + 1),
+            ) from None
 
     def construct_mapping(self, node: Any, deep: bool = False) -> LineDict:  # type: ignore[override]
         self.flatten_mapping(node)
@@ -97,13 +115,44 @@ def _expanded_size(node: Any, memo: dict[int, int]) -> int:
     return memo[key]
 
 
+def _check_json(text: str, file: str | None) -> str:
+    """`text` if it is valid JSON, made ready for the YAML loader (which knows lines), or an error.
+
+    A .json file is held to JSON's grammar (YAML would accept a trailing comma). JSON allows tabs
+    where YAML wants spaces, and valid JSON has no raw tab inside a string: they become spaces.
+    """
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        found, before = exc.doc[exc.pos : exc.pos + 1], exc.doc[: exc.pos].rstrip()[-1:]
+        trailing = found in ("]", "}") and before == ","
+        hint = f" (a trailing comma before '{found}'?)" if trailing else ""
+        raise SpecError(
+            f"not valid JSON: {exc.msg} at column {exc.colno}{hint}",
+            location=Location(file, exc.lineno),
+        ) from None
+    except RecursionError:
+        raise SpecError(
+            f"nesting deeper than {MAX_DEPTH} levels; a spec never needs that much",
+            location=Location(file),
+        ) from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise SpecError(f"not valid JSON: {exc}", location=Location(file)) from None
+    return text.replace("\t", " ")
+
+
 def parse_text(text: str, file: str | None = None) -> Any:
-    """Plain data (LineDict/LineList/scalars) from YAML or JSON text, or a SpecError."""
+    """Plain data (LineDict/LineList/scalars) from YAML or JSON text, or a SpecError.
+
+    A file named *.json must be valid JSON; any other name is read as YAML (JSON is YAML too).
+    """
+    if file is not None and file.lower().endswith(".json") and text.strip():
+        text = _check_json(text, file)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            raise SpecError("the file is empty; a spec needs at least 'input' and 'layers'")
+            raise SpecError("the file is empty; a spec needs 'name', 'input' and 'layers'")
         if _expanded_size(node, {}) > MAX_NODES:
             raise SpecError(
                 f"the document expands to more than {MAX_NODES:,} values "
@@ -112,17 +161,19 @@ def parse_text(text: str, file: str | None = None) -> Any:
             )
         return loader.construct_document(node)
     except SpecError as exc:
-        raise SpecError(exc.message, location=Location(file, exc.location.line if exc.location else None)) from None
+        line = exc.location.line if exc.location else None
+        raise SpecError(exc.message, location=Location(file, line)) from None
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        why = " (specs hold plain data; tags that build objects are refused)"
         raise SpecError(
-            f"{exc.problem} (specs hold plain data; tags that build objects are refused)",
+            f"{exc.problem}{why if 'tag' in str(exc.problem) else ''}",
             location=Location(file, line),
         ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        what = ": ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise SpecError(f"not valid YAML/JSON: {what}", location=Location(file, line)) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid YAML/JSON: {exc}", location=Location(file)) from None

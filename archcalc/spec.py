@@ -8,15 +8,31 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from .dtypes import DType
 from .errors import Location, SpecError
 from .source import line_of
 
 ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when")
+
+
+def _keep_file_lists(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate layer entries but keep the loader's own containers, which know their lines."""
+    handler(value)
+    return value
 
 
 class InputSpec(BaseModel):
@@ -42,6 +58,8 @@ class BlockDef(BaseModel):
     def _list_means_required(cls, value: Any) -> Any:
         return {name: None for name in value} if isinstance(value, list) else value
 
+    _layers_keep_lines = field_validator("layers", mode="wrap")(_keep_file_lists)
+
 
 class Spec(BaseModel):
     """A whole network description."""
@@ -59,24 +77,100 @@ class Spec(BaseModel):
     def _bare_shape(cls, value: Any) -> Any:
         return {"shape": value} if isinstance(value, list) else value
 
+    _layers_keep_lines = field_validator("layers", mode="wrap")(_keep_file_lists)
 
-def describe_validation_error(exc: ValidationError, data: Any, file: str | None, prefix: tuple[Any, ...] = ()) -> SpecError:
-    """One SpecError listing every problem pydantic found, at the line of the first one."""
+
+_Located = tuple[tuple[Any, ...], Any]  # (path into the file, one pydantic error)
+
+
+def _file_path(loc: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
+    """`loc` as keys and indices into the file and, inside a union, (the union's path, branch).
+
+    A union's errors carry the branch's type (`constrained-int`, `list[...]`) in their location;
+    such a label is the one part of `loc` that does not index into the data.
+    """
+    path: list[Any] = []
+    branch = None
+    for part in loc:
+        if isinstance(data, dict) and isinstance(part, str):
+            data = data.get(part)
+        elif isinstance(part, int):  # an index, also into a list an expression produced
+            in_list = isinstance(data, list) and 0 <= part < len(data)
+            data = data[part] if in_list else None
+        else:
+            branch = branch or (tuple(path), part)
+            continue
+        path.append(part)
+    return tuple(path), branch
+
+
+def _wrong_type(err: Any) -> bool:
+    return bool(err["type"].endswith(("_type", "_parsing")) or err["type"] == "literal_error")
+
+
+def _best_branch(branches: list[list[_Located]]) -> list[_Located]:
+    """The errors of the union branch that got deepest into the value (a list's bad item beats
+    "not an integer"); if none got past the type, one merged "should be A or B" error."""
+    depth = max(len(path) for found in branches for path, _ in found)
+    deepest = [found for found in branches if any(len(path) == depth for path, _ in found)]
+    telling = [found for found in deepest if not all(_wrong_type(e) for _, e in found)]
+    if telling or len(deepest) == 1:
+        return (telling or deepest)[0]
+    errors = [e for found in deepest for _, e in found]
+    # "Input should be a valid integer, unable to parse..." -> "a valid integer"
+    wanted = dict.fromkeys(e["msg"].removeprefix("Input should be ").split(", ")[0] for e in errors)
+    path, first = deepest[0][0]
+    return [(path, {**first, "msg": "should be " + " or ".join(wanted)})]
+
+
+def _union_choice(errors: list[Any], data: Any) -> list[_Located]:
+    """Pydantic's errors, located in the file, with each failed union reduced to one branch."""
+    located = [(*_file_path(tuple(err["loc"]), data), err) for err in errors]
+    unions: dict[tuple[Any, ...], dict[Any, list[_Located]]] = {}
+    for path, branch, err in located:
+        if branch is not None:
+            unions.setdefault(branch[0], {}).setdefault(branch[1], []).append((path, err))
+    chosen: list[_Located] = []
+    for path, branch, err in located:
+        if branch is None:
+            chosen.append((path, err))
+        elif branch[0] in unions:  # the first error of a union reports for all of it
+            chosen.extend(_best_branch(list(unions.pop(branch[0]).values())))
+    return chosen
+
+
+def describe_validation_error(
+    exc: ValidationError,
+    data: Any,
+    file: str | None,
+    prefix: tuple[Any, ...] = (),
+    fields: Collection[str] = (),
+) -> SpecError:
+    """One SpecError listing every problem pydantic found, at the line of the first one.
+
+    `fields` (the names the model accepts) lets an unknown field suggest the one meant.
+    """
     problems = []
     first_line = None
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        line = line_of(data, prefix + loc)
+    chosen = _union_choice(exc.errors(), data)
+    for path, err in chosen:
+        line = line_of(data, prefix + path)
         first_line = first_line or line
-        where = ".".join(str(p) for p in loc) or "value"
+        where = ".".join(str(p) for p in path) or "value"
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown field"
+            near = difflib.get_close_matches(str(path[-1]), list(fields), n=3, cutoff=0.6)
+            if near and len(path) == 1:
+                message += "; did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
+            elif fields and len(path) == 1:
+                message += f" (allowed: {', '.join(fields)})"
         elif err["type"] == "missing":
             message = "required field is missing"
         given = err.get("input")
-        shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(given, dict) else f" (got {given!r})"
-        at = f" (line {line})" if line and len(exc.errors()) > 1 else ""
+        quiet = err["type"] in ("missing", "extra_forbidden") or isinstance(given, dict)
+        shown = "" if quiet else f" (got {given!r})"
+        at = f" (line {line})" if line and len(chosen) > 1 else ""
         problems.append(f"{where}: {message}{shown}{at}")
     return SpecError("; ".join(problems), location=Location(file, first_line))
 
@@ -84,7 +178,7 @@ def describe_validation_error(exc: ValidationError, data: Any, file: str | None,
 def parse_spec(data: Any, file: str | None = None) -> Spec:
     """Validate top-level data as a Spec, turning pydantic's errors into one located SpecError."""
     if not isinstance(data, dict):
-        kind = type(data).__name__ if data is not None else "nothing"
+        kind = "a list" if isinstance(data, list) else f"the single value {data!r}"
         raise SpecError(
             f"a spec must be a mapping with 'name', 'input' and 'layers', found {kind}",
             location=Location(file, getattr(data, "line", None)),
@@ -92,4 +186,4 @@ def parse_spec(data: Any, file: str | None = None) -> Spec:
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        raise describe_validation_error(exc, data, file) from None
+        raise describe_validation_error(exc, data, file, fields=Spec.model_fields) from None

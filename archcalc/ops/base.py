@@ -6,14 +6,51 @@ An op is a pydantic model of its spec fields that also answers each question a p
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
-from ..arith import Shape
+from ..arith import Dim, Shape, product
 from ..errors import ShapeError
 
 REGISTRY: dict[str, type[Op]] = {}
+
+
+@dataclass(frozen=True)
+class Window:
+    """One receptive-field step per spatial axis: the dilated span, the stride, the padding before."""
+
+    spans: tuple[Dim, ...]
+    strides: tuple[Dim, ...]
+    before: tuple[Dim, ...]
+
+
+GLOBAL: Literal["global"] = "global"
+"""The receptive-field step of an op whose every output sees the whole input (linear, global pool)."""
+
+UNDEFINED: Literal["undefined"] = "undefined"
+"""The step of an op the closed forms do not cover (a transposed convolution's fractional stride)."""
+
+ReceptiveStep = Union[Window, Literal["global", "undefined"], None]  # None: element-wise
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What an op keeps for the backward pass in training, as PyTorch's autograd does.
+
+    `inputs`: indices of inputs it keeps; `output`: whether it keeps its output; `extra`: other
+    per-example tensors as (elements, dtype), where dtype None means the activation dtype.
+    """
+
+    inputs: tuple[int, ...] = ()
+    output: bool = False
+    extra: tuple[tuple[Dim, str | None], ...] = ()
+
+
+NOTHING = Saved()
+INPUT = Saved(inputs=(0,))
+OUTPUT = Saved(output=True)
 
 
 class Op(BaseModel):
@@ -44,6 +81,27 @@ class Op(BaseModel):
         """Non-learnable state by name (batch norm's running statistics)."""
         return {}
 
+    @property
+    def inplace_output(self) -> bool:
+        """True when the output is input 0's storage (inplace=True, or a view): no new tensor."""
+        return False
+
+    def macs(self, inputs: list[Shape], output: Shape) -> Dim:
+        """Multiply-accumulates of a matrix product or convolution per example (bias excluded)."""
+        return 0
+
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        """Other arithmetic per example (activations, norms, pooling, adds, biases), counted apart."""
+        return 0
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        """How this op changes the receptive field: a window, GLOBAL, or None (element-wise)."""
+        return None
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        """Tensors autograd keeps for backward (per example) when the op trains."""
+        return NOTHING
+
     def describe(self) -> str:
         """A short human summary of the op's settings for tables, e.g. `3x3 s2 p1`."""
         return ""
@@ -65,3 +123,8 @@ def spatial_tuple(value: int | list[int], dims: int, field: str) -> tuple[int, .
     if len(value) != dims:
         raise ValueError(f"{field} needs 1 or {dims} values, got {len(value)}")
     return tuple(value)
+
+
+def elements(shape: Shape) -> Dim:
+    """Number of elements of a (per-example) shape."""
+    return product(list(shape))

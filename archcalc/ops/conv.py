@@ -8,7 +8,10 @@ from pydantic import NonNegativeInt, PositiveInt, model_validator
 
 from ..arith import Shape, provably_below
 from ..errors import ShapeError
-from .base import Op, expect_rank, spatial_tuple
+from ..arith import Dim, product
+from .base import (
+    INPUT, UNDEFINED, Op, ReceptiveStep, Saved, Window, elements, expect_rank, spatial_tuple,
+)
 from .window import (
     Padding,
     check_padding_form,
@@ -73,6 +76,12 @@ class _Conv(Op):
         weight = (self.out, self._in_channels(inputs) // self.groups, *self.kernel_size)
         return {"weight": weight, "bias": (self.out,)} if self.bias else {"weight": weight}
 
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return elements(output) if self.bias else 0  # one add per output element for the bias
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return INPUT  # the weight gradient needs the input
+
     def describe(self) -> str:
         parts = ["x".join(map(str, self.kernel_size))]
         if any(s != 1 for s in self.strides):
@@ -103,6 +112,14 @@ class _ConvForward(_Conv):
             check_window_fits(n, before, after, span, axis)
             out.append(window_output(n, span, s, before, after))
         return tuple(out)
+
+    def macs(self, inputs: list[Shape], output: Shape) -> Dim:
+        """Each output element: (in/groups) * prod(kernel) multiply-adds."""
+        return elements(output) * (inputs[0][0] // self.groups) * product(list(self.kernel_size))
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        return Window(self.spans, self.strides, tuple(p[0] for p in pads))
 
     def _check_mode(self, n: object, before: object, after: object, axis: int) -> None:
         """PyTorch's limits: reflect padding must be < the size, circular at most the size."""
@@ -157,6 +174,13 @@ class _ConvTranspose(_Conv):
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         weight = (self._in_channels(inputs), self.out // self.groups, *self.kernel_size)
         return {"weight": weight, "bias": (self.out,)} if self.bias else {"weight": weight}
+
+    def macs(self, inputs: list[Shape], output: Shape) -> Dim:
+        """Each input element scatters into (out/groups) * prod(kernel) outputs (torch's count)."""
+        return elements(inputs[0]) * (self.out // self.groups) * product(list(self.kernel_size))
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        return UNDEFINED
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         self._in_channels(inputs)

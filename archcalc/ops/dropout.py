@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import Op
+from ..arith import Shape
+from .base import NOTHING, Op, Saved, elements
 
 
 class Dropout(Op):
@@ -13,6 +14,11 @@ class Dropout(Op):
     kind = "dropout"
 
     p: float = Field(default=0.5, ge=0, lt=1)
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        # PyTorch on the CPU keeps the scaled mask in the input's dtype (CUDA's fused kernel keeps
+        # a bool mask instead, a quarter of this in float32)
+        return Saved(extra=((elements(output), None),)) if self.p > 0 else NOTHING
 
     def describe(self) -> str:
         return f"p={self.p}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import PositiveInt
 
-from ..arith import Shape
+from ..arith import Dim, Shape
 from ..errors import ShapeError
-from .base import Op
+from .base import GLOBAL, INPUT, Op, ReceptiveStep, Saved, elements
 
 
 class Linear(Op):
@@ -27,6 +27,18 @@ class Linear(Op):
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         weight = (self.out, inputs[0][-1])
         return {"weight": weight, "bias": (self.out,)} if self.bias else {"weight": weight}
+
+    def macs(self, inputs: list[Shape], output: Shape) -> Dim:
+        return elements(output) * inputs[0][-1]
+
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return elements(output) if self.bias else 0
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        return GLOBAL if len(inputs[0]) == 1 else None  # mixes all features, or acts per position
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return INPUT
 
     def describe(self) -> str:
         return f"->{self.out}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..arith import Dim, Shape, equal
 from ..errors import ShapeError
-from .base import Op
+from .base import Op, Saved, elements
 
 
 def _show(shapes: list[Shape]) -> str:
@@ -31,6 +31,9 @@ class Add(Op):
                 raise ShapeError(f"cannot add shapes {_show(inputs)}{hint}")
         return first
 
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return (len(inputs) - 1) * elements(output)
+
 
 class Mul(Op):
     """Element-wise product with NumPy broadcasting (squeeze-and-excitation's channel scaling)."""
@@ -49,6 +52,12 @@ class Mul(Op):
                 raise ShapeError(f"cannot broadcast shapes {_show(inputs)} together")
             result.append(wide[0] if wide else 1)
         return tuple(result)
+
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return (len(inputs) - 1) * elements(output)
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return Saved(inputs=tuple(range(len(inputs))))  # each factor's gradient needs the others
 
 
 class Concat(Op):

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from pydantic import Field, PositiveInt
 
-from ..arith import Shape, equal
+from ..arith import Dim, Shape, equal
 from ..errors import ShapeError
-from .base import Op
+from .base import INPUT, Op, Saved, elements
 
 _LAYOUT = {1: ("C] or [C, L", (1, 2)), 2: ("C, H, W", (3,)), 3: ("C, D, H, W", (4,))}
 
@@ -32,6 +32,18 @@ class _BatchNorm(Op):
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         c = inputs[0][0]
         return {"weight": (c,), "bias": (c,)} if self.affine else {}
+
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return 7 * elements(output)  # as layer norm
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return Saved(inputs=(0,), extra=((2 * self.groups, "float32"),))  # input, mean, rstd
+
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return 2 * elements(output)  # inference: a per-channel scale and shift
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return INPUT  # plus per-channel mean and inverse std, which do not grow with the batch
 
     def buffers(self, inputs: list[Shape]) -> dict[str, Shape]:
         c = inputs[0][0]
@@ -84,6 +96,13 @@ class LayerNorm(Op):
         self._normalized(inputs[0])
         return inputs[0]
 
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return 7 * elements(output)  # mean, variance (3), normalise (2), scale and shift
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        rows = elements(inputs[0]) // elements(self._normalized(inputs[0]))
+        return Saved(inputs=(0,), extra=((2 * rows, "float32"),))  # input, mean and rstd per row
+
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         if not self.elementwise_affine:
             return {}
@@ -111,3 +130,9 @@ class GroupNorm(Op):
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         c = inputs[0][0]
         return {"weight": (c,), "bias": (c,)} if self.affine else {}
+
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return 7 * elements(output)  # as layer norm
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return Saved(inputs=(0,), extra=((2 * self.groups, "float32"),))  # input, mean, rstd

@@ -6,9 +6,11 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from ..arith import Shape
+from ..arith import Dim, Shape, ceil_div, product
 from ..errors import ShapeError
-from .base import Op, expect_rank, spatial_tuple
+from .base import (
+    GLOBAL, INPUT, NOTHING, Op, ReceptiveStep, Saved, Window, elements, expect_rank, spatial_tuple,
+)
 from .window import check_window_fits, effective_kernel, resolve_padding, window_output
 
 _LAYOUT = {1: "C, L", 2: "C, H, W", 3: "C, D, H, W"}
@@ -67,6 +69,16 @@ class _Pool(Op):
             out.append(window_output(n, span, s, before, after, self.ceil_mode))
         return tuple(out)
 
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return elements(output) * product(list(self.kernel_size))  # one op per window element
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        return Window(self.spans, self.strides, tuple(p[0] for p in pads))
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return INPUT  # avg_pool2d_backward takes the input
+
     def describe(self) -> str:
         text = "x".join(map(str, self.kernel_size))
         if self.strides != self.kernel_size:
@@ -78,6 +90,9 @@ class _Pool(Op):
 
 class _MaxPool(_Pool):
     dilation: PositiveInt | list[PositiveInt] = 1
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return Saved(inputs=(0,), extra=((elements(output), "int64"),))  # input and argmax indices
 
     @property
     def dilations(self) -> tuple[int, ...]:
@@ -93,6 +108,9 @@ class _LpPool(_Pool):
 
     norm_type: float = Field(gt=0)
     padding: Literal[0] = 0
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return Saved(inputs=(0,), output=True)  # composed of pow, avg_pool and pow in PyTorch
 
 
 class MaxPool1d(_MaxPool):
@@ -158,6 +176,28 @@ class _AdaptivePool(Op):
         sizes = spatial_tuple(self.output, self.dims, "output")  # type: ignore[arg-type]
         return (shape[0], *(n if o is None else o for n, o in zip(shape[1:], sizes)))
 
+    def _windows(self, inputs: list[Shape]) -> list[tuple[Dim, Dim]]:
+        """(largest window, stride) per axis; windows are [floor(i*n/o), ceil((i+1)*n/o))."""
+        sizes = spatial_tuple(self.output, self.dims, "output")  # type: ignore[arg-type]
+        result = []
+        for n, o in zip(inputs[0][1:], sizes):
+            o = n if o is None else o
+            exact = isinstance(n, int) and n % o == 0
+            result.append((n // o if exact else ceil_div(n, o) + 1, n // o))
+        return result
+
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return elements(inputs[0])
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        windows = self._windows(inputs)
+        if all(o == 1 for o in spatial_tuple(self.output, self.dims, "output")):  # type: ignore[arg-type]
+            return GLOBAL
+        return Window(tuple(w for w, _ in windows), tuple(max(s, 1) for _, s in windows), (0,) * self.dims)
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return INPUT
+
     def describe(self) -> str:
         return "->" + "x".join(str(o) for o in spatial_tuple(self.output, self.dims, "output"))  # type: ignore[arg-type]
 
@@ -177,17 +217,22 @@ class AdaptiveAvgPool3d(_AdaptivePool):
     dims = 3
 
 
-class AdaptiveMaxPool1d(_AdaptivePool):
+class _AdaptiveMaxPool(_AdaptivePool):
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return Saved(inputs=(0,), extra=((elements(output), "int64"),))
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPool):
     kind = "adaptive_max_pool1d"
     dims = 1
 
 
-class AdaptiveMaxPool2d(_AdaptivePool):
+class AdaptiveMaxPool2d(_AdaptiveMaxPool):
     kind = "adaptive_max_pool2d"
     dims = 2
 
 
-class AdaptiveMaxPool3d(_AdaptivePool):
+class AdaptiveMaxPool3d(_AdaptiveMaxPool):
     kind = "adaptive_max_pool3d"
     dims = 3
 
@@ -203,10 +248,26 @@ class _GlobalPool(Op):
             raise ShapeError(f"{self.kind} needs spatial axes after the channels, got {list(shape)}")
         return (shape[0], *((1,) * (len(shape) - 1))) if self.keepdims else (shape[0],)
 
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return elements(inputs[0])
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        return GLOBAL
+
 
 class GlobalAvgPool(_GlobalPool):
+    """A mean over the spatial axes; its backward needs no saved tensor."""
+
     kind = "global_avg_pool"
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return NOTHING
 
 
 class GlobalMaxPool(_GlobalPool):
+    """amax over the spatial axes; its backward compares the input with the result."""
+
     kind = "global_max_pool"
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return Saved(inputs=(0,), output=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..arith import Shape, product
 from ..errors import ShapeError
-from .base import Op
+from .base import GLOBAL, Op, ReceptiveStep
 
 
 class Flatten(Op):
@@ -14,6 +14,10 @@ class Flatten(Op):
 
     start_dim: int = 1
     end_dim: int = -1
+
+    @property
+    def inplace_output(self) -> bool:
+        return True  # a view of the input, as torch.flatten returns
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         full = (None, *inputs[0])  # the batch axis, so indices mean what they mean in torch
@@ -28,8 +32,16 @@ class Flatten(Op):
         joined = product(list(full[start : end + 1]))
         return (*full[1:start], joined, *full[end + 1 :])
 
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        """Spatial positions merge into features: later layers see every position at once."""
+        return GLOBAL if len(self.output_shape(inputs)) < len(inputs[0]) and len(inputs[0]) > 1 else None
+
 
 class Identity(Op):
     """Passes its input through unchanged."""
 
     kind = "identity"
+
+    @property
+    def inplace_output(self) -> bool:
+        return True

@@ -1,0 +1,213 @@
+"""The memory pass: weights, activations (sum and inference peak), and what training keeps.
+
+Every figure is `fixed + batch * per_example` bytes, so the largest batch for a budget is found
+exactly by one division. Tensors are identified by storage: an in-place op's output is its input's
+tensor, so PyTorch's sharing (ReLU(inplace=True) after batch norm) is counted once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .arith import Dim, Shape
+from .dtypes import BYTES
+from .errors import ArchcalcError, OptionError
+from .graph import INPUT, Network
+from .ops.base import elements
+from .params import ParamCount
+
+# Copies of the trainable parameters each optimizer keeps (torch.optim's state per parameter).
+OPTIMIZER_STATES: dict[str, int] = {
+    "sgd": 0,
+    "momentum": 1,
+    "nesterov": 1,
+    "adagrad": 1,
+    "rmsprop": 1,
+    "adadelta": 2,
+    "adam": 2,
+    "adamw": 2,
+    "nadam": 2,
+    "amsgrad": 3,
+}
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    """How the network is run: batch, element types, optimizer, mixed precision."""
+
+    batch: Dim = 1
+    dtype: str = "float32"  # activations (and weights unless weight_dtype is given)
+    weight_dtype: str | None = None
+    optimizer: str = "adam"
+    mixed_precision: Literal["fp16", "bf16"] | None = None
+
+    @property
+    def activation_bytes(self) -> int:
+        return 2 if self.mixed_precision else BYTES[self.dtype]
+
+    @property
+    def parameter_bytes(self) -> int:
+        """Bytes of the master copy of each parameter (fp32 under mixed precision)."""
+        return 4 if self.mixed_precision else BYTES[self.weight_dtype or self.dtype]
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A figure that grows with the batch: fixed + batch * per_example bytes."""
+
+    fixed: Dim
+    per_example: Dim
+
+    def at(self, batch: Dim) -> Dim:
+        return self.fixed + batch * self.per_example
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    """Per example: bytes of the layer's output and of what it keeps for backward."""
+
+    output: Dim
+    saved: Dim
+
+
+@dataclass(frozen=True)
+class Memory:
+    """All memory figures in bytes for the options given (`batch` applied)."""
+
+    options: MemoryOptions
+    layers: dict[str, LayerMemory]
+    weights: Dim
+    buffers: Dim
+    activations_sum: Dim
+    inference_peak: Dim
+    peak_layer: str
+    training_activations: Dim
+    gradients: Dim
+    optimizer_state: Dim
+
+    @property
+    def training_total(self) -> Dim:
+        return self.weights + self.buffers + self.gradients + self.optimizer_state + self.training_activations
+
+    @property
+    def inference_total(self) -> Dim:
+        return self.weights + self.buffers + self.inference_peak
+
+
+def check_options(options: MemoryOptions) -> None:
+    """OptionError for a batch below 1, an unknown dtype or optimizer."""
+    if isinstance(options.batch, int) and options.batch < 1:
+        raise OptionError(f"the batch must be at least 1, got {options.batch}")
+    for name in (options.dtype, options.weight_dtype):
+        if name is not None and name not in BYTES:
+            raise OptionError(f"unknown dtype '{name}' (known: {', '.join(BYTES)})")
+    if options.optimizer not in OPTIMIZER_STATES:
+        raise OptionError(f"unknown optimizer '{options.optimizer}' (known: {', '.join(OPTIMIZER_STATES)})")
+
+
+def _tensor_ids(network: Network) -> dict[str, str]:
+    """The storage each layer's output lives in: its own, or its input's for in-place ops."""
+    ids = {INPUT: INPUT}
+    for layer in network.layers:
+        ids[layer.path] = ids[layer.inputs[0]] if layer.op.inplace_output else layer.path
+    return ids
+
+
+def _needs_backward(network: Network, counts: dict[str, ParamCount]) -> dict[str, bool]:
+    """A layer keeps tensors for backward if it trains or any layer before it trains."""
+    trains = {INPUT: False}
+    upstream = {INPUT: False}
+    for layer in network.layers:
+        trains[layer.path] = counts[layer.path].trainable != 0 if isinstance(counts[layer.path].trainable, int) else True
+        upstream[layer.path] = any(trains[i] or upstream[i] for i in layer.inputs)
+    return {p: trains[p] or upstream[p] for p in network.order}
+
+
+def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> tuple[dict[str, LayerMemory], Linear, str, Linear]:
+    """Per-example output and saved bytes per layer, the inference peak and the training set."""
+    size = options.activation_bytes
+    ids = _tensor_ids(network)
+    tensor_bytes = {ids[p]: elements(shapes[p]) * size for p in (INPUT, *network.order)}
+    # inference liveness: a storage lives from its creation to its last reader
+    position = {INPUT: -1, **{p: i for i, p in enumerate(network.order)}}
+    born = {INPUT: -1}
+    last_use: dict[str, int] = {INPUT: -1}
+    for layer in network.layers:
+        i = position[layer.path]
+        born.setdefault(ids[layer.path], i)
+        for source in (*layer.inputs, layer.path):
+            last_use[ids[source]] = i
+    last_use[ids[network.output]] = len(network.order)
+    peak: Dim = 0
+    peak_layer = INPUT
+    for layer in network.layers:
+        i = position[layer.path]
+        live = sum((b for t, b in tensor_bytes.items() if born[t] <= i <= last_use[t]), 0)
+        if not isinstance(live, int) or live > peak:
+            peak, peak_layer = live, layer.path
+    # training: storages kept for backward, counted once each, plus per-layer extras
+    needs = _needs_backward(network, counts)
+    kept: dict[str, Dim] = {}
+    layers: dict[str, LayerMemory] = {}
+    for layer in network.layers:
+        inputs = [shapes[i] for i in layer.inputs]
+        output = shapes[layer.path]
+        saved_bytes: Dim = 0
+        if needs[layer.path]:
+            try:
+                saved = layer.op.saved_for_backward(inputs, output)
+            except ArchcalcError as exc:
+                raise exc.located(layer.location, layer.path) from None
+            tensors = [ids[layer.inputs[k]] for k in saved.inputs] + ([ids[layer.path]] if saved.output else [])
+            for t in tensors:
+                kept[t] = tensor_bytes[t]
+                saved_bytes += tensor_bytes[t]
+            for n, (count, dtype) in enumerate(saved.extra):
+                extra = count * (BYTES[dtype] if dtype else size)
+                kept[f"{layer.path}#{n}"] = extra
+                saved_bytes += extra
+        layers[layer.path] = LayerMemory(elements(output) * size, saved_bytes)
+    training = sum(kept.values(), 0)
+    return layers, Linear(0, peak), peak_layer, Linear(0, training)
+
+
+def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> Memory:
+    """All memory figures for `options` (checked first)."""
+    check_options(options)
+    layers, peak, peak_layer, training = activation_profile(network, shapes, counts, options)
+    params = sum((c.params for c in counts.values()), 0)
+    trainable = sum((c.trainable for c in counts.values()), 0)
+    buffers = sum((c.buffers for c in counts.values()), 0)
+    master = options.parameter_bytes
+    weights = params * master + (params * 2 if options.mixed_precision else 0)  # + half copy
+    batch = options.batch
+    return Memory(
+        options,
+        layers,
+        weights=weights,
+        buffers=buffers * master,
+        activations_sum=batch * sum((m.output for m in layers.values()), 0),
+        inference_peak=peak.at(batch),
+        peak_layer=peak_layer,
+        training_activations=training.at(batch),
+        gradients=trainable * master,
+        optimizer_state=OPTIMIZER_STATES[options.optimizer] * trainable * master,
+    )
+
+
+def largest_batch(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, budget: int, train: bool) -> int:
+    """The largest batch whose total (training or inference) fits `budget` bytes, exactly."""
+    one = memory(network, shapes, counts, MemoryOptions(1, options.dtype, options.weight_dtype, options.optimizer, options.mixed_precision))
+    if train:
+        fixed = one.weights + one.buffers + one.gradients + one.optimizer_state
+        per_example = one.training_activations
+    else:
+        fixed = one.weights + one.buffers
+        per_example = one.inference_peak
+    if budget < fixed + per_example:
+        raise OptionError(
+            f"a budget of {budget:,} bytes does not fit even batch 1: the weights and optimizer "
+            f"need {fixed:,} bytes and each example {per_example:,} more"
+        )
+    return (budget - fixed) // per_example
