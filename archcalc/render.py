@@ -13,6 +13,11 @@ def shape_text(shape: Shape) -> str:
     return "×".join(str(d) for d in shape)
 
 
+def _axes(values: tuple[Any, ...]) -> str:
+    """Per-axis values, written once when every axis agrees (square inputs)."""
+    return str(values[0]) if len(set(values)) == 1 else "×".join(str(v) for v in values)
+
+
 def count_text(value: Dim) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -166,19 +171,21 @@ def rf_table(analysis: Analysis) -> Any:
         "(Araujo et al., Distill 2019)",
         title_justify="left",
     )
-    for column in ("Layer", "Op", "Size", "Stride", "Padding", "Centre", "Covers input"):
-        table.add_column(column, justify="left" if column in ("Layer", "Op") else "right", no_wrap=True, min_width=14 if column == "Layer" else None)
+    table.caption = "one value where every spatial axis agrees; Covers: the field spans the input"
+    table.add_column("Layer", overflow="fold")
+    for column in ("Size", "Stride", "Padding", "Centre", "Covers"):
+        table.add_column(column, justify="right", no_wrap=True)
     for r in analysis.layers:
         f = r.receptive_field
         if f is None:
             continue
         if not isinstance(f, ReceptiveField):
-            table.add_row(escape(r.path), r.op, "whole input", "", "", "", "yes", style="dim")
+            table.add_row(escape(r.path), "whole input", "", "", "", "yes", style="dim")
             continue
-        centre = "×".join(f"{c:g}" if isinstance(c, float) else str(c) for c in f.center)
-        note = " (misaligned paths)" if f.misaligned else ""
+        centre = tuple(f"{c:g}" if isinstance(c, float) else str(c) for c in f.center)
+        note = " misaligned" if f.misaligned else ""
         table.add_row(
-            escape(r.path), r.op, shape_text(f.size) + note, shape_text(f.stride), shape_text(f.padding),
-            centre, "yes" if f.covers(net.input_shape) else "no",
+            escape(r.path), _axes(f.size) + note, _axes(f.stride), _axes(f.padding),
+            _axes(centre), "yes" if f.covers(net.input_shape) else "no",
         )
     return table
