@@ -34,12 +34,6 @@ class _BatchNorm(Op):
         return {"weight": (c,), "bias": (c,)} if self.affine else {}
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
-        return 7 * elements(output)  # as layer norm
-
-    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
-        return Saved(inputs=(0,), extra=((2 * self.groups, "float32"),))  # input, mean, rstd
-
-    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return 2 * elements(output)  # inference: a per-channel scale and shift
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
