@@ -6,12 +6,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from ..arith import Dim, Shape, ceil_div, product
+from ..arith import Dim, Shape, ceil_div, product, provably_below
 from ..errors import ShapeError
 from .base import (
     GLOBAL, INPUT, NOTHING, Op, ReceptiveStep, Saved, Window, elements, expect_rank, spatial_tuple,
 )
-from .window import check_window_fits, effective_kernel, resolve_padding, window_output
+from .window import effective_kernel, resolve_padding, window_output
 
 _LAYOUT = {1: "C, L", 2: "C, H, W", 3: "C, D, H, W"}
 
@@ -33,10 +33,10 @@ class _Pool(Op):
             spatial_tuple(self.stride, self.dims, "stride")
         if not isinstance(self.padding, str):
             pads = spatial_tuple(self.padding, self.dims, "padding")
-            for pad, span in zip(pads, self.spans):
-                if 2 * pad > span:
+            for pad, k in zip(pads, self.kernel_size):
+                if 2 * pad > k:
                     raise ValueError(
-                        f"padding {pad} is more than half the window {span} (PyTorch refuses it)"
+                        f"padding {pad} is more than half the kernel {k} (PyTorch refuses it)"
                     )
         return self
 
@@ -65,8 +65,13 @@ class _Pool(Op):
         for axis, (n, (before, after), span, s) in enumerate(
             zip(sizes, pads, self.spans, self.strides), start=1
         ):
-            check_window_fits(n, before, after, span, axis)
-            out.append(window_output(n, span, s, before, after, self.ceil_mode))
+            size = window_output(n, span, s, before, after, self.ceil_mode)
+            if provably_below(size, 1):  # in ceil mode a window may overhang the input's end
+                raise ShapeError(
+                    f"spatial axis {axis}: input size {n} with padding ({before}, {after}) is "
+                    f"too small for the window span {span}; the output would have size {size}"
+                )
+            out.append(size)
         return tuple(out)
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
