@@ -165,3 +165,19 @@ def test_input_override_changes_every_shape(analyse_text) -> None:
     shapes = {r.path: r.output_shape for r in analyze(network).layers}
     assert shapes["layer4.1.relu2"] == (512, 10, 10)  # 320 / 32
     assert shapes["fc"] == (1000,)
+
+
+def test_add_mismatch_names_the_projection_that_would_fix_it(analyse_text) -> None:
+    import pytest
+
+    from archcalc.errors import ShapeError
+
+    # a: 3x3 valid conv on 32 -> 8x30x30; b: 3x3 stride-2 conv -> 16x15x15. Mapping 30 to 15
+    # takes stride 2 ((30 - 1)//2 + 1 = 15) and 16 output channels.
+    with pytest.raises(ShapeError, match=r"1x1 convolution, stride 2, to 16 channels"):
+        analyse_text(
+            "name: x\ninput: [3, 32, 32]\nlayers:\n"
+            "  - {name: a, op: conv2d, out: 8, kernel: 3}\n"
+            "  - {name: b, op: conv2d, out: 16, kernel: 3, stride: 2, from: input}\n"
+            "  - {op: add, from: [a, b]}\n"
+        )

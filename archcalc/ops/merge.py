@@ -11,6 +11,22 @@ def _show(shapes: list[Shape]) -> str:
     return " and ".join(str(list(s)) for s in shapes)
 
 
+def _projection_hint(a: Shape, b: Shape) -> str:
+    """The 1x1 convolution that would map the larger map onto the smaller, as ResNet does."""
+    if len(a) != len(b) or len(a) < 2 or not all(isinstance(d, int) for d in (*a, *b)):
+        return ""
+    big, small = (a, b) if a[1] >= b[1] else (b, a)
+    strides = {(n + s - 1) // s for n, s in zip(big[1:], small[1:])}
+    if len(strides) != 1 or any((n - 1) // next(iter(strides)) + 1 != m for n, m in zip(big[1:], small[1:])):
+        return " (their sizes differ by no single stride)"
+    stride = strides.pop()
+    what = f"stride {stride}, " if stride > 1 else ""
+    return (
+        f" (the path giving {list(big)} needs a 1x1 convolution, {what}to {small[0]} channels "
+        "on its side of the connection, as ResNet's downsample does)"
+    )
+
+
 class Add(Op):
     """Element-wise sum of inputs of identical shape (a residual connection)."""
 
@@ -22,13 +38,7 @@ class Add(Op):
         first = inputs[0]
         for other in inputs[1:]:
             if len(other) != len(first) or not all(equal(a, b) for a, b in zip(first, other)):
-                hint = ""
-                if len(other) == len(first) and len(first) > 1:
-                    hint = (
-                        " (a side path needs a 1x1 convolution, with the matching stride, "
-                        "to give both the same channels and size)"
-                    )
-                raise ShapeError(f"cannot add shapes {_show(inputs)}{hint}")
+                raise ShapeError(f"cannot add shapes {_show(inputs)}{_projection_hint(first, other)}")
         return first
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
