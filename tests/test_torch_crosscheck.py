@@ -453,8 +453,8 @@ def test_random_windows_agree_with_torch(analyse_text: Callable[[str], Analysis]
 
 
 def test_max_pool_padding_is_bounded_by_the_undilated_kernel(analyse_text: Callable[[str], Analysis]) -> None:
-    # torch: "pad should be smaller than or equal to half of kernel size": 2 > 3 // 2, refused;
-    # archcalc lets padding reach half the dilated span 2*(3-1)+1 = 5 and answers 3x5x5
+    # torch: "pad should be smaller than or equal to half of kernel size": 2 > 3 // 2, refused
+    # (archcalc once bounded padding by half the dilated span 2*(3-1)+1 = 5 and answered 3x5x5)
     layer = {"op": "max_pool2d", "kernel": 3, "stride": 2, "padding": 2, "dilation": 2}
     make = lambda: nn.MaxPool2d(3, stride=2, padding=2, dilation=2)
     assert torch_output_shape(make, (3, 10, 10)) is None
@@ -463,7 +463,7 @@ def test_max_pool_padding_is_bounded_by_the_undilated_kernel(analyse_text: Calla
 
 def test_ceil_mode_window_may_overhang_the_input(analyse_text: Callable[[str], Analysis]) -> None:
     # torch: ceil((3 + 0 - 5) / 3) + 1 = 1 window, clipped to the input; the window must only
-    # start inside it. archcalc refuses: input 3 is smaller than the window span 5.
+    # start inside it (archcalc once refused: input 3 is smaller than the window span 5)
     layer = {"op": "max_pool2d", "kernel": 5, "stride": 3, "ceil_mode": True}
     make = lambda: nn.MaxPool2d(5, stride=3, ceil_mode=True)
     assert torch_output_shape(make, (3, 5, 3)) == (3, 1, 1)
