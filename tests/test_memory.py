@@ -160,3 +160,16 @@ def test_bad_memory_options_exit_2(args: list[str]) -> None:
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert result.stderr.strip()
+
+
+def test_adaptive_average_to_one_keeps_nothing(analyse_text) -> None:
+    # PyTorch turns adaptive_avg_pool2d to 1x1 into a mean (nothing saved); to 2x2 it keeps its input.
+    def saved(output: int) -> int:
+        result = analyse_text(
+            "name: a\ninput: [2, 4, 4]\nlayers:\n  - {op: conv2d, out: 2, kernel: 1}\n"
+            f"  - {{name: pool, op: adaptive_avg_pool2d, output: {output}}}\n"
+        )
+        return next(r.memory.saved for r in result.layers if r.path == "pool")
+
+    assert saved(1) == 0
+    assert saved(2) == 2 * 4 * 4 * 4

@@ -207,17 +207,24 @@ class _AdaptivePool(Op):
         return "->" + "x".join(str(o) for o in spatial_tuple(self.output, self.dims, "output"))  # type: ignore[arg-type]
 
 
-class AdaptiveAvgPool1d(_AdaptivePool):
+class _AdaptiveAvgPool(_AdaptivePool):
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        # PyTorch computes a 1-sized adaptive average as a mean, whose backward keeps nothing
+        ones = all(o == 1 for o in spatial_tuple(self.output, self.dims, "output"))  # type: ignore[arg-type]
+        return NOTHING if ones else INPUT
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPool):
     kind = "adaptive_avg_pool1d"
     dims = 1
 
 
-class AdaptiveAvgPool2d(_AdaptivePool):
+class AdaptiveAvgPool2d(_AdaptiveAvgPool):
     kind = "adaptive_avg_pool2d"
     dims = 2
 
 
-class AdaptiveAvgPool3d(_AdaptivePool):
+class AdaptiveAvgPool3d(_AdaptiveAvgPool):
     kind = "adaptive_avg_pool3d"
     dims = 3
 
