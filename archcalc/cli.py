@@ -217,6 +217,48 @@ def rf(spec: str, input_shape: str | None) -> None:
 
 
 @main.command()
+@SPEC
+@INPUT
+@BATCH
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights and input.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run above this (default: half the RAM), e.g. 4GiB.")
+def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str, max_memory: str | None) -> None:
+    """Run the spec forward with NumPy and check the analysis against what happened.
+
+    Every layer's output shape and parameter count, and the peak bytes of live activations,
+    must equal the analysis. Exit 0 when all agree, 1 with a table of mismatches otherwise.
+
+    \b
+    Examples:
+      archcalc verify specs/resnet18.yaml
+      archcalc verify specs/vgg16.yaml --batch 2 --input 3,64,64 --seed 7
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .render import mismatch_table
+    from .units import parse_bytes
+    from .verify import verify as run_verify
+
+    cap = parse_bytes(max_memory) if max_memory else None
+    network = _network(spec, input_shape)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("running", total=len(network.order))
+        result = run_verify(
+            network, batch=batch, dtype=dtype, seed=seed, max_memory=cap,
+            progress=lambda done, total, path: bar.update(task, completed=done, description=path),
+        )
+    if result.mismatches:
+        _print(mismatch_table(result))
+        sys.exit(1)
+    click.echo(
+        f"verified {len(network.order)} layers of {network.name}: shapes, parameters and the "
+        f"inference peak ({result.peak_bytes:,} bytes at batch {batch}) agree"
+    )
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of the spec format (for editor completion and validation).
 

@@ -189,3 +189,16 @@ def rf_table(analysis: Analysis) -> Any:
             _axes(centre), "yes" if f.covers(net.input_shape) else "no",
         )
     return table
+
+
+def mismatch_table(verification: Any) -> Any:
+    """The figures where the analysis and the executor disagree."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="analysis and executor disagree", title_justify="left", title_style="bold red")
+    for column in ("Layer", "Figure", "Analysed", "Measured"):
+        table.add_column(column)
+    for m in verification.mismatches:
+        table.add_row(escape(m.layer), m.figure, m.analysed, m.measured)
+    return table

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ..arith import Dim, Shape
 from ..errors import ShapeError
 from .base import INPUT, OUTPUT, Op, Saved, elements
+from .window import np
 
 
 class _Activation(Op):
@@ -33,22 +34,53 @@ class _Activation(Op):
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return OUTPUT if self.saves_output or self.inplace else INPUT
 
+    def function(self, x: Any) -> Any:
+        """The element-wise function on a NumPy array."""
+        raise NotImplementedError
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        y = self.function(xs[0])
+        if self.inplace:  # overwrite the input, so the output is the same storage (as PyTorch)
+            xs[0][...] = y
+            return xs[0]
+        return y
+
+
+def _sigmoid(x: Any) -> Any:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow
+
+
+def _erf(x: Any) -> Any:
+    """erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7); NumPy has no erf."""
+    t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return np.sign(x) * (1.0 - poly * np.exp(-x * x))
+
 
 class ReLU(_Activation):
     kind = "relu"
     aliases = ("rectlin",)  # neon's name
     saves_output = True
 
+    def function(self, x: Any) -> Any:
+        return np.maximum(x, 0)
+
 
 class ReLU6(_Activation):
     kind = "relu6"
     flops_per_element = 2
+
+    def function(self, x: Any) -> Any:
+        return np.clip(x, 0, 6)
 
 
 class LeakyReLU(_Activation):
     kind = "leaky_relu"
 
     negative_slope: float = 0.01
+
+    def function(self, x: Any) -> Any:
+        return np.where(x > 0, x, x * self.negative_slope)
 
 
 class ELU(_Activation):
@@ -58,6 +90,9 @@ class ELU(_Activation):
 
     alpha: float = 1.0
 
+    def function(self, x: Any) -> Any:
+        return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
+
 
 class Softplus(_Activation):
     kind = "softplus"
@@ -66,6 +101,11 @@ class Softplus(_Activation):
     beta: float = 1.0
     threshold: float = 20.0
 
+    def function(self, x: Any) -> Any:
+        """log(1 + exp(beta x)) / beta, linear where beta x exceeds the threshold (PyTorch)."""
+        bx = self.beta * x
+        return np.where(bx > self.threshold, x, np.logaddexp(0, bx) / self.beta)
+
 
 class Sigmoid(_Activation):
     kind = "sigmoid"
@@ -73,11 +113,17 @@ class Sigmoid(_Activation):
     saves_output = True
     flops_per_element = 4
 
+    def function(self, x: Any) -> Any:
+        return _sigmoid(x)
+
 
 class Tanh(_Activation):
     kind = "tanh"
     saves_output = True
     flops_per_element = 4
+
+    def function(self, x: Any) -> Any:
+        return np.tanh(x)
 
 
 class SiLU(_Activation):
@@ -87,10 +133,16 @@ class SiLU(_Activation):
     aliases = ("swish",)
     flops_per_element = 5
 
+    def function(self, x: Any) -> Any:
+        return x * _sigmoid(x)
+
 
 class Mish(_Activation):
     kind = "mish"
     flops_per_element = 8
+
+    def function(self, x: Any) -> Any:
+        return x * np.tanh(np.logaddexp(0, x))
 
 
 class GELU(_Activation):
@@ -99,15 +151,26 @@ class GELU(_Activation):
 
     approximate: Literal["none", "tanh"] = "none"
 
+    def function(self, x: Any) -> Any:
+        if self.approximate == "tanh":
+            return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+        return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+
 
 class Hardswish(_Activation):
     kind = "hardswish"
     flops_per_element = 4
 
+    def function(self, x: Any) -> Any:
+        return x * np.clip(x + 3, 0, 6) / 6
+
 
 class Hardsigmoid(_Activation):
     kind = "hardsigmoid"
     flops_per_element = 3
+
+    def function(self, x: Any) -> Any:
+        return np.clip(x + 3, 0, 6) / 6
 
 
 class Softmax(_Activation):
@@ -125,6 +188,10 @@ class Softmax(_Activation):
             raise ShapeError(f"softmax dim {self.dim} is not a feature axis of a rank-{rank} tensor")
         return inputs[0]
 
+    def function(self, x: Any) -> Any:
+        shifted = np.exp(x - x.max(axis=self.dim, keepdims=True))
+        return shifted / shifted.sum(axis=self.dim, keepdims=True)
+
 
 class AconC(_Activation):
     """ACON-C (Ma et al. 2021): (p1-p2)x * sigmoid(beta (p1-p2) x) + p2 x, learnable per channel."""
@@ -140,3 +207,9 @@ class AconC(_Activation):
         c = inputs[0][0]
         broadcast = (1,) * (len(inputs[0]) - 1)
         return {"p1": (c, *broadcast), "p2": (c, *broadcast), "beta": (c, *broadcast)}
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        x = xs[0]
+        p1, p2, beta = (weights[k][None] for k in ("p1", "p2", "beta"))
+        dpx = (p1 - p2) * x
+        return dpx * _sigmoid(beta * dpx) + p2 * x

@@ -102,6 +102,10 @@ class Op(BaseModel):
         """Tensors autograd keeps for backward (per example) when the op trains."""
         return NOTHING
 
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        """NumPy inference forward on batched arrays (batch on axis 0), weights shaped as PyTorch."""
+        raise NotImplementedError(f"{self.kind} has no NumPy forward")
+
     def describe(self) -> str:
         """A short human summary of the op's settings for tables, e.g. `3x3 s2 p1`."""
         return ""

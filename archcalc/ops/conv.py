@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import NonNegativeInt, PositiveInt, model_validator
 
@@ -17,7 +17,10 @@ from .window import (
     check_padding_form,
     check_window_fits,
     effective_kernel,
+    np,
+    padded,
     resolve_padding,
+    sliding_windows,
     window_output,
 )
 
@@ -121,6 +124,26 @@ class _ConvForward(_Conv):
         pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
         return Window(self.spans, self.strides, tuple(p[0] for p in pads))
 
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        """im2col by a strided window view, then one batched matmul: kernel (G, O/G, Cg*K) times
+        columns (N, G, Cg*K, P) gives (N, G, O/G, P), already in channels-first order."""
+        x = xs[0]
+        n, dims, g = x.shape[0], self.dims, self.groups
+        out_sizes = self.output_shape([x.shape[1:]])[1:]
+        pads = resolve_padding(self.padding, x.shape[2:], self.spans, self.strides)
+        windows = sliding_windows(
+            padded(x, pads, self.padding_mode), self.kernel_size, self.strides, self.dilations, out_sizes
+        )
+        cin = x.shape[1] // g
+        grouped = windows.reshape(n, g, cin, *windows.shape[2:])  # (N, G, Cg, *O, *K)
+        order = (0, 1, 2, *range(3 + dims, 3 + 2 * dims), *range(3, 3 + dims))
+        cols = grouped.transpose(order).reshape(n, g, cin * int(np.prod(self.kernel_size)), -1)
+        kernel = weights["weight"].reshape(1, g, self.out // g, -1)
+        result = np.matmul(kernel, cols).reshape(n, self.out, *out_sizes)
+        if self.bias:
+            result += weights["bias"].reshape(1, -1, *(1,) * dims)
+        return result
+
     def _check_mode(self, n: object, before: object, after: object, axis: int) -> None:
         """PyTorch's limits: reflect padding must be < the size, circular at most the size."""
         if self.padding_mode == "reflect":
@@ -181,6 +204,33 @@ class _ConvTranspose(_Conv):
 
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         return UNDEFINED
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        """Each input element scatters weight x value into the output: one matmul, then one
+        strided add per kernel element (a loop over the kernel, never over pixels)."""
+        x = xs[0]
+        n, dims, g = x.shape[0], self.dims, self.groups
+        sizes = x.shape[2:]
+        cin, cout = x.shape[1] // g, self.out // g
+        k = self.kernel_size
+        cols = np.moveaxis(x.reshape(n, g, cin, -1), 2, -1).transpose(1, 0, 2, 3).reshape(g, -1, cin)
+        w = weights["weight"].reshape(g, cin, cout * int(np.prod(k)))
+        contrib = np.matmul(cols, w).reshape(g, n, *sizes, cout, *k)  # (G, N, *I, O/G, *K)
+        full = [(s_ - 1) * st + span + extra for s_, st, span, extra in zip(sizes, self.strides, self.spans, self.output_paddings)]
+        out = np.zeros((n, g, cout, *full), dtype=x.dtype)
+        for offsets in np.ndindex(*k):
+            region = tuple(
+                slice(o * d, o * d + (s_ - 1) * st + 1, st)
+                for o, d, s_, st in zip(offsets, self.dilations, sizes, self.strides)
+            )
+            part = contrib[(slice(None), slice(None), *(slice(None),) * dims, slice(None), *offsets)]
+            out[(slice(None), slice(None), slice(None), *region)] += np.moveaxis(np.moveaxis(part, 0, 1), -1, 2)
+        pads = resolve_padding(self.padding, sizes, self.spans, self.strides)
+        crop = tuple(slice(b, f - a) for (b, a), f in zip(pads, full))
+        result = np.ascontiguousarray(out.reshape(n, self.out, *full)[(slice(None), slice(None), *crop)])
+        if self.bias:
+            result += weights["bias"].reshape(1, -1, *(1,) * dims)
+        return result
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         self._in_channels(inputs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from ..arith import Shape
@@ -19,6 +21,9 @@ class Dropout(Op):
         # PyTorch on the CPU keeps the scaled mask in the input's dtype (CUDA's fused kernel keeps
         # a bool mask instead, a quarter of this in float32)
         return Saved(extra=((elements(output), None),)) if self.p > 0 else NOTHING
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        return xs[0]  # inference: the identity
 
     def describe(self) -> str:
         return f"p={self.p}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import PositiveInt
 
 from ..arith import Dim, Shape
@@ -39,6 +41,10 @@ class Linear(Op):
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return INPUT
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        y = xs[0] @ weights["weight"].T
+        return y + weights["bias"] if self.bias else y
 
     def describe(self) -> str:
         return f"->{self.out}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..arith import Dim, Shape, equal
 from ..errors import ShapeError
 from .base import Op, Saved, elements
+from .window import np
 
 
 def _show(shapes: list[Shape]) -> str:
@@ -44,6 +47,12 @@ class Add(Op):
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return (len(inputs) - 1) * elements(output)
 
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        total = xs[0] + xs[1]
+        for x in xs[2:]:
+            total += x
+        return total
+
 
 class Mul(Op):
     """Element-wise product with NumPy broadcasting (squeeze-and-excitation's channel scaling)."""
@@ -68,6 +77,14 @@ class Mul(Op):
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return Saved(inputs=tuple(range(len(inputs))))  # each factor's gradient needs the others
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        """Broadcasts the per-example shapes (batch kept on axis 0), as output_shape does."""
+        rank = max(x.ndim for x in xs)
+        result = xs[0].reshape(xs[0].shape[0], *(1,) * (rank - xs[0].ndim), *xs[0].shape[1:])
+        for x in xs[1:]:
+            result = result * x.reshape(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:])
+        return result
 
 
 class Concat(Op):
@@ -97,3 +114,6 @@ class Concat(Op):
         for other in inputs[1:]:
             joined = joined + other[axis]
         return (*inputs[0][:axis], joined, *inputs[0][axis + 1 :])
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        return np.concatenate(xs, axis=self.dim % xs[0].ndim)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, PositiveInt
 
 from ..arith import Dim, Shape, equal
 from ..errors import ShapeError
 from .base import INPUT, Op, Saved, elements
+from .window import np
+
+
+def _channel_affine(y: Any, weights: dict[str, Any], affine: bool) -> Any:
+    """y * weight + bias with per-channel (axis 1) parameters, when the layer has them."""
+    if not affine:
+        return y
+    shape = (1, -1, *(1,) * (y.ndim - 2))
+    return y * weights["weight"].reshape(shape) + weights["bias"].reshape(shape)
 
 _LAYOUT = {1: ("C] or [C, L", (1, 2)), 2: ("C, H, W", (3,)), 3: ("C, D, H, W", (4,))}
 
@@ -38,6 +47,17 @@ class _BatchNorm(Op):
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return INPUT  # plus per-channel mean and inverse std, which do not grow with the batch
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        """Inference: normalise with the running statistics (batch statistics without them)."""
+        x = xs[0]
+        axes = (0, *range(2, x.ndim))
+        shape = (1, -1, *(1,) * (x.ndim - 2))
+        if self.track_running_stats:
+            mean, var = weights["running_mean"].reshape(shape), weights["running_var"].reshape(shape)
+        else:
+            mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+        return _channel_affine((x - mean) / np.sqrt(var + self.eps), weights, self.affine)
 
     def buffers(self, inputs: list[Shape]) -> dict[str, Shape]:
         c = inputs[0][0]
@@ -97,6 +117,16 @@ class LayerNorm(Op):
         rows = elements(inputs[0]) // elements(self._normalized(inputs[0]))
         return Saved(inputs=(0,), extra=((2 * rows, "float32"),))  # input, mean and rstd per row
 
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        x = xs[0]
+        axes = tuple(range(x.ndim - len(self._normalized(x.shape[1:])), x.ndim))
+        y = (x - x.mean(axis=axes, keepdims=True)) / np.sqrt(x.var(axis=axes, keepdims=True) + self.eps)
+        if self.elementwise_affine:
+            y = y * weights["weight"]
+            if self.bias:
+                y = y + weights["bias"]
+        return y
+
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         if not self.elementwise_affine:
             return {}
@@ -130,3 +160,11 @@ class GroupNorm(Op):
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return Saved(inputs=(0,), extra=((2 * self.groups, "float32"),))  # input, mean, rstd
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        x = xs[0]
+        grouped = x.reshape(x.shape[0], self.groups, -1)
+        mean = grouped.mean(axis=2, keepdims=True)
+        var = grouped.var(axis=2, keepdims=True)
+        y = ((grouped - mean) / np.sqrt(var + self.eps)).reshape(x.shape)
+        return _channel_affine(y, weights, self.affine)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
@@ -11,7 +11,9 @@ from ..errors import ShapeError
 from .base import (
     GLOBAL, INPUT, NOTHING, Op, ReceptiveStep, Saved, Window, elements, expect_rank, spatial_tuple,
 )
-from .window import effective_kernel, resolve_padding, window_output
+from .window import (
+    effective_kernel, np, overhang, padded, resolve_padding, sliding_windows, window_output, window_sizes,
+)
 
 _LAYOUT = {1: "C, L", 2: "C, H, W", 3: "C, D, H, W"}
 
@@ -77,6 +79,29 @@ class _Pool(Op):
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return elements(output) * product(list(self.kernel_size))  # one op per window element
 
+    def _windows(self, x: Any, fill: float) -> tuple[Any, list[tuple[int, int]], tuple[int, ...]]:
+        """The window view over `x` padded with `fill`, extended where ceil-mode windows overhang."""
+        out_sizes = self.output_shape([x.shape[1:]])[1:]
+        pads = resolve_padding(self.padding, x.shape[2:], self.spans, self.strides)
+        extended = [
+            (b, a + overhang(n, b, a, span, s, o))
+            for n, (b, a), span, s, o in zip(x.shape[2:], pads, self.spans, self.strides, out_sizes)
+        ]
+        view = sliding_windows(padded(x, extended, "zeros", fill), self.kernel_size, self.strides, self.dilations, out_sizes)
+        return view, pads, out_sizes
+
+    def _divisor(self, x: Any, pads: list[tuple[int, int]], out_sizes: tuple[int, ...], include_pad: bool) -> Any:
+        """Elements per window as PyTorch's avg_pool divides by: a product of per-axis counts."""
+        divisor = np.ones((1,) * len(out_sizes))
+        for axis, (n, (b, a), k, s, o) in enumerate(zip(x.shape[2:], pads, self.kernel_size, self.strides, out_sizes)):
+            shape = [1] * len(out_sizes)
+            shape[axis] = o
+            divisor = divisor * window_sizes(n, b, a, k, s, o, include_pad).reshape(shape)
+        return divisor.astype(x.dtype)
+
+    def _axes(self) -> tuple[int, ...]:
+        return tuple(range(-self.dims, 0))
+
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
         return Window(self.spans, self.strides, tuple(p[0] for p in pads))
@@ -96,6 +121,10 @@ class _Pool(Op):
 class _MaxPool(_Pool):
     dilation: PositiveInt | list[PositiveInt] = 1
 
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        view, _, _ = self._windows(xs[0], -np.inf)
+        return view.max(axis=self._axes())
+
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return Saved(inputs=(0,), extra=((elements(output), "int64"),))  # input and argmax indices
 
@@ -107,6 +136,10 @@ class _MaxPool(_Pool):
 class _AvgPool(_Pool):
     count_include_pad: bool = True
 
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        view, pads, out_sizes = self._windows(xs[0], 0.0)
+        return view.sum(axis=self._axes()) / self._divisor(xs[0], pads, out_sizes, self.count_include_pad)
+
 
 class _LpPool(_Pool):
     """Power-average pooling, (sum x^p)^(1/p) over the window; PyTorch's LPPool has no padding."""
@@ -116,6 +149,13 @@ class _LpPool(_Pool):
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return Saved(inputs=(0,), output=True)  # composed of pow, avg_pool and pow in PyTorch
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        """PyTorch's LPPool: avg_pool(x^p) * kernel elements, then sign(t) * relu(|t|) ^ (1/p)."""
+        x = xs[0]
+        view, pads, out_sizes = self._windows(x ** self.norm_type, 0.0)
+        total = view.sum(axis=self._axes()) / self._divisor(x, pads, out_sizes, True) * float(np.prod(self.kernel_size))
+        return (np.sign(total) * np.maximum(np.abs(total), 0)) ** (1.0 / self.norm_type)
 
 
 class MaxPool1d(_MaxPool):
@@ -191,6 +231,28 @@ class _AdaptivePool(Op):
             result.append((n // o if exact else ceil_div(n, o) + 1, n // o))
         return result
 
+    reduce: ClassVar[str] = "mean"
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        """Separable: pool one axis at a time over windows [floor(i*n/o), ceil((i+1)*n/o))."""
+        x = xs[0]
+        reduce = getattr(np, self.reduce)
+        sizes = spatial_tuple(self.output, self.dims, "output")  # type: ignore[arg-type]
+        for axis, o in zip(range(2, 2 + self.dims), sizes):
+            n = x.shape[axis]
+            if o is None or o == n:
+                continue
+            if n % o == 0:
+                split = (*x.shape[:axis], o, n // o, *x.shape[axis + 1 :])
+                x = reduce(x.reshape(split), axis=axis + 1)
+                continue
+            parts = [
+                reduce(x.take(np.arange(i * n // o, -(-(i + 1) * n // o)), axis=axis), axis=axis, keepdims=True)
+                for i in range(o)
+            ]
+            x = np.concatenate(parts, axis=axis)
+        return np.ascontiguousarray(x)
+
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return elements(inputs[0])
 
@@ -230,6 +292,8 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPool):
 
 
 class _AdaptiveMaxPool(_AdaptivePool):
+    reduce = "max"
+
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return Saved(inputs=(0,), extra=((elements(output), "int64"),))
 
@@ -260,6 +324,11 @@ class _GlobalPool(Op):
             raise ShapeError(f"{self.kind} needs spatial axes after the channels, got {list(shape)}")
         return (shape[0], *((1,) * (len(shape) - 1))) if self.keepdims else (shape[0],)
 
+    reduce: ClassVar[str] = "mean"
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        return getattr(np, self.reduce)(xs[0], axis=tuple(range(2, xs[0].ndim)), keepdims=self.keepdims)
+
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return elements(inputs[0])
 
@@ -280,6 +349,7 @@ class GlobalMaxPool(_GlobalPool):
     """amax over the spatial axes; its backward compares the input with the result."""
 
     kind = "global_max_pool"
+    reduce = "max"
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return Saved(inputs=(0,), output=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..arith import Shape, product
 from ..errors import ShapeError
 from .base import GLOBAL, Op, ReceptiveStep
@@ -32,6 +34,9 @@ class Flatten(Op):
         joined = product(list(full[start : end + 1]))
         return (*full[1:start], joined, *full[end + 1 :])
 
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        return xs[0].reshape(xs[0].shape[0], *self.output_shape([xs[0].shape[1:]]))
+
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         """Spatial positions merge into features: later layers see every position at once."""
         return GLOBAL if len(self.output_shape(inputs)) < len(inputs[0]) and len(inputs[0]) > 1 else None
@@ -41,6 +46,9 @@ class Identity(Op):
     """Passes its input through unchanged."""
 
     kind = "identity"
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        return xs[0]
 
     @property
     def inplace_output(self) -> bool:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 from pydantic import NonNegativeInt
 
 from ..arith import Dim, ceil_div, maximum, provably_below, where_at_least
 from ..errors import ShapeError
+from ..lazy import lazy_import
+
+np = lazy_import("numpy")
 
 Padding = Union[
     Literal["same", "valid"], NonNegativeInt, list[NonNegativeInt], list[list[NonNegativeInt]]
@@ -77,3 +80,54 @@ def check_window_fits(n: Dim, before: Dim, after: Dim, span: int, axis: int) -> 
             f"than the window span {span}; the output would have size below 1 "
             "(use a smaller kernel or stride, more padding, or a larger input)"
         )
+
+
+# --- NumPy kernels for the executor: one padded copy, one strided window view -------------------
+
+_NP_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def padded(x: Any, pads: list[tuple[int, int]], mode: str = "zeros", value: float = 0.0) -> Any:
+    """`x` (batch, channels, *spatial) padded per spatial axis with PyTorch's padding modes."""
+    if not any(b or a for b, a in pads):
+        return x
+    width = [(0, 0), (0, 0), *pads]
+    if mode == "zeros":
+        return np.pad(x, width, mode="constant", constant_values=value)
+    return np.pad(x, width, mode=_NP_MODES[mode])  # type: ignore[call-overload]
+
+
+def sliding_windows(
+    x: Any, kernel: tuple[int, ...], strides: tuple[int, ...], dilations: tuple[int, ...],
+    out_sizes: tuple[int, ...],
+) -> Any:
+    """A read-only view (batch, channels, *out_sizes, *kernel) of every window of padded `x`."""
+    spatial = x.strides[2:]
+    return np.lib.stride_tricks.as_strided(
+        x,
+        shape=(*x.shape[:2], *out_sizes, *kernel),
+        strides=(
+            *x.strides[:2],
+            *(st * s for st, s in zip(spatial, strides)),
+            *(st * d for st, d in zip(spatial, dilations)),
+        ),
+        writeable=False,
+    )
+
+
+def overhang(n: int, before: int, after: int, span: int, stride: int, out: int) -> int:
+    """Extra elements after the padding that ceil-mode windows reach past the input's end."""
+    return max(0, (out - 1) * stride + span - (n + before + after))
+
+
+def window_sizes(n: int, before: int, after: int, kernel: int, stride: int, out: int, include_pad: bool) -> Any:
+    """Elements each window covers: inside the padded input, or (include_pad false) the input alone.
+
+    PyTorch's avg_pool divisor: a ceil-mode window that overhangs the padded input counts only
+    the part inside it.
+    """
+    start = np.arange(out) * stride - before
+    end = np.minimum(start + kernel, n + after)
+    if not include_pad:
+        start, end = np.maximum(start, 0), np.minimum(end, n)
+    return end - start

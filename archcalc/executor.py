@@ -1,0 +1,172 @@
+"""The NumPy executor: runs a network forward on real arrays to verify what the analysis claims.
+
+Weights are seeded random (or given, keyed by layer path and parameter name, shaped as PyTorch
+shapes them). Tensors are freed after their last reader, so a large network runs in bounded
+memory, and the peak bytes of live activations actually held are measured by storage: in-place
+ops and views share their input's memory, exactly as they do in NumPy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ArchcalcError
+from .graph import INPUT, Network
+from .lazy import lazy_import
+from .shapes import output_shapes
+
+np = lazy_import("numpy")
+
+Weights = dict[str, dict[str, Any]]
+
+
+class ExecutionError(ArchcalcError):
+    """Arrays given to the executor do not fit the network (wrong names or shapes)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """What happened when the network ran: every layer's output shape, the output, the peak."""
+
+    shapes: dict[str, tuple[int, ...]]
+    output: Any
+    peak_bytes: int
+    peak_layer: str
+    weights: Weights
+
+
+def expected_arrays(network: Network) -> dict[str, dict[str, tuple[tuple[int, ...], bool]]]:
+    """Per layer, each array's PyTorch shape and whether it is a buffer."""
+    shapes = output_shapes(network)
+    arrays: dict[str, dict[str, tuple[tuple[int, ...], bool]]] = {}
+    for layer in network.layers:
+        inputs = [shapes[i] for i in layer.inputs]
+        own = {k: (tuple(v), False) for k, v in layer.op.parameters(inputs).items()}
+        own.update({k: (tuple(v), True) for k, v in layer.op.buffers(inputs).items()})
+        if own:
+            arrays[layer.path] = own
+    return arrays
+
+
+def random_weights(network: Network, seed: int = 0, dtype: Any = "float32") -> Weights:
+    """Seeded weights that keep activations bounded through deep stacks.
+
+    Matrices and kernels: uniform in +-1/sqrt(fan_in) (PyTorch's default bound); scales ('weight'
+    of a norm) near 1, shifts near 0, running variances in [0.5, 1.5].
+    """
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    weights: Weights = {}
+    for path, arrays in expected_arrays(network).items():
+        own = {}
+        for name, (shape, _) in arrays.items():
+            if name == "num_batches_tracked":
+                own[name] = np.zeros(shape, dtype=np.int64)
+                continue
+            unit = rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
+            if len(shape) >= 2 and name not in ("p1", "p2", "beta"):
+                bound = 1.0 / np.sqrt(max(1, int(np.prod(shape[1:]))))
+                values = (2 * unit - 1) * bound
+            elif name == "running_var":
+                values = 0.5 + unit
+            elif name in ("weight", "p1", "beta"):
+                values = 0.9 + 0.2 * unit
+            else:
+                values = 0.2 * unit - 0.1
+            own[name] = values.astype(dtype, copy=False)
+        weights[path] = own
+    return weights
+
+
+def check_weights(network: Network, weights: Mapping[str, Mapping[str, Any]]) -> None:
+    """An ExecutionError naming the layer and expected shape of a missing, extra or misshaped array."""
+    expected = expected_arrays(network)
+    for path in weights:
+        if path not in expected:
+            raise ExecutionError(f"weights given for '{path}', which has no parameters or is not a layer", layer=path)
+    for path, arrays in expected.items():
+        given = weights.get(path, {})
+        for name, (shape, _) in arrays.items():
+            if name not in given:
+                raise ExecutionError(f"missing weight '{name}' of shape {list(shape)}", layer=path)
+            if tuple(np.shape(given[name])) != shape:
+                raise ExecutionError(
+                    f"weight '{name}' has shape {list(np.shape(given[name]))}, expected {list(shape)}",
+                    layer=path,
+                )
+        for name in given:
+            if name not in arrays:
+                raise ExecutionError(f"unexpected weight '{name}' (this layer has: {', '.join(arrays)})", layer=path)
+
+
+def _storage(array: Any) -> Any:
+    """The array that owns the memory a (possibly viewed) array lives in."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def execute(
+    network: Network,
+    x: Any = None,
+    *,
+    batch: int = 1,
+    dtype: Any = "float32",
+    seed: int = 0,
+    weights: Weights | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Run:
+    """Run the network forward (inference) on `x`, or on seeded random input of `batch` examples."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ExecutionError(f"the executor runs float32 or float64, not {dtype}")
+    expected_input = (batch if x is None else np.shape(x)[0], *network.input_shape)
+    if x is None:
+        x = np.random.default_rng(seed + 1).standard_normal(expected_input).astype(dtype)
+    elif tuple(np.shape(x))[1:] != tuple(network.input_shape):
+        raise ExecutionError(
+            f"input array has shape {list(np.shape(x))}; expected [batch, {', '.join(map(str, network.input_shape))}]"
+        )
+    if weights is None:
+        weights = random_weights(network, seed, dtype)
+    else:
+        check_weights(network, weights)
+    readers: dict[str, int] = {INPUT: 0}
+    for layer in network.layers:
+        readers[layer.path] = 0
+        for source in layer.inputs:
+            readers[source] += 1
+    live: dict[str, Any] = {INPUT: x}
+    shapes: dict[str, tuple[int, ...]] = {}
+    peak, peak_layer = 0, INPUT
+    total = len(network.order)
+    for step, layer in enumerate(network.layers):
+        inputs = [live[i] for i in layer.inputs]
+        try:
+            out = layer.op.forward(inputs, weights.get(layer.path, {}))
+        except ArchcalcError as exc:
+            raise exc.located(layer.location, layer.path) from None
+        live[layer.path] = out
+        shapes[layer.path] = tuple(out.shape[1:])
+        held = sum(a.nbytes for a in {id(s): s for s in map(_storage, live.values())}.values())
+        if held > peak:
+            peak, peak_layer = held, layer.path
+        for source in layer.inputs:
+            readers[source] -= 1
+            if readers[source] == 0 and source != network.output:
+                del live[source]
+        if progress:
+            progress(step + 1, total, layer.path)
+    return Run(shapes, live[network.output], peak, peak_layer, weights)
+
+
+def parameter_sizes(network: Network, weights: Weights) -> dict[str, int]:
+    """Learnable elements per layer as the executor's arrays hold them (buffers excluded)."""
+    expected = expected_arrays(network)
+    return {
+        path: sum(int(np.size(a)) for name, a in arrays.items() if not expected[path][name][1])
+        for path, arrays in weights.items()
+    }
+

@@ -1,0 +1,79 @@
+"""Cross-checking the analysis against the executor: shapes, parameter sizes, activation peak."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .analysis import Analysis, analyze
+from .errors import OptionError
+from .executor import execute, parameter_sizes
+from .graph import Network
+from .memory import MemoryOptions
+from .units import human_bytes
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One figure where the analysis and the run disagree."""
+
+    layer: str
+    figure: str
+    analysed: str
+    measured: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    analysis: Analysis
+    mismatches: tuple[Mismatch, ...]
+    peak_bytes: int
+
+
+def default_memory_cap() -> int:
+    """Half the machine's physical memory: the executor's default ceiling."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def required_bytes(analysis: Analysis) -> int:
+    """What a run needs by the analysis: weights and buffers plus the inference peak."""
+    m = analysis.memory
+    return int(m.weights + m.buffers + m.inference_peak)
+
+
+def verify(
+    network: Network,
+    *,
+    batch: int = 1,
+    dtype: str = "float32",
+    seed: int = 0,
+    max_memory: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Verification:
+    """Run the network and compare every layer's shape and parameters, and the peak, with the analysis."""
+    if batch < 1:
+        raise OptionError(f"the batch must be at least 1, got {batch}")
+    if dtype not in ("float32", "float64"):
+        raise OptionError(f"the executor runs float32 or float64, not {dtype!r}")
+    analysis = analyze(network, MemoryOptions(batch=batch, dtype=dtype))
+    cap = default_memory_cap() if max_memory is None else max_memory
+    needed = required_bytes(analysis)
+    if needed > cap:
+        raise OptionError(
+            f"running this needs {human_bytes(needed)} ({needed:,} bytes: weights, buffers and the "
+            f"inference peak at batch {batch}), more than the cap of {human_bytes(cap)}; "
+            "lower --batch or --input, or raise --max-memory"
+        )
+    run = execute(network, batch=batch, dtype=dtype, seed=seed, progress=progress)
+    sizes = parameter_sizes(network, run.weights)
+    found: list[Mismatch] = []
+    for r in analysis.layers:
+        if run.shapes[r.path] != tuple(r.output_shape):
+            found.append(Mismatch(r.path, "output shape", str(list(r.output_shape)), str(list(run.shapes[r.path]))))
+        if sizes.get(r.path, 0) != r.params.params:
+            found.append(Mismatch(r.path, "parameters", f"{r.params.params:,}", f"{sizes.get(r.path, 0):,}"))
+    peak = analysis.memory.inference_peak
+    if run.peak_bytes != peak:
+        found.append(Mismatch(run.peak_layer, "inference peak (bytes)", f"{peak:,} at {analysis.memory.peak_layer}", f"{run.peak_bytes:,}"))
+    return Verification(analysis, tuple(found), run.peak_bytes)
