@@ -27,3 +27,12 @@ def analyse_text(tmp_path: Path) -> Callable[[str], Analysis]:
 
 def zoo(name: str) -> Analysis:
     return analyze(load(str(SPECS / f"{name}.yaml")))
+
+
+# Hypothesis: a quick default for every run, a larger profile for nightly-style runs
+# (HYPOTHESIS_PROFILE=nightly python -m pytest tests/test_executor_agreement.py).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("nightly", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "default"))
