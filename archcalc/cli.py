@@ -39,9 +39,13 @@ def parse_input(text: str | None) -> tuple[int, ...] | None:
 
 def _network(spec: str, input_shape: str | None) -> Any:
     from .graph import load
+    from .zoo import resolve
 
     shape = parse_input(input_shape)
-    network = load(spec)
+    path, builtin = resolve(spec)
+    if builtin:
+        click.echo(f"using the built-in spec {path}", err=True)
+    network = load(str(path))
     return network if shape is None else network.with_input(shape)
 
 
@@ -65,7 +69,7 @@ def _print(renderable: Any) -> None:
     Console().print(renderable)
 
 
-SPEC = click.argument("spec", type=click.Path(dir_okay=False))
+SPEC = click.argument("spec")
 INPUT = click.option("--input", "input_shape", metavar="C,H,W", help="Override the spec's input shape (batch excluded).")
 BATCH = click.option("--batch", type=int, default=1, show_default=True, help="Examples per batch.")
 
@@ -256,6 +260,37 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
         f"verified {len(network.order)} layers of {network.name}: shapes, parameters and the "
         f"inference peak ({result.peak_bytes:,} bytes at batch {batch}) agree"
     )
+
+
+@main.command()
+def zoo() -> None:
+    """List the built-in specs with their parameters and FLOPs.
+
+    A built-in spec can be named without its path from any directory:
+    `archcalc memory resnet18` uses it when no file of that name exists here.
+
+    \b
+    Example:
+      archcalc zoo
+    """
+    from rich.table import Table
+
+    from .analysis import analyze
+    from .graph import load
+    from .render import count_text, shape_text
+    from .units import human_count
+    from .zoo import zoo_specs
+
+    table = Table(title="archcalc's built-in specs", title_justify="left")
+    for column in ("Name", "Input", "Params", "FLOPs", "Output"):
+        table.add_column(column, justify="left" if column == "Name" else "right")
+    for name, path in zoo_specs().items():
+        result = analyze(load(str(path)))
+        table.add_row(
+            name, shape_text(result.network.input_shape), count_text(result.totals.params),
+            human_count(result.totals.flops), shape_text(result.output_shape),
+        )
+    _print(table)
 
 
 @main.command()

@@ -64,3 +64,31 @@ def test_numeric_commands_do_not_import_sympy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code, RESNET18], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_zoo_names_work_from_any_directory(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("resnet18", "resnet18.yaml"):
+        result = CliRunner().invoke(main, ["analyze", name, "--json"])
+        assert result.exit_code == 0
+        assert json.loads(result.stdout)["totals"]["params"] == 11_689_512
+        assert "built-in spec" in result.stderr
+
+
+def test_a_local_file_wins_over_the_zoo(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "resnet18.yaml").write_text("name: mine\ninput: [4]\nlayers:\n  - {op: linear, out: 2}\n")
+    result = CliRunner().invoke(main, ["analyze", "resnet18.yaml", "--json"])
+    assert json.loads(result.stdout)["name"] == "mine" and result.stderr == ""
+
+
+def test_unknown_zoo_name_suggests_the_nearest(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["summary", "resnt50"])
+    assert result.exit_code == 2 and "did you mean resnet50" in result.stderr
+
+
+def test_zoo_lists_the_built_in_specs() -> None:
+    result = CliRunner().invoke(main, ["zoo"])
+    assert result.exit_code == 0
+    assert "resnet50" in result.stdout and "25,557,032" in result.stdout
