@@ -48,6 +48,12 @@ class Network:
     output: str
     file: str | None = None
     blocks: dict[str, str] = field(default_factory=dict)  # instance path -> block name
+    symbols: dict[str, Any] = field(default_factory=dict)  # name -> sympy Symbol, when symbolic
+    defaults: dict[str, int] = field(default_factory=dict)  # the spec's numeric values of symbols
+
+    @property
+    def symbolic(self) -> bool:
+        return bool(self.symbols)
 
     @property
     def layers(self) -> list[Layer]:
@@ -297,10 +303,50 @@ def _nearest(word: str, choices: Any) -> str:
     return " or ".join(f"'{n}'" for n in near)
 
 
-def expand(spec: Spec, data: Any = None, file: str | None = None) -> Network:
-    """The validated layer graph of a spec: names resolved, arity checked, no cycles or dead ends."""
+def _dimensions(
+    spec: Spec, file: str | None, input_shape: tuple[int | str, ...] | None, symbolic: bool
+) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
+    """The input shape and the top-level names, each a number or (symbolic) a sympy symbol.
+
+    A name is symbolic under `symbolic`, or when it has no numeric value at all (named only in
+    an `--input` override); otherwise it takes its default from `symbols`.
+    """
+    shape = tuple(spec.input.shape if input_shape is None else input_shape)
+    defaults = {n: v for n, v in spec.symbols.items() if v is not None}
+    names = [*spec.symbols, *(d for d in shape if isinstance(d, str) and d not in spec.symbols)]
+    wanted = {n for n in names if symbolic or n not in defaults}
+    wanted |= {d for d in shape if isinstance(d, str) and input_shape is not None}
+    symbols: dict[str, Any] = {}
+    if wanted:
+        from .symbolic import symbol
+
+        try:
+            symbols = {n: symbol(n) for n in names if n in wanted}
+        except SpecError as exc:
+            raise exc.located(Location(file, None)) from None
+    env = {**defaults, **symbols}
+    for d in shape:
+        if isinstance(d, str) and d not in env:
+            raise SpecError(
+                f"input dimension '{d}' has no value: give it one under `symbols`, pass --input, "
+                "or analyse symbolically (--symbolic)",
+                location=Location(file, None),
+            )
+    return tuple(env[d] if isinstance(d, str) else d for d in shape), env, symbols
+
+
+def expand(
+    spec: Spec, data: Any = None, file: str | None = None, *,
+    input_shape: tuple[int | str, ...] | None = None, symbolic: bool = False,
+) -> Network:
+    """The validated layer graph of a spec: names resolved, arity checked, no cycles or dead ends.
+
+    `input_shape` overrides the spec's input; names in it, and with `symbolic` every name the
+    spec declares, become sympy symbols.
+    """
+    shape, env, symbols = _dimensions(spec, file, input_shape, symbolic)
     expander = _Expander(spec, data, file)
-    top = _Scope("", {}, None, False)
+    top = _Scope("", env, None, False)
     last = expander.expand_scope(spec.layers, top, 0)
     output = _resolve(_Ref(top, spec.output or last, Location(file, getattr(data, "line", None)), "output"))
     graph = nx.DiGraph()
@@ -335,13 +381,14 @@ def expand(spec: Spec, data: Any = None, file: str | None = None) -> Network:
                 layer=node,
             )
     order = tuple(n for n in nx.lexicographical_topological_sort(graph, key=rank.__getitem__) if n != INPUT)
+    defaults = {n: v for n, v in spec.symbols.items() if v is not None}
     return Network(
-        spec.name, tuple(spec.input.shape), spec.input.dtype, graph, order, output, file,
-        expander.blocks,
+        spec.name, shape, spec.input.dtype, graph, order, output, file, expander.blocks,
+        symbols, defaults,
     )
 
 
-def load(path: str) -> Network:
-    """Read, validate and expand a spec file."""
+def load(path: str, *, input_shape: tuple[int | str, ...] | None = None, symbolic: bool = False) -> Network:
+    """Read, validate and expand a spec file (see `expand` for the options)."""
     data = read_file(path)
-    return expand(parse_spec(data, path), data, path)
+    return expand(parse_spec(data, path), data, path, input_shape=input_shape, symbolic=symbolic)

@@ -40,7 +40,7 @@ class InputSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    shape: list[PositiveInt] = Field(min_length=1)
+    shape: list[PositiveInt | str] = Field(min_length=1)  # a name is a symbol (see `symbols`)
     dtype: DType = "float32"
 
 
@@ -68,6 +68,7 @@ class Spec(BaseModel):
 
     name: str = Field(min_length=1)
     input: InputSpec
+    symbols: dict[str, PositiveInt | None] = {}  # named dimensions and widths, with numeric defaults
     blocks: dict[str, BlockDef] = {}
     layers: list[dict[str, Any]] = Field(min_length=1)
     output: str | None = None

@@ -37,7 +37,9 @@ def resolve(name: str) -> tuple[Path, bool]:
         return path, False
     specs = zoo_specs()
     stem = path.name[: -len(".yaml")] if path.name.endswith(".yaml") else path.name
-    if path.parent == Path(".") and stem in specs:
+    if path.parent != Path("."):
+        raise SpecError(f"no such file: {name}")
+    if stem in specs:
         return specs[stem], True
     near = difflib.get_close_matches(stem, list(specs), n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(near)}?" if near else " (`archcalc zoo` lists the built-in specs)"

@@ -1,0 +1,91 @@
+"""Symbolic mode: dimensions as sympy symbols, and the simplifications that keep formulas readable.
+
+Imported only when a symbol is in play, so numeric analysis never loads sympy. Every symbol is
+an integer >= 1. The shape rules themselves are the numeric ones (one formula, two modes);
+this module only makes symbols, tidies nested floors and picks the peak among candidates.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sympy
+
+from .errors import SpecError
+
+_RESERVED = {"i", "input"}  # the repetition index and the input's name in `from`
+
+
+def check_symbol_name(name: str) -> None:
+    """A SpecError for a name that is not an identifier or clashes with Python, sympy or archcalc."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise SpecError(f"symbol name {name!r} must be an identifier that is not a Python keyword")
+    if name in _RESERVED or hasattr(sympy, name):
+        raise SpecError(
+            f"symbol name {name!r} clashes with {'archcalc' if name in _RESERVED else 'a sympy name'}; "
+            "choose another (e.g. H, W, D, B, k, width)"
+        )
+
+
+def symbol(name: str) -> Any:
+    """The positive-integer symbol `name` (after checking the name)."""
+    check_symbol_name(name)
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+def _collapse_floor(expr: Any) -> Any:
+    """floor((floor(x) + m)/n) = floor((x + m)/n) for integers m and n > 0, applied bottom-up.
+
+    The stacked-convolution pattern floor((floor((H-1)/2) + 1 - 1)/2) + 1 becomes
+    floor((H-1)/4) + 1.
+    """
+    if not isinstance(expr, sympy.floor):
+        return expr
+    inner = sympy.expand(expr.args[0])
+    floors = [t for t in sympy.Add.make_args(inner) if t.has(sympy.floor)]
+    if len(floors) != 1:
+        return expr
+    coefficient, core = floors[0].as_coeff_Mul()
+    if not isinstance(core, sympy.floor) or not coefficient.is_Rational or coefficient <= 0 or coefficient.p != 1:
+        return expr
+    n = coefficient.q
+    rest = inner - floors[0]
+    if not (rest * n).is_Integer:
+        return expr
+    return sympy.floor((core.args[0] + rest * n) / n)
+
+
+def simplify_dim(expr: Any) -> Any:
+    """A dimension with nested floors collapsed where the identity holds."""
+    if isinstance(expr, int) or not isinstance(expr, sympy.Basic) or not expr.has(sympy.floor):
+        return expr
+    return expr.replace(lambda e: isinstance(e, sympy.floor), _collapse_floor)
+
+
+def peak(candidates: list[tuple[str, Any]], symbols: Iterable[Any], defaults: Mapping[str, int]) -> tuple[Any, str]:
+    """The largest of per-layer byte counts as a formula, and the layer where it occurs.
+
+    A formula that can be exceeded everywhere by another is dropped: candidates are compared at
+    sample sizes (each symbol at its default and at 2x, 4x and 8x of it, or 224 when none is
+    given); the survivors' Max is returned, usually a single layer's expression.
+    """
+    symbols = list(symbols)
+    points = []
+    for factor in (1, 2, 4, 8):
+        points.append({s: factor * defaults.get(s.name, 224) for s in symbols})
+    winners: dict[str, Any] = {}
+    for point in points:
+        values = [(int(expr.subs(point)) if not isinstance(expr, int) else expr, layer, expr) for layer, expr in candidates]
+        best = max(values, key=lambda v: v[0])
+        winners.setdefault(best[1], best[2])
+    layers = list(winners)
+    exprs = list(winners.values())
+    return (exprs[0] if len(exprs) == 1 else sympy.Max(*exprs)), layers[0]
+
+
+def divisible_form(expr: Any, sym: Any, modulus: int) -> Any:
+    """`expr` for `sym` a multiple of `modulus` (sym = modulus*k), written back in terms of sym."""
+    k = sympy.Symbol("k__", integer=True, positive=True)
+    return sympy.simplify(expr.subs(sym, modulus * k)).subs(k, sym / modulus)
