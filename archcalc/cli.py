@@ -24,20 +24,33 @@ class _Group(click.Group):
             ctx.exit(EXIT_BAD_INPUT)
 
 
-def parse_input(text: str | None) -> tuple[int, ...] | None:
-    """`--input 3,224,224` as a shape tuple (batch excluded)."""
+def _size(part: str, what: str, text: str) -> int | str:
+    """One size of an option: a whole number >= 1, or a symbol's name (symbolic mode)."""
+    part = part.strip()
+    if part.isidentifier():
+        return part
+    if part.isdigit() and int(part) >= 1:
+        return int(part)
+    raise OptionError(f"{what} must be positive sizes or symbol names separated by commas, like 3,224,224 or 3,H,W; got {text!r}")
+
+
+def parse_input(text: str | None) -> tuple[int | str, ...] | None:
+    """`--input 3,224,224` (or `3,H,W`, naming symbols) as a shape tuple (batch excluded)."""
     if text is None:
         return None
+    parts = text.replace("x", ",").split(",") if not any(c.isalpha() and c != "x" for c in text) else text.split(",")
+    return tuple(_size(part, "--input", text) for part in parts)
+
+
+def parse_batch(text: str) -> int | str:
+    """`--batch 128`, or `--batch B` for a symbolic batch."""
     try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
-    except ValueError:
-        shape = ()
-    if not shape or any(d < 1 for d in shape):
-        raise OptionError(f"--input must be positive sizes separated by commas, like 3,224,224; got {text!r}")
-    return shape
+        return _size(text, "--batch", text)
+    except OptionError:
+        raise OptionError(f"the batch must be a whole number of at least 1 or a symbol name like B, got {text!r}") from None
 
 
-def _network(spec: str, input_shape: str | None) -> Any:
+def _network(spec: str, input_shape: str | None, symbolic: bool = False) -> Any:
     from .graph import load
     from .zoo import resolve
 
@@ -45,20 +58,29 @@ def _network(spec: str, input_shape: str | None) -> Any:
     path, builtin = resolve(spec)
     if builtin:
         click.echo(f"using the built-in spec {path}", err=True)
-    network = load(str(path))
-    return network if shape is None else network.with_input(shape)
+    return load(str(path), input_shape=shape, symbolic=symbolic)
 
 
-def _analysis(spec: str, input_shape: str | None, options: Any = None) -> Any:
+def _analysis(spec: str, input_shape: str | None, symbolic: bool = False, options: Any = None) -> Any:
     from .analysis import analyze
 
-    return analyze(_network(spec, input_shape), options)
+    return analyze(_network(spec, input_shape, symbolic), options)
 
 
-def _memory_options(batch: int, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None) -> Any:
+def _batch_value(batch: str) -> Any:
+    """The batch as an int, or as a positive-integer symbol."""
+    value = parse_batch(batch)
+    if isinstance(value, str):
+        from .symbolic import symbol
+
+        return symbol(value)
+    return value
+
+
+def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None) -> Any:
     from .memory import MemoryOptions, check_options
 
-    options = MemoryOptions(batch, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
+    options = MemoryOptions(_batch_value(batch), dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
     check_options(options)
     return options
 
@@ -71,7 +93,8 @@ def _print(renderable: Any) -> None:
 
 SPEC = click.argument("spec")
 INPUT = click.option("--input", "input_shape", metavar="C,H,W", help="Override the spec's input shape (batch excluded).")
-BATCH = click.option("--batch", type=int, default=1, show_default=True, help="Examples per batch.")
+BATCH = click.option("--batch", default="1", show_default=True, help="Examples per batch, or a symbol (B).")
+SYMBOLIC = click.option("--symbolic", is_flag=True, help="Keep the spec's named sizes as symbols: every figure becomes a formula.")
 
 
 def memory_options(command: Any) -> Any:
@@ -102,8 +125,9 @@ def main() -> None:
 @main.command()
 @SPEC
 @INPUT
+@SYMBOLIC
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold blocks deeper than this many path components.")
-def summary(spec: str, input_shape: str | None, depth: int | None) -> None:
+def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | None) -> None:
     """Per-layer table of output shapes and parameters, with totals.
 
     \b
@@ -111,29 +135,33 @@ def summary(spec: str, input_shape: str | None, depth: int | None) -> None:
       archcalc summary specs/resnet18.yaml
       archcalc summary specs/resnet50.yaml --depth 1
       archcalc summary specs/alexnet.yaml --input 3,256,256
+      archcalc summary specs/resnet18.yaml --input 3,H,W
     """
     from .render import summary_table
 
-    _print(summary_table(_analysis(spec, input_shape), depth))
+    _print(summary_table(_analysis(spec, input_shape, symbolic), depth))
 
 
 @main.command()
 @SPEC
 @INPUT
+@SYMBOLIC
 @memory_options
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON contract (docs/json.md) and nothing else.")
-def analyze(spec: str, input_shape: str | None, batch: int, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, as_json: bool) -> None:
+def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, as_json: bool) -> None:
     """Analyse a spec: shapes, parameters, FLOPs, receptive fields and memory, as a table or JSON.
 
     \b
     Examples:
       archcalc analyze specs/resnet50.yaml --json
       archcalc analyze specs/vgg16.yaml --json --batch 32 --input 3,320,320 > vgg16.json
+      archcalc analyze specs/resnet50.yaml --json --input 3,H,W --batch B
     """
     from .analysis import to_json
     from .render import summary_table
 
-    result = _analysis(spec, input_shape, _memory_options(batch, dtype, weight_dtype, optimizer, mixed))
+    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
+    result = _analysis(spec, input_shape, symbolic, options)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
     else:
@@ -143,10 +171,11 @@ def analyze(spec: str, input_shape: str | None, batch: int, dtype: str, weight_d
 @main.command()
 @SPEC
 @INPUT
+@SYMBOLIC
 @memory_options
 @click.option("--train/--infer", default=True, show_default=True, help="Training (saved activations, gradients, optimizer state) or inference only.")
 @click.option("--fit", metavar="BUDGET", default=None, help="Find the largest batch that fits this budget, e.g. 16GiB.")
-def memory(spec: str, input_shape: str | None, batch: int, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None) -> None:
+def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None) -> None:
     """Memory of weights, activations (sum and inference peak) and a training step.
 
     Training keeps what PyTorch's autograd saves for backward (deduplicated by storage), plus
@@ -159,6 +188,8 @@ def memory(spec: str, input_shape: str | None, batch: int, dtype: str, weight_dt
       archcalc memory specs/resnet50.yaml --optimizer sgd --mixed-precision bf16
       archcalc memory specs/vgg16.yaml --fit 16GiB
       archcalc memory specs/resnet50.yaml --infer --dtype float16 --batch 64
+      archcalc memory specs/resnet50.yaml --input 3,H,W --batch B
+      archcalc memory specs/resnet50.yaml --fit 16GiB --symbolic --batch 32
     """
     from .memory import largest_batch
     from .params import parameter_counts
@@ -167,12 +198,18 @@ def memory(spec: str, input_shape: str | None, batch: int, dtype: str, weight_dt
     from .units import parse_bytes
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
-    network = _network(spec, input_shape)
+    network = _network(spec, input_shape, symbolic)
     found = None
     if fit is not None:
         budget = parse_bytes(fit)
         shapes = output_shapes(network)
-        found = (fit, largest_batch(network, shapes, parameter_counts(network, shapes), options, budget, train))
+        counts = parameter_counts(network, shapes)
+        if network.symbolic:
+            from .solve import fit_report
+
+            _print(fit_report(network, shapes, counts, options, budget, fit, train))
+            return
+        found = (fit, largest_batch(network, shapes, counts, options, budget, train))
     from .analysis import analyze as run
 
     _print(memory_table(run(network, options), train, found))
@@ -181,8 +218,9 @@ def memory(spec: str, input_shape: str | None, batch: int, dtype: str, weight_dt
 @main.command()
 @SPEC
 @INPUT
+@SYMBOLIC
 @BATCH
-def flops(spec: str, input_shape: str | None, batch: int) -> None:
+def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> None:
     """Multiply-accumulates and FLOPs per layer and in total.
 
     FLOPs follow torch.utils.flop_counter: 2 per multiply-add of convolutions and linear layers,
@@ -195,15 +233,14 @@ def flops(spec: str, input_shape: str | None, batch: int) -> None:
     """
     from .render import flops_table
 
-    if batch < 1:
-        raise OptionError(f"the batch must be at least 1, got {batch}")
-    _print(flops_table(_analysis(spec, input_shape), batch))
+    _print(flops_table(_analysis(spec, input_shape, symbolic), _batch_value(batch)))
 
 
 @main.command()
 @SPEC
 @INPUT
-def rf(spec: str, input_shape: str | None) -> None:
+@SYMBOLIC
+def rf(spec: str, input_shape: str | None, symbolic: bool) -> None:
     """Receptive field of every spatial layer: size, effective stride and padding, centre.
 
     Closed forms of Araujo, Norris & Sim (Distill, 2019): a dilated kernel spans d*(k-1)+1,
@@ -217,13 +254,13 @@ def rf(spec: str, input_shape: str | None) -> None:
     """
     from .render import rf_table
 
-    _print(rf_table(_analysis(spec, input_shape)))
+    _print(rf_table(_analysis(spec, input_shape, symbolic)))
 
 
 @main.command()
 @SPEC
 @INPUT
-@BATCH
+@click.option("--batch", type=int, default=1, show_default=True, help="Examples per batch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights and input.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run above this (default: half the RAM), e.g. 4GiB.")

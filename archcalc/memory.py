@@ -139,13 +139,16 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
         for source in (*layer.inputs, layer.path):
             last_use[ids[source]] = i
     last_use[ids[network.output]] = len(network.order)
-    peak: Dim = 0
-    peak_layer = INPUT
-    for layer in network.layers:
-        i = position[layer.path]
-        live = sum((b for t, b in tensor_bytes.items() if born[t] <= i <= last_use[t]), 0)
-        if not isinstance(live, int) or live > peak:
-            peak, peak_layer = live, layer.path
+    candidates = [
+        (layer.path, sum((b for t, b in tensor_bytes.items() if born[t] <= position[layer.path] <= last_use[t]), 0))
+        for layer in network.layers
+    ]
+    if network.symbolic:
+        from .symbolic import peak as symbolic_peak
+
+        peak, peak_layer = symbolic_peak(candidates, network.symbols.values(), network.defaults)
+    else:
+        peak_layer, peak = max(candidates, key=lambda c: c[1])  # the first layer at the maximum
     # training: storages kept for backward, counted once each, plus per-layer extras
     needs = _needs_backward(network, counts)
     kept: dict[str, Dim] = {}

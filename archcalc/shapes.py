@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .arith import Shape
 from .errors import ArchcalcError
 from .graph import INPUT, Network
@@ -9,11 +11,18 @@ from .graph import INPUT, Network
 
 def output_shapes(network: Network) -> dict[str, Shape]:
     """Output shape (batch excluded) of the input and every layer; errors name the layer."""
+    tidy = _identity
+    if network.symbolic:
+        from .symbolic import simplify_dim as tidy
     shapes: dict[str, Shape] = {INPUT: network.input_shape}
     for layer in network.layers:
         inputs = [shapes[i] for i in layer.inputs]
         try:
-            shapes[layer.path] = tuple(layer.op.output_shape(inputs))
+            shapes[layer.path] = tuple(tidy(d) for d in layer.op.output_shape(inputs))
         except ArchcalcError as exc:
             raise exc.located(layer.location, layer.path) from None
     return shapes
+
+
+def _identity(dim: Any) -> Any:
+    return dim

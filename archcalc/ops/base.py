@@ -9,12 +9,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
+from typing_extensions import Annotated
 
 from ..arith import Dim, Shape, product
 from ..errors import ShapeError
 
 REGISTRY: dict[str, type[Op]] = {}
+
+
+def _width(value: Any) -> Any:
+    """A channel or feature count: a whole number >= 1, or a sympy expression (symbolic mode)."""
+    if hasattr(value, "free_symbols"):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a whole number of at least 1 (got {value!r})")
+    return value
+
+
+Width = Annotated[Any, BeforeValidator(_width), WithJsonSchema({"type": "integer", "minimum": 1})]
+"""A channel or feature count; symbolic widths (a block argument `k`) are sympy expressions."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from ..arith import Shape, provably_below
 from ..errors import ShapeError
 from ..arith import Dim, product
 from .base import (
-    INPUT, UNDEFINED, Op, ReceptiveStep, Saved, Window, elements, expect_rank, spatial_tuple,
+    INPUT, UNDEFINED, Width, Op, ReceptiveStep, Saved, Window, elements, expect_rank, spatial_tuple,
 )
 from .window import (
     Padding,
@@ -32,7 +32,7 @@ class _Conv(Op):
 
     dims: ClassVar[int] = 2
 
-    out: PositiveInt
+    out: Width
     kernel: PositiveInt | list[PositiveInt]
     stride: PositiveInt | list[PositiveInt] = 1
     padding: Padding = 0
@@ -45,7 +45,7 @@ class _Conv(Op):
         for field in ("kernel", "stride", "dilation"):
             spatial_tuple(getattr(self, field), self.dims, field)
         check_padding_form(self.padding, self.dims)
-        if self.out % self.groups:
+        if isinstance(self.out, int) and self.out % self.groups:
             raise ValueError(f"out ({self.out}) must be divisible by groups ({self.groups})")
         return self
 

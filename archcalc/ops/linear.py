@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import PositiveInt
 
 from ..arith import Dim, Shape
 from ..errors import ShapeError
-from .base import GLOBAL, INPUT, Op, ReceptiveStep, Saved, elements
+from .base import GLOBAL, INPUT, Op, ReceptiveStep, Saved, Width, elements
 
 
 class Linear(Op):
@@ -17,7 +16,7 @@ class Linear(Op):
     kind = "linear"
     aliases = ("dense", "affine")
 
-    out: PositiveInt
+    out: Width
     bias: bool = True
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
