@@ -35,11 +35,14 @@ Width = Annotated[Any, BeforeValidator(_width), WithJsonSchema({"type": "integer
 
 @dataclass(frozen=True)
 class Window:
-    """One receptive-field step per spatial axis: the dilated span, the stride, the padding before."""
+    """One sliding-window step per spatial axis: the dilated span, the stride, the padding before
+    and after; `rounds_down` when the output size floors, so trailing input can go unread."""
 
     spans: tuple[Dim, ...]
     strides: tuple[Dim, ...]
     before: tuple[Dim, ...]
+    after: tuple[Dim, ...]
+    rounds_down: bool = True
 
 
 GLOBAL: Literal["global"] = "global"

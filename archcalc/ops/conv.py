@@ -122,7 +122,7 @@ class _ConvForward(_Conv):
 
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
-        return Window(self.spans, self.strides, tuple(p[0] for p in pads))
+        return Window(self.spans, self.strides, tuple(p[0] for p in pads), tuple(p[1] for p in pads))
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """im2col by a strided window view, then one batched matmul: kernel (G, O/G, Cg*K) times

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from ..arith import Dim, Shape, ceil_div, product, provably_below
+from ..arith import Dim, Shape, ceil_div, maximum, product, provably_below
 from ..errors import ShapeError
 from .base import (
     GLOBAL, INPUT, NOTHING, Op, ReceptiveStep, Saved, Window, elements, expect_rank, spatial_tuple,
@@ -110,7 +110,9 @@ class _Pool(Op):
 
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
-        return Window(self.spans, self.strides, tuple(p[0] for p in pads))
+        return Window(
+            self.spans, self.strides, tuple(p[0] for p in pads), tuple(p[1] for p in pads), not self.ceil_mode
+        )
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return INPUT  # avg_pool2d_backward takes the input
@@ -266,7 +268,8 @@ class _AdaptivePool(Op):
         windows = self._windows(inputs)
         if all(o == 1 for o in spatial_tuple(self.output, self.dims, "output")):  # type: ignore[arg-type]
             return GLOBAL
-        return Window(tuple(w for w, _ in windows), tuple(max(s, 1) for _, s in windows), (0,) * self.dims)
+        zeros = (0,) * self.dims
+        return Window(tuple(w for w, _ in windows), tuple(maximum(s, 1) for _, s in windows), zeros, zeros, False)
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return INPUT

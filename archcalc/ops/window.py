@@ -69,6 +69,9 @@ def window_output(
     if not ceil_mode:
         return reach // stride + 1
     out = ceil_div(reach, stride) + 1
+    if isinstance(after, int) and after + stride <= span:
+        # (out-1)*stride < reach + stride <= n + before: the last window always starts in time
+        return out
     return where_at_least((out - 1) * stride, n + before, out - 1, out)
 
 
