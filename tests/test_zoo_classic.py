@@ -1,0 +1,250 @@
+"""The classic torchvision zoo: VGG, ResNet, ResNeXt, Wide ResNet and DenseNet specs.
+
+First against torchvision's published figures, through archcalc alone (CI has no torch); then,
+when torch and torchvision are installed, against the models themselves: parameters, buffers,
+output shape, FLOPs as torch.utils.flop_counter counts them, bytes saved for backward, and every
+layer's name, shape and parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from conftest import SPECS, zoo
+
+from archcalc.analysis import analyze
+from archcalc.graph import load
+from archcalc.memory import MemoryOptions
+
+# torchvision docs: the weights' metadata each builder's page publishes (in torchvision 0.29.1's
+# source: VGG11_Weights.IMAGENET1K_V1.meta["num_params"] and ["_ops"], ...), also the Params and
+# GFLOPS columns of the "Table of all available classification weights". Those GFLOPS count
+# multiply-accumulates (fvcore's convention), so they are archcalc's MACs in billions.
+PUBLISHED = {
+    # spec: (params, GFLOPS)
+    "vgg11": (132_863_336, 7.609),
+    "vgg13": (133_047_848, 11.308),
+    "vgg19": (143_667_240, 19.632),
+    "vgg11_bn": (132_868_840, 7.609),
+    "vgg13_bn": (133_053_736, 11.308),
+    "vgg16_bn": (138_365_992, 15.47),
+    "vgg19_bn": (143_678_248, 19.632),
+    "resnet34": (21_797_672, 3.664),
+    "resnet101": (44_549_160, 7.801),
+    "resnet152": (60_192_808, 11.514),
+    "resnext50_32x4d": (25_028_904, 4.23),
+    "resnext101_32x8d": (88_791_336, 16.414),
+    "wide_resnet50_2": (68_883_240, 11.398),
+    "densenet121": (7_978_856, 2.834),
+    "densenet161": (28_681_000, 7.728),
+    "densenet169": (14_149_480, 3.36),
+    "densenet201": (20_013_928, 4.291),
+}
+MODELS = list(PUBLISHED)
+
+
+@pytest.mark.parametrize(("model", "params"), [(m, p) for m, (p, _) in PUBLISHED.items()])
+def test_torchvision_parameter_counts_are_exact(model: str, params: int) -> None:
+    result = zoo(model)
+    assert result.totals.params == params
+    assert result.totals.trainable_params == params
+    assert result.output_shape == (1000,)
+
+
+@pytest.mark.parametrize(("model", "gflops"), [(m, g) for m, (_, g) in PUBLISHED.items()])
+def test_torchvision_gflops_are_the_macs(model: str, gflops: float) -> None:
+    assert round(zoo(model).totals.macs / 1e9, 3) == gflops
+
+
+def test_resnext_and_wide_resnet_widths_by_hand() -> None:
+    # torchvision Bottleneck: width = int(planes * width_per_group / 64) * groups; out 4 x planes.
+    # layer1 (planes 64): ResNeXt-50 32x4d 64*4/64*32 = 128, Wide ResNet-50-2 64*128/64 = 128,
+    # ResNeXt-101 32x8d 64*8/64*32 = 256; all expand to 256.
+    for model, width, groups in [("resnext50_32x4d", 128, 32), ("wide_resnet50_2", 128, 1),
+                                 ("resnext101_32x8d", 256, 32)]:
+        layers = {r.path: r for r in zoo(model).layers}
+        assert layers["layer1.0.conv2"].output_shape == (width, 56, 56)
+        # grouped 3x3: width * (width / groups) * 9 weights
+        assert layers["layer1.0.conv2"].params.params == width * (width // groups) * 9
+        assert layers["layer1.0.relu3"].output_shape == (256, 56, 56)
+
+
+def test_densenet121_channels_by_hand() -> None:
+    # 64 stem channels; each dense layer adds k = 32; a transition halves channels and size:
+    # block1 64 + 6*32 = 256 -> 128 at 28x28; block2 128 + 12*32 = 512 -> 256 at 14x14;
+    # block3 256 + 24*32 = 1024 -> 512 at 7x7; block4 512 + 16*32 = 1024 at 7x7.
+    layers = {r.path: r.output_shape for r in zoo("densenet121").layers}
+    assert layers["features.pool0"] == (64, 56, 56)
+    assert layers["features.denseblock1.0.concat"] == (96, 56, 56)
+    assert layers["features.denseblock1.5.concat"] == (256, 56, 56)
+    assert layers["features.transition1.pool"] == (128, 28, 28)
+    assert layers["features.denseblock2.11.concat"] == (512, 28, 28)
+    assert layers["features.transition2.pool"] == (256, 14, 14)
+    assert layers["features.denseblock3.23.concat"] == (1024, 14, 14)
+    assert layers["features.transition3.pool"] == (512, 7, 7)
+    assert layers["features.norm5"] == (1024, 7, 7)
+
+
+# --- against torch itself ------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One call of a torch leaf module during the forward pass."""
+
+    name: str
+    module: Any
+    output_shape: tuple[int, ...]  # batch excluded
+
+
+@dataclass
+class Reference:
+    """torchvision's model, measured: every figure is taken from torch at test time."""
+
+    name: str
+    params: int
+    buffers: int
+    output_shape: tuple[int, ...]  # batch excluded
+    flops: int
+    saved_bytes_per_image: int
+    calls: list[Call]  # leaf modules, in execution order
+
+
+def saved_bytes(torch: Any, model: Any, batch: int) -> int:
+    """Bytes autograd keeps for backward in one forward pass, each storage counted once."""
+    storages: dict[int, int] = {}
+
+    def pack(t: Any) -> Any:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(torch.randn(batch, 3, 224, 224))
+    return sum(storages.values())
+
+
+def measure(name: str) -> Reference:
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    calls: list[Call] = []
+    handles = [
+        module.register_forward_hook(
+            lambda m, _i, o, module_name=module_name: calls.append(
+                Call(module_name, m, tuple(o.shape[1:])))
+        )
+        for module_name, module in model.named_modules()
+        if not list(module.children())
+    ]
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        output_shape = tuple(model(torch.randn(1, 3, 224, 224)).shape[1:])
+    for handle in handles:
+        handle.remove()
+    # Train mode. Per image = batch 2 minus batch 1, which cancels what does not grow with the
+    # batch: the parameters autograd saves and batch norm's per-channel statistics. On the CPU,
+    # dropout saves a float32 mask, as archcalc assumes.
+    model.train()
+    per_image = saved_bytes(torch, model, 2) - saved_bytes(torch, model, 1)
+    return Reference(
+        name=name,
+        params=sum(p.numel() for p in model.parameters()),
+        buffers=sum(b.numel() for b in model.buffers()),
+        output_shape=output_shape,
+        flops=counter.get_total_flops(),
+        saved_bytes_per_image=per_image,
+        calls=calls,
+    )
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def reference(request: pytest.FixtureRequest) -> Reference:
+    return measure(request.param)
+
+
+def test_parameters_buffers_and_output_match_torch(reference: Reference) -> None:
+    result = zoo(reference.name)
+    assert result.totals.params == reference.params
+    # batch norm's running_mean, running_var and the num_batches_tracked scalar
+    assert result.totals.buffers == reference.buffers
+    assert result.output_shape == reference.output_shape == (1000,)
+
+
+def test_flops_match_torch_flop_counter(reference: Reference) -> None:
+    assert zoo(reference.name).totals.flops == reference.flops
+
+
+def test_saved_for_backward_bytes_match_torch(reference: Reference) -> None:
+    # float32 activations, one image, training: what autograd keeps for backward
+    network = load(str(SPECS / f"{reference.name}.yaml"))
+    measured = analyze(network, MemoryOptions(batch=1)).memory.training_activations
+    assert measured == reference.saved_bytes_per_image
+
+
+KIND = {
+    "Conv2d": "conv2d",
+    "BatchNorm2d": "batchnorm2d",
+    "ReLU": "relu",
+    "MaxPool2d": "max_pool2d",
+    "AvgPool2d": "avg_pool2d",
+    "AdaptiveAvgPool2d": "adaptive_avg_pool2d",
+    "Dropout": "dropout",
+    "Linear": "linear",
+}
+
+
+def archcalc_path(torch_name: str, call: int) -> str:
+    """The spec's name for torch's module call: `repeat` indexes DenseNet's layers from 0
+    (denselayer1 -> 0), and a ResNet block's one ReLU module called 2 or 3 times is relu, relu2,
+    relu3 in the spec."""
+    path = re.sub(r"denselayer(\d+)", lambda m: str(int(m.group(1)) - 1), torch_name)
+    return path if call == 1 else f"{path}{call}"
+
+
+def test_every_layer_matches_torch_by_name(reference: Reference) -> None:
+    """ResNets and DenseNets carry torchvision's names; VGG's spec names its layers by stage
+    (stage3.conv.1.conv), so there torch's calls pair with the layers in execution order."""
+    layers = zoo(reference.name).layers
+    # what torch does outside modules: torch.flatten, ResNet's `out += identity`, DenseNet's
+    # torch.cat and its forward's F.relu and F.adaptive_avg_pool2d
+    outside = {r.path for r in layers if r.op in ("flatten", "add", "concat")}
+    if reference.name.startswith("densenet"):
+        outside |= {"relu", "avgpool"}
+    if reference.name.startswith("vgg"):
+        in_order = [r for r in layers if r.path not in outside]
+        pairs = list(zip(reference.calls, in_order, strict=True))
+    else:
+        by_path = {r.path: r for r in layers}
+        seen: dict[str, int] = {}
+        pairs = []
+        for call in reference.calls:
+            seen[call.name] = seen.get(call.name, 0) + 1
+            path = archcalc_path(call.name, seen[call.name])
+            assert path in by_path, f"torch's {call.name} has no archcalc layer {path}"
+            pairs.append((call, by_path.pop(path)))
+        assert set(by_path) == outside
+    mismatches = [
+        (layer.path, torch_view(call), archcalc_view(layer))
+        for call, layer in pairs
+        if torch_view(call) != archcalc_view(layer)
+    ]
+    assert mismatches == []
+
+
+def torch_view(call: Call) -> tuple:
+    """(op, output shape, own parameters, own buffers) of a torch module call."""
+    module = call.module
+    return (KIND[type(module).__name__], call.output_shape,
+            sum(p.numel() for p in module.parameters(recurse=False)),
+            sum(b.numel() for b in module.buffers(recurse=False)))
+
+
+def archcalc_view(layer: Any) -> tuple:
+    return (layer.op, layer.output_shape, layer.params.params, layer.params.buffers)
