@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -39,10 +40,13 @@ class _Activation(Op):
         raise NotImplementedError
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
-        y = self.function(xs[0])
-        if self.inplace:  # overwrite the input, so the output is the same storage (as PyTorch)
-            xs[0][...] = y
-            return xs[0]
+        return self._result(xs[0], self.function(xs[0]))
+
+    def _result(self, x: Any, y: Any) -> Any:
+        """`y`, or with inplace `x` overwritten by it: the output is the input's storage (PyTorch)."""
+        if self.inplace:
+            x[...] = y
+            return x
         return y
 
 
@@ -152,9 +156,10 @@ class GELU(_Activation):
     approximate: Literal["none", "tanh"] = "none"
 
     def function(self, x: Any) -> Any:
+        # Python float constants: a NumPy float64 scalar would promote float32 input to float64
         if self.approximate == "tanh":
-            return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
-        return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+            return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+        return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
 
 
 class Hardswish(_Activation):
@@ -212,4 +217,4 @@ class AconC(_Activation):
         x = xs[0]
         p1, p2, beta = (weights[k][None] for k in ("p1", "p2", "beta"))
         dpx = (p1 - p2) * x
-        return dpx * _sigmoid(beta * dpx) + p2 * x
+        return self._result(x, dpx * _sigmoid(beta * dpx) + p2 * x)

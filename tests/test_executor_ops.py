@@ -1,0 +1,1040 @@
+"""Every op's NumPy forward, checked number by number against two independent routes.
+
+1. A naive reference written here from the op's definition: plain Python loops over tiny float64
+   arrays, every index computed by hand (padding modes by their index mapping, never np.pad).
+2. PyTorch (torch.nn.functional and torch.nn modules) on the same arrays and weights, where torch
+   is installed; CI does not install it, so those tests skip and the naive ones still run.
+
+Then the executor's own checks: arrays that do not fit the network name the layer and the
+expected shape.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Callable
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from archcalc.executor import ExecutionError, execute, random_weights
+from archcalc.graph import load
+from archcalc.ops import REGISTRY, Op
+
+Array = Any
+Shapes = list[tuple[int, ...]]  # batched input shapes
+Weights = dict[str, dict[str, Any]]  # layer path -> array name -> array
+
+MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def case(kind: str, *shapes: tuple[int, ...], **fields: Any) -> Any:
+    """(kind, fields, batched input shapes) with an id like `conv2d[out=4,kernel=3](2,4,7,6)`."""
+    settings = ",".join(f"{k}={v}" for k, v in fields.items()).replace(" ", "")
+    inputs = "*".join(str(s).replace(" ", "") for s in shapes)
+    return pytest.param(kind, fields, list(shapes), id=f"{kind}[{settings}]{inputs}")
+
+
+# --- the naive references ---------------------------------------------------------------------
+
+
+def per_axis(value: Any, dims: int) -> tuple[int, ...]:
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+
+
+def sides(
+    padding: Any, sizes: tuple[int, ...], spans: list[int], strides: tuple[int, ...]
+) -> list[tuple[int, int]]:
+    """(before, after) per axis for every padding form.
+
+    'same' pads span-1 in total, the odd element after (PyTorch); with stride above 1 TensorFlow's
+    rule: out = ceil(n/s), total = max((out-1)*s + span - n, 0), the odd element after.
+    """
+    if padding == "valid":
+        return [(0, 0)] * len(sizes)
+    if padding == "same":
+        result = []
+        for n, span, s in zip(sizes, spans, strides):
+            total = span - 1 if s == 1 else max((math.ceil(n / s) - 1) * s + span - n, 0)
+            result.append((total // 2, total - total // 2))
+        return result
+    if isinstance(padding, int):
+        return [(padding, padding)] * len(sizes)
+    return [(p[0], p[1]) if isinstance(p, list) else (p, p) for p in padding]
+
+
+def source(i: int, n: int, mode: str) -> int | None:
+    """The input index that position i of a padded axis of size n reads (None: a zero)."""
+    if 0 <= i < n:
+        return i
+    if mode == "zeros":
+        return None
+    if mode == "reflect":  # mirror about the edge element, which is not repeated: -1 -> 1, n -> n-2
+        return -i if i < 0 else 2 * (n - 1) - i
+    if mode == "replicate":
+        return 0 if i < 0 else n - 1
+    return i % n  # circular: -1 -> n-1, n -> 0
+
+
+def naive_conv(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """y[b, o, p] = bias[o] + sum over c in o's group and kernel offsets t of
+    weight[o, c, t] * padded_x[b, c, p*stride + t*dilation - before]."""
+    x = xs[0]
+    dims = x.ndim - 2
+    kernel = w["weight"].shape[2:]
+    stride, dilation = per_axis(op.stride, dims), per_axis(op.dilation, dims)
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    pads = sides(op.padding, x.shape[2:], spans, stride)
+    out_sizes = [
+        (n + b + a - span) // s + 1 for n, (b, a), span, s in zip(x.shape[2:], pads, spans, stride)
+    ]
+    per_group_in, per_group_out = x.shape[1] // op.groups, op.out // op.groups
+    y = np.zeros((x.shape[0], op.out, *out_sizes))
+    for batch, o in product(range(x.shape[0]), range(op.out)):
+        first = (o // per_group_out) * per_group_in
+        for pos in product(*map(range, out_sizes)):
+            total = float(w["bias"][o]) if op.bias else 0.0
+            for c in range(per_group_in):
+                for offset in product(*map(range, kernel)):
+                    axes = zip(pos, stride, offset, dilation, pads, x.shape[2:])
+                    index = tuple(
+                        source(p * s + t * d - b, n, op.padding_mode)
+                        for p, s, t, d, (b, _), n in axes
+                    )
+                    if None not in index:
+                        total += w["weight"][(o, c, *offset)] * x[(batch, first + c, *index)]
+            y[(batch, o, *pos)] = total
+    return y
+
+
+def naive_conv_transpose(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Every input element scatters value * weight[c, o, t] to i*stride + t*dilation of a canvas of
+    (n-1)*stride + dilation*(k-1) + 1 + output_padding; padding then crops before and after."""
+    x = xs[0]
+    dims = x.ndim - 2
+    kernel = w["weight"].shape[2:]
+    stride, dilation = per_axis(op.stride, dims), per_axis(op.dilation, dims)
+    extra = per_axis(op.output_padding, dims)
+    full = [
+        (n - 1) * s + d * (k - 1) + 1 + e
+        for n, s, d, k, e in zip(x.shape[2:], stride, dilation, kernel, extra)
+    ]
+    per_group_in, per_group_out = x.shape[1] // op.groups, op.out // op.groups
+    canvas = np.zeros((x.shape[0], op.out, *full))
+    for batch, c in product(range(x.shape[0]), range(x.shape[1])):
+        group = c // per_group_in
+        for pos in product(*map(range, x.shape[2:])):
+            for o in range(per_group_out):
+                for offset in product(*map(range, kernel)):
+                    axes = zip(pos, stride, offset, dilation)
+                    target = tuple(p * s + t * d for p, s, t, d in axes)
+                    canvas[(batch, group * per_group_out + o, *target)] += (
+                        x[(batch, c, *pos)] * w["weight"][(c, o, *offset)]
+                    )
+    pads = sides(op.padding, x.shape[2:], [1] * dims, stride)
+    crop = tuple(slice(b, f - a) for (b, a), f in zip(pads, full))
+    y = canvas[(slice(None), slice(None), *crop)].copy()
+    if op.bias:
+        for o in range(op.out):
+            y[:, o] += w["bias"][o]
+    return y
+
+
+def pool_output_size(
+    n: int, before: int, after: int, span: int, stride: int, ceil_mode: bool
+) -> int:
+    """floor (or ceil) of (n + before + after - span) / stride, plus 1; in ceil mode a last window
+    starting beyond the input and its leading padding is dropped (torch.nn.MaxPool2d docs)."""
+    reach = n + before + after - span
+    if not ceil_mode:
+        return reach // stride + 1
+    out = -(-reach // stride) + 1
+    return out - 1 if (out - 1) * stride >= n + before else out
+
+
+def naive_pool(op: Op, x: Array, reduce: Callable[[list[float], int], float]) -> Array:
+    """Slides the window; `reduce(values inside the input, elements inside the padded input)`."""
+    dims = x.ndim - 2
+    kernel = per_axis(op.kernel, dims)
+    stride = per_axis(op.kernel if op.stride is None else op.stride, dims)
+    dilation = per_axis(getattr(op, "dilation", 1), dims)
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    pads = sides(op.padding, x.shape[2:], spans, stride)
+    out_sizes = [
+        pool_output_size(n, b, a, span, s, op.ceil_mode)
+        for n, (b, a), span, s in zip(x.shape[2:], pads, spans, stride)
+    ]
+    y = np.zeros((*x.shape[:2], *out_sizes))
+    for batch, c in product(range(x.shape[0]), range(x.shape[1])):
+        for pos in product(*map(range, out_sizes)):
+            taps, padded_count = [], 1
+            for p, s, k, d, (b, a), n in zip(pos, stride, kernel, dilation, pads, x.shape[2:]):
+                start = p * s - b
+                taps.append([start + j * d for j in range(k) if 0 <= start + j * d < n])
+                padded_count *= min(start + k, n + a) - start  # a ceil-mode overhang is not counted
+            values = [float(x[(batch, c, *index)]) for index in product(*taps)]
+            y[(batch, c, *pos)] = reduce(values, padded_count)
+    return y
+
+
+def naive_max_pool(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    return naive_pool(op, xs[0], lambda values, _: max(values))
+
+
+def naive_avg_pool(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Divides by the window's elements inside the padded input (count_include_pad) or the input."""
+
+    def reduce(values: list[float], padded: int) -> float:
+        return math.fsum(values) / (padded if op.count_include_pad else len(values))
+
+    return naive_pool(op, xs[0], reduce)
+
+
+def naive_lp_pool(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """(sum x^p)^(1/p); PyTorch computes it as avg_pool(x^p) * kernel elements, so a ceil-mode
+    window that overhangs the input is scaled by kernel elements / elements inside."""
+    elements = math.prod(per_axis(op.kernel, xs[0].ndim - 2))
+
+    def reduce(values: list[float], inside: int) -> float:
+        powers = math.fsum(v**op.norm_type for v in values)
+        return (powers * elements / inside) ** (1 / op.norm_type)
+
+    return naive_pool(op, xs[0], reduce)
+
+
+def naive_adaptive(op: Op, x: Array, reduce: Callable[[list[float]], float]) -> Array:
+    """Output i of an axis pools inputs [floor(i*n/o), ceil((i+1)*n/o)), as PyTorch does."""
+    dims = x.ndim - 2
+    wanted = per_axis(op.output, dims)
+    out_sizes = [n if o is None else o for n, o in zip(x.shape[2:], wanted)]
+    y = np.zeros((*x.shape[:2], *out_sizes))
+    for batch, c in product(range(x.shape[0]), range(x.shape[1])):
+        for pos in product(*map(range, out_sizes)):
+            axes = zip(pos, x.shape[2:], out_sizes)
+            ranges = [range(i * n // o, ((i + 1) * n + o - 1) // o) for i, n, o in axes]
+            values = [float(x[(batch, c, *index)]) for index in product(*ranges)]
+            y[(batch, c, *pos)] = reduce(values)
+    return y
+
+
+def naive_adaptive_avg_pool(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    return naive_adaptive(op, xs[0], lambda values: math.fsum(values) / len(values))
+
+
+def naive_adaptive_max_pool(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    return naive_adaptive(op, xs[0], max)
+
+
+def naive_global(op: Op, x: Array, reduce: Callable[[list[float]], float]) -> Array:
+    y = np.zeros(x.shape[:2] + ((1,) * (x.ndim - 2) if op.keepdims else ()))
+    for batch, c in product(range(x.shape[0]), range(x.shape[1])):
+        values = [float(x[(batch, c, *index)]) for index in product(*map(range, x.shape[2:]))]
+        y[batch, c] = reduce(values)
+    return y
+
+
+def naive_global_avg_pool(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    return naive_global(op, xs[0], lambda values: math.fsum(values) / len(values))
+
+
+def naive_global_max_pool(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    return naive_global(op, xs[0], max)
+
+
+def mean_var(values: list[float]) -> tuple[float, float]:
+    """Mean and biased variance (what normalisation layers divide by)."""
+    mean = math.fsum(values) / len(values)
+    return mean, math.fsum((v - mean) ** 2 for v in values) / len(values)
+
+
+def naive_batchnorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Per channel (x - mean) / sqrt(var + eps) * weight + bias; mean and var are the running
+    statistics, or the batch's (over batch and spatial axes) without them."""
+    x = xs[0]
+    y = np.zeros_like(x)
+    for c in range(x.shape[1]):
+        cells = [(b, c, *i) for b in range(x.shape[0]) for i in product(*map(range, x.shape[2:]))]
+        if op.track_running_stats:
+            mean, var = float(w["running_mean"][c]), float(w["running_var"][c])
+        else:
+            mean, var = mean_var([float(x[i]) for i in cells])
+        scale, shift = (float(w["weight"][c]), float(w["bias"][c])) if op.affine else (1.0, 0.0)
+        for i in cells:
+            y[i] = (x[i] - mean) / math.sqrt(var + op.eps) * scale + shift
+    return y
+
+
+def naive_layernorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Each example's trailing normalized_shape axes (default: the last) normalised together."""
+    x = xs[0]
+    count = 1 if op.normalized_shape is None else len(op.normalized_shape)
+    lead, tail = x.shape[: x.ndim - count], x.shape[x.ndim - count :]
+    y = np.zeros_like(x)
+    for row in product(*map(range, lead)):
+        mean, var = mean_var([float(x[row + i]) for i in product(*map(range, tail))])
+        for i in product(*map(range, tail)):
+            value = (x[row + i] - mean) / math.sqrt(var + op.eps)
+            if op.elementwise_affine:
+                value = value * w["weight"][i] + (w["bias"][i] if op.bias else 0.0)
+            y[row + i] = value
+    return y
+
+
+def naive_groupnorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Channels split into `groups` runs; each run of each example normalised together."""
+    x = xs[0]
+    per_group = x.shape[1] // op.groups
+    y = np.zeros_like(x)
+    for batch, group in product(range(x.shape[0]), range(op.groups)):
+        channels = range(group * per_group, (group + 1) * per_group)
+        cells = [(batch, c, *i) for c in channels for i in product(*map(range, x.shape[2:]))]
+        mean, var = mean_var([float(x[i]) for i in cells])
+        for i in cells:
+            scale, shift = (w["weight"][i[1]], w["bias"][i[1]]) if op.affine else (1.0, 0.0)
+            y[i] = (x[i] - mean) / math.sqrt(var + op.eps) * scale + shift
+    return y
+
+
+def _sigmoid(v: float) -> float:
+    return 1 / (1 + math.exp(-v))
+
+
+# each activation from its formula in the PyTorch docs, one Python float at a time
+FORMULAS: dict[str, Callable[[Any, float], float]] = {
+    "relu": lambda op, v: max(v, 0.0),
+    "relu6": lambda op, v: min(max(v, 0.0), 6.0),
+    "leaky_relu": lambda op, v: v if v > 0 else op.negative_slope * v,
+    "elu": lambda op, v: v if v > 0 else op.alpha * (math.exp(v) - 1),
+    # linear once beta*x exceeds the threshold (strictly), as torch.nn.Softplus
+    "softplus": lambda op, v: (
+        v if op.beta * v > op.threshold else math.log1p(math.exp(op.beta * v)) / op.beta
+    ),
+    "sigmoid": lambda op, v: _sigmoid(v),
+    "tanh": lambda op, v: math.tanh(v),
+    "silu": lambda op, v: v * _sigmoid(v),
+    "mish": lambda op, v: v * math.tanh(math.log1p(math.exp(v))),
+    "gelu": lambda op, v: (
+        0.5 * v * (1 + math.erf(v / math.sqrt(2)))
+        if op.approximate == "none"
+        else 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))
+    ),
+    "hardswish": lambda op, v: v * min(max(v + 3, 0.0), 6.0) / 6,
+    "hardsigmoid": lambda op, v: min(max(v + 3, 0.0), 6.0) / 6,
+}
+
+
+def naive_elementwise(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    x = xs[0]
+    y = np.zeros_like(x)
+    for i in product(*map(range, x.shape)):
+        y[i] = FORMULAS[op.kind](op, float(x[i]))
+    return y
+
+
+def naive_softmax(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """exp(x_i) / sum_j exp(x_j) along `dim` (the batch is dim 0)."""
+    x = xs[0]
+    axis = op.dim % x.ndim
+    y = np.zeros_like(x)
+    rest = [range(n) if a != axis else range(1) for a, n in enumerate(x.shape)]
+    for start in product(*rest):
+        line = [start[:axis] + (j,) + start[axis + 1 :] for j in range(x.shape[axis])]
+        exps = [math.exp(float(x[i])) for i in line]
+        for i, e in zip(line, exps):
+            y[i] = e / math.fsum(exps)
+    return y
+
+
+def naive_acon_c(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """ACON-C (Ma et al. 2021, eq. 4): (p1 - p2) x sigmoid(beta (p1 - p2) x) + p2 x, per channel."""
+    x = xs[0]
+    y = np.zeros_like(x)
+    for i in product(*map(range, x.shape)):
+        c = (i[1],) + (0,) * (x.ndim - 2)
+        p1, p2, beta, v = float(w["p1"][c]), float(w["p2"][c]), float(w["beta"][c]), float(x[i])
+        y[i] = (p1 - p2) * v * _sigmoid(beta * (p1 - p2) * v) + p2 * v
+    return y
+
+
+def naive_add(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    y = np.zeros_like(xs[0])
+    for i in product(*map(range, y.shape)):
+        y[i] = math.fsum(float(x[i]) for x in xs)
+    return y
+
+
+def naive_mul(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Per-example shapes right-aligned, a size-1 axis repeated (NumPy broadcasting); batch kept."""
+    rank = max(x.ndim - 1 for x in xs)
+    aligned = [(1,) * (rank - (x.ndim - 1)) + x.shape[1:] for x in xs]
+    out = tuple(max(sizes) for sizes in zip(*aligned))
+    y = np.zeros((xs[0].shape[0], *out))
+    for batch in range(y.shape[0]):
+        for i in product(*map(range, out)):
+            value = 1.0
+            for x, shape in zip(xs, aligned):
+                index = tuple(0 if n == 1 else j for n, j in zip(shape, i))[rank - (x.ndim - 1) :]
+                value *= float(x[(batch, *index)])
+            y[(batch, *i)] = value
+    return y
+
+
+def naive_concat(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    axis = op.dim % xs[0].ndim
+    shape = list(xs[0].shape)
+    shape[axis] = sum(x.shape[axis] for x in xs)
+    y = np.zeros(shape)
+    for i in product(*map(range, shape)):
+        j = i[axis]
+        for x in xs:  # walk along the joined axis to the input that holds position j
+            if j < x.shape[axis]:
+                y[i] = x[i[:axis] + (j,) + i[axis + 1 :]]
+                break
+            j -= x.shape[axis]
+    return y
+
+
+def naive_linear(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """y[..., o] = sum_f x[..., f] * weight[o, f] + bias[o]."""
+    x = xs[0]
+    y = np.zeros((*x.shape[:-1], op.out))
+    for row in product(*map(range, x.shape[:-1])):
+        for o in range(op.out):
+            features = range(x.shape[-1])
+            total = math.fsum(float(x[row + (f,)]) * float(w["weight"][o, f]) for f in features)
+            y[row + (o,)] = total + (float(w["bias"][o]) if op.bias else 0.0)
+    return y
+
+
+def naive_flatten(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Axes start..end joined into one; elements keep their row-major order."""
+    x = xs[0]
+    start, end = op.start_dim % x.ndim, op.end_dim % x.ndim
+    shape = (*x.shape[:start], math.prod(x.shape[start : end + 1]), *x.shape[end + 1 :])
+    flat = [x[i] for i in product(*map(range, x.shape))]
+    y = np.zeros(shape)
+    for k, i in enumerate(product(*map(range, shape))):
+        y[i] = flat[k]
+    return y
+
+
+def naive_pass(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Inference: dropout and identity hand the input on unchanged."""
+    return xs[0].copy()
+
+
+def family(kind: str) -> str:
+    """conv2d -> conv, max_pool3d -> max_pool, batchnorm1d -> batchnorm; other kinds as they are."""
+    return re.sub(r"[123]d$", "", kind)
+
+
+NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
+    "conv": naive_conv,
+    "conv_transpose": naive_conv_transpose,
+    "max_pool": naive_max_pool,
+    "avg_pool": naive_avg_pool,
+    "lp_pool": naive_lp_pool,
+    "adaptive_avg_pool": naive_adaptive_avg_pool,
+    "adaptive_max_pool": naive_adaptive_max_pool,
+    "global_avg_pool": naive_global_avg_pool,
+    "global_max_pool": naive_global_max_pool,
+    "batchnorm": naive_batchnorm,
+    "layernorm": naive_layernorm,
+    "groupnorm": naive_groupnorm,
+    **{kind: naive_elementwise for kind in FORMULAS},
+    "softmax": naive_softmax,
+    "acon_c": naive_acon_c,
+    "add": naive_add,
+    "mul": naive_mul,
+    "concat": naive_concat,
+    "linear": naive_linear,
+    "flatten": naive_flatten,
+    "dropout": naive_pass,
+    "identity": naive_pass,
+}
+
+
+# --- the cases ----------------------------------------------------------------------------------
+
+
+def every_mode(kind: str, *shapes: tuple[int, ...], **fields: Any) -> list[Any]:
+    """The case once per padding mode."""
+    return [case(kind, *shapes, **fields, padding_mode=mode) for mode in MODES]
+
+
+# Every padding form of each rank, each with stride, dilation or groups (depthwise among them),
+# crossed with every padding mode; sizes odd and even. Reflect pads stay below the size,
+# circular pads at most the size, as PyTorch requires.
+CONV = [
+    *every_mode("conv1d", (2, 4, 9), out=6, kernel=3, stride=2, padding=2, groups=2),
+    *every_mode("conv1d", (2, 3, 8), out=3, kernel=2, padding=[1]),
+    *every_mode("conv1d", (1, 2, 7), out=4, kernel=3, dilation=2, padding=[[2, 0]]),
+    # 'same' with an even kernel (the odd element after), depthwise
+    *every_mode("conv1d", (2, 4, 6), out=4, kernel=4, padding="same", groups=4),
+    *every_mode("conv1d", (1, 2, 7), out=2, kernel=3, dilation=2, padding="same"),
+    # 'same' with a stride: TensorFlow's rule
+    *every_mode("conv1d", (1, 2, 8), out=3, kernel=3, stride=2, padding="same"),
+    *every_mode("conv1d", (2, 2, 7), out=3, kernel=2, stride=3, padding="valid", bias=False),
+    *every_mode("conv2d", (2, 4, 7, 6), out=4, kernel=3, stride=2, padding=1, groups=2),
+    *every_mode("conv2d", (1, 3, 6, 5), out=2, kernel=[3, 2], padding=[2, 0], dilation=[1, 2]),
+    *every_mode(
+        "conv2d", (2, 2, 6, 7),
+        out=4, kernel=3, stride=2, padding=[[0, 2], [1, 1]], dilation=2, groups=2,
+    ),
+    # depthwise with a channel multiplier of 2
+    *every_mode("conv2d", (1, 4, 5, 6), out=8, kernel=[2, 4], padding="same", groups=4),
+    *every_mode("conv2d", (1, 2, 5, 5), out=3, kernel=3, padding="same", dilation=[1, 2]),
+    *every_mode("conv2d", (1, 2, 5, 7), out=2, kernel=[2, 3], stride=[2, 3], padding="same"),
+    *every_mode("conv2d", (1, 2, 6, 5), out=2, kernel=[1, 3], stride=[1, 2], padding="valid"),
+    *every_mode("conv3d", (1, 2, 4, 5, 4), out=2, kernel=2, padding=1),
+    *every_mode(
+        "conv3d", (2, 2, 5, 4, 3),
+        out=4, kernel=[3, 2, 2], stride=[2, 1, 1], padding=[[1, 0], [0, 1], [2, 1]], groups=2,
+    ),
+    *every_mode("conv3d", (1, 3, 4, 4, 5), out=3, kernel=[2, 3, 2], padding="same", groups=3),
+    *every_mode("conv3d", (1, 2, 5, 4, 4), out=2, kernel=2, padding=[1, 0, 2], dilation=[2, 1, 1]),
+    *every_mode("conv3d", (1, 1, 4, 5, 4), out=2, kernel=[1, 2, 3], padding="valid", bias=False),
+]
+
+CONV_TRANSPOSE = [
+    case("conv_transpose1d", (2, 4, 5), out=6, kernel=3, stride=2, padding=1, output_padding=1,
+         groups=2),
+    case("conv_transpose1d", (1, 2, 4), out=3, kernel=2, stride=3, dilation=2, output_padding=2),
+    case("conv_transpose1d", (2, 3, 6), out=2, kernel=4, padding=[[2, 1]]),
+    case("conv_transpose1d", (1, 2, 5), out=2, kernel=1, bias=False),
+    case("conv_transpose2d", (2, 4, 3, 4), out=4, kernel=3, stride=2, padding=1, output_padding=1,
+         groups=2),
+    case(
+        "conv_transpose2d", (1, 2, 4, 3),
+        out=3, kernel=[2, 3], stride=[1, 2], dilation=[2, 1], padding=[0, 1], output_padding=[1, 0],
+    ),
+    case("conv_transpose2d", (1, 3, 3, 3), out=6, kernel=2, stride=2, groups=3),  # depthwise x2
+    case("conv_transpose2d", (2, 2, 3, 4), out=2, kernel=3, stride=2, padding=[[1, 0], [2, 1]]),
+    case("conv_transpose3d", (1, 2, 3, 2, 3), out=2, kernel=2, stride=2, padding=[0, 1, 0],
+         output_padding=1),
+    case(
+        "conv_transpose3d", (1, 4, 2, 3, 2),
+        out=4, kernel=[3, 2, 2], stride=[1, 2, 2], dilation=[2, 1, 1], groups=2, padding=1,
+        output_padding=[1, 1, 0],
+    ),
+]
+
+POOL = [
+    # n=8, k=3, s=2: ceil((8-3)/2)+1 = 4 windows, the last reads 6, 7 and one past the end
+    case("max_pool1d", (2, 3, 8), kernel=3, stride=2, ceil_mode=True),
+    # n=5, k=2, s=2, p=1: ceil(5/2)+1 = 4, but window 3 would start at 6-1 = 5, past the input: 3
+    case("max_pool1d", (1, 2, 5), kernel=2, stride=2, padding=1, ceil_mode=True),
+    case("max_pool1d", (2, 2, 6), kernel=2, stride=1, padding=1, dilation=2),
+    case("max_pool1d", (1, 2, 8), kernel=3, stride=2, padding=1, dilation=2, ceil_mode=True),
+    case("max_pool2d", (2, 2, 7, 6), kernel=3, stride=2, padding=1),
+    case("max_pool2d", (1, 2, 6, 5), kernel=[3, 2], stride=[2, 1], padding=[1, 0], ceil_mode=True),
+    case("max_pool2d", (1, 3, 5, 7), kernel=2, dilation=[1, 2], stride=2, padding=1,
+         ceil_mode=True),
+    case("max_pool2d", (1, 2, 5, 6), kernel=2, padding="same"),  # TensorFlow's 'same'
+    case("max_pool3d", (1, 2, 3, 4, 5), kernel=2, ceil_mode=True),
+    case("max_pool3d", (1, 2, 5, 6, 4), kernel=[3, 2, 2], stride=2, padding=[1, 1, 0],
+         dilation=[1, 2, 1]),
+    case("avg_pool1d", (2, 2, 8), kernel=3, stride=2, padding=1, ceil_mode=True),
+    case("avg_pool1d", (2, 2, 8), kernel=3, stride=2, padding=1, ceil_mode=True,
+         count_include_pad=False),
+    case("avg_pool1d", (1, 2, 5), kernel=2, stride=2, padding=1, ceil_mode=True),  # one dropped
+    case("avg_pool1d", (1, 2, 9), kernel=4, stride=3),
+    case("avg_pool2d", (2, 2, 7, 6), kernel=3, stride=2, padding=1),
+    case("avg_pool2d", (2, 2, 7, 6), kernel=3, stride=2, padding=1, count_include_pad=False),
+    case("avg_pool2d", (1, 2, 6, 8), kernel=[2, 3], stride=2, padding=[1, 0], ceil_mode=True),
+    case(
+        "avg_pool2d", (1, 2, 6, 8),
+        kernel=[2, 3], stride=2, padding=[1, 0], ceil_mode=True, count_include_pad=False,
+    ),
+    case("avg_pool2d", (1, 1, 5, 7), kernel=3, padding="same", count_include_pad=False),
+    case("avg_pool3d", (1, 2, 3, 5, 4), kernel=2, stride=[1, 2, 2], padding=1, ceil_mode=True),
+    case(
+        "avg_pool3d", (2, 1, 4, 5, 5),
+        kernel=[3, 2, 2], stride=2, padding=[1, 0, 1], ceil_mode=True, count_include_pad=False,
+    ),
+    case("lp_pool1d", (2, 2, 7), kernel=3, norm_type=2),
+    case("lp_pool1d", (1, 2, 8), kernel=3, stride=2, norm_type=3, ceil_mode=True),
+    case("lp_pool2d", (2, 2, 4, 5), kernel=2, norm_type=1.5),
+    case("lp_pool2d", (1, 2, 6, 5), kernel=[3, 2], stride=2, norm_type=2, ceil_mode=True),
+    case("lp_pool3d", (1, 2, 4, 4, 5), kernel=2, norm_type=2),
+    case("lp_pool3d", (1, 1, 3, 5, 5), kernel=2, stride=[1, 2, 2], norm_type=1, ceil_mode=True),
+    case("adaptive_avg_pool1d", (2, 2, 7), output=3),  # windows [0,3) [2,5) [4,7) overlap
+    case("adaptive_avg_pool1d", (1, 2, 8), output=4),  # divides: plain 2-windows
+    case("adaptive_avg_pool1d", (1, 2, 5), output=7),  # more outputs than inputs
+    case("adaptive_avg_pool2d", (2, 2, 7, 6), output=[3, None]),
+    case("adaptive_avg_pool2d", (1, 2, 6, 6), output=2),
+    case("adaptive_avg_pool2d", (1, 2, 5, 7), output=[2, 3]),
+    case("adaptive_avg_pool2d", (2, 3, 5, 4), output=1),
+    case("adaptive_avg_pool3d", (1, 2, 4, 5, 6), output=[2, 3, 4]),
+    case("adaptive_avg_pool3d", (1, 2, 3, 4, 7), output=[1, None, 3]),
+    case("adaptive_max_pool1d", (2, 2, 7), output=3),
+    case("adaptive_max_pool1d", (1, 2, 4), output=6),
+    case("adaptive_max_pool2d", (2, 2, 7, 6), output=[3, None]),
+    case("adaptive_max_pool2d", (1, 2, 6, 5), output=[2, 4]),
+    case("adaptive_max_pool3d", (1, 2, 4, 5, 3), output=[2, 3, 2]),
+    case("adaptive_max_pool3d", (2, 2, 3, 2, 3), output=1),
+    *(
+        case(kind, shape, keepdims=keep)
+        for kind in ("global_avg_pool", "global_max_pool")
+        for keep in (False, True)
+        for shape in ((2, 3, 7), (1, 2, 4, 5), (2, 2, 3, 2, 3))
+    ),
+]
+
+NORM = [
+    case("batchnorm1d", (3, 4)),
+    case("batchnorm1d", (2, 3, 5), eps=0.1),
+    case("batchnorm1d", (4, 3), track_running_stats=False),
+    case("batchnorm1d", (2, 3, 5), track_running_stats=False, affine=False),
+    case("batchnorm2d", (2, 3, 4, 5)),
+    case("batchnorm2d", (1, 2, 3, 3), affine=False),
+    case("batchnorm2d", (2, 3, 4, 5), track_running_stats=False),
+    case("batchnorm3d", (1, 2, 3, 4, 3)),
+    case("batchnorm3d", (2, 2, 2, 3, 3), track_running_stats=False, eps=1e-3),
+    case("layernorm", (2, 7)),
+    case("layernorm", (3, 7), normalized_shape=[7]),
+    case("layernorm", (2, 3, 4, 5)),
+    case("layernorm", (2, 3, 4, 5), normalized_shape=[4, 5]),
+    case("layernorm", (2, 3, 4, 5), normalized_shape=[3, 4, 5], eps=0.01),
+    case("layernorm", (2, 5, 6), elementwise_affine=False),
+    case("layernorm", (2, 5, 6), bias=False),
+    case("groupnorm", (2, 4, 3, 5), groups=2),
+    case("groupnorm", (2, 3, 4), groups=1),
+    case("groupnorm", (2, 3, 5, 2), groups=3, affine=False),
+    case("groupnorm", (3, 6), groups=2, eps=0.1),
+    case("groupnorm", (1, 6, 2, 3, 2), groups=3),
+]
+
+_ACTIVATION_SETTINGS: list[tuple[str, dict[str, Any]]] = [
+    ("relu", {}),
+    ("relu6", {}),
+    ("leaky_relu", {}),
+    ("leaky_relu", {"negative_slope": 0.2}),
+    ("elu", {}),
+    ("elu", {"alpha": 0.5}),
+    ("softplus", {}),
+    ("softplus", {"beta": 2.0, "threshold": 10.0}),
+    ("sigmoid", {}),
+    ("tanh", {}),
+    ("silu", {}),
+    ("mish", {}),
+    ("gelu", {}),
+    ("gelu", {"approximate": "tanh"}),
+    ("hardswish", {}),
+    ("hardsigmoid", {}),
+    ("acon_c", {}),
+]
+ACTIVATION = [
+    case(kind, shape, **fields)
+    for kind, fields in _ACTIVATION_SETTINGS
+    for shape in ((2, 3, 5), (3, 7), (1, 2, 3, 4))
+] + [
+    case("softmax", (2, 3, 5)),
+    case("softmax", (2, 3, 4, 5), dim=1),
+    case("softmax", (2, 3, 4, 5), dim=2),
+    case("softmax", (2, 3, 4, 5), dim=-2),
+    case("softmax", (3, 7), dim=1),
+]
+
+MERGE = [
+    case("add", (2, 3, 4, 5), (2, 3, 4, 5)),
+    case("add", (2, 7), (2, 7), (2, 7)),
+    case("mul", (2, 3, 4, 5), (2, 3, 1, 1)),  # [C,H,W] * [C,1,1]: squeeze-and-excitation
+    case("mul", (2, 3, 1, 1), (2, 3, 4, 5)),
+    case("mul", (2, 3, 4, 5), (2, 5)),  # [C,H,W] * [W]
+    case("mul", (2, 3, 4, 5), (2, 3, 1, 1), (2, 1, 4, 1)),
+    case("mul", (2, 3, 5), (2, 3, 5)),
+    case("concat", (2, 3, 4, 5), (2, 2, 4, 5)),
+    case("concat", (2, 3, 4, 5), (2, 3, 1, 5), (2, 3, 2, 5), dim=2),
+    case("concat", (2, 3, 5), (2, 3, 4), dim=-1),
+    case("concat", (2, 7), (2, 4), dim=1),
+]
+
+OTHER = [
+    case("linear", (3, 5), out=4),
+    case("linear", (2, 6), out=3, bias=False),
+    case("linear", (2, 3, 5), out=2),
+    case("linear", (2, 3, 4, 3), out=5),
+    case("flatten", (2, 3, 4, 5)),
+    case("flatten", (2, 3, 4, 5), start_dim=2),
+    case("flatten", (2, 3, 4, 5), start_dim=1, end_dim=2),
+    case("flatten", (2, 3, 4, 5, 2), start_dim=2, end_dim=3),
+    case("flatten", (2, 3, 4, 5), start_dim=-2, end_dim=-1),
+    case("flatten", (3, 7)),
+    case("dropout", (2, 3, 5)),
+    case("dropout", (2, 4), p=0.1),
+    case("identity", (2, 3, 4, 5)),
+]
+
+CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + OTHER
+
+# values that sit on each activation's edges: clip points, softplus thresholds (beta*x == threshold
+# stays on the log branch), far tails
+EDGES = [-30.0, -6.0, -3.0, -0.5, 0.0, 1e-3, 2.5, 3.0, 5.0, 6.0, 7.0, 20.0, 25.0]
+
+
+def arrays(
+    kind: str, fields: dict[str, Any], shapes: Shapes
+) -> tuple[Op, list[Array], dict[str, Array]]:
+    """The op, seeded float64 inputs and weights shaped as op.parameters and op.buffers ask."""
+    op = REGISTRY[kind](**fields)
+    rng = np.random.default_rng(zlib.crc32(f"{kind}{fields}{shapes}".encode()))
+    xs = [rng.standard_normal(shape) for shape in shapes]
+    if kind in FORMULAS or kind == "acon_c":
+        xs[0] *= 3
+        xs[0].flat[: len(EDGES)] = EDGES[: xs[0].size]
+    if family(kind) == "lp_pool" and op.norm_type % 2 != 0:
+        xs = [np.abs(x) + 0.1 for x in xs]  # an odd or fractional power of a negative sum is NaN
+    per_example = [shape[1:] for shape in shapes]
+    weights: dict[str, Array] = {}
+    for name, shape in {**op.parameters(per_example), **op.buffers(per_example)}.items():
+        if name == "num_batches_tracked":
+            weights[name] = np.zeros(shape, dtype=np.int64)
+        elif name == "running_var":
+            weights[name] = rng.uniform(0.5, 1.5, shape)
+        else:
+            weights[name] = rng.standard_normal(shape)
+    return op, xs, weights
+
+
+def tolerance(kind: str, fields: dict[str, Any]) -> float:
+    """archcalc's exact GELU uses an erf approximation (Abramowitz & Stegun, error < 1.5e-7)."""
+    return 1e-6 if kind == "gelu" and fields.get("approximate", "none") == "none" else 1e-10
+
+
+# --- archcalc against the naive references -------------------------------------------------------
+
+
+def test_every_registered_op_has_cases() -> None:
+    canonical = {name for name, cls in REGISTRY.items() if cls.kind == name}
+    covered = {p.values[0] for p in CASES}
+    assert canonical - covered == set()
+    assert set(map(family, canonical)) <= set(NAIVE)
+
+
+@pytest.mark.parametrize("kind, fields, shapes", CASES)
+def test_forward_matches_naive(kind: str, fields: dict[str, Any], shapes: Shapes) -> None:
+    op, xs, weights = arrays(kind, fields, shapes)
+    expected = NAIVE[family(kind)](op, xs, weights)
+    got = op.forward([x.copy() for x in xs], weights)
+    assert got.shape == expected.shape
+    assert tuple(got.shape[1:]) == tuple(op.output_shape([s[1:] for s in shapes]))
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=tolerance(kind, fields))
+
+
+INPLACE = [*_ACTIVATION_SETTINGS, ("softmax", {"dim": 1})]
+
+
+@pytest.mark.parametrize("kind, fields", [pytest.param(k, f, id=f"{k}{f}") for k, f in INPLACE])
+def test_inplace_activation_overwrites_its_input(kind: str, fields: dict[str, Any]) -> None:
+    """inplace=True, as PyTorch: the result is the very array given, now holding the values."""
+    op, xs, weights = arrays(kind, {**fields, "inplace": True}, [(2, 3, 5)])
+    expected = NAIVE[family(kind)](op, xs, weights)
+    x = xs[0].copy()
+    got = op.forward([x], weights)
+    assert got is x
+    np.testing.assert_allclose(x, expected, rtol=1e-10, atol=tolerance(kind, fields))
+
+
+@pytest.mark.parametrize("kind, fields, shapes", CASES)
+def test_forward_keeps_float32(kind: str, fields: dict[str, Any], shapes: Shapes) -> None:
+    """float32 in, float32 out: the executor measures its peak from the arrays it holds."""
+    op, xs, weights = arrays(kind, fields, shapes)
+    single = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in weights.items()}
+    got = op.forward([x.astype(np.float32) for x in xs], single)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, NAIVE[family(kind)](op, xs, weights), rtol=1e-3, atol=1e-3)
+
+
+def test_out_of_place_activation_leaves_its_input() -> None:
+    op, xs, _ = arrays("relu", {}, [(2, 3, 5)])
+    x = xs[0].copy()
+    got = op.forward([x], {})
+    assert got is not x and np.array_equal(x, xs[0])
+
+
+# --- archcalc against PyTorch ---------------------------------------------------------------------
+
+
+def torch_conv(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """nn.ConvNd with the same weights; per-side padding and TensorFlow's strided 'same' (which
+    torch does not take) as F.pad in the padding mode, then an unpadded convolution."""
+    x = xs[0]
+    dims = x.dim() - 2
+    F = torch.nn.functional
+    stride, dilation = per_axis(op.stride, dims), per_axis(op.dilation, dims)
+    pairs = isinstance(op.padding, list) and isinstance(op.padding[0], list)
+    if pairs or (op.padding == "same" and any(s > 1 for s in stride)):
+        kernel = w["weight"].shape[2:]
+        spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+        pads = sides(op.padding, tuple(x.shape[2:]), spans, stride)
+        flat = [side for before_after in reversed(pads) for side in before_after]  # last axis first
+        x = F.pad(x, flat, mode="constant" if op.padding_mode == "zeros" else op.padding_mode)
+        conv = getattr(F, f"conv{dims}d")
+        return conv(x, w["weight"], w.get("bias"), stride, 0, dilation, op.groups)
+    module = getattr(torch.nn, f"Conv{dims}d")(
+        x.shape[1], op.out, tuple(w["weight"].shape[2:]), stride=stride, padding=op.padding,
+        dilation=dilation, groups=op.groups, bias=op.bias, padding_mode=op.padding_mode,
+        dtype=torch.float64,
+    )
+    with torch.no_grad():
+        module.weight.copy_(w["weight"])
+        if op.bias:
+            module.bias.copy_(w["bias"])
+        return module(x)
+
+
+def torch_conv_transpose(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """F.conv_transposeNd; per-side padding (torch takes one value per axis) as a crop of the
+    unpadded result."""
+    x = xs[0]
+    dims = x.dim() - 2
+    transpose = getattr(torch.nn.functional, f"conv_transpose{dims}d")
+    settings = {"output_padding": op.output_padding, "groups": op.groups, "dilation": op.dilation}
+    if isinstance(op.padding, list) and isinstance(op.padding[0], list):
+        y = transpose(x, w["weight"], w.get("bias"), op.stride, 0, **settings)
+        crop = tuple(slice(b, n - a) for (b, a), n in zip(op.padding, y.shape[2:]))
+        return y[(slice(None), slice(None), *crop)]
+    return transpose(x, w["weight"], w.get("bias"), op.stride, op.padding, **settings)
+
+
+def torch_pool(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    F = torch.nn.functional
+    x = xs[0]
+    dims = x.dim() - 2
+    if isinstance(op.padding, str):
+        pytest.skip("PyTorch pooling takes no 'same' padding")
+    stride = op.kernel if op.stride is None else op.stride
+    kind = family(op.kind)
+    if kind == "max_pool":
+        pool = getattr(F, f"max_pool{dims}d")
+        return pool(x, op.kernel, stride, op.padding, op.dilation, op.ceil_mode)
+    if kind == "avg_pool":
+        pool = getattr(F, f"avg_pool{dims}d")
+        return pool(x, op.kernel, stride, op.padding, op.ceil_mode, op.count_include_pad)
+    return getattr(F, f"lp_pool{dims}d")(x, op.norm_type, op.kernel, stride, op.ceil_mode)
+
+
+def torch_adaptive(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    x = xs[0]
+    name = f"{family(op.kind)}{x.dim() - 2}d"
+    return getattr(torch.nn.functional, name)(x, op.output)
+
+
+def torch_global(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    x = xs[0]
+    axes = tuple(range(2, x.dim()))
+    if op.kind == "global_avg_pool":
+        return x.mean(dim=axes, keepdim=op.keepdims)
+    return x.amax(dim=axes, keepdim=op.keepdims)
+
+
+def torch_batchnorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """An nn.BatchNormNd module in eval mode, its buffers and parameters set to the same arrays."""
+    x = xs[0]
+    dims = int(op.kind[-2])
+    module = getattr(torch.nn, f"BatchNorm{dims}d")(
+        x.shape[1], eps=op.eps, momentum=op.momentum, affine=op.affine,
+        track_running_stats=op.track_running_stats, dtype=torch.float64,
+    )
+    module.load_state_dict(w)
+    return module.eval()(x)
+
+
+def torch_layernorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    x = xs[0]
+    shape = [x.shape[-1]] if op.normalized_shape is None else op.normalized_shape
+    return torch.nn.functional.layer_norm(x, shape, w.get("weight"), w.get("bias"), op.eps)
+
+
+def torch_groupnorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    return torch.nn.functional.group_norm(xs[0], op.groups, w.get("weight"), w.get("bias"), op.eps)
+
+
+ACTIVATION_FIELDS = {
+    "leaky_relu": ("negative_slope",),
+    "elu": ("alpha",),
+    "softplus": ("beta", "threshold"),
+    "gelu": ("approximate",),
+    "softmax": ("dim",),
+}
+
+
+def torch_activation(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """torch.nn.functional's function of the same name, with the op's settings."""
+    module = torch if op.kind in ("sigmoid", "tanh") else torch.nn.functional
+    settings = {name: getattr(op, name) for name in ACTIVATION_FIELDS.get(op.kind, ())}
+    return getattr(module, op.kind)(xs[0], **settings)
+
+
+def torch_acon_c(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """AconC.forward of the authors' code (github.com/nmaac/acon); parameters (1, C, 1, 1)."""
+    x = xs[0]
+    p1, p2, beta = (w[k][None] for k in ("p1", "p2", "beta"))
+    return (p1 * x - p2 * x) * torch.sigmoid(beta * (p1 * x - p2 * x)) + p2 * x
+
+
+def torch_merge(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    if op.kind == "concat":
+        return torch.cat(xs, dim=op.dim)
+    rank = max(x.dim() for x in xs)
+    result = None
+    for x in xs:  # align per-example shapes to the right, keeping the batch axis first
+        x = x.reshape(x.shape[0], *(1,) * (rank - x.dim()), *x.shape[1:])
+        result = x if result is None else (result + x if op.kind == "add" else result * x)
+    return result
+
+
+def torch_other(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    F, x = torch.nn.functional, xs[0]
+    if op.kind == "linear":
+        return F.linear(x, w["weight"], w.get("bias"))
+    if op.kind == "flatten":
+        return torch.flatten(x, op.start_dim, op.end_dim)
+    if op.kind == "dropout":
+        return torch.nn.Dropout(op.p).eval()(x)
+    return torch.nn.Identity()(x)
+
+
+TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
+    "conv": torch_conv,
+    "conv_transpose": torch_conv_transpose,
+    "max_pool": torch_pool,
+    "avg_pool": torch_pool,
+    "lp_pool": torch_pool,
+    "adaptive_avg_pool": torch_adaptive,
+    "adaptive_max_pool": torch_adaptive,
+    "global_avg_pool": torch_global,
+    "global_max_pool": torch_global,
+    "batchnorm": torch_batchnorm,
+    "layernorm": torch_layernorm,
+    "groupnorm": torch_groupnorm,
+    **{kind: torch_activation for kind in (*FORMULAS, "softmax")},
+    "acon_c": torch_acon_c,
+    "add": torch_merge,
+    "mul": torch_merge,
+    "concat": torch_merge,
+    "linear": torch_other,
+    "flatten": torch_other,
+    "dropout": torch_other,
+    "identity": torch_other,
+}
+
+
+def test_every_naive_reference_has_a_torch_route() -> None:
+    assert set(TORCH) == set(NAIVE)
+
+
+@pytest.mark.parametrize("kind, fields, shapes", CASES)
+def test_forward_matches_torch(kind: str, fields: dict[str, Any], shapes: Shapes) -> None:
+    torch = pytest.importorskip("torch")
+    op, xs, weights = arrays(kind, fields, shapes)
+    tensors = {k: torch.from_numpy(v.copy()) for k, v in weights.items()}
+    expected = TORCH[family(kind)](torch, op, [torch.from_numpy(x.copy()) for x in xs], tensors)
+    got = op.forward([x.copy() for x in xs], weights)
+    assert got.shape == tuple(expected.shape)
+    expected = expected.detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=tolerance(kind, fields))
+
+
+# --- the executor's checks of the arrays it is given ----------------------------------------------
+
+NETWORK = """\
+name: tiny
+input: [3, 6, 5]
+layers:
+  - {name: conv, op: conv2d, out: 4, kernel: 3, padding: 1}
+  - {name: bn, op: batchnorm2d}
+  - {name: act, op: relu}
+  - {name: pool, op: global_avg_pool}
+  - {name: fc, op: linear, out: 2}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Any:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(NETWORK)
+    return load(str(path))
+
+
+def test_given_weights_run_as_each_op_would(tiny: Any) -> None:
+    """The executor feeds each layer's output to the next, with the arrays it was given."""
+    weights = random_weights(tiny, seed=3, dtype="float64")
+    x = np.random.default_rng(4).standard_normal((2, 3, 6, 5))
+    expected = x
+    for layer in tiny.layers:
+        expected = NAIVE[family(layer.op.kind)](layer.op, [expected], weights.get(layer.path, {}))
+    run = execute(tiny, x, dtype="float64", weights=weights)
+    np.testing.assert_allclose(run.output, expected, rtol=1e-10, atol=1e-10)
+
+
+def broken(weights: Weights, change: Callable[[Weights], None]) -> Weights:
+    copy = {path: dict(arrays) for path, arrays in weights.items()}
+    change(copy)
+    return copy
+
+
+def pop(layer: str, name: str | None = None) -> Callable[[Weights], None]:
+    """Drop one array of a layer, or (name None) all its arrays."""
+    return lambda w: w[layer].pop(name) if name else w.pop(layer)
+
+
+def put(layer: str, name: str, shape: tuple[int, ...]) -> Callable[[Weights], None]:
+    """Set (or add) one array of a layer, made of zeros of the given shape."""
+    return lambda w: w.setdefault(layer, {}).update({name: np.zeros(shape)})
+
+
+@pytest.mark.parametrize(
+    "change, layer, words",
+    [
+        pytest.param(
+            pop("conv", "weight"), "conv", ["missing", "weight", "[4, 3, 3, 3]"], id="missing array"
+        ),
+        pytest.param(pop("fc"), "fc", ["missing", "weight", "[2, 4]"], id="missing layer"),
+        pytest.param(
+            pop("bn", "running_var"), "bn", ["missing", "running_var", "[4]"], id="missing buffer"
+        ),
+        pytest.param(
+            put("fc", "weight", (4, 2)), "fc", ["[4, 2]", "expected [2, 4]"], id="transposed matrix"
+        ),
+        pytest.param(
+            put("conv", "weight", (4, 3, 3)), "conv", ["[4, 3, 3]", "expected [4, 3, 3, 3]"],
+            id="kernel missing an axis",
+        ),
+        pytest.param(
+            put("bn", "bias", (3,)), "bn", ["bias", "[3]", "expected [4]"], id="short bias"
+        ),
+        pytest.param(
+            put("conv", "scale", (4,)), "conv", ["unexpected", "scale", "weight, bias"],
+            id="extra array",
+        ),
+        pytest.param(put("act", "weight", (4,)), "act", ["act"], id="layer without parameters"),
+        pytest.param(put("conv2", "weight", (4,)), "conv2", ["conv2"], id="no such layer"),
+    ],
+)
+def test_weights_that_do_not_fit_name_layer_and_shape(
+    tiny: Any, change: Callable[[dict[str, dict[str, Any]]], None], layer: str, words: list[str]
+) -> None:
+    weights = broken(random_weights(tiny, dtype="float64"), change)
+    with pytest.raises(ExecutionError) as caught:
+        execute(tiny, dtype="float64", weights=weights)
+    assert caught.value.layer == layer
+    message = str(caught.value)
+    assert f"layer '{layer}'" in message
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 5, 6), (2, 4, 6, 5), (3, 6, 5), (1, 1, 3, 6, 5)])
+def test_input_of_the_wrong_shape_names_the_expected_one(tiny: Any, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ExecutionError) as caught:
+        execute(tiny, np.zeros(shape))
+    message = str(caught.value)
+    assert str(list(shape)) in message
+    assert "expected [batch, 3, 6, 5]" in message
