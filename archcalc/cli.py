@@ -257,6 +257,100 @@ def rf(spec: str, input_shape: str | None, symbolic: bool) -> None:
     _print(rf_table(_analysis(spec, input_shape, symbolic)))
 
 
+def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
+    """The numeric network, and a symbolic one: the spec's names, or C,H,W-style names by default."""
+    numeric = _network(spec, input_shape)
+    if input_shape is not None and any(c.isalpha() for c in input_shape):
+        return numeric, _network(spec, input_shape, True)
+    from .graph import load
+    from .zoo import resolve
+
+    path, _ = resolve(spec)
+    names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}.get(len(numeric.input_shape) - 1, ())
+    symbolic = load(str(path), symbolic=True)
+    if symbolic.symbolic:  # the spec names its own sizes
+        return numeric, symbolic
+    shape = (numeric.input_shape[0], *names) if names else numeric.input_shape
+    return numeric, load(str(path), input_shape=shape, symbolic=True)
+
+
+@main.command()
+@SPEC
+@INPUT
+@click.option("--what", type=click.Choice(["shapes", "params", "memory", "flops", "rf"]), default="memory", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "latex", "python", "json"]), default="text", show_default=True)
+@memory_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help="Write to this file instead of stdout.")
+def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, output: str | None) -> None:
+    """Every figure as an exact formula in the input's sizes (and the batch B).
+
+    Spatial sizes are the spec's own names, or H, W (L; D, H, W) by default; `--batch B` keeps
+    the batch symbolic. The Python format is a module of plain functions in integer arithmetic
+    that runs without archcalc or sympy.
+
+    \b
+    Examples:
+      archcalc formula resnet50 --what memory --batch B
+      archcalc formula resnet18 --what shapes --format latex -o shapes.tex
+      archcalc formula vgg16 --what flops --format python -o vgg16_flops.py
+    """
+    from .analysis import analyze as run
+    from .formula import gather, render
+    from .solve import _modulus
+    from .shapes import output_shapes
+
+    _, network = _named_input(spec, input_shape)
+    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
+    result = run(network, options)
+    modulus = max((_modulus(network, output_shapes(network), axis) for axis in range(1, len(network.input_shape))), default=1)
+    text = render(gather(result, what), fmt, modulus)
+    _write(text, output)
+
+
+def _write(text: str, output: str | None) -> None:
+    """Print, or write a new file (refusing to overwrite a spec)."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from pathlib import Path
+
+    target = Path(output)
+    if target.suffix in (".yaml", ".yml") and target.exists():
+        raise OptionError(f"refusing to overwrite {output}: it looks like a spec")
+    try:
+        target.write_text(text)
+    except OSError as exc:
+        raise OptionError(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@SPEC
+@INPUT
+@click.option("--valid-inputs", is_flag=True, required=True, help="Solve for the input sizes every layer accepts.")
+def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
+    """Solve the shape formulas: the smallest valid input, and the sizes that lose no pixels.
+
+    A strided layer whose last window stops short of the input's end drops rows or columns
+    (the floor in the output size). The solver finds the residue classes of sizes, such as
+    H = 32k + 1, for which no layer does, and names the layers that drop pixels at the spec's size.
+
+    \b
+    Examples:
+      archcalc solve resnet50 --valid-inputs
+      archcalc solve specs/vgg16.yaml --valid-inputs --input 3,H,W
+    """
+    from .render import solve_table
+    from .solve import valid_inputs as solve_inputs
+
+    numeric, network = _named_input(spec, input_shape)
+    at = {
+        s.name: n for s, n in zip(network.input_shape[1:], numeric.input_shape[1:])
+        if hasattr(s, "name") and isinstance(n, int)
+    }
+    _print(solve_table(network.name, solve_inputs(network, at)))
+
+
 @main.command()
 @SPEC
 @INPUT

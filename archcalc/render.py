@@ -202,3 +202,46 @@ def mismatch_table(verification: Any) -> Any:
     for m in verification.mismatches:
         table.add_row(escape(m.layer), m.figure, m.analysed, m.measured)
     return table
+
+
+def solve_table(network_name: str, solutions: list[Any]) -> Any:
+    """Valid input sizes per axis, and the sizes for which no strided layer drops pixels."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"{network_name}: valid input sizes", title_justify="left")
+    for column in ("Axis", "Smallest valid", "No pixel dropped for", "At the spec's size", "Nearest size that drops none"):
+        table.add_column(column)
+    notes = []
+    for s in solutions:
+        classes = " or ".join(f"{s.name} = {s.modulus}k + {r}" if r else f"{s.name} = {s.modulus}k" for r in s.residues) or "no size"
+        if s.at_size is None:
+            at = "–"
+        elif s.dropping:
+            at = f"{s.at_size}: {len(s.dropping)} layer(s) drop pixels"
+            notes += [f"{escape(d.layer)} drops {d.lost} input row(s)/column(s) on axis {s.name} at {s.at_size}" for d in s.dropping]
+        else:
+            at = f"{s.at_size}: none dropped"
+        table.add_row(s.name, str(s.smallest) if s.smallest else f"none up to 2^20", classes, at, str(s.nearest) if s.nearest else "–")
+    return Group(table, Text("\n".join(notes))) if notes else table
+
+
+def fit_table(name: str, found: Any, train: bool) -> Any:
+    """What a memory budget allows, solved from the formula."""
+    from rich.table import Table
+
+    from .units import human_bytes
+
+    table = Table(title=f"{name}: what fits {human_bytes(found.budget)} ({'training' if train else 'inference'})", title_justify="left", show_header=False)
+    table.add_column("What")
+    table.add_column("Value")
+    table.add_row("Fixed (weights, buffers" + (", gradients, optimizer)" if train else ")"), f"{count_text(found.fixed)} bytes")
+    table.add_row("Per example", f"{found.per_example} bytes")
+    table.add_row("Largest batch", str(found.batch))
+    if found.batch_at_defaults is not None:
+        table.add_row("  at the spec's sizes", f"{found.batch_at_defaults:,}")
+    if found.given_batch is not None:
+        table.add_row(f"Largest square input at batch {found.given_batch}", f"{found.square_input:,}" if found.square_input else "none fits")
+    return table

@@ -182,3 +182,10 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
         if square is not None and square < 1:
             square = None
     return Fit(budget, fixed, per_example, batch, at_defaults, square, given)
+
+
+def fit_report(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, budget: int, text: str, train: bool) -> Any:
+    """A rich table of `fit` for the CLI."""
+    from .render import fit_table
+
+    return fit_table(network.name, fit(network, shapes, counts, options, budget, train), train)

@@ -1,0 +1,197 @@
+"""Every figure as a formula: gathering them per layer and writing text, LaTeX, Python or JSON.
+
+The exported Python is a module of plain functions in integer arithmetic (floor as `//`), so it
+runs without archcalc or sympy and gives exactly the numeric engine's figures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+from sympy.printing.pycode import PythonCodePrinter
+
+from .analysis import Analysis
+from .receptive_field import ReceptiveField
+
+WHAT = ("shapes", "params", "memory", "flops", "rf")
+FORMATS = ("text", "latex", "python", "json")
+
+
+@dataclass(frozen=True)
+class Formulas:
+    """Named formulas per layer (in execution order) and for the whole network."""
+
+    what: str
+    name: str
+    symbols: tuple[Any, ...]
+    layers: tuple[tuple[str, dict[str, Any]], ...]
+    totals: dict[str, Any]
+
+
+def _s(value: Any) -> Any:
+    return sympy.sympify(value)
+
+
+def gather(analysis: Analysis, what: str) -> Formulas:
+    """The formulas of one kind of figure, from a (symbolic) analysis."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    totals: dict[str, Any] = {}
+    t, m = analysis.totals, analysis.memory
+    for r in analysis.layers:
+        if what == "shapes":
+            layers.append((r.path, {f"dim{i}": _s(d) for i, d in enumerate(r.output_shape)}))
+        elif what == "params" and r.params.params != 0:
+            layers.append((r.path, {"params": _s(r.params.params)}))
+        elif what == "flops" and (r.flops.macs != 0 or r.flops.elementwise != 0):
+            layers.append((r.path, {"macs": _s(r.flops.macs), "flops": _s(r.flops.flops), "elementwise": _s(r.flops.elementwise)}))
+        elif what == "memory":
+            layers.append((r.path, {"output_bytes": _s(r.memory.output), "saved_bytes": _s(r.memory.saved)}))
+        elif what == "rf" and isinstance(r.receptive_field, ReceptiveField):
+            f = r.receptive_field
+            layers.append((r.path, {
+                **{f"size{i}": _s(v) for i, v in enumerate(f.size)},
+                **{f"stride{i}": _s(v) for i, v in enumerate(f.stride)},
+                **{f"padding{i}": _s(v) for i, v in enumerate(f.padding)},
+            }))
+    if what == "shapes":
+        totals = {f"output_dim{i}": _s(d) for i, d in enumerate(analysis.output_shape)}
+    elif what == "params":
+        totals = {"params": _s(t.params), "trainable_params": _s(t.trainable_params), "buffers": _s(t.buffers)}
+    elif what == "flops":
+        b = _s(m.options.batch)
+        totals = {"macs": _s(t.macs), "flops": _s(t.flops), "flops_per_batch": b * _s(t.flops), "elementwise": _s(t.elementwise_flops)}
+    elif what == "memory":
+        totals = {
+            "weights": _s(m.weights), "buffers": _s(m.buffers), "activations_sum": _s(m.activations_sum),
+            "inference_peak": _s(m.inference_peak), "training_activations": _s(m.training_activations),
+            "gradients": _s(m.gradients), "optimizer_state": _s(m.optimizer_state), "training_total": _s(m.training_total),
+        }
+    symbols = set()
+    for _, values in layers:
+        for v in values.values():
+            symbols |= v.free_symbols
+    for v in totals.values():
+        symbols |= v.free_symbols
+    ordered = tuple(sorted(symbols, key=lambda s: s.name))
+    return Formulas(what, analysis.network.name, ordered, tuple(layers), totals)
+
+
+def divisible_forms(formulas: Formulas, modulus: int) -> dict[str, Any]:
+    """The totals for every spatial symbol a multiple of `modulus` (where the floors vanish)."""
+    if modulus <= 1:
+        return {}
+    spatial = [s for s in formulas.symbols if s.name not in ("B",)]
+    k = {s: sympy.Symbol(f"{s.name}__k", integer=True, positive=True) for s in spatial}
+    forms = {}
+    for name, expr in formulas.totals.items():
+        if not expr.has(sympy.floor):
+            continue
+        forms[name] = sympy.factor_terms(sympy.expand(expr.subs({s: modulus * k[s] for s in spatial}).subs({k[s]: s / modulus for s in spatial})))
+    return forms
+
+
+class _IntegerPrinter(PythonCodePrinter):
+    """Python source in exact integer arithmetic: floor(p/q) as (p)//(q), Max as max()."""
+
+    def _print_floor(self, expr: Any) -> str:
+        num, den = sympy.fraction(sympy.together(expr.args[0]))
+        return f"(({self._print(sympy.expand(num))}) // ({self._print(den)}))"
+
+    def _print_ceiling(self, expr: Any) -> str:
+        num, den = sympy.fraction(sympy.together(expr.args[0]))
+        return f"(-((-({self._print(sympy.expand(num))})) // ({self._print(den)})))"
+
+    def _print_Max(self, expr: Any) -> str:
+        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Min(self, expr: Any) -> str:
+        return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Rational(self, expr: Any) -> str:
+        return f"({expr.p} / {expr.q})"
+
+
+def to_python(f: Formulas) -> str:
+    """A module with one function per figure kind, runnable without archcalc or sympy."""
+    printer = _IntegerPrinter()
+    args = ", ".join(s.name for s in f.symbols)
+    lines = [
+        f'"""{f.what} of {f.name} as exact formulas, exported by archcalc. Needs no imports."""',
+        "",
+        "",
+        f"def layers({args}):",
+        f'    """Per layer: {f.what} figures by name."""',
+        "    return {",
+    ]
+    for path, values in f.layers:
+        body = ", ".join(f"{k!r}: {printer.doprint(v)}" for k, v in values.items())
+        lines.append(f"        {path!r}: {{{body}}},")
+    lines += ["    }", "", "", f"def totals({args}):", '    """Whole-network figures by name."""', "    return {"]
+    for name, value in f.totals.items():
+        lines.append(f"        {name!r}: {printer.doprint(value)},")
+    lines += ["    }", ""]
+    return "\n".join(lines)
+
+
+def to_text(f: Formulas, modulus: int = 1) -> str:
+    width = max((len(p) for p, _ in f.layers), default=10)
+    lines = [f"{f.name}: {f.what} (symbols: {', '.join(s.name for s in f.symbols) or 'none'}; all integers >= 1)", ""]
+    for path, values in f.layers:
+        text = ", ".join(f"{k} = {v}" for k, v in values.items()) if len(values) > 1 else str(next(iter(values.values())))
+        lines.append(f"{path:<{width}}  {text}")
+    lines += ["", "totals:"]
+    for name, value in f.totals.items():
+        lines.append(f"  {name} = {value}")
+    forms = divisible_forms(f, modulus)
+    if forms:
+        names = ", ".join(s.name for s in f.symbols if s.name != "B")
+        lines += ["", f"for {names} divisible by {modulus}:"]
+        lines += [f"  {name} = {value}" for name, value in forms.items()]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(f: Formulas, modulus: int = 1) -> str:
+    """A longtable of per-layer formulas and an align* block of totals, ready for a paper."""
+    keys = list(f.layers[0][1]) if f.layers else []
+    def esc(text: str) -> str:
+        return text.replace("_", r"\_")
+    lines = [
+        f"% {f.what} of {esc(f.name)}, exported by archcalc; needs \\usepackage{{longtable,amsmath}}",
+        r"\begin{longtable}{l" + "l" * len(keys) + "}",
+        r"\textbf{layer} & " + " & ".join(rf"\textbf{{{esc(k)}}}" for k in keys) + r" \\ \hline",
+    ]
+    for path, values in f.layers:
+        lines.append(rf"\texttt{{{esc(path)}}} & " + " & ".join(f"${sympy.latex(values.get(k, ''))}$" for k in keys) + r" \\")
+    lines += [r"\end{longtable}", r"\begin{align*}"]
+    lines += [rf"\text{{{esc(name)}}} &= {sympy.latex(value)} \\" for name, value in f.totals.items()]
+    forms = divisible_forms(f, modulus)
+    if forms:
+        names = ", ".join(s.name for s in f.symbols if s.name != "B")
+        lines.append(rf"&\text{{for {names} divisible by {modulus}:}} \\")
+        lines += [rf"\text{{{esc(name)}}} &= {sympy.latex(value)} \\" for name, value in forms.items()]
+    lines.append(r"\end{align*}")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(f: Formulas, modulus: int = 1) -> str:
+    def form(v: Any) -> dict[str, str]:
+        return {"text": str(v), "srepr": sympy.srepr(v)}
+
+    return json.dumps({
+        "name": f.name,
+        "what": f.what,
+        "symbols": [s.name for s in f.symbols],
+        "layers": [{"name": p, **{k: form(v) for k, v in values.items()}} for p, values in f.layers],
+        "totals": {k: form(v) for k, v in f.totals.items()},
+        "divisible_by": modulus,
+        "totals_when_divisible": {k: form(v) for k, v in divisible_forms(f, modulus).items()},
+    }, indent=2) + "\n"
+
+
+def render(f: Formulas, fmt: str, modulus: int = 1) -> str:
+    if fmt == "python":
+        return to_python(f)
+    return {"text": to_text, "latex": to_latex, "json": to_json}[fmt](f, modulus)
