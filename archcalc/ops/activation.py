@@ -22,6 +22,7 @@ class _Activation(Op):
 
     flops_per_element: ClassVar[int] = 1
     saves_output: ClassVar[bool] = False
+    saves_output_inplace: ClassVar[bool] = False
 
     inplace: bool = False
 
@@ -33,7 +34,11 @@ class _Activation(Op):
         return self.flops_per_element * elements(output)
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
-        return OUTPUT if self.saves_output or self.inplace else INPUT
+        """Output or input, as the derivative needs; an in-place op whose derivative needs its
+        input keeps a copy of it (PyTorch clones `self` for hardtanh_, hardswish_, silu_ ...)."""
+        if self.saves_output or (self.inplace and self.saves_output_inplace):
+            return OUTPUT
+        return Saved(extra=((elements(output), None),)) if self.inplace else INPUT
 
     def function(self, x: Any) -> Any:
         """The element-wise function on a NumPy array."""
@@ -80,6 +85,7 @@ class ReLU6(_Activation):
 
 class LeakyReLU(_Activation):
     kind = "leaky_relu"
+    saves_output_inplace = True  # leaky_relu_ differentiates from its result
 
     negative_slope: float = 0.01
 
@@ -91,6 +97,7 @@ class ELU(_Activation):
     kind = "elu"
     aliases = ("explin",)  # neon's name
     flops_per_element = 3
+    saves_output_inplace = True  # elu_ differentiates from its result
 
     alpha: float = 1.0
 

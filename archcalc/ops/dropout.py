@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -27,3 +27,27 @@ class Dropout(Op):
 
     def describe(self) -> str:
         return f"p={self.p}"
+
+
+class StochasticDepth(Op):
+    """Drops a residual branch at random while training (Huang et al. 2016), torchvision's
+    StochasticDepth: per example (`row`) or for the whole batch; the identity at inference."""
+
+    kind = "stochastic_depth"
+
+    p: float = Field(ge=0, le=1)
+    mode: Literal["row", "batch"] = "row"
+
+    @property
+    def inplace_output(self) -> bool:
+        return True  # at inference the input passes through unchanged
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        # the [N, 1, ...] noise it multiplies by: one element per example in row mode
+        return Saved(extra=((1, None),)) if self.mode == "row" and self.p > 0 else NOTHING
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        return xs[0]
+
+    def describe(self) -> str:
+        return f"p={self.p} {self.mode}"
