@@ -455,6 +455,7 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "linear": naive_linear,
     "flatten": naive_flatten,
     "dropout": naive_pass,
+    "stochastic_depth": naive_pass,
     "identity": naive_pass,
 }
 
@@ -668,6 +669,8 @@ OTHER = [
     case("flatten", (3, 7)),
     case("dropout", (2, 3, 5)),
     case("dropout", (2, 4), p=0.1),
+    case("stochastic_depth", (2, 3, 4, 5), p=0.2),
+    case("stochastic_depth", (2, 6), p=0.5, mode="batch"),
     case("identity", (2, 3, 4, 5)),
 ]
 
@@ -898,6 +901,10 @@ def torch_other(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
         return torch.flatten(x, op.start_dim, op.end_dim)
     if op.kind == "dropout":
         return torch.nn.Dropout(op.p).eval()(x)
+    if op.kind == "stochastic_depth":
+        from torchvision.ops import StochasticDepth
+
+        return StochasticDepth(op.p, op.mode).eval()(x)
     return torch.nn.Identity()(x)
 
 
@@ -922,6 +929,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "linear": torch_other,
     "flatten": torch_other,
     "dropout": torch_other,
+    "stochastic_depth": torch_other,
     "identity": torch_other,
 }
 
