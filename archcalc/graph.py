@@ -50,6 +50,7 @@ class Network:
     blocks: dict[str, str] = field(default_factory=dict)  # instance path -> block name
     symbols: dict[str, Any] = field(default_factory=dict)  # name -> sympy Symbol, when symbolic
     defaults: dict[str, int] = field(default_factory=dict)  # the spec's numeric values of symbols
+    ignore: tuple[str, ...] = ()  # review rules the spec silences
 
     @property
     def symbolic(self) -> bool:
@@ -384,7 +385,7 @@ def expand(
     defaults = {n: v for n, v in spec.symbols.items() if v is not None}
     return Network(
         spec.name, shape, spec.input.dtype, graph, order, output, file, expander.blocks,
-        symbols, defaults,
+        symbols, defaults, tuple(spec.ignore),
     )
 
 

@@ -69,6 +69,7 @@ class Spec(BaseModel):
     name: str = Field(min_length=1)
     input: InputSpec
     symbols: dict[str, PositiveInt | None] = {}  # named dimensions and widths, with numeric defaults
+    ignore: list[str] = []  # design-review rules silenced for this network (`archcalc report`)
     blocks: dict[str, BlockDef] = {}
     layers: list[dict[str, Any]] = Field(min_length=1)
     output: str | None = None
