@@ -257,6 +257,41 @@ def rf(spec: str, input_shape: str | None, symbolic: bool) -> None:
     _print(rf_table(_analysis(spec, input_shape, symbolic)))
 
 
+@main.command()
+@SPEC
+@INPUT
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Examples per batch for the memory figures.")
+@click.option("--optimizer", default="adam", show_default=True, help="Optimizer whose state counts in the training total.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "html", "json"]), default=None, help="Write the report in this format instead of the terminal view.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="File for --format (default: stdout).")
+@click.option("--ignore", multiple=True, metavar="RULE", help="Silence a finding rule (repeatable).")
+def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: str | None, output: str | None, ignore: tuple[str, ...]) -> None:
+    """The design review: the network at a glance, its blocks, its stages, and findings.
+
+    Findings come with a severity, the layers concerned, the figure that triggered them and the
+    rule's source. Silence a rule with --ignore RULE or `ignore: [RULE]` in the spec.
+
+    \b
+    Examples:
+      archcalc report resnet50
+      archcalc report specs/vgg16.yaml --batch 64 --ignore dense-heavy
+      archcalc report densenet121 --format markdown -o review.md
+    """
+    from .memory import MemoryOptions, check_options
+    from .report import build_report
+    from .report_format import FORMATS, terminal
+
+    options = MemoryOptions(batch=batch, optimizer=optimizer.lower())
+    check_options(options)
+    result = build_report(_network(spec, input_shape), options, ignore)
+    if fmt is None:
+        if output is not None:
+            raise OptionError("--output needs --format (markdown, html or json)")
+        _print(terminal(result))
+        return
+    _write(FORMATS[fmt](result), output)
+
+
 def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
     """The numeric network, and a symbolic one: the spec's names, or C,H,W-style names by default."""
     numeric = _network(spec, input_shape)
@@ -422,6 +457,65 @@ def zoo() -> None:
             human_count(result.totals.flops), shape_text(result.output_shape),
         )
     _print(table)
+
+
+@main.command("graph")
+@SPEC
+@INPUT
+@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid", "graphml", "json"]), default="dot", show_default=True, help="Graphviz DOT, a Mermaid flowchart, GraphML, or JSON nodes and edges.")
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold blocks deeper than this many path components into one node each.")
+@click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
+def graph_command(spec: str, input_shape: str | None, fmt: str, depth: int | None, output: str | None) -> None:
+    """Export the layer graph: nodes with op, output shape and parameters; edges between them.
+
+    Skip connections (an input that is not the node just before) are dashed, inputs of a
+    concatenation blue. With --depth, every block below that depth becomes one node labelled
+    with its block name, its parameters summed.
+
+    \b
+    Examples:
+      archcalc graph resnet18 --format mermaid --depth 1
+      archcalc graph specs/resnet50.yaml --depth 2 -o resnet50.dot   # then: dot -Tsvg resnet50.dot
+      archcalc graph densenet121 --format graphml -o densenet121.graphml
+    """
+    from .graph_export import FORMATS, collapse
+
+    layer_graph = collapse(_analysis(spec, input_shape), depth)
+    if fmt == "mermaid" and len(layer_graph.edges) > 500:
+        click.echo(f"archcalc: warning: {len(layer_graph.edges)} edges; Mermaid draws at most 500 unless maxEdges is raised (try --depth)", err=True)
+    _write(FORMATS[fmt](layer_graph), output)
+
+
+@main.command("compare")
+@click.argument("specs", nargs=-1, required=True)
+@INPUT
+@memory_options
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON and nothing else.")
+def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, as_json: bool) -> None:
+    """Networks side by side: parameters, FLOPs, memory, receptive field, depth and output.
+
+    Costs are ranked (the lowest in bold green) and each figure is also given as a ratio to the
+    first network. Depth counts the convolutions and linear layers on the longest path from input
+    to output (ResNet-50: 50); "Conv/linear layers" counts all of them.
+
+    \b
+    Examples:
+      archcalc compare resnet18 resnet50
+      archcalc compare resnet50 mobilenet_v2 specs/mine.yaml --batch 64
+      archcalc compare vgg16 resnet50 --json
+    """
+    from .analysis import analyze as run
+    from .compare import check_names, compare, comparison_json
+    from .render import comparison_table
+
+    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
+    networks = [_network(s, input_shape) for s in specs]
+    check_names(networks)
+    result = compare([run(n, options) for n in networks])
+    if as_json:
+        click.echo(json.dumps(comparison_json(result), indent=2))
+    else:
+        _print(comparison_table(result))
 
 
 @main.command()

@@ -245,3 +245,46 @@ def fit_table(name: str, found: Any, train: bool) -> Any:
     if found.given_batch is not None:
         table.add_row(f"Largest square input at batch {found.given_batch}", f"{found.square_input:,}" if found.square_input else "none fits")
     return table
+
+
+def comparison_table(comparison: Any) -> Any:
+    """Networks side by side: the best value of each ranked row in bold green, ratios to the first."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from .units import human_bytes, human_count
+
+    def value_text(kind: str, value: Any) -> str:
+        if value is None:
+            return "–"
+        if kind == "shape":
+            return shape_text(value)
+        if kind == "field":
+            return _axes(value)
+        if kind == "bytes":
+            return human_bytes(value)
+        if kind == "flops":
+            return human_count(value)
+        return count_text(value)
+
+    o = comparison.options
+    precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
+    table = Table(
+        title=f"Comparison (memory at batch {o.batch}, {o.dtype}{precision}, {o.optimizer}; binary units)",
+        title_justify="left",
+        caption=f"bold green: the lowest cost in the row; ×: ratio to {comparison.names[0]}",
+        caption_justify="left",
+    )
+    table.add_column("", no_wrap=True)
+    for name in comparison.names:
+        table.add_column(name, justify="right")
+    for metric in comparison.metrics:
+        cells = []
+        for i, value in enumerate(metric.values):
+            cell = Text(value_text(metric.kind, value), style="bold green" if i in metric.best else "")
+            ratio = metric.ratio(i) if i else None
+            if ratio is not None:
+                cell.append(f" ×{ratio:.2f}", style="dim")
+            cells.append(cell)
+        table.add_row(metric.label, *cells)
+    return table

@@ -1,0 +1,153 @@
+"""Several analysed networks side by side: one row per figure, the best value and ratios to the first.
+
+Costs (parameters, FLOPs, memory) are better when lower; the receptive field, the layer counts and
+the shapes describe a network without ranking it. Ratios are to the first network given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .analysis import Analysis, _plain
+from .arith import Dim
+from .errors import OptionError, SpecError
+from .graph import INPUT, Network
+from .memory import MemoryOptions
+from .receptive_field import ReceptiveField
+
+Kind = Literal["count", "flops", "bytes", "shape", "field"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure for every network; `kind` says how to show it, `better` how to rank it."""
+
+    key: str
+    label: str
+    kind: Kind
+    better: Literal["lower", "higher"] | None
+    values: tuple[Any, ...]
+
+    @property
+    def best(self) -> tuple[int, ...]:
+        """Indices of the networks with the best value (ties share it); none when unranked."""
+        numbers = [_scalar(v) for v in self.values]
+        if self.better is None or any(n is None for n in numbers) or len(set(numbers)) == 1:
+            return ()
+        target = min(numbers) if self.better == "lower" else max(numbers)  # type: ignore[type-var]
+        return tuple(i for i, n in enumerate(numbers) if n == target)
+
+    def ratio(self, index: int) -> float | None:
+        """This network's value over the first network's, where both are plain numbers."""
+        first, value = _scalar(self.values[0]), _scalar(self.values[index])
+        if self.kind == "shape" or first is None or value is None or first == 0:
+            return None
+        return value / first
+
+
+@dataclass(frozen=True)
+class Comparison:
+    names: tuple[str, ...]
+    files: tuple[str | None, ...]
+    options: MemoryOptions
+    metrics: tuple[Metric, ...]
+
+
+def _scalar(value: Any) -> int | None:
+    """A number to rank by: an int, or a field's size when every axis agrees; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, tuple) and value and len(set(value)) == 1 and isinstance(value[0], int):
+        return value[0]
+    return None
+
+
+def weighted_layers(analysis: Analysis) -> int:
+    """Convolutions and linear layers: the layers that multiply by weights (their MACs are not 0)."""
+    return sum(1 for r in analysis.layers if r.flops.macs != 0)
+
+
+def depth(analysis: Analysis) -> int:
+    """Convolutions and linear layers on the longest path from input to output (ResNet-50: 50).
+
+    Projection shortcuts run beside the main path, so they add to `weighted_layers` but not here,
+    which is how the papers count depth.
+    """
+    on_path = {INPUT: 0}
+    for r in analysis.layers:
+        on_path[r.path] = max(on_path[i] for i in r.inputs) + (1 if r.flops.macs != 0 else 0)
+    return on_path[analysis.network.output]
+
+
+def last_spatial_field(analysis: Analysis) -> tuple[Dim, ...] | None:
+    """Receptive-field size of the last layer that still has spatial axes (before global pooling)."""
+    fields = [r.receptive_field for r in analysis.layers if isinstance(r.receptive_field, ReceptiveField)]
+    return fields[-1].size if fields else None
+
+
+def check_names(networks: Sequence[Network]) -> None:
+    """SpecError when two networks share a name: names label the columns."""
+    seen: dict[str, str | None] = {}
+    for network in networks:
+        name, file = network.name, network.file
+        if name in seen:
+            where = f"'{file}' is given twice" if file == seen[name] else f"{seen[name]} and {file} both say name: {name}"
+            raise SpecError(f"two specs are named '{name}' ({where}); compare needs a distinct `name` in each spec")
+        seen[name] = file
+
+
+def compare(analyses: Sequence[Analysis]) -> Comparison:
+    """The comparison rows of networks analysed with the same memory options (batch, dtype, ...)."""
+    if len(analyses) < 2:
+        raise OptionError(f"compare needs at least two specs, got {len(analyses)}")
+    check_names([a.network for a in analyses])
+    batch = analyses[0].memory.options.batch
+
+    def row(key: str, label: str, kind: Kind, better: Literal["lower", "higher"] | None, values: list[Any]) -> Metric:
+        return Metric(key, label, kind, better, tuple(values))
+
+    a = analyses
+    metrics = (
+        row("input", "Input", "shape", None, [x.network.input_shape for x in a]),
+        row("params", "Params", "count", "lower", [x.totals.params for x in a]),
+        row("trainable_params", "Trainable params", "count", "lower", [x.totals.trainable_params for x in a]),
+        row("flops", "FLOPs per example", "flops", "lower", [x.totals.flops for x in a]),
+        row("macs", "MACs per example", "flops", "lower", [x.totals.macs for x in a]),
+        row("training_memory", f"Training memory, batch {batch}", "bytes", "lower", [x.memory.training_total for x in a]),
+        row("inference_peak", f"Inference peak, batch {batch}", "bytes", "lower", [x.memory.inference_peak for x in a]),
+        row("receptive_field", "Receptive field (last spatial)", "field", None, [last_spatial_field(x) for x in a]),
+        row("weighted_layers", "Conv/linear layers", "count", None, [weighted_layers(x) for x in a]),
+        row("depth", "Depth (longest path)", "count", None, [depth(x) for x in a]),
+        row("output", "Output", "shape", None, [x.output_shape for x in a]),
+    )
+    return Comparison(
+        tuple(x.network.name for x in a), tuple(x.network.file for x in a), a[0].memory.options, metrics
+    )
+
+
+def comparison_json(comparison: Comparison) -> dict[str, Any]:
+    """Every network's figures and ratios to the first, the memory options, and the best per figure."""
+    o = comparison.options
+    return {
+        "batch": _plain(o.batch),
+        "dtype": o.dtype,
+        "optimizer": o.optimizer,
+        "mixed_precision": o.mixed_precision,
+        "reference": comparison.names[0],
+        "networks": [
+            {
+                "name": name,
+                "file": file,
+                "values": {m.key: _plain(m.values[i]) for m in comparison.metrics},
+                "ratios": {m.key: m.ratio(i) for m in comparison.metrics if m.kind != "shape"},
+            }
+            for i, (name, file) in enumerate(zip(comparison.names, comparison.files))
+        ],
+        "best": {
+            m.key: [comparison.names[i] for i in m.best] for m in comparison.metrics if m.better is not None
+        },
+    }
