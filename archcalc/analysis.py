@@ -7,7 +7,7 @@ from typing import Any
 
 from .arith import Dim, Shape
 from .flops import LayerFlops, flop_counts
-from .graph import Network
+from .graph import INPUT, Network
 from .memory import LayerMemory, Memory, MemoryOptions, memory
 from .params import ParamCount, parameter_counts
 from .receptive_field import Field, ReceptiveField, receptive_fields
@@ -154,3 +154,30 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
             for r in analysis.layers
         ],
     }
+
+
+def weighted_layers(analysis: Analysis) -> int:
+    """Convolutions and linear layers: the layers that multiply by weights (their MACs are not 0)."""
+    return sum(1 for r in analysis.layers if r.flops.macs != 0)
+
+
+def depth(analysis: Analysis) -> int:
+    """Convolutions and linear layers on the longest path from input to output (ResNet-50: 50).
+
+    Projection shortcuts run beside the main path, so they add to `weighted_layers` but not here,
+    which is how the papers count depth.
+    """
+    on_path = {INPUT: 0}
+    for r in analysis.layers:
+        on_path[r.path] = max(on_path[i] for i in r.inputs) + (1 if r.flops.macs != 0 else 0)
+    return on_path[analysis.network.output]
+
+
+def last_spatial_field(analysis: Analysis) -> tuple[Dim, ...] | None:
+    """Receptive-field size of the last layer that still has spatial axes (before global pooling)."""
+    spatial = [
+        r for r in analysis.layers
+        if r.receptive_field is not None and any(not (isinstance(d, int) and d == 1) for d in r.output_shape[1:])
+    ]
+    field = spatial[-1].receptive_field if spatial else None
+    return field.size if isinstance(field, ReceptiveField) else None  # None: the whole input

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .analysis import Analysis, _plain
+from .analysis import Analysis, _plain, depth, last_spatial_field, weighted_layers
 from .arith import Dim
 from .errors import OptionError, SpecError
 from .graph import INPUT, Network
@@ -64,29 +64,6 @@ def _scalar(value: Any) -> int | None:
     if isinstance(value, tuple) and value and len(set(value)) == 1 and isinstance(value[0], int):
         return value[0]
     return None
-
-
-def weighted_layers(analysis: Analysis) -> int:
-    """Convolutions and linear layers: the layers that multiply by weights (their MACs are not 0)."""
-    return sum(1 for r in analysis.layers if r.flops.macs != 0)
-
-
-def depth(analysis: Analysis) -> int:
-    """Convolutions and linear layers on the longest path from input to output (ResNet-50: 50).
-
-    Projection shortcuts run beside the main path, so they add to `weighted_layers` but not here,
-    which is how the papers count depth.
-    """
-    on_path = {INPUT: 0}
-    for r in analysis.layers:
-        on_path[r.path] = max(on_path[i] for i in r.inputs) + (1 if r.flops.macs != 0 else 0)
-    return on_path[analysis.network.output]
-
-
-def last_spatial_field(analysis: Analysis) -> tuple[Dim, ...] | None:
-    """Receptive-field size of the last layer that still has spatial axes (before global pooling)."""
-    fields = [r.receptive_field for r in analysis.layers if isinstance(r.receptive_field, ReceptiveField)]
-    return fields[-1].size if fields else None
 
 
 def check_names(networks: Sequence[Network]) -> None:

@@ -1,0 +1,166 @@
+"""The design review: the network at a glance, its block tree, a per-stage table and findings.
+
+`build_report` gathers everything as frozen data from one analysis; report_format.py renders it
+for the terminal, Markdown, HTML or JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from .analysis import Analysis, LayerResult, analyze, depth, last_spatial_field, weighted_layers
+from .arith import Dim, Shape
+from .errors import OptionError
+from .findings import Finding, review, unknown_rules
+from .graph import Network
+from .memory import MemoryOptions
+from .receptive_field import ReceptiveField
+
+@dataclass(frozen=True)
+class Glance:
+    """The headline figures."""
+
+    name: str
+    input: Shape
+    output: Shape
+    layers: int
+    weighted: int  # convolution and linear layers
+    depth: int  # of those, on the longest path (ResNet-50: 50)
+    params: Dim
+    trainable: Dim
+    frozen: Dim
+    macs: Dim
+    flops: Dim
+    batch: Dim
+    weights: Dim
+    inference_peak: Dim
+    peak_layer: str
+    training_total: Dim
+    receptive_field: tuple[Dim, ...] | None  # of the last spatial layer
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A run of consecutive layers at one spatial resolution (the head: no spatial axes)."""
+
+    first: str
+    last: str
+    layers: int
+    resolution: Shape
+    channels: Dim
+    receptive_field: tuple[Dim, ...] | None
+    params: Dim
+    flops: Dim
+    activation_bytes: Dim  # outputs of its layers, at the batch
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    name: str
+    kind: str
+    params: Dim
+    output_shape: Shape
+    children: tuple[TreeNode, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Report:
+    glance: Glance
+    stages: tuple[Stage, ...]
+    tree: tuple[TreeNode, ...]
+    findings: tuple[Finding, ...]
+    ignored: tuple[str, ...]
+
+
+def _stages(analysis: Analysis) -> tuple[Stage, ...]:
+    batch = analysis.memory.options.batch
+    groups: list[list[LayerResult]] = []
+    for r in analysis.layers:
+        resolution = tuple(r.output_shape[1:])
+        if groups and tuple(groups[-1][-1].output_shape[1:]) == resolution:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    stages = []
+    for group in groups:
+        fields = [r.receptive_field for r in group if isinstance(r.receptive_field, ReceptiveField)]
+        stages.append(Stage(
+            group[0].path, group[-1].path, len(group), tuple(group[-1].output_shape[1:]),
+            group[-1].output_shape[0] if group[-1].output_shape else 1,
+            fields[-1].size if fields else None,
+            sum((r.params.params for r in group), 0),
+            sum((r.flops.flops for r in group), 0),
+            batch * sum((r.memory.output for r in group), 0),
+        ))
+    return tuple(stages)
+
+
+def _tree(analysis: Analysis, levels: int = 2) -> tuple[TreeNode, ...]:
+    """Blocks and top-level layers, two levels deep: stages, then block instances."""
+    blocks = analysis.network.blocks
+
+    def build(prefix: str, rows: list[LayerResult], level: int) -> tuple[TreeNode, ...]:
+        order: list[str] = []
+        members: dict[str, list[LayerResult]] = {}
+        for r in rows:
+            head = r.path[len(prefix):].split(".")[0]
+            name = prefix + head
+            if name not in members:
+                order.append(name)
+                members[name] = []
+            members[name].append(r)
+        nodes = []
+        for name in order:
+            group = members[name]
+            single = len(group) == 1 and group[0].path == name
+            kind = group[0].op if single else blocks.get(name) or _repeated_kind(blocks, name)
+            children = () if single or level >= levels else build(name + ".", group, level + 1)
+            nodes.append(TreeNode(name, kind, sum((r.params.params for r in group), 0), group[-1].output_shape, children))
+        return tuple(nodes)
+
+    return build("", list(analysis.layers), 1)
+
+
+def _repeated_kind(blocks: dict[str, str], name: str) -> str:
+    """`basic ×2` for a repeated block call, from its instances' block names."""
+    kinds = [kind for path, kind in blocks.items() if path.rsplit(".", 1)[0] == name]
+    if kinds and all(k == kinds[0] for k in kinds):
+        return f"{kinds[0]} ×{len(kinds)}"
+    return ", ".join(sorted(set(kinds))) or "group"
+
+
+def build_report(network: Network, options: MemoryOptions, ignore: Collection[str] = ()) -> Report:
+    """Analyse and review a network; `ignore` (and the spec's own `ignore`) silence rules."""
+    silenced = tuple(dict.fromkeys([*network.ignore, *ignore]))
+    unknown = unknown_rules(silenced)
+    if unknown:
+        from .findings import RULES
+
+        raise OptionError(f"unknown review rule(s) {', '.join(unknown)}; the rules are: {', '.join(RULES)}")
+    analysis = analyze(network, options)
+    t, m = analysis.totals, analysis.memory
+    glance = Glance(
+        network.name, network.input_shape, analysis.output_shape, len(analysis.layers),
+        weighted_layers(analysis), depth(analysis),
+        t.params, t.trainable_params, t.frozen_params, t.macs, t.flops, options.batch,
+        m.weights, m.inference_peak, m.peak_layer, m.training_total, last_spatial_field(analysis),
+    )
+    return Report(glance, _stages(analysis), _tree(analysis), tuple(review(analysis, silenced)), silenced)
+
+
+def as_dict(report: Report) -> dict[str, Any]:
+    """The report as JSON-ready data (formulas, if any, as strings)."""
+    import dataclasses
+
+    from .analysis import _plain
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return _plain(value)
+
+    return plain(report)

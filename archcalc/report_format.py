@@ -1,0 +1,136 @@
+"""Rendering a design review (report.py) for the terminal (rich), Markdown, HTML or JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from .arith import Dim
+from .render import count_text, shape_text
+from .report import Report, Stage, TreeNode, as_dict
+from .units import human_bytes, human_count
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _share(part: Dim, whole: Dim) -> str:
+    if isinstance(part, int) and isinstance(whole, int) and whole:
+        return f"{part / whole:.1%}"
+    return ""
+
+
+def _field(size: tuple[Dim, ...] | None) -> str:
+    if size is None:
+        return "whole input"
+    return str(size[0]) if len(set(size)) == 1 else "×".join(map(str, size))
+
+
+def glance_rows(r: Report) -> list[tuple[str, str]]:
+    g = r.glance
+    frozen = f", frozen {count_text(g.frozen)}" if g.frozen else ""
+    return [
+        ("Input → output", f"{shape_text(g.input)} → {shape_text(g.output)} (batch excluded)"),
+        ("Layers", f"{g.layers}; {g.weighted} convolution/linear, depth {g.depth} (longest path)"),
+        ("Parameters", f"{count_text(g.params)} (trainable {count_text(g.trainable)}{frozen})"),
+        ("FLOPs per example", f"{human_count(g.flops)}FLOP = {human_count(g.macs)}MAC (torch.utils.flop_counter convention)"),
+        (f"Memory at batch {g.batch}", f"weights {human_bytes(g.weights)}; inference peak {human_bytes(g.inference_peak)} at {g.peak_layer}; training total {human_bytes(g.training_total)}"),
+        ("Receptive field", f"{_field(g.receptive_field)} at the last spatial layer"),
+    ]
+
+
+def _stage_cells(s: Stage, r: Report) -> list[str]:
+    g = r.glance
+    total_flops = sum((x.flops for x in r.stages), 0)
+    span = s.first if s.layers == 1 else f"{s.first} … {s.last}"
+    return [
+        span, str(s.layers), shape_text(s.resolution) if s.resolution else "–", count_text(s.channels),
+        _field(s.receptive_field) if s.resolution else "–", _share(s.params, g.params),
+        _share(s.flops, total_flops), human_bytes(s.activation_bytes),
+    ]
+
+
+STAGE_COLUMNS = ("Layers", "#", "Resolution", "Channels", "RF", "Params", "FLOPs", "Activations")
+
+
+def terminal(r: Report) -> Any:
+    """A rich renderable of the whole review."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+    from rich.tree import Tree
+
+    glance = Table.grid(padding=(0, 2))
+    glance.add_column(style="bold")
+    glance.add_column()
+    for key, value in glance_rows(r):
+        glance.add_row(key, escape(value))
+
+    tree = Tree(f"[bold]{escape(r.glance.name)}[/]")
+
+    def grow(parent: Any, nodes: tuple[TreeNode, ...]) -> None:
+        for n in nodes:
+            label = f"{escape(n.name)}  [dim]{escape(n.kind)}  {shape_text(n.output_shape)}  {count_text(n.params)} params[/]"
+            grow(parent.add(label), n.children)
+
+    grow(tree, r.tree)
+
+    stages = Table(title="Stages (runs of layers at one resolution)", title_justify="left")
+    for column in STAGE_COLUMNS:
+        stages.add_column(column, justify="left" if column == "Layers" else "right", overflow="fold")
+    for s in r.stages:
+        stages.add_row(*(escape(c) for c in _stage_cells(s, r)))
+
+    findings: list[Any] = [Text("Findings", style="bold")]
+    if not r.findings:
+        findings.append(Text("none: every rule passed" + (f" (silenced: {', '.join(r.ignored)})" if r.ignored else "")))
+    for f in r.findings:
+        head = Text.assemble((f"{f.severity.upper():8}", SEVERITY_STYLE[f.severity]), " ", (f.rule, "bold"), f"  [{f.figure}]")
+        layers = ", ".join(f.layers[:4]) + (f" and {len(f.layers) - 4} more" if len(f.layers) > 4 else "")
+        findings.append(Text.assemble(head, "\n", f"  {f.message}\n", (f"  layers: {layers}\n  source: {f.source}", "dim")))
+    if r.findings and r.ignored:
+        findings.append(Text(f"silenced: {', '.join(r.ignored)}", style="dim"))
+    return Group(Panel(glance, title=f"design review: {escape(r.glance.name)}", title_align="left"), tree, stages, *findings)
+
+
+def markdown(r: Report) -> str:
+    """The same review as Markdown, for a pull request or a wiki."""
+    lines = [f"# Design review: {r.glance.name}", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in glance_rows(r)]
+    lines += ["", "## Block tree", ""]
+
+    def grow(nodes: tuple[TreeNode, ...], indent: int) -> None:
+        for n in nodes:
+            lines.append(f"{'  ' * indent}- `{n.name}` {n.kind}, {shape_text(n.output_shape)}, {count_text(n.params)} params")
+            grow(n.children, indent + 1)
+
+    grow(r.tree, 0)
+    lines += ["", "## Stages", "", "| " + " | ".join(STAGE_COLUMNS) + " |", "|" + "---|" * len(STAGE_COLUMNS)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _stage_cells(s, r)) + " |" for s in r.stages]
+    lines += ["", "## Findings", ""]
+    if not r.findings:
+        lines.append("None: every rule passed.")
+    for f in r.findings:
+        layers = ", ".join(f"`{p}`" for p in f.layers[:8]) + (f" and {len(f.layers) - 8} more" if len(f.layers) > 8 else "")
+        lines += [f"- **{f.severity}** `{f.rule}` ({f.figure}): {f.message}", f"  - layers: {layers}", f"  - source: {f.source}"]
+    if r.ignored:
+        lines += ["", f"Silenced rules: {', '.join(r.ignored)}."]
+    return "\n".join(lines) + "\n"
+
+
+def html(r: Report) -> str:
+    """A self-contained HTML page of the terminal rendering."""
+    from rich.console import Console
+
+    console = Console(record=True, width=120, file=io.StringIO(), color_system="truecolor")
+    console.print(terminal(r))
+    return console.export_html(inline_styles=True, clear=True)
+
+
+def as_json(r: Report) -> str:
+    return json.dumps(as_dict(r), indent=2) + "\n"
+
+
+FORMATS = {"markdown": markdown, "html": html, "json": as_json}
