@@ -128,7 +128,8 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     """Per-example output and saved bytes per layer, the inference peak and the training set."""
     size = options.activation_bytes
     ids = _tensor_ids(network)
-    tensor_bytes = {ids[p]: elements(shapes[p]) * size for p in (INPUT, *network.order)}
+    # a storage's size is its creator's (a view or an in-place op writes into it, no new bytes)
+    tensor_bytes = {p: elements(shapes[p]) * size for p in (INPUT, *network.order) if ids[p] == p}
     # inference liveness: a storage lives from its creation to its last reader
     position = {INPUT: -1, **{p: i for i, p in enumerate(network.order)}}
     born = {INPUT: -1}

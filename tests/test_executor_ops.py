@@ -399,6 +399,29 @@ def naive_concat(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y
 
 
+def naive_channel_shuffle(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Channel c = g * (C / groups) + i (group g, position i in it) moves to i * groups + g."""
+    x = xs[0]
+    per_group = x.shape[1] // op.groups
+    y = np.zeros_like(x)
+    for batch, g, i in product(range(x.shape[0]), range(op.groups), range(per_group)):
+        for pos in product(*map(range, x.shape[2:])):
+            y[(batch, i * op.groups + g, *pos)] = x[(batch, g * per_group + i, *pos)]
+    return y
+
+
+def naive_slice(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """y[..., j, ...] = x[..., start + j, ...] along `dim` (the batch is dim 0), j < end - start."""
+    x = xs[0]
+    axis = op.dim % x.ndim
+    shape = list(x.shape)
+    shape[axis] = op.end - op.start
+    y = np.zeros(shape)
+    for i in product(*map(range, shape)):
+        y[i] = x[i[:axis] + (op.start + i[axis],) + i[axis + 1 :]]
+    return y
+
+
 def naive_linear(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """y[..., o] = sum_f x[..., f] * weight[o, f] + bias[o]."""
     x = xs[0]
@@ -452,6 +475,8 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "add": naive_add,
     "mul": naive_mul,
     "concat": naive_concat,
+    "channel_shuffle": naive_channel_shuffle,
+    "slice": naive_slice,
     "linear": naive_linear,
     "flatten": naive_flatten,
     "dropout": naive_pass,
@@ -656,6 +681,23 @@ MERGE = [
     case("concat", (2, 7), (2, 4), dim=1),
 ]
 
+CHANNELS = [
+    # output channels read input channels 0 3 1 4 2 5 (ShuffleNet V2's 2 groups), 0 2 4 1 3 5
+    case("channel_shuffle", (2, 6, 3, 4), groups=2),
+    case("channel_shuffle", (2, 6, 3, 4), groups=3),
+    case("channel_shuffle", (1, 8, 5), groups=4),
+    case("channel_shuffle", (2, 4, 2, 3, 2), groups=2),
+    case("channel_shuffle", (2, 4, 3, 3), groups=4),  # one channel per group: unchanged
+    case("channel_shuffle", (1, 3, 2, 2), groups=1),  # one group: unchanged
+    case("slice", (2, 6, 3, 4), start=0, end=3),  # the two halves of x.chunk(2, dim=1)
+    case("slice", (2, 6, 3, 4), start=3, end=6),
+    case("slice", (2, 5, 3, 4), end=2),  # start defaults to 0
+    case("slice", (2, 5, 4, 3), dim=2, start=1, end=3),
+    case("slice", (2, 3, 4, 5), dim=-1, start=2, end=5),
+    case("slice", (2, 2, 3, 4, 5), dim=4, start=1, end=2),
+    case("slice", (3, 7), start=2, end=5),
+]
+
 OTHER = [
     case("linear", (3, 5), out=4),
     case("linear", (2, 6), out=3, bias=False),
@@ -674,7 +716,7 @@ OTHER = [
     case("identity", (2, 3, 4, 5)),
 ]
 
-CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + OTHER
+CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER
 
 # values that sit on each activation's edges: clip points, softplus thresholds (beta*x == threshold
 # stays on the log branch), far tails
@@ -893,6 +935,13 @@ def torch_merge(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     return result
 
 
+def torch_channels(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """nn.ChannelShuffle; a slice as torch.narrow (start and length, the batch is dim 0)."""
+    if op.kind == "channel_shuffle":
+        return torch.nn.ChannelShuffle(op.groups)(xs[0])
+    return torch.narrow(xs[0], op.dim, op.start, op.end - op.start)
+
+
 def torch_other(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     F, x = torch.nn.functional, xs[0]
     if op.kind == "linear":
@@ -926,6 +975,8 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "add": torch_merge,
     "mul": torch_merge,
     "concat": torch_merge,
+    "channel_shuffle": torch_channels,
+    "slice": torch_channels,
     "linear": torch_other,
     "flatten": torch_other,
     "dropout": torch_other,

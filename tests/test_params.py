@@ -39,10 +39,10 @@ def test_lenet5_by_hand() -> None:
 
 
 def test_neon_cnn1_by_hand() -> None:
-    # conv1: 32*3*9+32 = 896; conv2: 64*32*9+64 = 18,496; 64x16x16 = 16,384 features -> 2:
-    # 2*16,384+2 = 32,770.
+    # no biases (neon adds none without a bias initialiser): conv1: 32*3*9 = 864;
+    # conv2: 64*32*9 = 18,432; 64x16x16 = 16,384 features -> 2: 2*16,384 = 32,768.
     result = zoo("neon_cnn1")
-    assert result.totals.params == 896 + 18_496 + 32_770
+    assert result.totals.params == 864 + 18_432 + 32_768 == 52_064
     assert result.output_shape == (2,)
 
 
