@@ -42,21 +42,23 @@ def glance_rows(r: Report) -> list[tuple[str, str]]:
 def _stage_cells(s: Stage, r: Report) -> list[str]:
     g = r.glance
     total_flops = sum((x.flops for x in r.stages), 0)
-    span = s.first if s.layers == 1 else f"{s.first} … {s.last}"
     return [
-        span, str(s.layers), shape_text(s.resolution) if s.resolution else "–", count_text(s.channels),
-        _field(s.receptive_field) if s.resolution else "–", _share(s.params, g.params),
+        s.first, str(s.layers), shape_text(s.resolution) if s.resolution else "–", count_text(s.channels),
+        (_field(s.receptive_field) if s.receptive_field else "all") if s.resolution else "–",
+        _share(s.params, g.params),
         _share(s.flops, total_flops), human_bytes(s.activation_bytes),
     ]
 
 
-STAGE_COLUMNS = ("Layers", "#", "Resolution", "Channels", "RF", "Params", "FLOPs", "Activations")
+STAGE_COLUMNS = ("From layer", "#", "Size", "Ch", "RF", "Params", "FLOPs", "Memory")
 
 
 def terminal(r: Report) -> Any:
     """A rich renderable of the whole review."""
+    from rich import box
     from rich.console import Group
     from rich.markup import escape
+    from rich.padding import Padding
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -77,11 +79,22 @@ def terminal(r: Report) -> Any:
 
     grow(tree, r.tree)
 
-    stages = Table(title="Stages (runs of layers at one resolution)", title_justify="left")
-    for column in STAGE_COLUMNS:
-        stages.add_column(column, justify="left" if column == "Layers" else "right", overflow="fold")
-    for s in r.stages:
-        stages.add_row(*(escape(c) for c in _stage_cells(s, r)))
+    stages = Table(
+        box=box.SIMPLE_HEAD,
+        title="Stages: runs of layers at one resolution",
+        caption="#: layers; Ch: channels; RF: receptive field (all: the whole input); Params, FLOPs: "
+        "shares of the network's; Memory: the stage's outputs at the batch",
+        title_justify="left",
+    )
+    rows = [_stage_cells(s, r) for s in r.stages]
+    for i, column in enumerate(STAGE_COLUMNS):
+        if column == "From layer":  # the one column that gives way on a narrow terminal
+            stages.add_column(column, overflow="ellipsis", min_width=8, max_width=26)
+        else:  # figures are never cut
+            width = max(len(column), *(len(row[i]) for row in rows))
+            stages.add_column(column, justify="right", no_wrap=True, min_width=width)
+    for row in rows:
+        stages.add_row(*(escape(c) for c in row))
 
     findings: list[Any] = [Text("Findings", style="bold")]
     if not r.findings:
@@ -89,7 +102,8 @@ def terminal(r: Report) -> Any:
     for f in r.findings:
         head = Text.assemble((f"{f.severity.upper():8}", SEVERITY_STYLE[f.severity]), " ", (f.rule, "bold"), f"  [{f.figure}]")
         layers = ", ".join(f.layers[:4]) + (f" and {len(f.layers) - 4} more" if len(f.layers) > 4 else "")
-        findings.append(Text.assemble(head, "\n", f"  {f.message}\n", (f"  layers: {layers}\n  source: {f.source}", "dim")))
+        body = Text.assemble(f"{f.message}\n", (f"layers: {layers}\nsource: {f.source}", "dim"))
+        findings.append(Group(head, Padding(body, (0, 0, 0, 2))))
     if r.findings and r.ignored:
         findings.append(Text(f"silenced: {', '.join(r.ignored)}", style="dim"))
     return Group(Panel(glance, title=f"design review: {escape(r.glance.name)}", title_align="left"), tree, stages, *findings)
