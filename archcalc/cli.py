@@ -518,6 +518,126 @@ def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str,
         _print(comparison_table(result))
 
 
+_SWEEP_TITLES = {"training_bytes": "training memory", "inference_bytes": "inference memory", "flops": "FLOPs per batch"}
+
+
+def _sweep_table(result: Any) -> Any:
+    """At most 20 grid points, evenly spaced, each figure exact and in readable units."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from .units import human_bytes, human_count
+
+    o = result.options
+    setting = f"{o.dtype}, {o.optimizer}" if result.label == "training_bytes" else o.dtype
+    fixed = ", ".join(f"{n}={v}" for n, v in result.fixed.items())
+    title = f"{result.name}: {_SWEEP_TITLES[result.label]}" + (f" ({setting})" if result.unit == "bytes" else "")
+    table = Table()
+    for column in (*result.names, result.unit, ""):
+        table.add_column(column, justify="right")
+    indices = result.sample(20)
+    columns, values, valid = result.at(indices)
+    readable = human_bytes if result.unit == "bytes" else human_count
+    for k in range(len(indices)):
+        figure = [f"{int(values[k]):,}", readable(int(values[k]))] if valid[k] else ["-", "too small"]
+        table.add_row(*(str(c[k]) for c in columns), *figure)
+    shown = f", {len(indices)} shown" if len(indices) < result.points else ""
+    rejected = result.points - int(result.valid.sum())
+    caption = f"{result.points:,} point{'s' if result.points != 1 else ''} evaluated{shown}" + (f"; {rejected:,} too small for the network" if rejected else "")
+    return Group(Text(title + (f"; {fixed}" if fixed else ""), style="bold"), table, Text(caption, style="dim"))
+
+
+def _sweep_plot(result: Any, path: str) -> None:
+    """The figure against the first swept variable, a line per sampled value of the second."""
+    from matplotlib.figure import Figure
+
+    curves, held = result.lines()
+    top = int(result.figure[result.valid].max())
+    if result.unit == "bytes":
+        scales = [(2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "bytes")]
+    else:
+        scales = [(10**12, "TFLOPs"), (10**9, "GFLOPs"), (10**6, "MFLOPs"), (10**3, "kFLOPs"), (1, "FLOPs")]
+    scale, unit = next((f, u) for f, u in scales if top >= f or f == 1)
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    x = result.values[0]
+    for picked, y in curves:
+        label = ", ".join(f"{n}={v}" for n, v in picked.items()) or None
+        axes.plot(x, y / scale, marker="." if len(x) <= 40 else None, label=label)
+    fixed = ", ".join(f"{n}={v}" for n, v in {**result.fixed, **held}.items())
+    axes.set_title(f"{result.name}: {_SWEEP_TITLES[result.label]}" + (f" ({fixed})" if fixed else ""))
+    axes.set_xlabel(result.names[0])
+    axes.set_ylabel(unit)
+    axes.grid(alpha=0.3)
+    if len(curves) > 1:
+        axes.legend()
+    try:
+        figure.savefig(path, dpi=150)
+    except OSError as exc:
+        raise OptionError(f"cannot write {path}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {path}", err=True)
+
+
+@main.command("sweep")
+@SPEC
+@click.option("--batch", default="1", show_default=True, metavar="N|A..B[:S]", help="Batch size, or a range: A..B (both ends included), A..B:S (every S-th).")
+@click.option("--input", "input_shape", metavar="C,H,W", default=None, help="Input shape (batch excluded); any size may be a range, e.g. 3,64..512:32,224.")
+@click.option("--what", type=click.Choice(["memory", "flops"]), default="memory", show_default=True, help="Memory in bytes (the training or inference total), or FLOPs per batch.")
+@click.option("--train/--infer", default=True, show_default=True, help="Training total, or inference total (weights and the inference peak).")
+@click.option("--dtype", default="float32", show_default=True, help="Activation (and weight) type: float32, float16, bfloat16, int8, float64.")
+@click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype.")
+@click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad.")
+@click.option("--mixed-precision", "mixed", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights.")
+@click.option("--output", "-o", metavar="FILE.csv|FILE.json", default=None, help="Write every grid point, one row each, instead of the table.")
+@click.option("--plot", metavar="FILE.png", default=None, help="Draw the figure against the first swept variable (needs matplotlib: pip install 'archcalc[plot]').")
+def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, train: bool, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, output: str | None, plot: str | None) -> None:
+    """Memory or FLOPs over a grid of batch sizes and input shapes, exactly.
+
+    Every range becomes a symbol (B for the batch; for the input the spec's own names, else
+    C, H, W, D); the figure is derived once as a formula and evaluated over the whole grid
+    with NumPy in integer arithmetic. A grid has at most 10,000,000 points.
+
+    \b
+    Examples:
+      archcalc sweep resnet50 --batch 1..512 --input 3,64..512:32,64..512:32
+      archcalc sweep resnet50 --batch 1..256 --infer --dtype float16 -o resnet50.csv
+      archcalc sweep specs/vgg16.yaml --what flops --input 3,32..512,224 --plot vgg16.png
+    """
+    from .memory import MemoryOptions
+    from .sweep import check_target, parse_range, parse_shape, write_csv, write_json
+    from .sweep import sweep as run_sweep
+    from .zoo import resolve
+
+    path, builtin = resolve(spec)
+    batches = parse_range(batch, "--batch")
+    shape = parse_shape(input_shape) if input_shape is not None else None
+    fmt = check_target(output, str(path), (".csv", ".json"), "--output") if output is not None else None
+    if plot is not None:
+        check_target(plot, str(path), (".png", ".svg", ".pdf"), "--plot")
+        if not (batches.swept or any(r.swept for r in shape or ())):
+            raise OptionError("--plot needs a range to draw along, e.g. --batch 1..256 or --input 3,64..512,224")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise OptionError("--plot needs matplotlib, an optional extra: pip install 'archcalc[plot]'") from None
+    if builtin:
+        click.echo(f"using the built-in spec {path}", err=True)
+    options = MemoryOptions(1, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
+    result = run_sweep(str(path), batches, shape, what=what, train=train, options=options)
+    if output is None:
+        _print(_sweep_table(result))
+    else:
+        try:
+            with open(output, "w", encoding="utf-8", newline="") as file:
+                (write_json if fmt == ".json" else write_csv)(result, file)
+        except OSError as exc:
+            raise OptionError(f"cannot write {output}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {result.points:,} row{'s' if result.points != 1 else ''} to {output}", err=True)
+    if plot is not None:
+        _sweep_plot(result, plot)
+
+
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the spec format (for editor completion and validation).

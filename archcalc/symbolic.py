@@ -65,24 +65,45 @@ def simplify_dim(expr: Any) -> Any:
 
 
 def peak(candidates: list[tuple[str, Any]], symbols: Iterable[Any], defaults: Mapping[str, int]) -> tuple[Any, str]:
-    """The largest of per-layer byte counts as a formula, and the layer where it occurs.
+    """The largest of per-layer byte counts as an exact formula, and the layer where it occurs.
 
-    A formula that can be exceeded everywhere by another is dropped: candidates are compared at
-    sample sizes (each symbol at its default and at 2x, 4x and 8x of it, or 224 when none is
-    given); the survivors' Max is returned, usually a single layer's expression.
+    A candidate is dropped only when one already kept provably dominates it: their difference,
+    a polynomial in the symbols and the floor terms (all >= 0 wherever every layer has a size of
+    at least 1), has no negative coefficient. The rest stay in an unevaluated Max, so the
+    formula is right at every size. The layer named is the largest at the spec's sizes (each
+    symbol at its default, or 224).
     """
     symbols = list(symbols)
-    points = []
-    for factor in (1, 2, 4, 8):
-        points.append({s: factor * defaults.get(s.name, 224) for s in symbols})
-    winners: dict[str, Any] = {}
-    for point in points:
-        values = [(int(expr.subs(point)) if not isinstance(expr, int) else expr, layer, expr) for layer, expr in candidates]
-        best = max(values, key=lambda v: v[0])
-        winners.setdefault(best[1], best[2])
-    layers = list(winners)
-    exprs = list(winners.values())
-    return (exprs[0] if len(exprs) == 1 else sympy.Max(*exprs)), layers[0]
+    base = {s: defaults.get(s.name, 224) for s in symbols}
+    # sample sizes: a pair that disagrees at any of them needs no algebra to keep both
+    points = [base] + [{s: max(1, v * f // 8) for s, v in base.items()} for f in (1, 2, 3, 5, 12, 32)]
+    unique: dict[Any, str] = {}
+    for layer, expr in candidates:
+        unique.setdefault(sympy.sympify(expr), layer)
+    values = {e: [int(e.xreplace(p)) for p in points] for e in unique}
+    ranked = sorted(unique.items(), key=lambda item: -values[item[0]][0])
+    generators: set[Any] = set()
+    for e in unique:
+        generators |= e.free_symbols | e.atoms(sympy.floor)
+    gens = sorted(generators, key=sympy.default_sort_key)
+    polys: dict[Any, Any] = {}
+
+    def poly(e: Any) -> Any:
+        if e not in polys:
+            polys[e] = sympy.Poly(e, *gens) if gens else sympy.Poly(e)
+        return polys[e]
+
+    def dominates(big: Any, small: Any) -> bool:
+        if not all(b >= a for b, a in zip(values[big], values[small])):
+            return False
+        return all(c >= 0 for c in (poly(big) - poly(small)).coeffs())
+
+    kept: list[tuple[Any, str]] = []
+    for expr, layer in ranked:
+        if not any(dominates(other, expr) for other, _ in kept):
+            kept.append((expr, layer))
+    formula = kept[0][0] if len(kept) == 1 else sympy.Max(*(e for e, _ in kept), evaluate=False)
+    return formula, kept[0][1]
 
 
 def divisible_form(expr: Any, sym: Any, modulus: int) -> Any:

@@ -1,0 +1,488 @@
+"""Sweeps: one figure (memory or FLOPs) over a grid of batch sizes and input shapes.
+
+Each swept size becomes a symbol; the figure is derived once by the symbolic engine, compiled
+once into NumPy code and evaluated over the whole grid by broadcasting. floor(p/q) is compiled
+to p // q on integer arrays, so every value is exact, as the numeric engine's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import sympy
+
+from .analysis import Analysis, analyze
+from .errors import ArchcalcError, OptionError
+from .graph import INPUT, Network, expand
+from .memory import MemoryOptions, _tensor_ids, check_options
+from .ops.base import elements
+from .source import read_file
+from .spec import Spec, parse_spec
+from .symbolic import symbol
+
+MAX_POINTS = 10_000_000
+BATCH = "B"
+CHANNELS = "C"
+SPATIAL = ("H", "W", "D")
+_INT64_SAFE = 2**62  # figures at or past this are computed with Python ints (exact, slower)
+_RANGE = re.compile(r"\s*(-?\d+)\s*(?:\.\.\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?)?")
+_CHUNK = 100_000  # rows formatted at a time when writing files
+
+
+@dataclass(frozen=True)
+class Range:
+    """The sizes start, start + step, ... up to stop; `swept` unless written as one number."""
+
+    start: int
+    stop: int
+    step: int = 1
+    swept: bool = True
+
+    def __len__(self) -> int:
+        return (self.stop - self.start) // self.step + 1
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.arange(self.start, self.stop + 1, self.step, dtype=np.int64)
+
+
+def parse_range(text: str, what: str) -> Range:
+    """`64` (fixed), `64..512` (both ends included) or `64..512:32` (every 32nd size)."""
+    match = _RANGE.fullmatch(text)
+    if match is None:
+        raise OptionError(
+            f"{what} must be a size like 64, a range like 64..512, or a range with a step like "
+            f"64..512:32; got {text!r}"
+        )
+    start = int(match[1])
+    stop = start if match[2] is None else int(match[2])
+    step = 1 if match[3] is None else int(match[3])
+    if start < 1:
+        raise OptionError(f"{what}: sizes are whole numbers of at least 1, got {text!r}")
+    if step < 1:
+        raise OptionError(f"{what}: the step of {text!r} must be at least 1")
+    if start > stop:
+        raise OptionError(f"{what}: the range {text!r} is empty (its start is above its end)")
+    return Range(start, stop, step, swept=match[2] is not None)
+
+
+def parse_shape(text: str) -> tuple[Range, ...]:
+    """`--input 3,64..512,64..512:32`: one size or range per axis, batch excluded."""
+    return tuple(parse_range(part, f"--input axis {i}") for i, part in enumerate(text.split(",")))
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A figure over a grid: axis k of `figure` runs over `values[k]`, the sizes of `names[k]`."""
+
+    name: str  # the network's
+    label: str  # the figure: training_bytes, inference_bytes or flops
+    options: MemoryOptions  # batch is the symbol B when the batch is swept
+    names: tuple[str, ...]  # the swept variables, the batch first, then input axes in order
+    values: tuple[np.ndarray, ...]
+    fixed: dict[str, int]  # the sizes not swept
+    figure: np.ndarray  # int64; dtype object (Python ints) where int64 could overflow
+    valid: np.ndarray  # False where a layer's output would be empty (the network rejects it)
+
+    @property
+    def points(self) -> int:
+        return int(self.figure.size)
+
+    @property
+    def unit(self) -> str:
+        return "FLOPs" if self.label == "flops" else "bytes"
+
+    def at(self, indices: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """The swept values, the figure and validity at flat (row-major) grid positions."""
+        coords = np.unravel_index(indices, self.figure.shape) if self.names else ()
+        columns = [values[c] for values, c in zip(self.values, coords)]
+        return columns, self.figure.reshape(-1)[indices], self.valid.reshape(-1)[indices]
+
+    def sample(self, most: int = 20) -> np.ndarray:
+        """Flat positions of an evenly spaced sub-grid of at most `most` points, in row-major
+        order: each axis gets about as many values as the others, its first and last included."""
+        sizes = [len(v) for v in self.values]
+        counts = [1] * len(sizes)
+        while True:
+            room = [k for k, n in enumerate(sizes) if counts[k] < n and math.prod(counts) // counts[k] * (counts[k] + 1) <= most]
+            if not room:
+                break
+            counts[min(room, key=lambda k: counts[k])] += 1
+        picks = [np.unique(np.linspace(0, n - 1, c).round().astype(np.int64)) for n, c in zip(sizes, counts)]
+        return np.atleast_1d(np.ravel_multi_index([g.ravel() for g in np.meshgrid(*picks, indexing="ij")], self.figure.shape))
+
+    def lines(self, most: int = 6) -> tuple[list[tuple[dict[str, int], np.ndarray]], dict[str, int]]:
+        """Curves along the first swept variable (float, NaN where the input is rejected): one
+        per value of the second, at most `most` of them evenly spaced; any further variables
+        held at their largest value. Returns (the value picking each curve, curve) pairs and the
+        held values."""
+        held = {n: int(v[-1]) for n, v in zip(self.names[2:], self.values[2:])}
+        grid = np.where(self.valid, self.figure, np.nan).astype(float)[(..., *(-1,) * len(held))]
+        if len(self.names) < 2:
+            return [({}, grid)], held
+        second = self.values[1]
+        picks = np.unique(np.linspace(0, len(second) - 1, min(most, len(second))).round().astype(np.int64))
+        return [({self.names[1]: int(second[j])}, grid[:, j]) for j in picks], held
+
+
+def figure(analysis: Analysis, label: str) -> Any:
+    """The figure a sweep reports: training_bytes or inference_bytes (the totals), or flops
+    (per batch: forward FLOPs x batch)."""
+    if label == "flops":
+        return analysis.totals.flops * analysis.memory.options.batch
+    return analysis.memory.training_total if label == "training_bytes" else analysis.memory.inference_total
+
+
+def axis_names(spec: Spec, count: int) -> list[str]:
+    """Names of the input axes: the spec's own where its input names them, else C, H, W, D, S4...
+
+    A spec that repeats a name (`[3, S, S]`) gets the positional names, which then avoid the
+    spec's other symbols so that sweeping an axis never rebinds a width of the same name.
+    """
+    positional = [CHANNELS, *SPATIAL, *(f"S{i}" for i in range(len(SPATIAL) + 1, count))][:count]
+    own = [d if isinstance(d, str) else None for d in spec.input.shape] + [None] * count
+    names = [o or p for o, p in zip(own, positional)]
+    if len(set(names)) == count and BATCH not in names:
+        return names
+    free = []
+    for name in positional:
+        while name in spec.symbols:
+            name += "_"
+        free.append(name)
+    return free
+
+
+class _FloorDiv(sympy.Function):
+    """floor(p / q) for an integer p and an integer q > 0, compiled to NumPy's exact p // q."""
+
+    is_integer = True
+
+    def _numpycode(self, printer: Any) -> str:
+        p, q = self.args
+        return f"(({printer._print(p)}) // ({printer._print(q)}))"
+
+
+class _Where(sympy.Function):
+    """Piecewise (a, cond), (b, True) compiled to numpy.where, which keeps integer arrays."""
+
+    def _numpycode(self, printer: Any) -> str:
+        cond, a, b = self.args
+        return f"{printer._module_format('numpy.where')}({printer._print(cond)}, {printer._print(a)}, {printer._print(b)})"
+
+
+def _quotient(arg: Any) -> tuple[Any, Any]:
+    """arg as p / q with p an integer expression and q a positive integer."""
+    p, q = sympy.fraction(sympy.together(arg))
+    if not q.is_Integer:
+        raise ArchcalcError(f"cannot evaluate floor({arg}) with integer arithmetic: its divisor is not a number")
+    return (p, q) if q > 0 else (-p, -q)
+
+
+def _integer_form(expr: Any) -> Any:
+    """`expr` with floor, ceiling and Piecewise replaced by their exact integer counterparts."""
+    if not isinstance(expr, sympy.Basic):
+        return sympy.Integer(expr)
+
+    def piecewise(*pairs: Any) -> Any:
+        *cases, (last, otherwise) = pairs
+        if otherwise is not sympy.true:
+            raise ArchcalcError(f"cannot evaluate {sympy.Piecewise(*pairs)} on a grid: it has no default")
+        for value, cond in reversed(cases):
+            last = _Where(cond, value, last)
+        return last
+
+    expr = expr.replace(sympy.floor, lambda arg: _FloorDiv(*_quotient(arg)))
+    expr = expr.replace(sympy.ceiling, lambda arg: -_FloorDiv(*_quotient(-arg)))
+    expr = expr.replace(sympy.Piecewise, piecewise)
+    loose = [a for a in expr.atoms(sympy.Number) if not a.is_Integer]
+    if loose:
+        raise ArchcalcError(f"cannot evaluate the formula with integer arithmetic: it has the coefficient {loose[0]}")
+    return expr
+
+
+def _compile(exprs: list[Any], symbols: list[Any]) -> Callable[..., list[Any]]:
+    """One NumPy function of all the swept symbols returning every expression (shared terms once)."""
+    return sympy.lambdify(symbols, [_integer_form(e) for e in exprs], modules="numpy", cse=True)  # type: ignore[no-any-return]
+
+
+def _largest_at_corners(expr: Any, symbols: list[Any], ranges: list[Range]) -> int:
+    """max |expr| over the grid's corners, exactly (the figures grow with every size)."""
+    if not symbols:
+        return abs(int(expr))
+    ends = [(sympy.Integer(r.start), sympy.Integer(int(r.values[-1]))) for r in ranges]
+    return max(abs(int(expr.xreplace(dict(zip(symbols, corner))))) for corner in itertools.product(*ends))
+
+
+def _dims(analysis: Analysis) -> list[Any]:
+    """Every distinct output size that depends on a swept symbol: all must be >= 1."""
+    found = {d for r in analysis.layers for d in r.output_shape if isinstance(d, sympy.Basic) and d.free_symbols}
+    return sorted(found, key=sympy.default_sort_key)
+
+
+def _storages(network: Network, analysis: Analysis) -> list[tuple[int, int, Any]]:
+    """Every activation storage: the positions of the first and last layer using it, and its
+    bytes per example, by the rules of memory.activation_profile.
+
+    Repeated here because the symbolic engine keeps, of the per-layer sums of live bytes, only
+    those that are largest at sample sizes (224 and multiples), which misses the peak of other
+    inputs (ResNet-50 at 97x1, SqueezeNet 1.0 at 35x36); a sweep takes the largest of them all.
+    """
+    ids = _tensor_ids(network)
+    shapes = {INPUT: network.input_shape, **{r.path: r.output_shape for r in analysis.layers}}
+    size = analysis.memory.options.activation_bytes
+    born, last = {INPUT: -1}, {INPUT: -1}
+    for position, layer in enumerate(network.layers):
+        born.setdefault(ids[layer.path], position)
+        for source in (*layer.inputs, layer.path):
+            last[ids[source]] = position
+    last[ids[network.output]] = len(network.order)
+    return [(born[t], last[t], elements(shapes[t]) * size) for t in born]
+
+
+def _inference_peak(storages: list[tuple[int, int, Any]], layers: int, dtype: Any) -> Any:
+    """The largest, over layers, of the bytes of storages alive while the layer runs
+    (first use <= its position <= last use), computed over the whole grid at once."""
+    starting: dict[int, list[Any]] = defaultdict(list)
+    ending: dict[int, list[Any]] = defaultdict(list)
+    for first, last, array in storages:
+        starting[first].append(array)
+        ending[last].append(array)
+    shape = np.broadcast_shapes(*(np.shape(a) for _, _, a in storages))
+    alive = np.zeros(shape, dtype=dtype)
+    peak = np.zeros(shape, dtype=dtype)
+    for array in starting[-1]:
+        alive += array
+    for position in range(layers):
+        for array in starting[position]:
+            alive += array
+        np.maximum(peak, alive, out=peak)
+        for array in ending[position]:
+            alive -= array
+    return peak
+
+
+def _numeric(spec: Spec, data: Any, path: str, bound: dict[str, int], sizes: tuple[int, ...] | None, options: MemoryOptions) -> Analysis:
+    """The numeric engine at one grid point (a swept spec symbol bound wherever the spec uses it)."""
+    symbols = {**spec.symbols, **{n: v for n, v in bound.items() if n in spec.symbols}}
+    network = expand(spec.model_copy(update={"symbols": symbols}), data, path, input_shape=sizes)
+    return analyze(network, options)
+
+
+@dataclass(frozen=True)
+class CompiledFigure:
+    """The figure of a network as one NumPy function of the swept symbols, compiled once.
+
+    `function` returns the figure (for inference: weights and buffers, the batch times the
+    peak is added from the storages), then every output size that depends on a symbol, then
+    each storage's bytes per example (inference only).
+    """
+
+    spec: Spec
+    data: Any
+    path: str
+    input_shape: tuple[int | str, ...] | None  # as given to the engine: swept axes by name
+    network: Network
+    label: str
+    options: MemoryOptions  # batch is the symbol B when the batch is swept
+    names: tuple[str, ...]  # the swept variables, the batch first, then input axes in order
+    ranges: tuple[Range, ...]  # their sizes
+    fixed: dict[str, int]  # the sizes not swept
+    function: Callable[..., list[Any]]
+    dims: int
+    storages: tuple[tuple[int, int, int], ...]  # (first use, last use, index in the outputs)
+    wide: bool  # int64 could overflow: compute with Python ints
+
+
+def compile_figure(
+    path: str, batch: Range, shape: tuple[Range, ...] | None = None, *, what: str = "memory",
+    train: bool = True, options: MemoryOptions | None = None,
+) -> CompiledFigure:
+    """Analyse the spec once with a symbol for every swept size and compile the figure.
+
+    `shape` None keeps the spec's input. The grid may have at most MAX_POINTS points.
+    """
+    options = options or MemoryOptions()
+    check_options(replace(options, batch=1))
+    if what not in ("memory", "flops"):
+        raise OptionError(f"--what must be memory or flops, got {what!r}")
+    label = "flops" if what == "flops" else ("training_bytes" if train else "inference_bytes")
+    swept = tuple(r for r in (batch, *(shape or ())) if r.swept)
+    points = math.prod(len(r) for r in swept)
+    if points > MAX_POINTS:
+        raise OptionError(
+            f"the grid has {points:,} points, more than the cap of {MAX_POINTS:,}; "
+            "use steps (A..B:S) or fewer values"
+        )
+    data = read_file(path)
+    spec = parse_spec(data, path)
+    names = axis_names(spec, len(shape) if shape is not None else len(spec.input.shape))
+    symbols = {BATCH: symbol(BATCH)} if batch.swept else {}
+    sizes: tuple[int | str, ...] | None = None
+    if shape is not None:
+        sizes = tuple(n if r.swept else r.start for n, r in zip(names, shape))
+        symbols.update({n: symbol(n) for n, r in zip(names, shape) if r.swept})
+    network = expand(spec, data, path, input_shape=sizes)
+    batch_value = symbols.get(BATCH, batch.start)
+    analysis = analyze(network, replace(options, batch=batch_value))
+    fixed = {BATCH: batch.start} if not batch.swept else {}
+    fixed.update({n: int(d) for n, d in zip(names, network.input_shape) if n not in symbols})
+
+    storages = _storages(network, analysis) if label == "inference_bytes" else []
+    if storages:  # weights and buffers here; batch x the peak over every layer in `evaluate`
+        main = analysis.memory.weights + analysis.memory.buffers
+        bound = main + batch_value * sympy.Add(*(b for _, _, b in storages))
+    else:
+        main = bound = figure(analysis, label)
+    syms = list(symbols.values())
+    dims = _dims(analysis)
+    distinct = list(dict.fromkeys(b for _, _, b in storages))
+    index = {b: 1 + len(dims) + i for i, b in enumerate(distinct)}
+    return CompiledFigure(
+        spec, data, path, sizes, network, label, replace(options, batch=batch_value),
+        tuple(symbols), swept, fixed,
+        _compile([main, *dims, *distinct], syms), len(dims),
+        tuple((first, last, index[b]) for first, last, b in storages),
+        _largest_at_corners(bound, syms, list(swept)) >= _INT64_SAFE,
+    )
+
+
+def evaluate(f: CompiledFigure) -> Sweep:
+    """The figure at every grid point, by broadcasting the swept sizes through `f.function`."""
+    dtype: Any = object if f.wide else np.int64
+    count = len(f.ranges)
+    axes = [r.values.astype(dtype).reshape([-1 if i == k else 1 for i in range(count)]) for k, r in enumerate(f.ranges)]
+    outputs = f.function(*axes)
+    value = outputs[0]
+    if f.storages:
+        peak = _inference_peak([(first, last, outputs[i]) for first, last, i in f.storages], len(f.network.order), dtype)
+        value = value + (axes[0] if BATCH in f.names else f.fixed[BATCH]) * peak
+    grid = tuple(len(r) for r in f.ranges)
+    valid = np.ones(grid, dtype=bool)
+    for d in outputs[1 : 1 + f.dims]:
+        valid &= np.asarray(d >= 1, dtype=bool)
+    return Sweep(
+        f.network.name, f.label, f.options, f.names, tuple(r.values for r in f.ranges), f.fixed,
+        np.asarray(np.broadcast_to(np.asarray(value, dtype=dtype), grid), order="C"), valid,
+    )
+
+
+def sweep(
+    path: str, batch: Range, shape: tuple[Range, ...] | None = None, *, what: str = "memory",
+    train: bool = True, options: MemoryOptions | None = None,
+) -> Sweep:
+    """The figure (`figure`) of the spec at every point of the grid batch x shape.
+
+    Points where a layer's output would be empty are marked invalid; the grid's corners are
+    checked against the numeric engine.
+    """
+    f = compile_figure(path, batch, shape, what=what, train=train, options=options)
+    result = evaluate(f)
+    check_corners(f, result)
+    return result
+
+
+def check_corners(f: CompiledFigure, result: Sweep) -> None:
+    """The numeric engine at the corners of the valid grid must agree with the sweep.
+
+    The smallest sizes are where a check that output sizes do not show (reflect padding, say)
+    fails first; the largest batch and sizes are where an overflow would show.
+    """
+    if not result.valid.any():
+        raise OptionError(
+            f"no point of the grid is an input {result.name} accepts: some layer's output would "
+            "have no elements; raise the smallest sizes of the ranges"
+        )
+    ends = []
+    for k, name in enumerate(result.names):
+        seen = result.valid.any(axis=tuple(i for i in range(result.valid.ndim) if i != k))
+        ends.append(sorted({int(np.argmax(seen)), len(seen) - 1}) if name != BATCH else [len(seen) - 1])
+    for corner in itertools.product(*ends):
+        if not result.valid[corner]:
+            continue
+        point = {n: int(v[i]) for n, v, i in zip(result.names, result.values, corner)}
+        where = ", ".join(f"{n}={v}" for n, v in point.items())
+        sizes = None if f.input_shape is None else tuple(point[d] if isinstance(d, str) else d for d in f.input_shape)
+        batch = point.get(BATCH, f.fixed.get(BATCH, 1))
+        bound = {n: v for n, v in point.items() if n != BATCH}
+        try:
+            numeric = _numeric(f.spec, f.data, f.path, bound, sizes, replace(f.options, batch=batch))
+        except ArchcalcError as exc:
+            raise type(exc)(f"at {where}: {exc.message}", location=exc.location, layer=exc.layer) from None
+        expected = figure(numeric, f.label)
+        if int(result.figure[corner]) != expected:
+            raise ArchcalcError(
+                f"at {where} the sweep gives {int(result.figure[corner]):,} {result.unit} but the "
+                f"numeric engine {expected:,}: a bug in archcalc's symbolic engine, please report it"
+            )
+
+
+def check_target(target: str, spec: str, suffixes: tuple[str, ...], option: str) -> str:
+    """The file type (suffix) of an output, once it is known to be writable and not the spec."""
+    file = Path(target)
+    suffix = file.suffix.lower()
+    if suffix not in suffixes:
+        raise OptionError(f"{option} must name a {' or '.join(suffixes)} file, got {target!r}")
+    if file.resolve() == Path(spec).resolve():
+        raise OptionError(f"{option} {target} is the spec file itself; choose another name")
+    folder = file.parent
+    if file.is_dir():
+        raise OptionError(f"cannot write {target}: it is a directory")
+    if not folder.is_dir():
+        raise OptionError(f"cannot write {target}: no such directory {folder}")
+    if not os.access(folder, os.W_OK) or (file.exists() and not os.access(file, os.W_OK)):
+        raise OptionError(f"cannot write {target}: permission denied")
+    return suffix
+
+
+def _text_rows(result: Sweep, template: str, missing: str) -> Iterator[str]:
+    """Every grid point formatted with `template` (one {} per column), a chunk at a time."""
+    for start in range(0, result.points, _CHUNK):
+        indices = np.arange(start, min(start + _CHUNK, result.points))
+        columns, values, valid = result.at(indices)
+        figures = values.tolist()
+        if not valid.all():
+            figures = [v if ok else missing for v, ok in zip(figures, valid.tolist())]
+        yield "".join(map(template.format, *(c.tolist() for c in columns), figures))
+
+
+def write_csv(result: Sweep, out: TextIO) -> None:
+    """A header, then one row per grid point: the swept values, then the figure (empty where
+    the network rejects the input)."""
+    out.write(",".join([*result.names, result.label]) + "\n")
+    out.writelines(_text_rows(result, ",".join(["{}"] * (len(result.names) + 1)) + "\n", ""))
+
+
+def write_json(result: Sweep, out: TextIO) -> None:
+    """An object describing the sweep, with `rows`: one object per grid point (figure null
+    where the network rejects the input). Written a chunk of rows at a time."""
+    o = result.options
+    head = {
+        "name": result.name,
+        "figure": result.label,
+        "unit": result.unit,
+        "dtype": o.dtype,
+        "weight_dtype": o.weight_dtype,
+        "optimizer": o.optimizer,
+        "mixed_precision": o.mixed_precision,
+        "fixed": result.fixed,
+        "swept": list(result.names),
+        "points": result.points,
+    }
+    out.write(json.dumps(head, indent=2)[:-2] + ',\n  "rows": [\n')
+    keys = [*result.names, result.label]
+    template = "    {{" + ", ".join(f'"{k}": {{}}' for k in keys) + "}},\n"
+    last = ""
+    for chunk in _text_rows(result, template, "null"):
+        out.write(last)
+        last = chunk
+    out.write(last[:-2] + "\n  ]\n}\n")

@@ -1,0 +1,332 @@
+"""Sweeps: ranges, the grid evaluated from one compiled formula, and agreement with the numeric
+engine at every point checked (odd sizes where floors bite, sizes the network rejects, the
+inference peak moving between layers); caps, files and plots from the command line."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+from click.testing import CliRunner
+from conftest import SPECS
+
+from archcalc.analysis import analyze
+from archcalc.cli import main
+from archcalc.errors import ArchcalcError, OptionError
+from archcalc.graph import load
+from archcalc.memory import MemoryOptions
+from archcalc.source import parse_text
+from archcalc.spec import parse_spec
+from archcalc.sweep import MAX_POINTS, Range, axis_names, parse_range, parse_shape, sweep
+
+LABELS = ("training_bytes", "inference_bytes", "flops")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def numeric(path: Path | str, b: int, shape: tuple[int, ...], options: MemoryOptions | None = None) -> dict[str, int] | None:
+    """The three figures from the numeric engine, or None where it rejects the input."""
+    try:
+        result = analyze(load(str(path), input_shape=shape), replace(options or MemoryOptions(), batch=b))
+    except ArchcalcError:
+        return None
+    m = result.memory
+    return {"training_bytes": m.training_total, "inference_bytes": m.inference_total, "flops": result.totals.flops * b}
+
+
+def sweeps(path: Path | str, batch: str, shape: str | None, **options: object) -> dict[str, object]:
+    """The sweep of each figure over the same grid."""
+    ranges = parse_shape(shape) if shape else None
+    opts = MemoryOptions(**options)  # type: ignore[arg-type]
+    return {
+        "training_bytes": sweep(str(path), parse_range(batch, "b"), ranges, what="memory", train=True, options=opts),
+        "inference_bytes": sweep(str(path), parse_range(batch, "b"), ranges, what="memory", train=False, options=opts),
+        "flops": sweep(str(path), parse_range(batch, "b"), ranges, what="flops", options=opts),
+    }
+
+
+def assert_agrees(
+    path: Path | str, results: dict, options: MemoryOptions | None = None, axes: tuple[str, ...] = ("C", "H", "W"),
+) -> int:
+    """Every figure at every grid point equals the numeric engine's; returns how many points the
+    network accepts."""
+    first = results["flops"]
+    accepted = 0
+    for index in itertools.product(*map(range, first.figure.shape)):
+        point = {**first.fixed, **{n: int(v[i]) for n, v, i in zip(first.names, first.values, index)}}
+        expected = numeric(path, point["B"], tuple(point[a] for a in axes), options)
+        for label in LABELS:
+            result = results[label]
+            assert bool(result.valid[index]) == (expected is not None), (label, point)
+            if expected is not None:
+                assert int(result.figure[index]) == expected[label], (label, point)
+        accepted += expected is not None
+    return accepted
+
+
+# --- ranges -----------------------------------------------------------------------------------
+
+
+def test_a_plain_number_is_fixed_and_a_range_includes_both_ends() -> None:
+    assert parse_range("64", "x") == Range(64, 64, 1, swept=False)
+    assert list(parse_range("64..512", "x").values) == list(range(64, 513))
+    assert list(parse_range("64..512:32", "x").values) == list(range(64, 513, 32))
+    assert list(parse_range(" 1 .. 10 : 4 ", "x").values) == [1, 5, 9]  # the end need not be hit
+    assert list(parse_range("7..7", "x").values) == [7] and parse_range("7..7", "x").swept
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("512..64", "empty"),
+        ("1..8:0", "step"),
+        ("1..8:-2", "step"),
+        ("0..4", "at least 1"),
+        ("-3", "at least 1"),
+        ("a..b", "like 64..512"),
+        ("1..", "like 64..512"),
+        ("1..5:", "like 64..512"),
+        ("3.5", "like 64..512"),
+    ],
+)
+def test_bad_ranges_say_what_is_wrong(text: str, says: str) -> None:
+    with pytest.raises(OptionError, match=says):
+        parse_range(text, "--batch")
+
+
+def test_input_ranges_one_per_axis() -> None:
+    c, h, w = parse_shape("3,64..512:32,224")
+    assert (c.swept, h.swept, w.swept) == (False, True, False)
+    assert (len(h), w.start) == (15, 224)
+
+
+def test_axes_are_named_by_the_spec_or_by_position() -> None:
+    def spec(text: str):
+        return parse_spec(parse_text(text, "net.yaml"), "net.yaml")
+
+    layers = "layers: [{op: relu}]\n"
+    assert axis_names(spec("name: n\ninput: [3, 224, 224]\n" + layers), 3) == ["C", "H", "W"]
+    assert axis_names(spec("name: n\ninput: [3, 224, 224, 224]\n" + layers), 4) == ["C", "H", "W", "D"]
+    own = "name: n\nsymbols: {height: 32, width: 32}\ninput: [3, height, width]\n" + layers
+    assert axis_names(spec(own), 3) == ["C", "height", "width"]
+    # a repeated name cannot be two axes; positional names then avoid the spec's own symbols
+    square = "name: n\nsymbols: {S: 32, H: 8}\ninput: [3, S, S]\n" + layers
+    assert axis_names(spec(square), 3) == ["C", "H_", "W"]
+
+
+# --- agreement with the numeric engine --------------------------------------------------------
+
+# Odd heights where the floors of stride-2 layers bite (97 -> 49 -> 25 -> 13 ...; 225 -> 113 ->
+# 57 ...), and widths from 1 up, where AlexNet rejects the input and where ResNet-50's inference
+# peak sits in another layer than at 224x224 (at 97x1 the symbolic engine's single peak formula,
+# chosen at 224 and multiples, says 76,800 bytes per example; the numeric engine 98,304).
+GRID = ("1..7:3", "3,97..225:32,1..81:16")
+
+
+@pytest.mark.parametrize("name", ["resnet50", "alexnet", "squeezenet1_0", "googlenet", "mobilenet_v2"])
+def test_every_point_agrees_with_the_numeric_engine(name: str) -> None:
+    path = SPECS / f"{name}.yaml"
+    results = sweeps(path, *GRID)
+    assert results["flops"].figure.shape == (3, 5, 6)
+    assert assert_agrees(path, results) > 0
+
+
+def test_other_options_agree_too() -> None:
+    path = SPECS / "resnet18.yaml"
+    options = {"dtype": "float16", "optimizer": "sgd", "weight_dtype": "float32"}
+    results = sweeps(path, "2..30:14", "3,31..95:32,95", **options)
+    assert assert_agrees(path, results, MemoryOptions(1, "float16", "float32", "sgd")) == 9
+
+
+def test_the_inference_peak_is_taken_over_every_layer() -> None:
+    # SqueezeNet 1.0 at 35x36 peaks in another layer than at 224 (5,098,912 bytes, where the
+    # layer that peaks at 224 holds 5,094,048). The sweep takes the largest over all layers at
+    # every point, as the numeric engine does, and so does the engine's symbolic peak (a Max).
+    path = SPECS / "squeezenet1_0.yaml"
+    result = sweep(str(path), parse_range("1", "b"), parse_shape("3,33..37,34..38"), train=False)
+    assert int(result.figure[2, 2]) == numeric(path, 1, (3, 35, 36))["inference_bytes"] == 5_098_912
+    network = load(str(path), input_shape=(3, "H", "W"))
+    single = analyze(network, MemoryOptions(1)).memory.inference_total
+    assert single.subs({network.symbols["H"]: 35, network.symbols["W"]: 36}) == 5_098_912
+    for index in itertools.product(range(5), range(5)):
+        h, w = 33 + index[0], 34 + index[1]
+        assert int(result.figure[index]) == numeric(path, 1, (3, h, w))["inference_bytes"]
+
+
+def test_a_spec_with_named_sizes_sweeps_them(tmp_path: Path) -> None:
+    path = tmp_path / "named.yaml"
+    path.write_text(
+        "name: named\nsymbols: {height: 32, width: 40}\ninput: [3, height, width]\nlayers:\n"
+        "  - {op: conv2d, out: 8, kernel: 3, stride: 2}\n  - {op: relu}\n"
+        "  - {op: max_pool2d, kernel: 3, stride: 3, ceil_mode: true}\n"
+        "  - {op: flatten}\n  - {op: linear, out: 10}\n"
+    )
+    results = sweeps(path, "1..5:2", "3,7..31:3,5..29:4")
+    assert results["flops"].names == ("B", "height", "width")
+    assert assert_agrees(path, results, axes=("C", "height", "width")) > 0
+
+
+def test_channels_can_be_swept() -> None:
+    path = SPECS / "resnet18.yaml"
+    result = sweep(str(path), parse_range("2", "b"), parse_shape("1..4,64,65"))
+    assert result.names == ("C",)
+    for i, c in enumerate(range(1, 5)):
+        assert int(result.figure[i]) == numeric(path, 2, (c, 64, 65))["training_bytes"]
+
+
+def test_floor_stays_exact_where_float64_floors_go_wrong(tmp_path: Path) -> None:
+    # Output height floor((H - 1)/3) + 1 and width floor((W - 1)/7) + 1. Evaluated in float64,
+    # floor(H/3 - 1/3) is one too small for H = 3k + 1 whenever the rounding falls below k:
+    # at about a sixth of the sizes up to a million. The sweep divides integers instead.
+    path = tmp_path / "strided.yaml"
+    path.write_text("name: strided\ninput: [1, 64, 64]\nlayers:\n  - {op: conv2d, out: 2, kernel: 1, stride: [3, 7], bias: false}\n")
+    result = sweep(str(path), parse_range("1", "b"), parse_shape("1,1..1000000,6..8"), what="flops")
+    h = np.arange(1, 1_000_001).reshape(-1, 1)
+    w = np.arange(6, 9).reshape(1, -1)
+    assert np.array_equal(result.figure, 2 * 2 * ((h - 1) // 3 + 1) * ((w - 1) // 7 + 1))
+    H = sympy.Symbol("H", integer=True, positive=True)
+    naive = sympy.lambdify(H, sympy.floor((H - 1) / 3), modules="numpy")(h[:, 0]).astype(np.int64)
+    assert (naive != (h[:, 0] - 1) // 3).sum() > 100_000  # why the floor is compiled as //
+    for hh, ww in [(1, 6), (2, 8), (999_997, 7), (999_999, 8), (1_000_000, 8)]:
+        assert int(result.figure[hh - 1, ww - 6]) == numeric(path, 1, (1, hh, ww))["flops"]
+
+
+def test_past_int64_the_sweep_computes_with_python_ints() -> None:
+    path = SPECS / "resnet50.yaml"
+    result = sweep(str(path), parse_range("1..1000000000:999999999", "b"), parse_shape("3,4096,4096"), what="flops")
+    assert result.figure.dtype == object
+    assert int(result.figure[-1]) == numeric(path, 1_000_000_000, (3, 4096, 4096))["flops"] > 2**63
+
+
+def test_only_the_batch_swept_keeps_the_spec_input() -> None:
+    path = SPECS / "resnet18.yaml"
+    result = sweep(str(path), parse_range("1..100", "b"))
+    assert result.names == ("B",) and result.fixed == {"C": 3, "H": 224, "W": 224}
+    assert [int(result.figure[b - 1]) for b in (1, 37, 100)] == [numeric(path, b, (3, 224, 224))["training_bytes"] for b in (1, 37, 100)]
+
+
+def test_a_grid_the_network_rejects_entirely_is_an_error() -> None:
+    with pytest.raises(OptionError, match="no point of the grid"):
+        sweep(str(SPECS / "alexnet.yaml"), parse_range("1", "b"), parse_shape("3,1..30,1..30"))
+
+
+# --- caps and the command line ----------------------------------------------------------------
+
+
+def test_more_than_ten_million_points_is_refused_before_any_work() -> None:
+    with pytest.raises(OptionError, match="10,000,000"):
+        sweep("does-not-exist.yaml", parse_range("1..1000", "b"), parse_shape("3,1..100,1..101"))
+    assert MAX_POINTS == 10_000_000
+    code, _, err = run("sweep", str(SPECS / "resnet50.yaml"), "--batch", "1..512", "--input", "3,64..512,64..512")
+    assert code == 2 and "103,219,712 points" in err and "10,000,000" in err
+
+
+def test_an_empty_range_exits_2() -> None:
+    code, _, err = run("sweep", str(SPECS / "resnet18.yaml"), "--batch", "64..1")
+    assert code == 2 and "empty" in err
+    code, _, err = run("sweep", str(SPECS / "resnet18.yaml"), "--input", "3,64..128:0,64")
+    assert code == 2 and "step" in err
+
+
+def test_the_table_shows_an_even_sample_and_counts_the_points() -> None:
+    code, out, _ = run("sweep", str(SPECS / "resnet18.yaml"), "--batch", "1..64", "--input", "3,32..224:32,224")
+    assert code == 0
+    assert "448 points evaluated, 20 shown" in out
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert len(rows) == 20  # 5 batches x 4 heights, the first and last of each included
+    cells = [[c.strip() for c in row.split("│")[1:3]] for row in rows]
+    assert cells[0] == ["1", "32"] and cells[-1] == ["64", "224"]
+    assert sorted({b for b, _ in cells}, key=int) == ["1", "17", "33", "48", "64"]
+    expected = numeric(SPECS / "resnet18.yaml", 64, (3, 224, 224))["training_bytes"]
+    assert f"{expected:,}" in rows[-1]
+
+
+def test_rejected_points_are_marked_in_the_table() -> None:
+    code, out, _ = run("sweep", str(SPECS / "alexnet.yaml"), "--input", "3,1..300,224", "--what", "flops")
+    assert code == 0 and "too small" in out and "62 too small for the network" in out
+
+
+def test_csv_has_one_row_per_point(tmp_path: Path) -> None:
+    target = tmp_path / "sweep.csv"
+    spec = SPECS / "alexnet.yaml"
+    code, _, err = run("sweep", str(spec), "--batch", "1..9:4", "--input", "3,56..70:7,63..64", "--infer", "-o", str(target))
+    assert code == 0 and "wrote 18 rows" in err
+    with target.open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 3 * 3 * 2 and list(rows[0]) == ["B", "H", "W", "inference_bytes"]
+    for row in rows:
+        b, h, w = int(row["B"]), int(row["H"]), int(row["W"])
+        expected = numeric(spec, b, (3, h, w))
+        assert row["inference_bytes"] == ("" if expected is None else str(expected["inference_bytes"]))
+    assert any(row["inference_bytes"] == "" for row in rows)  # 56 x 63 is too small for AlexNet
+
+
+def test_json_has_the_settings_and_one_object_per_point(tmp_path: Path) -> None:
+    target = tmp_path / "sweep.json"
+    spec = SPECS / "alexnet.yaml"
+    code, out, _ = run("sweep", str(spec), "--batch", "2", "--input", "3,60..64,224", "--what", "flops", "-o", str(target))
+    assert code == 0 and out == ""
+    data = json.loads(target.read_text())
+    assert data["figure"] == "flops" and data["swept"] == ["H"] and data["fixed"] == {"B": 2, "C": 3, "W": 224}
+    assert data["points"] == len(data["rows"]) == 5
+    for row in data["rows"]:
+        expected = numeric(spec, 2, (3, row["H"], 224))
+        assert row["flops"] == (None if expected is None else expected["flops"])
+
+
+def test_large_files_stream_in_chunks(tmp_path: Path) -> None:
+    target = tmp_path / "big.csv"
+    code, _, _ = run("sweep", str(SPECS / "resnet18.yaml"), "--batch", "1..250", "--input", "3,64..1063,224", "-o", str(target))
+    assert code == 0
+    lines = target.read_text().splitlines()
+    assert len(lines) == 1 + 250_000 and lines[-1].startswith("250,1063,")
+
+
+def test_unwritable_outputs_and_the_spec_itself_are_refused(tmp_path: Path) -> None:
+    spec = tmp_path / "net.json"  # a spec may be JSON, so --output could name it
+    spec.write_text(json.dumps({"name": "net", "input": [1, 8, 8], "layers": [{"op": "conv2d", "out": 2, "kernel": 3}]}))
+    before = spec.read_text()
+    code, _, err = run("sweep", str(spec), "--batch", "1..4", "-o", str(spec))
+    assert code == 2 and "is the spec file itself" in err and spec.read_text() == before
+    code, _, err = run("sweep", str(spec), "--batch", "1..4", "-o", str(tmp_path / "missing" / "out.csv"))
+    assert code == 2 and "no such directory" in err
+    (tmp_path / "folder.csv").mkdir()
+    code, _, err = run("sweep", str(spec), "--batch", "1..4", "-o", str(tmp_path / "folder.csv"))
+    assert code == 2 and "is a directory" in err
+    code, _, err = run("sweep", str(spec), "--batch", "1..4", "-o", str(tmp_path / "out.txt"))
+    assert code == 2 and ".csv or .json" in err
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "sweep.png"
+    code, _, err = run("sweep", str(SPECS / "resnet18.yaml"), "--batch", "1..64", "--input", "3,32..224:32,224", "--plot", str(target))
+    assert code == 0 and f"wrote {target}" in err
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    code, _, err = run("sweep", str(SPECS / "resnet18.yaml"), "--batch", "1..4", "--plot", str(tmp_path / "p.png"))
+    assert code == 2 and "pip install 'archcalc[plot]'" in err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_plot_needs_a_range() -> None:
+    code, _, err = run("sweep", str(SPECS / "resnet18.yaml"), "--plot", "out.png")
+    assert code == 2 and "needs a range" in err
+
+
+def test_help_has_examples() -> None:
+    code, out, _ = run("sweep", "-h")
+    assert code == 0 and "Example" in out and "10,000,000" in out
