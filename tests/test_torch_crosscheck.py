@@ -22,6 +22,7 @@ torchvision = pytest.importorskip("torchvision")
 nn = torch.nn
 
 from conftest import zoo
+from torch_reference import Call, Reference, measure, own_buffers, own_params
 
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.errors import ArchcalcError
@@ -38,60 +39,16 @@ KIND = {
 }
 
 
-def own_params(module: Any) -> int:
-    return sum(p.numel() for p in module.parameters(recurse=False))
-
-
-def own_buffers(module: Any) -> int:
-    return sum(b.numel() for b in module.buffers(recurse=False))
-
-
 # --- the torchvision zoo -------------------------------------------------------------------
 
 
-@dataclass
-class Call:
-    """One call of a torch leaf module during the forward pass."""
-
-    name: str
-    module: Any
-    output_shape: tuple[int, ...]  # batch excluded
-
-
-@dataclass
-class ZooRun:
-    name: str
-    model: Any
-    output_shape: tuple[int, ...]  # batch excluded
-    calls: list[Call]  # in execution order
-    analysis: Analysis
-
-
-def run_zoo_model(name: str) -> ZooRun:
-    """torchvision's model (random weights, eval mode) on one 3x224x224 image, every leaf hooked."""
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None).eval()
-    calls: list[Call] = []
-
-    def hook(module: Any, _inputs: Any, output: Any, name: str) -> None:
-        calls.append(Call(name, module, tuple(output.shape[1:])))
-
-    for module_name, module in model.named_modules():
-        if not list(module.children()):
-            module.register_forward_hook(
-                lambda m, i, o, module_name=module_name: hook(m, i, o, module_name)
-            )
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 224, 224))
-    return ZooRun(name, model, tuple(out.shape[1:]), calls, zoo(name))
-
-
 @pytest.fixture(scope="module", params=["alexnet", "vgg16", "resnet18", "resnet50"])
-def run(request: pytest.FixtureRequest) -> ZooRun:
-    return run_zoo_model(request.param)
+def reference(request: pytest.FixtureRequest) -> Reference:
+    """torchvision's model (random weights) on one 3x224x224 image, every leaf module hooked."""
+    return measure(request.param)
 
 
-def matched_layers(run: ZooRun) -> list[tuple[Call, LayerResult]]:
+def matched_layers(reference: Reference) -> list[tuple[Call, LayerResult]]:
     """Each torch leaf-module call with the archcalc layer that computes the same thing.
 
     AlexNet and the ResNets use torchvision's names. torchvision's ResNet blocks call one ReLU
@@ -100,13 +57,13 @@ def matched_layers(run: ZooRun) -> list[tuple[Call, LayerResult]]:
     flattens with torch.flatten, not a module, so the spec's flatten layer has no partner); the
     op-kind check below keeps its 13 convolutions and 3 linears aligned one to one.
     """
-    layers = run.analysis.layers
-    if run.name == "vgg16":
-        return list(zip(run.calls, [r for r in layers if r.op != "flatten"], strict=True))
+    layers = zoo(reference.name).layers
+    if reference.name == "vgg16":
+        return list(zip(reference.calls, [r for r in layers if r.op != "flatten"], strict=True))
     by_path = {r.path: r for r in layers}
     seen: dict[str, int] = {}
     pairs = []
-    for call in run.calls:
+    for call in reference.calls:
         n = seen[call.name] = seen.get(call.name, 0) + 1
         path = call.name if n == 1 else f"{call.name}{n}"
         assert path in by_path, f"torch's {call.name} (call {n}) has no archcalc layer {path}"
@@ -114,44 +71,44 @@ def matched_layers(run: ZooRun) -> list[tuple[Call, LayerResult]]:
     return pairs
 
 
-def test_total_parameters_match_torch(run: ZooRun) -> None:
-    expected = sum(p.numel() for p in run.model.parameters())
-    assert run.analysis.totals.params == expected
-    assert run.analysis.totals.trainable_params == expected
-    assert run.analysis.totals.frozen_params == 0
+def test_total_parameters_match_torch(reference: Reference) -> None:
+    totals = zoo(reference.name).totals
+    assert totals.params == reference.params
+    assert totals.trainable_params == reference.params
+    assert totals.frozen_params == 0
 
 
-def test_total_buffers_match_torch(run: ZooRun) -> None:
+def test_total_buffers_match_torch(reference: Reference) -> None:
     # batch norm's running_mean, running_var and the num_batches_tracked scalar
-    assert run.analysis.totals.buffers == sum(b.numel() for b in run.model.buffers())
+    assert zoo(reference.name).totals.buffers == reference.buffers
 
 
-def test_output_shape_matches_torch(run: ZooRun) -> None:
-    assert run.output_shape == (1000,)
-    assert run.analysis.output_shape == run.output_shape
+def test_output_shape_matches_torch(reference: Reference) -> None:
+    assert reference.output_shape == (1000,)
+    assert zoo(reference.name).output_shape == reference.output_shape
 
 
-def test_every_torch_layer_has_its_archcalc_layer(run: ZooRun) -> None:
-    pairs = matched_layers(run)
-    assert len(pairs) == len(run.calls)
+def test_every_torch_layer_has_its_archcalc_layer(reference: Reference) -> None:
+    pairs = matched_layers(reference)
+    assert len(pairs) == len(reference.calls)
     for call, layer in pairs:
         assert layer.op == KIND[type(call.module)], call.name
 
 
-def test_layer_output_shapes_match_torch(run: ZooRun) -> None:
+def test_layer_output_shapes_match_torch(reference: Reference) -> None:
     mismatches = [
         (layer.path, call.output_shape, layer.output_shape)
-        for call, layer in matched_layers(run)
+        for call, layer in matched_layers(reference)
         if layer.output_shape != call.output_shape
     ]
     assert mismatches == []
 
 
-def test_layer_parameters_and_buffers_match_torch(run: ZooRun) -> None:
+def test_layer_parameters_and_buffers_match_torch(reference: Reference) -> None:
     mismatches = [
         (layer.path, (own_params(call.module), own_buffers(call.module)),
          (layer.params.params, layer.params.buffers))
-        for call, layer in matched_layers(run)
+        for call, layer in matched_layers(reference)
         if (layer.params.params, layer.params.buffers)
         != (own_params(call.module), own_buffers(call.module))
     ]

@@ -10,11 +10,11 @@ parameters, and the bytes saved for backward.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from conftest import SPECS, zoo
+from torch_reference import Reference, archcalc_view, measure, torch_view
 
 from archcalc.analysis import Analysis, analyze
 from archcalc.memory import MemoryOptions
@@ -127,94 +127,10 @@ BUILD: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
-class Call:
-    """One call of a torch leaf module during the forward pass."""
-
-    name: str
-    module: Any
-    output_shape: tuple[int, ...]  # batch excluded
-
-
-@dataclass
-class Reference:
-    """torchvision's model, measured: every figure is taken from torch at test time."""
-
-    name: str
-    params: int
-    buffers: int
-    output_shape: tuple[int, ...]  # batch excluded
-    flops: int
-    saved_bytes_per_image: int
-    calls: list[Call]  # leaf modules, in execution order
-    shortcuts: list[tuple[int, ...]]  # output shapes of the blocks that add their input
-
-
-def saved_bytes(torch: Any, model: Any, input_shape: tuple[int, ...], batch: int) -> int:
-    """Bytes autograd keeps for backward in one forward pass, each storage counted once."""
-    storages: dict[int, int] = {}
-
-    def pack(t: Any) -> Any:
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(torch.randn(batch, *input_shape))
-    return sum(storages.values())
-
-
-def measure(name: str) -> Reference:
-    torch = pytest.importorskip("torch")
-    torchvision = pytest.importorskip("torchvision")
-    from torch.utils.flop_counter import FlopCounterMode
-
-    input_shape = zoo(name).network.input_shape
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None, **BUILD.get(name, {})).eval()
-    calls: list[Call] = []
-    handles = [
-        module.register_forward_hook(
-            lambda m, _i, o, module_name=module_name: calls.append(
-                Call(module_name, m, tuple(o.shape[1:])))
-        )
-        for module_name, module in model.named_modules()
-        if not list(module.children())
-    ]
-    # torchvision's inverted residual blocks: use_res_connect (MobileNet, EfficientNet) or
-    # apply_residual (MNASNet) when stride 1 keeps the width
-    shortcuts: list[tuple[int, ...]] = []
-    handles += [
-        module.register_forward_hook(lambda _m, _i, o: shortcuts.append(tuple(o.shape[1:])))
-        for module in model.modules()
-        if getattr(module, "use_res_connect", False) or getattr(module, "apply_residual", False)
-    ]
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        output_shape = tuple(model(torch.randn(1, *input_shape)).shape[1:])
-    for handle in handles:
-        handle.remove()
-    # Train mode. Per image = batch 2 minus batch 1, which cancels what does not grow with the
-    # batch: the parameters autograd saves and batch norm's per-channel statistics. On the CPU,
-    # dropout saves a float32 mask, as archcalc assumes.
-    model.train()
-    per_image = (saved_bytes(torch, model, input_shape, 2)
-                 - saved_bytes(torch, model, input_shape, 1))
-    return Reference(
-        name=name,
-        params=sum(p.numel() for p in model.parameters()),
-        buffers=sum(b.numel() for b in model.buffers()),
-        output_shape=output_shape,
-        flops=counter.get_total_flops(),
-        saved_bytes_per_image=per_image,
-        calls=calls,
-        shortcuts=shortcuts,
-    )
-
-
 @pytest.fixture(scope="module", params=MODELS)
 def reference(request: pytest.FixtureRequest) -> Reference:
-    return measure(request.param)
+    # each on its spec's input: Inception v3 on 3x299x299
+    return measure(request.param, zoo(request.param).network.input_shape, BUILD.get(request.param))
 
 
 def test_parameters_buffers_and_output_match_torch(reference: Reference) -> None:
@@ -278,23 +194,11 @@ def test_every_layer_matches_torch_in_execution_order(reference: Reference) -> N
     calls = reference.calls
     assert len(layers) == len(calls)
     mismatches = [
-        (layer.path, call.name, torch_view(call), archcalc_view(layer))
+        (layer.path, call.name, torch_view(call, KIND), archcalc_view(layer))
         for call, layer in zip(calls, layers)
-        if torch_view(call) != archcalc_view(layer)
+        if torch_view(call, KIND) != archcalc_view(layer)
     ]
     assert mismatches == []
-
-
-def torch_view(call: Call) -> tuple:
-    """(op, output shape, own parameters, own buffers) of a torch module call."""
-    module = call.module
-    return (KIND[type(module).__name__], call.output_shape,
-            sum(p.numel() for p in module.parameters(recurse=False)),
-            sum(b.numel() for b in module.buffers(recurse=False)))
-
-
-def archcalc_view(layer: Any) -> tuple:
-    return (layer.op, layer.output_shape, layer.params.params, layer.params.buffers)
 
 
 # In-place ReLU6 (hardtanh_), hard-swish, SiLU and hard-sigmoid need their input for backward,

@@ -8,12 +8,12 @@ parameters, the forward values with torchvision's weights, and the bytes saved f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
 from conftest import SPECS, zoo
+from torch_reference import Reference, archcalc_view, measure, torch_view
 
 from archcalc.analysis import analyze
 from archcalc.errors import ShapeError
@@ -146,80 +146,6 @@ def test_receptive_fields_through_slices(analyse_text: Any) -> None:
 # --- against torch itself ------------------------------------------------------------------
 
 
-@dataclass
-class Call:
-    """One call of a torch leaf module during the forward pass."""
-
-    name: str
-    module: Any
-    output_shape: tuple[int, ...]  # batch excluded
-
-
-@dataclass
-class Reference:
-    """torchvision's model, measured: every figure is taken from torch at test time."""
-
-    name: str
-    model: Any
-    params: int
-    buffers: int
-    output_shape: tuple[int, ...]  # batch excluded
-    flops: int
-    saved_bytes_per_image: int
-    calls: list[Call]  # leaf modules, in execution order
-
-
-def saved_bytes(torch: Any, model: Any, batch: int) -> int:
-    """Bytes autograd keeps for backward in one forward pass, each storage counted once."""
-    storages: dict[int, int] = {}
-
-    def pack(t: Any) -> Any:
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(torch.randn(batch, 3, 224, 224))
-    return sum(storages.values())
-
-
-def measure(name: str) -> Reference:
-    torch = pytest.importorskip("torch")
-    torchvision = pytest.importorskip("torchvision")
-    from torch.utils.flop_counter import FlopCounterMode
-
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None).eval()
-    calls: list[Call] = []
-    handles = [
-        module.register_forward_hook(
-            lambda m, _i, o, module_name=module_name: calls.append(
-                Call(module_name, m, tuple(o.shape[1:])))
-        )
-        for module_name, module in model.named_modules()
-        if not list(module.children())
-    ]
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        output_shape = tuple(model(torch.randn(1, 3, 224, 224)).shape[1:])
-    for handle in handles:
-        handle.remove()
-    # Train mode. Per image = batch 2 minus batch 1, which cancels what does not grow with the
-    # batch: the parameters autograd saves and batch norm's per-channel statistics.
-    model.train()
-    per_image = saved_bytes(torch, model, 2) - saved_bytes(torch, model, 1)
-    return Reference(
-        name=name,
-        model=model.eval(),
-        params=sum(p.numel() for p in model.parameters()),
-        buffers=sum(b.numel() for b in model.buffers()),
-        output_shape=output_shape,
-        flops=counter.get_total_flops(),
-        saved_bytes_per_image=per_image,
-        calls=calls,
-    )
-
-
 @pytest.fixture(scope="module", params=MODELS)
 def reference(request: pytest.FixtureRequest) -> Reference:
     return measure(request.param)
@@ -253,13 +179,8 @@ FUNCTIONAL_OPS = {"slice", "concat", "channel_shuffle", "global_avg_pool"}
 
 def test_every_layer_matches_torch_by_name(reference: Reference) -> None:
     layers = [r for r in zoo(reference.name).layers if r.op not in FUNCTIONAL_OPS]
-    ours = [(r.path, r.op, r.output_shape, r.params.params, r.params.buffers) for r in layers]
-    theirs = [
-        (call.name, KIND[type(call.module).__name__], call.output_shape,
-         sum(p.numel() for p in call.module.parameters(recurse=False)),
-         sum(b.numel() for b in call.module.buffers(recurse=False)))
-        for call in reference.calls
-    ]
+    ours = [(r.path, *archcalc_view(r)) for r in layers]
+    theirs = [(call.name, *torch_view(call, KIND)) for call in reference.calls]
     assert ours == theirs
 
 

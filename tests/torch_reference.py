@@ -1,0 +1,128 @@
+"""torchvision's models measured by torch itself, for the zoo tests' cross-checks.
+
+Imported as `from torch_reference import ...`. torch and torchvision are not test dependencies
+(CI does not install them): nothing here imports them at load time, and `measure` skips the
+calling test when they are missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+IMAGENET_INPUT = (3, 224, 224)
+
+
+@dataclass
+class Call:
+    """One call of a torch leaf module during the forward pass."""
+
+    name: str
+    module: Any
+    output_shape: tuple[int, ...]  # batch excluded
+
+
+@dataclass
+class Reference:
+    """torchvision's model, measured: every figure is taken from torch at test time."""
+
+    name: str
+    model: Any  # in eval mode
+    params: int
+    buffers: int
+    output_shape: tuple[int, ...]  # batch excluded
+    flops: int
+    saved_bytes_per_image: int
+    calls: list[Call]  # leaf modules, in execution order
+    shortcuts: list[tuple[int, ...]]  # output shapes of the blocks that add their input
+
+
+def own_params(module: Any) -> int:
+    return sum(p.numel() for p in module.parameters(recurse=False))
+
+
+def own_buffers(module: Any) -> int:
+    return sum(b.numel() for b in module.buffers(recurse=False))
+
+
+def torch_view(call: Call, kind: Mapping[str, str]) -> tuple:
+    """(op, output shape, own parameters, own buffers) of a torch module call; `kind` maps the
+    module's class name to archcalc's op."""
+    module = call.module
+    return (kind[type(module).__name__], call.output_shape, own_params(module), own_buffers(module))
+
+
+def archcalc_view(layer: Any) -> tuple:
+    """The same four figures of an archcalc layer."""
+    return (layer.op, layer.output_shape, layer.params.params, layer.params.buffers)
+
+
+def saved_bytes(torch: Any, model: Any, input_shape: tuple[int, ...], batch: int) -> int:
+    """Bytes autograd keeps for backward in one forward pass, each storage counted once."""
+    storages: dict[int, int] = {}
+
+    def pack(t: Any) -> Any:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(torch.randn(batch, *input_shape))
+    return sum(storages.values())
+
+
+def measure(
+    name: str,
+    input_shape: tuple[int, ...] = IMAGENET_INPUT,
+    build: Mapping[str, Any] | None = None,
+) -> Reference:
+    """torchvision.models.<name>(weights=None, **build), seeded, on a random `input_shape` image
+    (batch excluded): every leaf module's call, the FLOPs, and the bytes saved for backward."""
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None, **(build or {})).eval()
+    calls: list[Call] = []
+    handles = [
+        module.register_forward_hook(
+            lambda m, _i, o, module_name=module_name: calls.append(
+                Call(module_name, m, tuple(o.shape[1:])))
+        )
+        for module_name, module in model.named_modules()
+        if not list(module.children())
+    ]
+    # torchvision's inverted residual blocks: use_res_connect (MobileNet, EfficientNet) or
+    # apply_residual (MNASNet) when stride 1 keeps the width
+    shortcuts: list[tuple[int, ...]] = []
+    handles += [
+        module.register_forward_hook(lambda _m, _i, o: shortcuts.append(tuple(o.shape[1:])))
+        for module in model.modules()
+        if getattr(module, "use_res_connect", False) or getattr(module, "apply_residual", False)
+    ]
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        output_shape = tuple(model(torch.randn(1, *input_shape)).shape[1:])
+    for handle in handles:
+        handle.remove()
+    # Train mode. Per image = batch 2 minus batch 1, which cancels what does not grow with the
+    # batch: the parameters autograd saves and batch norm's per-channel statistics. On the CPU,
+    # dropout saves a float32 mask, as archcalc assumes.
+    model.train()
+    per_image = (saved_bytes(torch, model, input_shape, 2)
+                 - saved_bytes(torch, model, input_shape, 1))
+    return Reference(
+        name=name,
+        model=model.eval(),
+        params=sum(p.numel() for p in model.parameters()),
+        buffers=sum(b.numel() for b in model.buffers()),
+        output_shape=output_shape,
+        flops=counter.get_total_flops(),
+        saved_bytes_per_image=per_image,
+        calls=calls,
+        shortcuts=shortcuts,
+    )
