@@ -8,7 +8,7 @@ tensor, so PyTorch's sharing (ReLU(inplace=True) after batch norm) is counted on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .arith import Dim, Shape
 from .dtypes import BYTES
@@ -106,12 +106,34 @@ def check_options(options: MemoryOptions) -> None:
         raise OptionError(f"unknown optimizer '{options.optimizer}' (known: {', '.join(OPTIMIZER_STATES)})")
 
 
-def _tensor_ids(network: Network) -> dict[str, str]:
+def storage_of(network: Network) -> dict[str, str]:
     """The storage each layer's output lives in: its own, or its input's for in-place ops."""
     ids = {INPUT: INPUT}
     for layer in network.layers:
         ids[layer.path] = ids[layer.inputs[0]] if layer.op.inplace_output else layer.path
     return ids
+
+
+class Storage(NamedTuple):
+    """An activation storage at inference: alive while layers born..last_use run."""
+
+    born: int  # position in network.order of the layer creating it, -1 for the input
+    last_use: int  # of its last reader or writer; len(network.order) for the network's output
+    nbytes: Dim  # per example: its creator's output (a view or an in-place op adds no bytes)
+
+
+def live_storages(network: Network, shapes: dict[str, Shape], size: int) -> dict[str, Storage]:
+    """Every activation storage, keyed as by storage_of, in creation order: a storage lives from
+    its creation to its last reader (the output to the end); `size` is bytes per element."""
+    ids = storage_of(network)
+    born = {INPUT: -1}
+    last_use = {INPUT: -1}
+    for position, layer in enumerate(network.layers):
+        born.setdefault(ids[layer.path], position)
+        for source in (*layer.inputs, layer.path):
+            last_use[ids[source]] = position
+    last_use[ids[network.output]] = len(network.order)
+    return {t: Storage(born[t], last_use[t], elements(shapes[t]) * size) for t in born}
 
 
 def _needs_backward(network: Network, counts: dict[str, ParamCount]) -> dict[str, bool]:
@@ -127,22 +149,11 @@ def _needs_backward(network: Network, counts: dict[str, ParamCount]) -> dict[str
 def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> tuple[dict[str, LayerMemory], Linear, str, Linear]:
     """Per-example output and saved bytes per layer, the inference peak and the training set."""
     size = options.activation_bytes
-    ids = _tensor_ids(network)
-    # a storage's size is its creator's (a view or an in-place op writes into it, no new bytes)
-    tensor_bytes = {p: elements(shapes[p]) * size for p in (INPUT, *network.order) if ids[p] == p}
-    # inference liveness: a storage lives from its creation to its last reader
-    position = {INPUT: -1, **{p: i for i, p in enumerate(network.order)}}
-    born = {INPUT: -1}
-    last_use: dict[str, int] = {INPUT: -1}
-    for layer in network.layers:
-        i = position[layer.path]
-        born.setdefault(ids[layer.path], i)
-        for source in (*layer.inputs, layer.path):
-            last_use[ids[source]] = i
-    last_use[ids[network.output]] = len(network.order)
+    ids = storage_of(network)
+    storages = live_storages(network, shapes, size)
     candidates = [
-        (layer.path, sum((b for t, b in tensor_bytes.items() if born[t] <= position[layer.path] <= last_use[t]), 0))
-        for layer in network.layers
+        (layer.path, sum((b for born, last_use, b in storages.values() if born <= i <= last_use), 0))
+        for i, layer in enumerate(network.layers)
     ]
     if network.symbolic:
         from .symbolic import peak as symbolic_peak
@@ -165,8 +176,8 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
                 raise exc.located(layer.location, layer.path) from None
             tensors = [ids[layer.inputs[k]] for k in saved.inputs] + ([ids[layer.path]] if saved.output else [])
             for t in tensors:
-                kept[t] = tensor_bytes[t]
-                saved_bytes += tensor_bytes[t]
+                kept[t] = storages[t].nbytes
+                saved_bytes += storages[t].nbytes
             for n, (count, dtype) in enumerate(saved.extra):
                 extra = count * (BYTES[dtype] if dtype else size)
                 kept[f"{layer.path}#{n}"] = extra

@@ -24,8 +24,7 @@ import sympy
 from .analysis import Analysis, analyze
 from .errors import ArchcalcError, OptionError
 from .graph import INPUT, Network, expand
-from .memory import MemoryOptions, _tensor_ids, check_options
-from .ops.base import elements
+from .memory import MemoryOptions, Storage, check_options, live_storages
 from .source import read_file
 from .spec import Spec, parse_spec
 from .symbolic import symbol
@@ -229,29 +228,9 @@ def _dims(analysis: Analysis) -> list[Any]:
     return sorted(found, key=sympy.default_sort_key)
 
 
-def _storages(network: Network, analysis: Analysis) -> list[tuple[int, int, Any]]:
-    """Every activation storage: the positions of the first and last layer using it, and its
-    bytes per example, by the rules of memory.activation_profile.
-
-    Repeated here because the symbolic engine keeps, of the per-layer sums of live bytes, only
-    those that are largest at sample sizes (224 and multiples), which misses the peak of other
-    inputs (ResNet-50 at 97x1, SqueezeNet 1.0 at 35x36); a sweep takes the largest of them all.
-    """
-    ids = _tensor_ids(network)
-    shapes = {INPUT: network.input_shape, **{r.path: r.output_shape for r in analysis.layers}}
-    size = analysis.memory.options.activation_bytes
-    born, last = {INPUT: -1}, {INPUT: -1}
-    for position, layer in enumerate(network.layers):
-        born.setdefault(ids[layer.path], position)
-        for source in (*layer.inputs, layer.path):
-            last[ids[source]] = position
-    last[ids[network.output]] = len(network.order)
-    return [(born[t], last[t], elements(shapes[t]) * size) for t in born]
-
-
 def _inference_peak(storages: list[tuple[int, int, Any]], layers: int, dtype: Any) -> Any:
     """The largest, over layers, of the bytes of storages alive while the layer runs
-    (first use <= its position <= last use), computed over the whole grid at once."""
+    (memory.live_storages: born <= its position <= last use), over the whole grid at once."""
     starting: dict[int, list[Any]] = defaultdict(list)
     ending: dict[int, list[Any]] = defaultdict(list)
     for first, last, array in storages:
@@ -337,7 +316,15 @@ def compile_figure(
     fixed = {BATCH: batch.start} if not batch.swept else {}
     fixed.update({n: int(d) for n, d in zip(names, network.input_shape) if n not in symbols})
 
-    storages = _storages(network, analysis) if label == "inference_bytes" else []
+    # Every storage's liveness, not memory's peak: the symbolic engine keeps, of the per-layer
+    # sums of live bytes, only those largest at sample sizes (224 and multiples), which misses
+    # the peak of other inputs (ResNet-50 at 97x1, SqueezeNet 1.0 at 35x36); a sweep takes the
+    # largest of them all.
+    storages: list[Storage] = []
+    if label == "inference_bytes":
+        shapes = {INPUT: network.input_shape, **{r.path: r.output_shape for r in analysis.layers}}
+        size = analysis.memory.options.activation_bytes
+        storages = list(live_storages(network, shapes, size).values())
     if storages:  # weights and buffers here; batch x the peak over every layer in `evaluate`
         main = analysis.memory.weights + analysis.memory.buffers
         bound = main + batch_value * sympy.Add(*(b for _, _, b in storages))
