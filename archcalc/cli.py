@@ -50,15 +50,21 @@ def parse_batch(text: str) -> int | str:
         raise OptionError(f"the batch must be a whole number of at least 1 or a symbol name like B, got {text!r}") from None
 
 
-def _network(spec: str, input_shape: str | None, symbolic: bool = False) -> Any:
-    from .graph import load
+def _spec_path(spec: str) -> str:
+    """The file a spec argument names (a zoo name says which built-in file it used, on stderr)."""
     from .zoo import resolve
 
-    shape = parse_input(input_shape)
     path, builtin = resolve(spec)
     if builtin:
         click.echo(f"using the built-in spec {path}", err=True)
-    return load(str(path), input_shape=shape, symbolic=symbolic)
+    return str(path)
+
+
+def _network(spec: str, input_shape: str | None, symbolic: bool = False) -> Any:
+    from .graph import load
+
+    shape = parse_input(input_shape)
+    return load(_spec_path(spec), input_shape=shape, symbolic=symbolic)
 
 
 def _analysis(spec: str, input_shape: str | None, symbolic: bool = False, options: Any = None) -> Any:
@@ -293,20 +299,21 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
 
 
 def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
-    """The numeric network, and a symbolic one: the spec's names, or C,H,W-style names by default."""
-    numeric = _network(spec, input_shape)
-    if input_shape is not None and any(c.isalpha() for c in input_shape):
-        return numeric, _network(spec, input_shape, True)
+    """The numeric network (the spec's sizes, or numeric --input), and a symbolic one: sizes named
+    in --input, or the spec's own names, or C,H,W-style names by default."""
     from .graph import load
-    from .zoo import resolve
 
-    path, _ = resolve(spec)
-    names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}.get(len(numeric.input_shape) - 1, ())
-    symbolic = load(str(path), symbolic=True)
+    path = _spec_path(spec)
+    shape = parse_input(input_shape)
+    named = shape is not None and any(isinstance(d, str) for d in shape)
+    numeric = load(path, input_shape=None if named else shape)
+    if named:
+        return numeric, load(path, input_shape=shape, symbolic=True)
+    symbolic = load(path, input_shape=shape, symbolic=True)
     if symbolic.symbolic:  # the spec names its own sizes
         return numeric, symbolic
-    shape = (numeric.input_shape[0], *names) if names else numeric.input_shape
-    return numeric, load(str(path), input_shape=shape, symbolic=True)
+    names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}.get(len(numeric.input_shape) - 1, ())
+    return numeric, load(path, input_shape=(numeric.input_shape[0], *names), symbolic=True)
 
 
 @main.command()
