@@ -96,14 +96,15 @@ def field_json(field: Field) -> dict[str, Any] | None:
     }
 
 
+def options_json(o: MemoryOptions) -> dict[str, Any]:
+    """The batch, dtype, optimizer and mixed precision that memory figures were priced with."""
+    return {"batch": _plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision}
+
+
 def memory_json(m: Memory) -> dict[str, Any]:
     """Exact byte counts for the batch, dtype and optimizer the analysis was run with."""
-    o = m.options
     return {
-        "batch": _plain(o.batch),
-        "dtype": o.dtype,
-        "optimizer": o.optimizer,
-        "mixed_precision": o.mixed_precision,
+        **options_json(m.options),
         "weights": _plain(m.weights),
         "buffers": _plain(m.buffers),
         "activations_sum": _plain(m.activations_sum),

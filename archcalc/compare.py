@@ -10,12 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .analysis import Analysis, _plain, depth, last_spatial_field, weighted_layers
-from .arith import Dim
+from .analysis import Analysis, _plain, depth, last_spatial_field, options_json, weighted_layers
 from .errors import OptionError, SpecError
-from .graph import INPUT, Network
+from .graph import Network
 from .memory import MemoryOptions
-from .receptive_field import ReceptiveField
 
 Kind = Literal["count", "flops", "bytes", "shape", "field"]
 
@@ -108,12 +106,8 @@ def compare(analyses: Sequence[Analysis]) -> Comparison:
 
 def comparison_json(comparison: Comparison) -> dict[str, Any]:
     """Every network's figures and ratios to the first, the memory options, and the best per figure."""
-    o = comparison.options
     return {
-        "batch": _plain(o.batch),
-        "dtype": o.dtype,
-        "optimizer": o.optimizer,
-        "mixed_precision": o.mixed_precision,
+        **options_json(comparison.options),
         "reference": comparison.names[0],
         "networks": [
             {

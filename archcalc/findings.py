@@ -59,6 +59,7 @@ from .analysis import Analysis
 from .arith import Shape
 from .errors import ArchcalcError, OptionError
 from .graph import INPUT, Network
+from .memory import live_storages
 from .ops.base import GLOBAL, Op, Window, elements
 from .ops.conv import _Conv, _ConvForward
 from .ops.linear import Linear
@@ -1001,23 +1002,11 @@ def concat_growth(analysis: Analysis) -> list[Finding]:
 
 def live_at_peak(analysis: Analysis) -> dict[str, int]:
     """Per-example bytes of each storage alive while the inference-peak layer runs, by the layer
-    that made it: the liveness rule of memory.py (created by its first writer, freed after its
-    last reader; in-place ops and views reuse their input's storage)."""
+    that made it (memory.live_storages: the liveness rule the memory pass uses)."""
     network = analysis.network
-    size = analysis.memory.options.activation_bytes
-    owner = {INPUT: INPUT}
-    for layer in network.layers:
-        owner[layer.path] = owner[layer.inputs[0]] if layer.op.inplace_output else layer.path
-    born: dict[str, int] = {INPUT: -1}
-    last: dict[str, int] = {INPUT: -1}
-    for i, layer in enumerate(network.layers):
-        born.setdefault(owner[layer.path], i)
-        for source in (*layer.inputs, layer.path):
-            last[owner[source]] = i
-    last[owner[network.output]] = len(network.order)
     at = network.order.index(analysis.memory.peak_layer)
-    shapes = _shapes(analysis)
-    return {t: elements(shapes[t]) * size for t in born if born[t] <= at <= last[t]}
+    storages = live_storages(network, _shapes(analysis), analysis.memory.options.activation_bytes)
+    return {t: s.nbytes for t, s in storages.items() if s.born <= at <= s.last_use}
 
 
 @_rule(
