@@ -58,13 +58,6 @@ def equal(a: Dim, b: Dim) -> bool:
     return sympy.simplify(a - b) == 0
 
 
-def as_int_if_whole(value: Any) -> Dim:
-    """Turn integral sympy numbers back into Python ints so numeric results stay plain."""
-    if isinstance(value, int) or not hasattr(value, "is_Integer"):
-        return value
-    return int(value) if value.is_Integer else value
-
-
 def where_at_least(a: Dim, b: Dim, then: Dim, otherwise: Dim) -> Dim:
     """`then` if a >= b else `otherwise`; a sympy Piecewise when that cannot be decided."""
     if is_numeric(a, b):

@@ -211,9 +211,10 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
         shapes = output_shapes(network)
         counts = parameter_counts(network, shapes)
         if network.symbolic:
-            from .solve import fit_report
+            from .render import fit_table
+            from .solve import fit as solve_fit
 
-            _print(fit_report(network, shapes, counts, options, budget, fit, train))
+            _print(fit_table(network.name, solve_fit(network, shapes, counts, options, budget, train), train))
             return
         found = (fit, largest_batch(network, shapes, counts, options, budget, train))
     from .analysis import analyze as run
@@ -338,13 +339,13 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
     """
     from .analysis import analyze as run
     from .formula import gather, render
-    from .solve import _modulus
     from .shapes import output_shapes
+    from .solve import effective_stride
 
     _, network = _named_input(spec, input_shape)
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     result = run(network, options)
-    modulus = max((_modulus(network, output_shapes(network), axis) for axis in range(1, len(network.input_shape))), default=1)
+    modulus = max((effective_stride(network, output_shapes(network), axis) for axis in range(1, len(network.input_shape))), default=1)
     text = render(gather(result, what), fmt, modulus)
     _write(text, output)
 

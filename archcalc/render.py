@@ -7,6 +7,7 @@ from typing import Any
 
 from .analysis import Analysis, LayerResult
 from .arith import Dim, Shape
+from .flops import TRAINING_STEP_FACTOR
 
 
 def shape_text(shape: Shape) -> str:
@@ -127,8 +128,8 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = 
 def flops_table(analysis: Analysis, batch: int = 1) -> Any:
     """Per-layer MACs and FLOPs (torch.utils.flop_counter's convention) and element-wise work."""
     from rich.console import Group
-    from rich.table import Table
     from rich.markup import escape
+    from rich.table import Table
     from rich.text import Text
 
     from .units import human_count
@@ -153,15 +154,18 @@ def flops_table(analysis: Analysis, batch: int = 1) -> Any:
     ]
     if batch != 1:
         lines.append(f"FLOPs at batch {batch}:  {count_text(batch * t.flops)}")
-    lines.append(f"Training step:      about {count_text(3 * batch * t.flops)} FLOPs (3x forward: backward computes input and weight gradients)")
+    lines.append(
+        f"Training step:      about {count_text(TRAINING_STEP_FACTOR * batch * t.flops)} FLOPs "
+        f"({TRAINING_STEP_FACTOR}x forward: backward computes input and weight gradients)"
+    )
     lines.append("Convention: FLOPs = 2 x multiply-accumulates of convolutions and linear layers, bias excluded (torch.utils.flop_counter).")
     return Group(table, Text("\n".join(lines)))
 
 
 def rf_table(analysis: Analysis) -> Any:
     """Per-layer receptive field size, effective stride and padding, and centre of unit 0."""
-    from rich.table import Table
     from rich.markup import escape
+    from rich.table import Table
 
     from .receptive_field import ReceptiveField
 
@@ -224,7 +228,7 @@ def solve_table(network_name: str, solutions: list[Any]) -> Any:
             notes += [f"{escape(d.layer)} drops {d.lost} input row(s)/column(s) on axis {s.name} at {s.at_size}" for d in s.dropping]
         else:
             at = f"{s.at_size}: none dropped"
-        table.add_row(s.name, str(s.smallest) if s.smallest else f"none up to 2^20", classes, at, str(s.nearest) if s.nearest else "–")
+        table.add_row(s.name, str(s.smallest) if s.smallest else "none up to 2^20", classes, at, str(s.nearest) if s.nearest else "–")
     return Group(table, Text("\n".join(notes))) if notes else table
 
 

@@ -18,6 +18,7 @@ from .graph import Network
 from .memory import MemoryOptions
 from .receptive_field import ReceptiveField
 
+
 @dataclass(frozen=True)
 class Glance:
     """The headline figures."""

@@ -112,7 +112,7 @@ def valid_inputs(network: Network, at: dict[str, int] | None = None) -> list[Axi
             i = axis - 1
             sizes = sympy.lambdify(sym, [n_in, window.before[i], window.after[i]], "math")
             terms.append((path, sizes, int(window.spans[i]), int(window.strides[i])))
-        modulus = _modulus(network, shapes, axis)
+        modulus = effective_stride(network, shapes, axis)
 
         def lost(n: int) -> list[Dropping]:
             out = []
@@ -135,7 +135,7 @@ def valid_inputs(network: Network, at: dict[str, int] | None = None) -> list[Axi
     return solutions
 
 
-def _modulus(network: Network, shapes: dict[str, Shape], axis: int) -> int:
+def effective_stride(network: Network, shapes: dict[str, Shape], axis: int) -> int:
     """The largest effective stride on this axis: sizes repeat their rounding with this period."""
     from .receptive_field import ReceptiveField, receptive_fields
 
@@ -182,10 +182,3 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
         if square is not None and square < 1:
             square = None
     return Fit(budget, fixed, per_example, batch, at_defaults, square, given)
-
-
-def fit_report(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, budget: int, text: str, train: bool) -> Any:
-    """A rich table of `fit` for the CLI."""
-    from .render import fit_table
-
-    return fit_table(network.name, fit(network, shapes, counts, options, budget, train), train)

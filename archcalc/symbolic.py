@@ -104,9 +104,3 @@ def peak(candidates: list[tuple[str, Any]], symbols: Iterable[Any], defaults: Ma
             kept.append((expr, layer))
     formula = kept[0][0] if len(kept) == 1 else sympy.Max(*(e for e, _ in kept), evaluate=False)
     return formula, kept[0][1]
-
-
-def divisible_form(expr: Any, sym: Any, modulus: int) -> Any:
-    """`expr` for `sym` a multiple of `modulus` (sym = modulus*k), written back in terms of sym."""
-    k = sympy.Symbol("k__", integer=True, positive=True)
-    return sympy.simplify(expr.subs(sym, modulus * k)).subs(k, sym / modulus)

@@ -36,7 +36,7 @@ def resolve(name: str) -> tuple[Path, bool]:
     if path.exists():
         return path, False
     specs = zoo_specs()
-    stem = path.name[: -len(".yaml")] if path.name.endswith(".yaml") else path.name
+    stem = path.name.removesuffix(".yaml")
     if path.parent != Path("."):
         raise SpecError(f"no such file: {name}")
     if stem in specs:

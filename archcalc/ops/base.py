@@ -7,10 +7,9 @@ An op is a pydantic model of its spec fields that also answers each question a p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
-from typing_extensions import Annotated
 
 from ..arith import Dim, Shape, product
 from ..errors import ShapeError

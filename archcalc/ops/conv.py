@@ -6,11 +6,19 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import NonNegativeInt, PositiveInt, model_validator
 
-from ..arith import Shape, provably_below
+from ..arith import Dim, Shape, product, provably_below
 from ..errors import ShapeError
-from ..arith import Dim, product
 from .base import (
-    INPUT, UNDEFINED, Width, Op, ReceptiveStep, Saved, Window, elements, expect_rank, spatial_tuple,
+    INPUT,
+    UNDEFINED,
+    Op,
+    ReceptiveStep,
+    Saved,
+    Width,
+    Window,
+    elements,
+    expect_rank,
+    spatial_tuple,
 )
 from .window import (
     Padding,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from ..arith import Dim, Shape
 from ..errors import ShapeError
 from .base import GLOBAL, INPUT, Op, ReceptiveStep, Saved, Width, elements

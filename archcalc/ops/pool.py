@@ -9,10 +9,26 @@ from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from ..arith import Dim, Shape, ceil_div, maximum, product, provably_below
 from ..errors import ShapeError
 from .base import (
-    GLOBAL, INPUT, NOTHING, Op, ReceptiveStep, Saved, Window, elements, expect_rank, spatial_tuple,
+    GLOBAL,
+    INPUT,
+    NOTHING,
+    Op,
+    ReceptiveStep,
+    Saved,
+    Window,
+    elements,
+    expect_rank,
+    spatial_tuple,
 )
 from .window import (
-    effective_kernel, np, overhang, padded, resolve_padding, sliding_windows, window_output, window_sizes,
+    effective_kernel,
+    np,
+    overhang,
+    padded,
+    resolve_padding,
+    sliding_windows,
+    window_output,
+    window_sizes,
 )
 
 _LAYOUT = {1: "C, L", 2: "C, H, W", 3: "C, D, H, W"}
