@@ -523,6 +523,48 @@ def naive_interpolate(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y
 
 
+def naive_pixel_shuffle(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """y[c, h*r + i, w*r + j] = x[c*r*r + i*r + j, h, w] (torch.nn.PixelShuffle's definition);
+    pixel_unshuffle is its inverse."""
+    x = xs[0]
+    shuffle = op.kind == "pixel_shuffle"
+    r = op.upscale_factor if shuffle else op.downscale_factor
+    n, c, h, wide = x.shape
+    small = (n, c, h, wide) if shuffle else (n, c * r * r, h // r, wide // r)
+    y = np.zeros((n, small[1] // (r * r), small[2] * r, small[3] * r) if shuffle else small)
+    for b, k, row, col in product(*map(range, small)):
+        i, j = divmod(k % (r * r), r)
+        big = (b, k // (r * r), row * r + i, col * r + j)
+        if shuffle:
+            y[big] = x[b, k, row, col]
+        else:
+            y[b, k, row, col] = x[big]
+    return y
+
+
+def naive_pad(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Output position i of a padded axis reads input i - before (`source`'s mapping: mirrored,
+    clamped, or a constant); circular crops first, then wraps the kept elements."""
+    x = xs[0]
+    lead = x.ndim - len(op.padding)
+    sizes = list(x.shape)
+    for axis, (before, after) in enumerate(op.padding, start=lead):
+        sizes[axis] += before + after
+    mode = {"constant": "zeros"}.get(op.mode, op.mode)
+    y = np.zeros(sizes)
+    for out in product(*map(range, sizes)):
+        index: list[int | None] = list(out)
+        for axis, (before, after) in enumerate(op.padding, start=lead):
+            n = x.shape[axis]
+            if op.mode == "circular":  # wrap within the kept run [first, first + kept)
+                first, kept = max(-before, 0), n + min(before, 0) + min(after, 0)
+                index[axis] = first + (out[axis] - max(before, 0)) % kept
+            else:
+                index[axis] = source(out[axis] - before, n, mode)
+        y[out] = (op.value or 0.0) if None in index else x[tuple(index)]
+    return y
+
+
 def naive_pass(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Inference: dropout and identity hand the input on unchanged."""
     return xs[0].copy()
@@ -557,6 +599,9 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "linear": naive_linear,
     "flatten": naive_flatten,
     "interpolate": naive_interpolate,
+    "pixel_shuffle": naive_pixel_shuffle,
+    "pixel_unshuffle": naive_pixel_shuffle,
+    "pad": naive_pad,
     "dropout": naive_pass,
     "stochastic_depth": naive_pass,
     "identity": naive_pass,
@@ -820,9 +865,31 @@ RESAMPLE = [
     case("interpolate", (1, 2, 6, 5), scale_factor=0.5, mode="area"),  # floor(2.5) = 2 columns
     case("interpolate", (1, 2, 4, 3, 5), size=[2, 3, 1], mode="area"),
     case("upsample", (1, 2, 3, 4), scale_factor=2),  # the alias, as nn.Upsample
+    case("pixel_shuffle", (2, 8, 3, 2), upscale_factor=2),
+    case("pixel_shuffle", (1, 9, 2, 2), upscale_factor=3),
+    case("pixel_unshuffle", (2, 2, 4, 6), downscale_factor=2),
+    case("pixel_unshuffle", (1, 1, 3, 6), downscale_factor=3),
 ]
 
-CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE
+# Every mode; one axis or all spatial axes or the channels too; negative values crop
+PAD = [
+    case("pad", (2, 3, 5), padding=[[1, 2]]),
+    case("pad", (2, 3, 4, 5), padding=[[2, 0], [1, 3]], value=1.5),
+    case("pad", (1, 3, 4, 5), padding=[[1, 1], [-1, 2]]),  # crops a column before
+    case("pad", (1, 3, 4, 5), padding=[[1, 0], [0, 0], [-2, 1]]),  # channels too
+    case("pad", (2, 5), padding=[[-1, -2]]),  # features of a [C] input
+    case("pad", (2, 2, 4, 5), padding=[[3, 2], [4, 1]], mode="reflect"),
+    case("pad", (1, 2, 3, 4, 3), padding=[[1, 1], [2, 0], [-1, 2]], mode="reflect"),
+    case("pad", (1, 3, 4), padding=[[2, 1], [3, 3]], mode="reflect"),  # channels too
+    case("pad", (2, 2, 3, 4), padding=[[5, 1], [0, 2]], mode="replicate"),
+    case("pad", (1, 2, 5), padding=[[-3, 4]], mode="replicate"),
+    case("pad", (1, 2, 3, 4, 3), padding=[[1, 0], [0, 2], [2, 2]], mode="replicate"),
+    case("pad", (2, 2, 3, 4), padding=[[3, 3], [4, 2]], mode="circular"),
+    case("pad", (1, 2, 5), padding=[[2, -2]], mode="circular"),  # wraps the 3 kept
+    case("pad", (1, 2, 3, 2, 4), padding=[[1, 1], [2, 2], [-1, 3]], mode="circular"),
+]
+
+CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD
 
 # values that sit on each activation's edges: clip points, softplus thresholds (beta*x == threshold
 # stays on the log branch), far tails
@@ -1068,6 +1135,19 @@ def torch_interpolate(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> A
     return torch.nn.functional.interpolate(xs[0], **settings)
 
 
+def torch_pixel_shuffle(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    if op.kind == "pixel_shuffle":
+        return torch.nn.PixelShuffle(op.upscale_factor)(xs[0])
+    return torch.nn.PixelUnshuffle(op.downscale_factor)(xs[0])
+
+
+def torch_pad(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """F.pad takes one flat list, the last axis first: [[t, b], [l, r]] is (l, r, t, b)."""
+    flat = [side for pair in reversed(op.padding) for side in pair]
+    value = {"value": op.value} if op.value is not None else {}
+    return torch.nn.functional.pad(xs[0], flat, mode=op.mode, **value)
+
+
 TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "conv": torch_conv,
     "conv_transpose": torch_conv_transpose,
@@ -1091,6 +1171,9 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "linear": torch_other,
     "flatten": torch_other,
     "interpolate": torch_interpolate,
+    "pixel_shuffle": torch_pixel_shuffle,
+    "pixel_unshuffle": torch_pixel_shuffle,
+    "pad": torch_pad,
     "dropout": torch_other,
     "stochastic_depth": torch_other,
     "identity": torch_other,

@@ -63,6 +63,32 @@ CASES = {
     "area to 1x1": Case(
         (3, 6, 5), {"op": "interpolate", "size": 1, "mode": "area"},
         interpolate(size=1, mode="area"), (3, 1, 1), 0, 3 * 6 * 5),
+    # the shuffles copy, and their backward is the inverse shuffle: nothing kept
+    "pixel_shuffle": Case(
+        (8, 3, 4), {"op": "pixel_shuffle", "upscale_factor": 2},
+        lambda torch, x: torch.nn.functional.pixel_shuffle(x, 2), (2, 6, 8), 0, 0),
+    "pixel_unshuffle": Case(
+        (2, 6, 9), {"op": "pixel_unshuffle", "downscale_factor": 3},
+        lambda torch, x: torch.nn.functional.pixel_unshuffle(x, 3), (18, 2, 3), 0, 0),
+    # constant padding's backward crops the gradient, circular's is made of slices: nothing kept;
+    # reflection_pad and replication_pad backward take the input: 3*5*6 floats
+    "pad constant": Case(
+        (3, 5, 6), {"op": "pad", "padding": [[2, 1], [1, 2]], "value": 0.5},
+        lambda torch, x: torch.nn.functional.pad(x, (1, 2, 2, 1), value=0.5), (3, 8, 9), 0, 0),
+    "pad constant crop": Case(
+        (3, 5, 6), {"op": "pad", "padding": [[0, 0], [-1, -2]]},
+        lambda torch, x: torch.nn.functional.pad(x, (-1, -2)), (3, 5, 3), 0, 0),
+    "pad reflect": Case(
+        (3, 5, 6), {"op": "pad", "padding": [[2, 1], [1, 2]], "mode": "reflect"},
+        lambda torch, x: torch.nn.functional.pad(x, (1, 2, 2, 1), mode="reflect"),
+        (3, 8, 9), 3 * 5 * 6 * F32, 0),
+    "pad replicate 3-D": Case(
+        (2, 3, 4, 5), {"op": "pad", "padding": [[1, 1], [0, 2], [3, 0]], "mode": "replicate"},
+        lambda torch, x: torch.nn.functional.pad(x, (3, 0, 0, 2, 1, 1), mode="replicate"),
+        (2, 5, 6, 8), 2 * 3 * 4 * 5 * F32, 0),
+    "pad circular": Case(
+        (3, 7), {"op": "pad", "padding": [[3, 2]], "mode": "circular"},
+        lambda torch, x: torch.nn.functional.pad(x, (3, 2), mode="circular"), (3, 12), 0, 0),
 }
 
 

@@ -58,6 +58,38 @@ REFUSALS = {
     "no spatial axis": Refusal(
         (3,), {"op": "interpolate", "scale_factor": 2}, interpolate(scale_factor=2),
         ("[C, L]", "[3]")),
+    "pixel_shuffle channels not divisible": Refusal(
+        (6, 3, 3), {"op": "pixel_shuffle", "upscale_factor": 2},
+        lambda torch, x: torch.nn.functional.pixel_shuffle(x, 2), ("divisible", "4", "6")),
+    "pixel_unshuffle width not divisible": Refusal(
+        (2, 4, 5), {"op": "pixel_unshuffle", "downscale_factor": 2},
+        lambda torch, x: torch.nn.functional.pixel_unshuffle(x, 2), ("width", "divisible", "5")),
+    "pixel_shuffle on a sequence": Refusal(
+        (4, 6), {"op": "pixel_shuffle", "upscale_factor": 2},
+        lambda torch, x: torch.nn.functional.pixel_shuffle(x, 2), ("[C, H, W]", "[4, 6]")),
+    "reflect pad as large as the axis": Refusal(
+        (2, 4, 5), {"op": "pad", "padding": [[4, 0], [1, 1]], "mode": "reflect"},
+        lambda torch, x: torch.nn.functional.pad(x, (1, 1, 4, 0), mode="reflect"),
+        ("reflect", "smaller than", "4")),
+    "circular pad beyond the axis": Refusal(
+        (2, 4, 5), {"op": "pad", "padding": [[1, 1], [0, 6]], "mode": "circular"},
+        lambda torch, x: torch.nn.functional.pad(x, (0, 6, 1, 1), mode="circular"),
+        ("circular", "at most", "5")),
+    "reflect pad of one spatial axis of two": Refusal(
+        (2, 4, 5), {"op": "pad", "padding": [[1, 1]], "mode": "reflect"},
+        lambda torch, x: torch.nn.functional.pad(x, (1, 1), mode="reflect"),
+        ("all spatial axes", "2 or 3 pairs")),
+    "padding the batch": Refusal(
+        (2, 4), {"op": "pad", "padding": [[1, 1], [0, 0], [1, 1]]},
+        lambda torch, x: torch.nn.functional.pad(x, (1, 1, 0, 0, 1, 1, 0, 0, 0, 0)),
+        ("batch axis cannot be padded",)),
+    "cropping more than the axis": Refusal(
+        (2, 4), {"op": "pad", "padding": [[-5, 2]]},
+        lambda torch, x: torch.nn.functional.pad(x, (-5, 2)), ("crops more", "4 elements")),
+    "a value for reflect": Refusal(
+        (2, 4, 5), {"op": "pad", "padding": [[1, 1], [1, 1]], "mode": "reflect", "value": 1.0},
+        lambda torch, x: torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect", value=1.0),
+        ("value", "reflect")),
 }
 
 
@@ -79,3 +111,13 @@ def test_torch_refuses_it_too(case: Refusal) -> None:
     torch = pytest.importorskip("torch")
     with pytest.raises((RuntimeError, ValueError, TypeError, NotImplementedError, IndexError)):
         case.torch_call(torch, torch.randn(2, *case.input))
+
+
+def test_pad_takes_pairs_not_torch_flat_list(tmp_path: Path) -> None:
+    """F.pad's flat (left, right, top, bottom) is ambiguous beside per-axis pairs; the spec takes
+    pairs only, and says how to write torch's list."""
+    path = tmp_path / "net.yaml"
+    layer = {"name": "op", "op": "pad", "padding": [1, 1, 2, 2]}
+    path.write_text(yaml.safe_dump({"name": "case", "input": [2, 4, 5], "layers": [layer]}))
+    with pytest.raises(ArchcalcError, match=r"\[before, after\] pairs.*\[\[top, bottom\], \[left, right\]\]"):
+        output_shapes(load(str(path)))

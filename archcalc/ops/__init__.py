@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     linear,
     merge,
     norm,
+    pad,
     pool,
     resample,
     reshape,

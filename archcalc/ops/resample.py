@@ -21,6 +21,7 @@ from .base import (
     Op,
     ReceptiveStep,
     Saved,
+    Window,
     elements,
 )
 from .pool import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, _AdaptiveAvgPool
@@ -213,3 +214,91 @@ class Interpolate(Op):
             target = "x" + "x".join(f"{f:g}" for f in factors)
         corners = " corners" if self.align_corners else ""
         return f"{target} {self.mode}{corners}"
+
+
+class _PixelShuffle(Op):
+    """Moves r x r blocks between the channels and the last two (spatial) axes of [..., C, H, W]."""
+
+    def _factor(self) -> int:
+        raise NotImplementedError
+
+    def _split(self, shape: Shape) -> tuple[Shape, Dim, Dim, Dim]:
+        """(leading axes, C, H, W) of a [..., C, H, W] input; fewer than 3 axes is a ShapeError."""
+        if len(shape) < 3:
+            raise ShapeError(f"{self.kind} expects [C, H, W] (batch excluded), got {list(shape)}")
+        return shape[:-3], shape[-3], shape[-2], shape[-1]
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        return UNDEFINED
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return NOTHING  # its backward is the inverse shuffle of the gradient
+
+    def describe(self) -> str:
+        return f"r{self._factor()}"
+
+
+class PixelShuffle(_PixelShuffle):
+    """[C*r^2, H, W] -> [C, H*r, W*r], as torch.nn.PixelShuffle (sub-pixel convolution's
+    rearrangement): output (c, h*r + i, w*r + j) is input (c*r^2 + i*r + j, h, w)."""
+
+    kind = "pixel_shuffle"
+
+    upscale_factor: PositiveInt
+
+    def _factor(self) -> int:
+        return self.upscale_factor
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        lead, c, h, w = self._split(inputs[0])
+        r = self.upscale_factor
+        if isinstance(c, int) and c % (r * r):
+            raise ShapeError(
+                f"pixel_shuffle needs channels divisible by upscale_factor^2 = {r * r}, got {c} "
+                f"(input {list(inputs[0])})"
+            )
+        return (*lead, c // (r * r), h * r, w * r)
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        x, r = xs[0], self.upscale_factor
+        *lead, c, h, w = x.shape
+        blocks = x.reshape(*lead, c // (r * r), r, r, h, w)
+        k = len(lead)
+        order = (*range(k), k, k + 3, k + 1, k + 4, k + 2)  # (..., C, H, r, W, r)
+        return blocks.transpose(order).copy().reshape(*lead, c // (r * r), h * r, w * r)  # a new tensor
+
+
+class PixelUnshuffle(_PixelShuffle):
+    """[C, H*r, W*r] -> [C*r^2, H, W], as torch.nn.PixelUnshuffle, the inverse of pixel_shuffle."""
+
+    kind = "pixel_unshuffle"
+
+    downscale_factor: PositiveInt
+
+    def _factor(self) -> int:
+        return self.downscale_factor
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        lead, c, h, w = self._split(inputs[0])
+        r = self.downscale_factor
+        for name, n in (("height", h), ("width", w)):
+            if isinstance(n, int) and n % r:
+                raise ShapeError(
+                    f"pixel_unshuffle needs the {name} divisible by downscale_factor {r}, got {n} "
+                    f"(input {list(inputs[0])})"
+                )
+        return (*lead, c * r * r, h // r, w // r)
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        """Output (h, w) gathers, over its r^2 channels, the r x r input block at (h*r, w*r)."""
+        self._split(inputs[0])
+        r = self.downscale_factor
+        return Window((r, r), (r, r), (0, 0), (0, 0)) if len(inputs[0]) == 3 else UNDEFINED
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        x, r = xs[0], self.downscale_factor
+        *lead, c, h, w = x.shape
+        blocks = x.reshape(*lead, c, h // r, r, w // r, r)
+        k = len(lead)
+        order = (*range(k), k, k + 2, k + 4, k + 1, k + 3)  # (..., C, r, r, H, W)
+        return blocks.transpose(order).copy().reshape(*lead, c * r * r, h // r, w // r)  # a new tensor

@@ -1,0 +1,131 @@
+"""Explicit padding, as torch.nn.functional.pad: constant, reflect, replicate or circular, any side.
+
+The spec gives one [before, after] pair per padded axis, for the trailing axes in axis order:
+F.pad(x, (left, right, top, bottom)) is `padding: [[top, bottom], [left, right]]`. Negative
+values crop, as F.pad allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import field_validator, model_validator
+
+from ..arith import Shape, provably_below
+from ..errors import ShapeError
+from .base import INPUT, NOTHING, Op, ReceptiveStep, Saved, Window
+from .window import np
+
+
+class Pad(Op):
+    """Pads (or, with negative values, crops) the trailing axes; a new tensor, never a view."""
+
+    kind = "pad"
+
+    padding: list[list[int]]
+    mode: Literal["constant", "reflect", "replicate", "circular"] = "constant"
+    value: float | None = None
+
+    @field_validator("padding", mode="before")
+    @classmethod
+    def _pairs(cls, padding: Any) -> Any:
+        pairs = isinstance(padding, list) and padding and all(isinstance(p, list) for p in padding)
+        if not pairs or any(len(pair) != 2 for pair in padding):
+            raise ValueError(
+                "padding is a list of [before, after] pairs, one per padded trailing axis in axis "
+                "order: F.pad(x, (left, right, top, bottom)) is [[top, bottom], [left, right]]"
+            )
+        return padding
+
+    @model_validator(mode="after")
+    def _value_only_for_constant(self) -> Pad:
+        if self.value is not None and self.mode != "constant":
+            raise ValueError(f"value is for constant padding; {self.mode} padding takes none (as F.pad)")
+        return self
+
+    def _check(self, shape: Shape) -> None:
+        """F.pad's rules: constant pads up to every axis but the batch; the other modes pad the
+        spatial axes (1 to 3 of them), optionally with the channels; reflect pads stay below the
+        size, circular pads at most the size."""
+        rank, k = len(shape), len(self.padding)
+        if k > rank:
+            raise ShapeError(
+                f"{k} [before, after] pairs for an input of {rank} axes {list(shape)}: the batch axis "
+                "cannot be padded"
+            )
+        if self.mode != "constant" and (k not in (rank - 1, rank) or k > 3):
+            raise ShapeError(
+                f"{self.mode} padding pads all spatial axes (1 to 3), optionally with the channels: "
+                f"{max(rank - 1, 1)} or {rank} pairs for {list(shape)}, got {k}"
+            )
+        for axis, (n, (before, after)) in enumerate(zip(shape[rank - k :], self.padding), start=rank - k):
+            kept = n + min(before, 0) + min(after, 0)  # what cropping first leaves of the axis
+            cropped_first = self.mode in ("constant", "circular")  # the others map indices
+            if cropped_first and provably_below(kept, 1 if self.mode == "circular" else 0):
+                raise ShapeError(
+                    f"padding ({before}, {after}) crops more than axis {axis} holds ({n} elements)"
+                )
+            for side, pad in (("before", before), ("after", after)):
+                if self.mode == "reflect" and provably_below(n - pad, 1):
+                    raise ShapeError(
+                        f"reflect padding {side} axis {axis} ({pad}) must be smaller than its size {n}"
+                    )
+                if self.mode == "circular" and provably_below(kept - pad, 0):
+                    raise ShapeError(
+                        f"circular padding {side} axis {axis} ({pad}) must be at most the "
+                        f"{kept} elements it wraps (it would wrap around more than once)"
+                    )
+            if provably_below(n + before + after, 1):
+                raise ShapeError(
+                    f"padding ({before}, {after}) leaves axis {axis} of size {n} with "
+                    f"{n + before + after} elements; at least 1 is needed"
+                )
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        shape = inputs[0]
+        self._check(shape)
+        lead = len(shape) - len(self.padding)
+        padded = (n + before + after for n, (before, after) in zip(shape[lead:], self.padding))
+        return (*shape[:lead], *padded)
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        """A unit window moved by the padding on each spatial axis (channel padding does not
+        move fields). Reflected, replicated or wrapped positions count as padding, as for a
+        convolution's padding_mode; negative padding crops."""
+        spatial = len(inputs[0]) - 1
+        pairs = [(0, 0)] * spatial + [tuple(p) for p in self.padding]
+        before, after = zip(*pairs[len(pairs) - spatial :]) if spatial else ((), ())
+        ones = (1,) * spatial
+        return Window(ones, ones, tuple(before), tuple(after), rounds_down=False)
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        """reflection_pad/replication_pad backward take the input; constant and circular (a
+        composite of slices and copies) keep nothing (measured with saved-tensor hooks)."""
+        return INPUT if self.mode in ("reflect", "replicate") else NOTHING
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        """Per padded axis, output position i reads input i - before, mapped into the input by
+        the mode (mirrored without repeating the edge, clamped); constant fills. Circular crops
+        first and wraps what is left, as torch does."""
+        x = xs[0]
+        lead = x.ndim - len(self.padding)
+        for axis, (before, after) in enumerate(self.padding, start=lead):
+            n = x.shape[axis]
+            source = np.arange(n + before + after) - before
+            if self.mode == "reflect":
+                source = np.abs(source)
+                source = np.where(source > n - 1, 2 * (n - 1) - source, source)
+            elif self.mode == "circular":
+                kept = n + min(before, 0) + min(after, 0)
+                source = (source + min(before, 0)) % kept - min(before, 0)
+            inside = (source >= 0) & (source < n)
+            x = np.take(x, np.clip(source, 0, n - 1), axis=axis)
+            if self.mode == "constant" and not inside.all():
+                mask = inside.reshape((-1,) + (1,) * (x.ndim - axis - 1))
+                x = np.where(mask, x, np.asarray(self.value or 0.0, dtype=x.dtype))
+        return x
+
+    def describe(self) -> str:
+        value = f"={self.value:g}" if self.value else ""
+        return f"{self.mode}{value} {self.padding}"
+
