@@ -565,6 +565,29 @@ def naive_pad(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y
 
 
+def naive_view(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Reshape, squeeze and unsqueeze keep the row-major order of the elements (batch first);
+    permute and transpose move element (b, i_1, ..., i_k) to the permuted position."""
+    x = xs[0]
+    if op.kind in ("permute", "transpose"):
+        order = list(range(x.ndim))
+        if op.kind == "permute":
+            order = [d % x.ndim for d in op.dims]
+        else:
+            a, b = op.dim0 % x.ndim, op.dim1 % x.ndim
+            order[a], order[b] = order[b], order[a]
+        y = np.zeros([x.shape[a] for a in order])
+        for i in product(*map(range, x.shape)):
+            y[tuple(i[a] for a in order)] = x[i]
+        return y
+    shape = (x.shape[0], *op.output_shape([x.shape[1:]]))
+    flat = [x[i] for b in range(x.shape[0]) for i in product([b], *map(range, x.shape[1:]))]
+    y = np.zeros(shape)
+    for k, i in enumerate(product(*map(range, shape))):
+        y[i] = flat[k]
+    return y
+
+
 def naive_pass(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Inference: dropout and identity hand the input on unchanged."""
     return xs[0].copy()
@@ -602,6 +625,7 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "pixel_shuffle": naive_pixel_shuffle,
     "pixel_unshuffle": naive_pixel_shuffle,
     "pad": naive_pad,
+    **{kind: naive_view for kind in ("reshape", "unsqueeze", "squeeze", "permute", "transpose")},
     "dropout": naive_pass,
     "stochastic_depth": naive_pass,
     "identity": naive_pass,
@@ -889,7 +913,26 @@ PAD = [
     case("pad", (1, 2, 3, 2, 4), padding=[[1, 1], [2, 2], [-1, 3]], mode="circular"),
 ]
 
-CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD
+# dims count the batch as 0; -1 inferred; squeeze of a named axis that is not 1 keeps it
+VIEWS = [
+    case("reshape", (2, 3, 4, 5), shape=[12, 5]),
+    case("reshape", (2, 3, 4, 5), shape=[-1]),
+    case("reshape", (2, 6, 2), shape=[2, 3, -1]),
+    case("view", (2, 3, 4), shape=[4, 3]),
+    case("unsqueeze", (2, 3, 4), dim=1),
+    case("unsqueeze", (2, 3, 4), dim=-1),
+    case("unsqueeze", (2, 5), dim=2),
+    case("squeeze", (2, 3, 1, 4, 1)),
+    case("squeeze", (2, 3, 1, 4, 1), dim=2),
+    case("squeeze", (2, 3, 1, 4, 1), dim=[-1, 3]),
+    case("squeeze", (2, 1, 1), dim=1),
+    case("permute", (2, 3, 4, 5), dims=[0, 2, 3, 1]),
+    case("permute", (2, 3, 4, 5, 2), dims=[0, -1, 1, 3, 2]),
+    case("transpose", (2, 3, 4, 5), dim0=1, dim1=2),
+    case("transpose", (2, 3, 4), dim0=-1, dim1=1),
+]
+
+CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + VIEWS
 
 # values that sit on each activation's edges: clip points, softplus thresholds (beta*x == threshold
 # stays on the log branch), far tails
@@ -1148,6 +1191,20 @@ def torch_pad(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     return torch.nn.functional.pad(xs[0], flat, mode=op.mode, **value)
 
 
+def torch_view(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """The tensor methods of the same name, with the batch axis kept first."""
+    x = xs[0]
+    if op.kind in ("reshape", "view"):
+        return getattr(x, op.kind)(x.shape[0], *op.shape)
+    if op.kind == "permute":
+        return x.permute(*op.dims)
+    if op.kind == "transpose":
+        return x.transpose(op.dim0, op.dim1)
+    if op.kind == "squeeze" and op.dim is None:
+        return x.squeeze(dim=tuple(range(1, x.dim())))  # every axis but the batch
+    return getattr(x, op.kind)(tuple(op.dim) if isinstance(op.dim, list) else op.dim)
+
+
 TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "conv": torch_conv,
     "conv_transpose": torch_conv_transpose,
@@ -1174,6 +1231,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "pixel_shuffle": torch_pixel_shuffle,
     "pixel_unshuffle": torch_pixel_shuffle,
     "pad": torch_pad,
+    **{kind: torch_view for kind in ("reshape", "unsqueeze", "squeeze", "permute", "transpose")},
     "dropout": torch_other,
     "stochastic_depth": torch_other,
     "identity": torch_other,

@@ -139,3 +139,48 @@ def test_figures_match_torch(case: Case, analyse_text: Callable[[str], Analysis]
     per_example = (torch_saved_bytes(torch, case.torch_call, case.input, 2)
                    - torch_saved_bytes(torch, case.torch_call, case.input, 1))
     assert layer.memory.saved == per_example
+
+
+# --- views: no new tensor, nothing kept -------------------------------------------------------
+
+VIEWS = {
+    "reshape": ((3, 4, 5), {"op": "reshape", "shape": [12, -1]}, lambda x: x.reshape(x.shape[0], 12, -1)),
+    "view": ((3, 4, 5), {"op": "view", "shape": [60]}, lambda x: x.view(x.shape[0], 60)),
+    "unsqueeze": ((3, 4), {"op": "unsqueeze", "dim": 2}, lambda x: x.unsqueeze(2)),
+    "squeeze": ((3, 1, 4), {"op": "squeeze", "dim": 2}, lambda x: x.squeeze(2)),
+    "permute": ((3, 4, 5), {"op": "permute", "dims": [0, 2, 3, 1]}, lambda x: x.permute(0, 2, 3, 1)),
+    "transpose": ((3, 4, 5), {"op": "transpose", "dim0": 1, "dim1": 3}, lambda x: x.transpose(1, 3)),
+}
+
+
+@pytest.mark.parametrize(("shape", "layer", "call"), VIEWS.values(), ids=VIEWS.keys())
+def test_views_add_no_tensor(
+    shape: tuple[int, ...], layer: dict[str, Any], call: Callable[[Any], Any],
+    analyse_text: Callable[[str], Analysis],
+) -> None:
+    """The inference peak is the convolution's input and output (2 x elements floats): the view
+    adds no tensor and keeps nothing, and the executor's array shares its input's memory."""
+    import numpy as np
+
+    from archcalc.ops import REGISTRY
+
+    dims = len(shape) - 1
+    conv = {"name": "conv", "op": f"conv{dims}d", "out": shape[0], "kernel": 1}
+    spec = {"name": "case", "input": list(shape), "layers": [conv, {"name": "op", **layer}]}
+    analysis = analyse_text(yaml.safe_dump(spec, sort_keys=False))
+    elements = int(np.prod(shape))
+    assert analysis.memory.inference_peak == 2 * elements * F32  # the conv's input and output
+    assert analysis.layers[-1].memory.saved == 0
+    fields = {k: v for k, v in layer.items() if k != "op"}
+    x = np.zeros((2, *shape))
+    assert np.shares_memory(REGISTRY[layer["op"]](**fields).forward([x], {}), x)
+
+
+@pytest.mark.parametrize(("shape", "layer", "call"), VIEWS.values(), ids=VIEWS.keys())
+def test_torch_views_share_storage_and_keep_nothing(
+    shape: tuple[int, ...], layer: dict[str, Any], call: Callable[[Any], Any]
+) -> None:
+    torch = pytest.importorskip("torch")
+    x = torch.randn(2, *shape)
+    assert call(x).untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+    assert torch_saved_bytes(torch, lambda _torch, t: call(t), shape, 2) == 0

@@ -90,6 +90,21 @@ REFUSALS = {
         (2, 4, 5), {"op": "pad", "padding": [[1, 1], [1, 1]], "mode": "reflect", "value": 1.0},
         lambda torch, x: torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect", value=1.0),
         ("value", "reflect")),
+    "reshape to another element count": Refusal(
+        (3, 4, 5), {"op": "reshape", "shape": [7, 8]},
+        lambda torch, x: x.reshape(x.shape[0], 7, 8), ("60 elements", "[7, 8]", "56")),
+    "reshape not divisible": Refusal(
+        (3, 4, 5), {"op": "view", "shape": [7, -1]},
+        lambda torch, x: x.view(x.shape[0], 7, -1), ("not divisible by 7",)),
+    "two sizes inferred": Refusal(
+        (3, 4, 5), {"op": "reshape", "shape": [-1, -1]},
+        lambda torch, x: x.reshape(x.shape[0], -1, -1), ("only one size can be -1",)),
+    "permute naming an axis twice": Refusal(
+        (3, 4, 5), {"op": "permute", "dims": [0, 1, 1, 2]},
+        lambda torch, x: x.permute(0, 1, 1, 2), ("each of the 4 axes", "once")),
+    "transpose beyond the axes": Refusal(
+        (3, 4), {"op": "transpose", "dim0": 1, "dim1": 3},
+        lambda torch, x: x.transpose(1, 3), ("dim1 3", "rank-3")),
 }
 
 
@@ -120,4 +135,21 @@ def test_pad_takes_pairs_not_torch_flat_list(tmp_path: Path) -> None:
     layer = {"name": "op", "op": "pad", "padding": [1, 1, 2, 2]}
     path.write_text(yaml.safe_dump({"name": "case", "input": [2, 4, 5], "layers": [layer]}))
     with pytest.raises(ArchcalcError, match=r"\[before, after\] pairs.*\[\[top, bottom\], \[left, right\]\]"):
+        output_shapes(load(str(path)))
+
+
+# Valid in torch, but they move or change the batch axis, which a spec's shapes exclude
+BATCH_MOVES = {
+    "unsqueeze before the batch": {"op": "unsqueeze", "dim": 0},
+    "squeeze the batch": {"op": "squeeze", "dim": 0},
+    "transpose the batch": {"op": "transpose", "dim0": 0, "dim1": 1},
+    "permute the batch": {"op": "permute", "dims": [1, 0, 2]},
+}
+
+
+@pytest.mark.parametrize("layer", BATCH_MOVES.values(), ids=BATCH_MOVES.keys())
+def test_the_batch_axis_stays_first(layer: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump({"name": "case", "input": [3, 4], "layers": [{"name": "op", **layer}]}))
+    with pytest.raises(ArchcalcError, match="batch"):
         output_shapes(load(str(path)))
