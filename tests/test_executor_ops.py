@@ -191,6 +191,8 @@ def naive_avg_pool(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Divides by the window's elements inside the padded input (count_include_pad) or the input."""
 
     def reduce(values: list[float], padded: int) -> float:
+        if op.divisor_override is not None:
+            return math.fsum(values) / op.divisor_override
         return math.fsum(values) / (padded if op.count_include_pad else len(values))
 
     return naive_pool(op, xs[0], reduce)
@@ -273,7 +275,7 @@ def naive_batchnorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
 def naive_layernorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Each example's trailing normalized_shape axes (default: the last) normalised together."""
     x = xs[0]
-    count = 1 if op.normalized_shape is None else len(op.normalized_shape)
+    count = len(op.normalized_shape) if isinstance(op.normalized_shape, list) else 1
     lead, tail = x.shape[: x.ndim - count], x.shape[x.ndim - count :]
     y = np.zeros_like(x)
     for row in product(*map(range, lead)):
@@ -717,6 +719,9 @@ POOL = [
          count_include_pad=False),
     case("avg_pool1d", (1, 2, 5), kernel=2, stride=2, padding=1, ceil_mode=True),  # one dropped
     case("avg_pool1d", (1, 2, 9), kernel=4, stride=3),
+    case("avg_pool1d", (2, 2, 8), kernel=3, stride=2, padding=1, ceil_mode=True, divisor_override=2),
+    case("avg_pool2d", (1, 2, 5, 6), kernel=[2, 3], padding=1, divisor_override=5),
+    case("avg_pool3d", (1, 1, 3, 4, 5), kernel=2, stride=1, divisor_override=3),
     case("avg_pool2d", (2, 2, 7, 6), kernel=3, stride=2, padding=1),
     case("avg_pool2d", (2, 2, 7, 6), kernel=3, stride=2, padding=1, count_include_pad=False),
     case("avg_pool2d", (1, 2, 6, 8), kernel=[2, 3], stride=2, padding=[1, 0], ceil_mode=True),
@@ -771,6 +776,7 @@ NORM = [
     case("batchnorm3d", (2, 2, 2, 3, 3), track_running_stats=False, eps=1e-3),
     case("layernorm", (2, 7)),
     case("layernorm", (3, 7), normalized_shape=[7]),
+    case("layernorm", (3, 2, 7), normalized_shape=7),  # an int, as nn.LayerNorm(7)
     case("layernorm", (2, 3, 4, 5)),
     case("layernorm", (2, 3, 4, 5), normalized_shape=[4, 5]),
     case("layernorm", (2, 3, 4, 5), normalized_shape=[3, 4, 5], eps=0.01),
@@ -1077,7 +1083,13 @@ def torch_pool(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
         return pool(x, op.kernel, stride, op.padding, op.dilation, op.ceil_mode)
     if kind == "avg_pool":
         pool = getattr(F, f"avg_pool{dims}d")
-        return pool(x, op.kernel, stride, op.padding, op.ceil_mode, op.count_include_pad)
+        settings = {} if op.divisor_override is None else {"divisor_override": op.divisor_override}
+        if dims == 1 and settings:  # F.avg_pool1d takes no divisor_override: as a 2-D window
+            one = lambda v: (1, *per_axis(v, 1))  # noqa: E731
+            y = F.avg_pool2d(x[..., None, :], one(op.kernel), one(stride), (0, *per_axis(op.padding, 1)),
+                             op.ceil_mode, op.count_include_pad, **settings)
+            return y[..., 0, :]
+        return pool(x, op.kernel, stride, op.padding, op.ceil_mode, op.count_include_pad, **settings)
     return getattr(F, f"lp_pool{dims}d")(x, op.norm_type, op.kernel, stride, op.ceil_mode)
 
 
@@ -1110,6 +1122,7 @@ def torch_batchnorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any
 def torch_layernorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     x = xs[0]
     shape = [x.shape[-1]] if op.normalized_shape is None else op.normalized_shape
+    shape = [shape] if isinstance(shape, int) else shape  # nn.LayerNorm(7) is layer_norm(x, [7])
     return torch.nn.functional.layer_norm(x, shape, w.get("weight"), w.get("bias"), op.eps)
 
 

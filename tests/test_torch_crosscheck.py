@@ -234,6 +234,9 @@ CASES = {
          "ceil_mode": True, "count_include_pad": False},
         lambda: nn.AvgPool2d((2, 4), stride=3, padding=(1, 2), ceil_mode=True,
                              count_include_pad=False)),
+    "avg_pool2d divisor_override": Case(
+        (3, 9, 7), {"op": "avg_pool2d", "kernel": 3, "stride": 2, "padding": 1, "divisor_override": 4},
+        lambda: nn.AvgPool2d(3, stride=2, padding=1, divisor_override=4)),
     "avg_pool1d ceil": Case(
         (2, 9), {"op": "avg_pool1d", "kernel": 4, "stride": 3, "padding": 2, "ceil_mode": True},
         lambda: nn.AvgPool1d(4, stride=3, padding=2, ceil_mode=True)),
@@ -271,6 +274,8 @@ CASES = {
     "batchnorm3d": Case((6, 3, 4, 5), {"op": "batchnorm3d"}, lambda: nn.BatchNorm3d(6)),
     "layernorm last axis": Case(
         (10, 16), {"op": "layernorm"}, lambda: nn.LayerNorm(16)),
+    "layernorm of an int, as nn.LayerNorm(16)": Case(
+        (3, 10, 16), {"op": "layernorm", "normalized_shape": 16}, lambda: nn.LayerNorm(16)),
     "layernorm trailing axes": Case(
         (3, 10, 16), {"op": "layernorm", "normalized_shape": [10, 16]},
         lambda: nn.LayerNorm([10, 16])),

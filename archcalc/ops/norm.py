@@ -84,11 +84,12 @@ class BatchNorm3d(_BatchNorm):
 
 
 class LayerNorm(Op):
-    """Normalises the trailing `normalized_shape` axes (default: the last axis), torch.nn.LayerNorm."""
+    """Normalises the trailing `normalized_shape` axes (an int is one axis; default: the last
+    axis), as torch.nn.LayerNorm."""
 
     kind = "layernorm"
 
-    normalized_shape: list[PositiveInt] | None = None
+    normalized_shape: PositiveInt | list[PositiveInt] | None = None
     eps: float = Field(default=1e-5, gt=0)
     elementwise_affine: bool = True
     bias: bool = True
@@ -96,7 +97,8 @@ class LayerNorm(Op):
     def _normalized(self, shape: Shape) -> Shape:
         if self.normalized_shape is None:
             return shape[-1:]
-        wanted = tuple(self.normalized_shape)
+        given = self.normalized_shape
+        wanted = tuple(given) if isinstance(given, list) else (given,)  # nn.LayerNorm(128)
         tail = shape[len(shape) - len(wanted) :] if len(wanted) <= len(shape) else ()
         if len(tail) != len(wanted) or not all(equal(a, b) for a, b in zip(tail, wanted)):
             raise ShapeError(

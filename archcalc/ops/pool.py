@@ -158,11 +158,21 @@ class _MaxPool(_Pool):
 
 
 class _AvgPool(_Pool):
+    """Window sums divided by the elements counted (count_include_pad), or by divisor_override
+    for every window, as torch.nn.AvgPool2d."""
+
     count_include_pad: bool = True
+    divisor_override: PositiveInt | None = None
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         view, pads, out_sizes = self._windows(xs[0], 0.0)
+        if self.divisor_override is not None:
+            return self._reduce(view, np.add) / xs[0].dtype.type(self.divisor_override)
         return self._reduce(view, np.add) / self._divisor(xs[0], pads, out_sizes, self.count_include_pad)
+
+    def describe(self) -> str:
+        divisor = f" /{self.divisor_override}" if self.divisor_override is not None else ""
+        return super().describe() + divisor
 
 
 class _LpPool(_Pool):
