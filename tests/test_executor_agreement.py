@@ -1,8 +1,10 @@
 """Property: on random networks, the analysis and the NumPy executor agree on every figure.
 
 Random stacks of convolutions (1-D, 2-D, 3-D; kernel, stride, dilation, padding forms and modes,
-groups), pooling (max/avg, ceil mode) and merges (a residual add, a concatenation), are analysed
-and run; output shapes, parameter counts and the activation peak must match exactly.
+groups), pooling (max/avg, ceil mode), merges (a residual add, a concatenation), interpolation
+(every mode of the rank, by size or factor), explicit padding (every mode, crops too), pixel
+unshuffle and transposes of spatial axes (views) are analysed and run; output shapes, parameter
+counts and the activation peak must match exactly.
 """
 
 from __future__ import annotations
@@ -34,9 +36,38 @@ def padding(draw: st.DrawFn, dims: int) -> Any:
 
 
 @st.composite
+def interpolation(draw: st.DrawFn, dims: int) -> dict[str, Any]:
+    """An interpolate entry: a mode this rank takes, a size or a scale factor."""
+    linear = {1: "linear", 2: draw(st.sampled_from(["bilinear", "bicubic"])), 3: "trilinear"}[dims]
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", "area", linear]))
+    entry: dict[str, Any] = {"op": "interpolate", "mode": mode}
+    if draw(st.booleans()):
+        entry["size"] = draw(st.integers(1, 9))
+    else:
+        entry["scale_factor"] = draw(st.sampled_from([0.5, 1.5, 2, 2.5]))
+    if mode == linear:
+        entry["align_corners"] = draw(st.booleans())
+    return entry
+
+
+@st.composite
 def layer(draw: st.DrawFn, dims: int, channels: int) -> tuple[dict[str, Any], int]:
     """One random layer entry and the channels it outputs."""
-    kind = draw(st.sampled_from(["conv", "conv", "max", "avg", "add", "concat"]))
+    kind = draw(st.sampled_from(
+        ["conv", "conv", "max", "avg", "add", "concat", "interpolate", "pad", "unshuffle", "transpose"]
+    ))
+    if kind == "interpolate":
+        return draw(interpolation(dims)), channels
+    if kind == "pad":
+        mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+        pairs = [draw(st.lists(st.integers(-1, 2), min_size=2, max_size=2)) for _ in range(dims)]
+        return {"op": "pad", "padding": pairs, "mode": mode}, channels
+    if kind == "unshuffle" and dims == 2:
+        return {"op": "pixel_unshuffle", "downscale_factor": 2}, channels * 4
+    if kind in ("unshuffle", "transpose") and dims > 1:  # swap the last two spatial axes
+        return {"op": "transpose", "dim0": -1, "dim1": -2}, channels
+    if kind in ("unshuffle", "transpose"):  # 1-D: a reshape that infers the length, a view
+        return {"op": "reshape", "shape": [channels, -1]}, channels
     if kind in ("max", "avg"):
         kernel = draw(st.integers(1, 3))
         entry = {
@@ -98,6 +129,8 @@ def _with_channels(spec: dict[str, Any]) -> dict[str, Any]:
             c = c * 2 if entry["block"] == "concat" else c
         elif "out" in entry:
             c = entry["out"]
+        elif entry.get("op") == "pixel_unshuffle":
+            c *= 4
     return spec
 
 

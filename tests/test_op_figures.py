@@ -184,3 +184,39 @@ def test_torch_views_share_storage_and_keep_nothing(
     x = torch.randn(2, *shape)
     assert call(x).untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
     assert torch_saved_bytes(torch, lambda _torch, t: call(t), shape, 2) == 0
+
+
+# --- receptive-field steps (Araujo et al.'s closed forms: size, jump, effective padding) ---------
+
+
+def test_padding_and_unshuffle_steps_by_hand(analyse_text: Callable[[str], Analysis]) -> None:
+    """conv 3x3 pad 1: size 3, jump 1, padding 1. pad [[2, 0], [-1, 1]]: a unit window moved by
+    `before` times the jump: padding 1 + 2 = 3 on H, 1 - 1 = 0 on W (a crop), size and jump kept.
+    pixel_unshuffle r=2: a 2x2 window with stride 2: size 3 + (2-1)*1 = 4, jump 2."""
+    spec = {"name": "rf", "input": [1, 12, 12], "layers": [
+        {"name": "conv", "op": "conv2d", "out": 2, "kernel": 3, "padding": 1},
+        {"name": "pad", "op": "pad", "padding": [[2, 0], [-1, 1]], "mode": "reflect"},
+        {"name": "shuffle", "op": "pixel_unshuffle", "downscale_factor": 2},
+    ]}
+    fields = {r.path: r.receptive_field for r in analyse_text(yaml.safe_dump(spec)).layers}
+    assert (fields["pad"].size, fields["pad"].stride, fields["pad"].padding) == ((3, 3), (1, 1), (3, 0))
+    assert (fields["shuffle"].size, fields["shuffle"].stride) == ((4, 4), (2, 2))
+    assert fields["shuffle"].padding == (3, 0)
+
+
+@pytest.mark.parametrize(("shape", "layer", "step"), [
+    # fractional steps: no closed form
+    ((2, 8, 8), {"op": "interpolate", "scale_factor": 2, "mode": "bilinear"}, "undefined"),
+    ((8, 4, 4), {"op": "pixel_shuffle", "upscale_factor": 2}, "undefined"),
+    # spatial positions merged into one axis, as flatten; moved axes; only channels changed
+    ((2, 4, 5), {"op": "reshape", "shape": [2, 20]}, "global"),
+    ((2, 4, 5), {"op": "permute", "dims": [0, 1, 3, 2]}, "undefined"),
+    ((6, 4, 5), {"op": "reshape", "shape": [2, 3, 4, 5]}, None),
+    ((6, 4, 1), {"op": "squeeze", "dim": 3}, None),
+    ((6, 4, 5), {"op": "transpose", "dim0": 1, "dim1": 1}, None),
+])
+def test_steps_without_a_window(shape: tuple[int, ...], layer: dict[str, Any], step: Any) -> None:
+    from archcalc.ops import REGISTRY
+
+    op = REGISTRY[layer["op"]](**{k: v for k, v in layer.items() if k != "op"})
+    assert op.receptive_step([shape]) == step
