@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable
 from itertools import product
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -446,14 +447,90 @@ def naive_flatten(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y
 
 
+def nearest_source(mode: str, i: int, n: int, o: int, scale: float | None, dims: int) -> int:
+    """torch's nearest index (ATen/native/UpSample.h) with s = 1/scale_factor or n/o as a float32:
+    floor(i * s) (nearest; the 2-D kernel copies at o == n and halves at o == 2n) or
+    floor((i + 0.5) * s) rounded to float32 first (nearest-exact); at most n - 1."""
+    s = np.float32(1.0 / scale) if scale is not None else np.float32(n) / np.float32(o)
+    if mode == "nearest":
+        if dims == 2 and o in (n, 2 * n):
+            return i * n // o
+        return min(math.floor(np.float32(i) * s), n - 1)
+    return min(math.floor(np.float32((i + 0.5) * float(s))), n - 1)
+
+
+def cubic_weights(t: float) -> list[float]:
+    """Keys' cubic convolution with A = -0.75 at distances 1+t, t, 1-t, 2-t (torch's bicubic)."""
+    a = -0.75
+    near = lambda d: ((a + 2) * d - (a + 3)) * d * d + 1  # |d| <= 1
+    far = lambda d: ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # 1 < |d| < 2
+    return [far(1 + t), near(t), near(1 - t), far(2 - t)]
+
+
+def interpolation_taps(
+    op: Op, i: int, n: int, o: int, scale: float | None, dims: int
+) -> list[tuple[int, float]]:
+    """(input index, weight) pairs that output i of an axis of n -> o elements reads.
+
+    Source coordinate: i * (n-1)/(o-1) with align_corners, else (i + 0.5) * r - 0.5 with
+    r = 1/scale_factor (given, not recomputed) or n/o; linear modes clamp it at 0 and copy when
+    o == n; bicubic reads floor-1 .. floor+2, each index clamped into the input.
+    """
+    if op.mode in ("nearest", "nearest-exact"):
+        return [(nearest_source(op.mode, i, n, o, scale, dims), 1.0)]
+    if op.mode != "bicubic" and o == n:
+        return [(i, 1.0)]
+    if op.align_corners:
+        source = i * ((n - 1) / (o - 1) if o > 1 else 0.0)
+    else:
+        ratio = 1.0 / scale if scale is not None else n / o
+        source = ratio * (i + 0.5) - 0.5
+    if op.mode == "bicubic":
+        first = math.floor(source)
+        weights = cubic_weights(source - first)
+        return [(min(max(first - 1 + k, 0), n - 1), weights[k]) for k in range(4)]
+    source = max(source, 0.0)
+    first = min(math.floor(source), n - 1)
+    upper = min(max(source - first, 0.0), 1.0)
+    return [(first, 1 - upper), (first + 1 if first < n - 1 else first, upper)]
+
+
+def naive_interpolate(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Output sizes floor(n * scale_factor) or `size`; area pools adaptively to them; the other
+    modes sum x[taps] * (product of the per-axis weights) over every combination of taps."""
+    x = xs[0]
+    dims = x.ndim - 2
+    sizes = x.shape[2:]
+    if op.size is not None:
+        out = per_axis(op.size, dims)
+    else:
+        factors = per_axis(op.scale_factor, dims) if isinstance(op.scale_factor, list) else (op.scale_factor,) * dims
+        out = tuple(math.floor(n * f) for n, f in zip(sizes, factors))
+    if op.mode == "area":
+        return naive_adaptive(SimpleNamespace(output=list(out)), x, lambda v: math.fsum(v) / len(v))
+    given = op.scale_factor is not None and not op.recompute_scale_factor
+    scales = per_axis(op.scale_factor, dims) if given and isinstance(op.scale_factor, list) else (
+        (op.scale_factor if given else None,) * dims
+    )
+    y = np.zeros((*x.shape[:2], *out))
+    for pos in product(*map(range, out)):
+        axes = [interpolation_taps(op, i, n, o, s, dims) for i, n, o, s in zip(pos, sizes, out, scales)]
+        for batch, c in product(range(x.shape[0]), range(x.shape[1])):
+            y[(batch, c, *pos)] = math.fsum(
+                float(x[(batch, c, *(t[0] for t in taps))]) * math.prod(t[1] for t in taps)
+                for taps in product(*axes)
+            )
+    return y
+
+
 def naive_pass(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Inference: dropout and identity hand the input on unchanged."""
     return xs[0].copy()
 
 
 def family(kind: str) -> str:
-    """conv2d -> conv, max_pool3d -> max_pool, batchnorm1d -> batchnorm; other kinds as they are."""
-    return re.sub(r"[123]d$", "", kind)
+    """conv2d -> conv, max_pool3d -> max_pool, batchnorm1d -> batchnorm; an alias as its op."""
+    return re.sub(r"[123]d$", "", REGISTRY[kind].kind)
 
 
 NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
@@ -479,6 +556,7 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "slice": naive_slice,
     "linear": naive_linear,
     "flatten": naive_flatten,
+    "interpolate": naive_interpolate,
     "dropout": naive_pass,
     "stochastic_depth": naive_pass,
     "identity": naive_pass,
@@ -716,7 +794,35 @@ OTHER = [
     case("identity", (2, 3, 4, 5)),
 ]
 
-CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER
+# Every mode at each rank it takes; sizes up and down, odd ratios, align_corners both ways, a
+# scale_factor kept for the index mapping or recomputed from the sizes
+RESAMPLE = [
+    case("interpolate", (2, 2, 5), scale_factor=2),
+    case("interpolate", (2, 2, 6), scale_factor=2.1),  # 12 = 2n, but the 1-D kernel uses 1/2.1
+    case("interpolate", (1, 2, 6, 5), scale_factor=2.1),  # the 2-D kernel halves at 2n
+    case("interpolate", (1, 2, 3, 5), scale_factor=1.2),  # 3 -> 3 copies in 2-D; 5 -> 6
+    case("interpolate", (1, 2, 3, 4, 5), size=[5, 3, 7]),
+    case("interpolate", (1, 2, 7, 5), scale_factor=[0.5, 1.7], mode="nearest-exact"),
+    case("interpolate", (2, 2, 7), size=4, mode="nearest-exact"),
+    case("interpolate", (1, 2, 3, 4, 3), scale_factor=1.5, mode="nearest-exact"),
+    case("interpolate", (2, 2, 5), scale_factor=2.5, mode="linear"),
+    case("interpolate", (2, 2, 5), size=9, mode="linear", align_corners=True),
+    case("interpolate", (1, 2, 7), scale_factor=0.6, mode="linear", recompute_scale_factor=True),
+    case("interpolate", (1, 2, 4, 5), scale_factor=2, mode="bilinear"),
+    case("interpolate", (1, 2, 4, 5), size=[7, 3], mode="bilinear", align_corners=True),
+    case("interpolate", (2, 1, 6, 5), scale_factor=[0.7, 1.3], mode="bilinear"),
+    case("interpolate", (1, 2, 4, 5), scale_factor=2, mode="bicubic"),
+    case("interpolate", (1, 2, 5, 4), size=[3, 7], mode="bicubic", align_corners=True),
+    case("interpolate", (1, 2, 5, 6), scale_factor=1.3, mode="bicubic", recompute_scale_factor=True),
+    case("interpolate", (1, 2, 3, 4, 3), scale_factor=2, mode="trilinear"),
+    case("interpolate", (1, 2, 3, 4, 5), size=[4, 2, 6], mode="trilinear", align_corners=True),
+    case("interpolate", (2, 2, 7), size=3, mode="area"),
+    case("interpolate", (1, 2, 6, 5), scale_factor=0.5, mode="area"),  # floor(2.5) = 2 columns
+    case("interpolate", (1, 2, 4, 3, 5), size=[2, 3, 1], mode="area"),
+    case("upsample", (1, 2, 3, 4), scale_factor=2),  # the alias, as nn.Upsample
+]
+
+CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE
 
 # values that sit on each activation's edges: clip points, softplus thresholds (beta*x == threshold
 # stays on the log branch), far tails
@@ -957,6 +1063,11 @@ def torch_other(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     return torch.nn.Identity()(x)
 
 
+def torch_interpolate(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    settings = op.model_dump(exclude_none=True)
+    return torch.nn.functional.interpolate(xs[0], **settings)
+
+
 TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "conv": torch_conv,
     "conv_transpose": torch_conv_transpose,
@@ -979,6 +1090,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "slice": torch_channels,
     "linear": torch_other,
     "flatten": torch_other,
+    "interpolate": torch_interpolate,
     "dropout": torch_other,
     "stochastic_depth": torch_other,
     "identity": torch_other,

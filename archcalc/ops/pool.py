@@ -275,7 +275,7 @@ class _AdaptivePool(Op):
                 for i in range(o)
             ]
             x = np.concatenate(parts, axis=axis)
-        return np.ascontiguousarray(x)
+        return x.copy() if x is xs[0] else np.ascontiguousarray(x)  # a new tensor, as in torch
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return elements(inputs[0])
