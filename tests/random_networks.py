@@ -27,12 +27,14 @@ DIMS = {1: "1d", 2: "2d", 3: "3d"}
 #   even_same: padding 'same' whose total padding dilation*(k-1) is odd on some axis, which
 #     torch also pads with F.pad first (the copy is kept);
 #   lp_pool: LPPool keeps its input, x^p and its composite's intermediates, not its output;
-#   frozen_after_trainable: a frozen convolution whose input needs a gradient keeps no input
-#     (only its weight gradient needs it), where archcalc keeps it because a layer before trains.
-KNOWN_WRONG_ON_MAIN = {"padding_mode", "even_same", "lp_pool", "frozen_after_trainable"}
+#   frozen_linear: a frozen linear whose input needs a gradient keeps no input (only its weight
+#     gradient needs it), where archcalc keeps it because a layer before trains. (A frozen
+#     convolution does keep its input: torch's ConvolutionBackward0 saves input and weight
+#     whatever needs a gradient; recorded networks random-11, -13 and -14 show it.)
+KNOWN_WRONG_ON_MAIN = {"padding_mode", "even_same", "lp_pool", "frozen_linear"}
 
 KINDS = ["conv", "conv", "conv_transpose", "max_pool", "avg_pool", "lp_pool", "adaptive",
-         "norm", "add", "concat", "gate"]
+         "norm", "linear", "add", "concat", "gate"]
 
 
 @dataclass
@@ -108,6 +110,8 @@ def _entries(d: _Draw, name: str, source: str) -> list[dict[str, Any]]:
     elif kind == "adaptive":
         entries = [{"name": name, "op": f"adaptive_{r.choice(['avg', 'max'])}_pool{DIMS[d.dims]}",
                     "output": [r.randint(1, 5) for _ in range(d.dims)]}]
+    elif kind == "linear":  # over the last axis, as nn.Linear
+        entries = [{"name": name, "op": "linear", "out": r.randint(1, 6), "bias": r.random() < 0.5}]
     elif kind == "norm":
         entries = [{"name": name, "op": f"batchnorm{DIMS[d.dims]}"},
                    {"name": f"{name}_relu", "op": "relu"}]
@@ -132,7 +136,7 @@ def _entries(d: _Draw, name: str, source: str) -> list[dict[str, Any]]:
 
 
 def _has_params(entry: dict[str, Any]) -> bool:
-    return entry["op"].startswith(("conv", "batchnorm"))
+    return entry["op"].startswith(("conv", "batchnorm", "linear"))
 
 
 def _channels(entry: dict[str, Any], channels: int) -> int:
@@ -172,17 +176,20 @@ def known_wrong(spec: dict[str, Any]) -> set[str]:
             found.add("padding_mode")
         if entry.get("padding") == "same" and entry["dilation"] * (entry["kernel"] - 1) % 2:
             found.add("even_same")
-        if op.startswith("conv") and entry.get("frozen", False) and upstream:
-            found.add("frozen_after_trainable")
+        if op == "linear" and entry.get("frozen", False) and upstream:
+            found.add("frozen_linear")
     return found
 
 
 # --- the same network in PyTorch ------------------------------------------------------------
 
-def _torch_layer(torch: Any, entry: dict[str, Any], channels: int) -> Any:
-    """The torch.nn module of a spec entry reading `channels` channels (None: a function)."""
+def _torch_layer(torch: Any, entry: dict[str, Any], shape: tuple[int, ...]) -> Any:
+    """The torch.nn module of a spec entry reading a tensor of `shape` (None: a function)."""
     nn = torch.nn
     op: str = entry["op"]
+    channels = shape[1]
+    if op == "linear":
+        return nn.Linear(shape[-1], entry["out"], bias=entry["bias"])
     dims = op[-2:]  # 1d, 2d, 3d: torch.nn spells them Conv1d, MaxPool2d, ...
     if op.startswith("conv_transpose"):
         return getattr(nn, f"ConvTranspose{dims}")(
@@ -217,8 +224,7 @@ def _torch_layer(torch: Any, entry: dict[str, Any], channels: int) -> Any:
 
 
 def torch_module(torch: Any, spec: dict[str, Any]) -> Any:
-    """The spec as a torch.nn.Module whose submodules are named as the spec's layers; its
-    forward records every layer's output in `outputs`."""
+    """The spec as a torch.nn.Module whose submodules are named as the spec's layers."""
     nn = torch.nn
     functions = {
         "add": lambda xs: xs[0] + xs[1],
@@ -229,24 +235,27 @@ def torch_module(torch: Any, spec: dict[str, Any]) -> Any:
     class RandomNetwork(nn.Module):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
             super().__init__()
-            channels = {"input": spec["input"][0]}
+            # each layer is built for what reaches it: run on zeros while building
+            values = {"input": torch.zeros(2, *spec["input"])}
             self.steps: list[tuple[str, list[str]]] = []
+            self.kinds = {e["name"]: e["op"] for e in spec["layers"]}
             previous = "input"
             for entry in spec["layers"]:
                 sources = entry.get("from", previous)
                 sources = sources if isinstance(sources, list) else [sources]
                 name = entry["name"]
-                layer = _torch_layer(torch, entry, channels[sources[0]])
+                inputs = [values[s] for s in sources]
+                layer = _torch_layer(torch, entry, tuple(inputs[0].shape))
                 if layer is not None:
                     self.add_module(name, layer)
                     for p in layer.parameters():
                         p.requires_grad_(not entry.get("frozen", False))
-                channels[name] = (sum(channels[s] for s in sources) if entry["op"] == "concat"
-                                  else _channels(entry, channels[sources[0]]))
+                with torch.no_grad():
+                    values[name] = (layer.eval()(inputs[0]) if layer is not None
+                                    else functions[entry["op"]](inputs))
                 self.steps.append((name, sources))
                 previous = name
-            self.kinds = {e["name"]: e["op"] for e in spec["layers"]}
-            self.outputs: dict[str, Any] = {}
+            self.train()
 
         def forward(self, x: Any) -> Any:
             values = {"input": x}
@@ -255,7 +264,6 @@ def torch_module(torch: Any, spec: dict[str, Any]) -> Any:
                 module = getattr(self, name, None)
                 values[name] = (module(inputs[0]) if module is not None
                                 else functions[self.kinds[name]](inputs))
-            self.outputs = values
             return values[self.steps[-1][0]]
 
     return RandomNetwork()

@@ -44,11 +44,16 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
                   {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, IMAGENET),
     "inception_v3": ("torchvision.models.inception_v3",
                      {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, [3, 299, 299]),
+    **{name: (f"torchvision.models.segmentation.{name}", SEGMENTATION, [3, 520, 520]) for name in [
+        "fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"]},
 }
+# Saved bytes per example from batches 1 and 2, except where batch norm trains on a 1x1 map
+# (DeepLabV3's image pooling), which torch refuses at batch 1.
+SAVED_BATCHES = {"deeplabv3_resnet50": (2, 3)}
 HAND_BUILT: dict[str, tuple[str, list[int]]] = {
     "unet": ("tests/torch_unet.py:unet_module", [1, 256, 256]),
 }
-RANDOM_SEEDS = range(20)
+RANDOM_SEEDS = range(30)
 
 
 def _build(torch: Any, dotted: str, kwargs: dict[str, Any]) -> Any:
@@ -61,7 +66,8 @@ def _build(torch: Any, dotted: str, kwargs: dict[str, Any]) -> Any:
 
 def record_torchvision(torch: Any, name: str) -> dict[str, Any]:
     builder, kwargs, shape = TORCHVISION[name]
-    measured = measure_module(torch, _build(torch, builder, kwargs), tuple(shape))
+    measured = measure_module(torch, _build(torch, builder, kwargs), tuple(shape),
+                              SAVED_BATCHES.get(name, (1, 2)))
     del measured["layers"]  # hundreds of layers each: the zoo tests compare them against torch
     return {"builder": builder, "build": kwargs, "input": shape, **measured}
 

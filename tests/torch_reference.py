@@ -134,7 +134,7 @@ def measure_module(
     """A module's parameters, buffers, output shape and flop_counter FLOPs (one example, eval
     mode), bytes saved for backward per example in train mode ((saved at the larger batch -
     saved at the smaller) / their difference, which cancels what does not grow with the batch),
-    and, per named submodule, its output shape (from a forward hook), parameters and FLOPs."""
+    and, per leaf module, its output shape (from a forward hook), parameters and FLOPs."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
@@ -145,8 +145,9 @@ def measure_module(
             shapes.setdefault(name, list(output.shape[1:]))  # a module called twice: its first
         return hook
 
-    handles = [module.register_forward_hook(record(name))
-               for name, module in model.named_modules() if name]
+    leaves = {name: module for name, module in model.named_modules()
+              if name and not list(module.children())}
+    handles = [module.register_forward_hook(record(name)) for name, module in leaves.items()]
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         output = model(torch.randn(1, *input_shape))
@@ -170,6 +171,6 @@ def measure_module(
         "layers": {
             name: {"output_shape": shapes.get(name), "params": own_params(module),
                    "flops": flops.get(name, 0)}
-            for name, module in model.named_modules() if name and not list(module.children())
+            for name, module in leaves.items()
         },
     }
