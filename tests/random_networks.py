@@ -20,8 +20,7 @@ DIMS = {1: "1d", 2: "2d", 3: "3d"}
 # Classes of saved-for-backward bytes archcalc gets wrong on main, being fixed on branch `exact`
 # (issue 10, "Wrong today" 2). Networks showing one are still drawn and their shapes, parameters
 # and FLOPs compared, but their saved bytes are not while its name is here: the integrator empties
-# this set after merging `exact` (and reruns tests/record_torch.py if the set changes what is
-# drawn).
+# this set after merging `exact` (nothing needs recording again: the set changes no drawing).
 #   padding_mode: a convolution with padding_mode reflect/replicate/circular, which torch runs
 #     as F.pad then an unpadded convolution that keeps the padded copy for backward;
 #   even_same: padding 'same' whose total padding dilation*(k-1) is odd on some axis, which
@@ -30,11 +29,11 @@ DIMS = {1: "1d", 2: "2d", 3: "3d"}
 #   frozen_linear: a frozen linear whose input needs a gradient keeps no input (only its weight
 #     gradient needs it), where archcalc keeps it because a layer before trains. (A frozen
 #     convolution does keep its input: torch's ConvolutionBackward0 saves input and weight
-#     whatever needs a gradient; recorded networks random-11, -13 and -14 show it.)
+#     whatever needs a gradient; recorded networks random-13 and random-14 show it.)
 KNOWN_WRONG_ON_MAIN = {"padding_mode", "even_same", "lp_pool", "frozen_linear"}
 
 KINDS = ["conv", "conv", "conv_transpose", "max_pool", "avg_pool", "lp_pool", "adaptive",
-         "norm", "linear", "add", "concat", "gate"]
+         "norm", "linear", "interpolate", "add", "concat", "gate"]
 
 
 @dataclass
@@ -59,12 +58,11 @@ def _conv(d: _Draw, name: str) -> dict[str, Any]:
         "same": "same", "valid": "valid",
     }[form]
     modes = ["zeros", "zeros", "reflect", "replicate", "circular"]
-    entry = {
+    return {
         "name": name, "op": f"conv{DIMS[d.dims]}", "out": groups * r.randint(1, 3),
         "kernel": kernel, "stride": stride, "dilation": dilation, "groups": groups,
         "padding": padding, "bias": r.random() < 0.5, "padding_mode": r.choice(modes),
     }
-    return entry
 
 
 def _conv_transpose(d: _Draw, name: str) -> dict[str, Any]:
@@ -97,6 +95,21 @@ def _pool(d: _Draw, name: str, kind: str) -> dict[str, Any]:
     return entry
 
 
+def _interpolate(d: _Draw, name: str) -> dict[str, Any]:
+    """F.interpolate by a size or a factor, in every mode its rank allows."""
+    r = d.rng
+    linear = {1: ["linear"], 2: ["bilinear", "bicubic"], 3: ["trilinear"]}[d.dims]
+    mode = r.choice(["nearest", "nearest-exact", "area", *linear])
+    entry: dict[str, Any] = {"name": name, "op": "interpolate", "mode": mode}
+    if r.random() < 0.5:
+        entry["size"] = [r.randint(1, 12) for _ in range(d.dims)]
+    else:
+        entry["scale_factor"] = r.choice([0.5, 0.7, 1.5, 2, 3])
+    if mode in linear:
+        entry["align_corners"] = r.random() < 0.5
+    return entry
+
+
 def _entries(d: _Draw, name: str, source: str) -> list[dict[str, Any]]:
     """One random step: a layer, or a branch from `source` joined back to it."""
     r = d.rng
@@ -110,6 +123,8 @@ def _entries(d: _Draw, name: str, source: str) -> list[dict[str, Any]]:
     elif kind == "adaptive":
         entries = [{"name": name, "op": f"adaptive_{r.choice(['avg', 'max'])}_pool{DIMS[d.dims]}",
                     "output": [r.randint(1, 5) for _ in range(d.dims)]}]
+    elif kind == "interpolate":
+        entries = [_interpolate(d, name)]
     elif kind == "linear":  # over the last axis, as nn.Linear
         entries = [{"name": name, "op": "linear", "out": r.randint(1, 6), "bias": r.random() < 0.5}]
     elif kind == "norm":
@@ -190,6 +205,11 @@ def _torch_layer(torch: Any, entry: dict[str, Any], shape: tuple[int, ...]) -> A
     channels = shape[1]
     if op == "linear":
         return nn.Linear(shape[-1], entry["out"], bias=entry["bias"])
+    if op == "interpolate":
+        size = entry.get("size")
+        return nn.Upsample(size=tuple(size) if size else None,
+                           scale_factor=entry.get("scale_factor"), mode=entry["mode"],
+                           align_corners=entry.get("align_corners"))
     dims = op[-2:]  # 1d, 2d, 3d: torch.nn spells them Conv1d, MaxPool2d, ...
     if op.startswith("conv_transpose"):
         return getattr(nn, f"ConvTranspose{dims}")(

@@ -87,7 +87,8 @@ def record_random(torch: Any, seed: int) -> dict[str, Any]:
         spec = random_network(rng, f"random-{seed}")
         torch.manual_seed(0)
         try:
-            measured = measure_module(torch, torch_module(torch, spec), tuple(spec["input"]), (2, 4))
+            model = torch_module(torch, spec)
+            measured = measure_module(torch, model, tuple(spec["input"]), (2, 4))
         except (RuntimeError, ValueError):
             continue
         return {"seed": seed, "known_wrong": sorted(known_wrong(spec)), "spec": spec, **measured}

@@ -2,8 +2,8 @@
 
 Each network (tests/random_networks.py: 1-D/2-D/3-D; convolutions and transposed convolutions
 with strides, dilations, groups and every padding form and mode; max/avg/LP pooling in ceil mode
-at odd sizes; adaptive pools; batch norm; branches joined by add, concat and a sigmoid gate;
-frozen layers) is written as a spec and as a torch module; torch measures every layer's output
+at odd sizes; adaptive pools; interpolation in every mode; batch norm; linear layers; branches
+joined by add, concat and a sigmoid gate; frozen layers) is written as a spec and as a torch module; torch measures every layer's output
 shape, parameters and flop_counter FLOPs, and the bytes autograd saves per example
 ((batch 4 - batch 2) / 2, each storage once). Skipped without torch; CI checks a recorded set
 (tests/test_torch_measurements.py).

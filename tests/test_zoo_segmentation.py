@@ -20,7 +20,9 @@ from conftest import SPECS, zoo
 from torch_reference import measure_module
 
 from archcalc.analysis import Analysis, analyze
+from archcalc.graph import load
 from archcalc.memory import MemoryOptions
+from archcalc.verify import verify
 
 MODELS = ["fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"]
 
@@ -144,6 +146,15 @@ def torch_name(model: str, name: str) -> str:
     name = re.sub(r"^backbone\.(\d+)", lambda m: (
         f"backbone_high.{m[1]}" if int(m[1]) >= 5 else m[0]), name)
     return name.replace("classifier.low_classifier", "low_classifier")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_executor_agrees_at_the_small_input(model: str, tmp_path: Path) -> None:
+    # tests/test_verify.py runs the zoo at full size, except these two (143 and 169 GMACs)
+    path = tmp_path / f"{model}.yaml"
+    path.write_text(small_spec(model))
+    result = verify(load(str(path)), batch=2)
+    assert result.mismatches == ()
 
 
 @pytest.fixture(scope="module", params=MODELS)

@@ -160,7 +160,8 @@ def measure_module(
              for name, counts in counter.get_flop_counts().items() if name.startswith(root + ".")}
     model.train()
     small, large = batches
-    grown = saved_bytes(torch, model, input_shape, large) - saved_bytes(torch, model, input_shape, small)
+    grown = (saved_bytes(torch, model, input_shape, large)
+             - saved_bytes(torch, model, input_shape, small))
     model.eval()
     return {
         "params": sum(p.numel() for p in model.parameters()),
