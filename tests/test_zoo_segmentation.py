@@ -95,10 +95,6 @@ def test_aspp_branches_by_hand() -> None:
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "torch_measurements.json").read_text())
 
-# Saved-bytes classes archcalc gets wrong on main, being fixed on branch `exact`; the integrator
-# removes these marks after merging it.
-SAVED_BYTES_XFAIL: dict[str, str] = {}
-
 
 def per_image(analysis: Analysis) -> Analysis:
     return analyze(analysis.network, MemoryOptions(batch=1))
@@ -117,9 +113,7 @@ def test_recorded_torch_figures(model: str) -> None:
     assert result.totals.flops == torch_figures["flops"]
 
 
-@pytest.mark.parametrize("model", [
-    pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=SAVED_BYTES_XFAIL[m]))
-    if m in SAVED_BYTES_XFAIL else m for m in MODELS])
+@pytest.mark.parametrize("model", MODELS)
 def test_recorded_saved_bytes_per_image(model: str) -> None:
     # float32, training: what autograd keeps for backward for one more image
     result = per_image(zoo(model))
@@ -202,7 +196,5 @@ def test_saved_bytes_match_torch_at_the_small_input(
     measured: tuple[str, dict[str, Any]], analyse_text: Any
 ) -> None:
     model, figures = measured
-    if model in SAVED_BYTES_XFAIL:
-        pytest.xfail(SAVED_BYTES_XFAIL[model])
     analysis = per_image(analyse_text(small_spec(model), f"{model}.yaml"))
     assert analysis.memory.training_activations == figures["saved_bytes_per_example"]
