@@ -126,3 +126,52 @@ def measure(
         calls=calls,
         shortcuts=shortcuts,
     )
+
+
+def measure_module(
+    torch: Any, model: Any, input_shape: tuple[int, ...], batches: tuple[int, int] = (1, 2)
+) -> dict[str, Any]:
+    """A module's parameters, buffers, output shape and flop_counter FLOPs (one example, eval
+    mode), bytes saved for backward per example in train mode ((saved at the larger batch -
+    saved at the smaller) / their difference, which cancels what does not grow with the batch),
+    and, per leaf module, its output shape (from a forward hook), parameters and FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    shapes: dict[str, list[int]] = {}
+
+    def record(name: str) -> Any:
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            shapes.setdefault(name, list(output.shape[1:]))  # a module called twice: its first
+        return hook
+
+    leaves = {name: module for name, module in model.named_modules()
+              if name and not list(module.children())}
+    handles = [module.register_forward_hook(record(name)) for name, module in leaves.items()]
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        output = model(torch.randn(1, *input_shape))
+    for handle in handles:
+        handle.remove()
+    if isinstance(output, dict):  # torchvision's segmentation models: {"out": ..., "aux": ...}
+        output = output["out"]
+    root = type(model).__name__
+    flops = {name[len(root) + 1:]: sum(counts.values())
+             for name, counts in counter.get_flop_counts().items() if name.startswith(root + ".")}
+    model.train()
+    small, large = batches
+    grown = (saved_bytes(torch, model, input_shape, large)
+             - saved_bytes(torch, model, input_shape, small))
+    model.eval()
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "buffers": sum(b.numel() for b in model.buffers()),
+        "output_shape": list(output.shape[1:]),
+        "flops": counter.get_total_flops(),
+        "saved_bytes_per_example": grown // (large - small),
+        "layers": {
+            name: {"output_shape": shapes.get(name), "params": own_params(module),
+                   "flops": flops.get(name, 0)}
+            for name, module in leaves.items()
+        },
+    }

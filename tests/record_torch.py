@@ -1,0 +1,129 @@
+"""Record what PyTorch measures on the zoo and on fixed hand-built networks, for CI (no torch).
+
+    python tests/record_torch.py              # everything (a few minutes on 2 cores)
+    python tests/record_torch.py unet random  # only these entries; the others are kept
+
+Writes tests/data/torch_measurements.json: the torch and torchvision versions, then for every
+torchvision spec in specs/ (its builder, build arguments and input) and every hand-built network
+(the U-Net of specs/unet.yaml, built in tests/torch_unet.py; seeded random networks from
+tests/random_networks.py, their specs included): parameters, buffers, output shape,
+torch.utils.flop_counter FLOPs (one example, eval mode) and the bytes autograd saves for
+backward per example (train mode, float32, saved_tensors_hooks with each storage counted once).
+tests/test_torch_measurements.py compares archcalc with it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from random_networks import known_wrong, random_network, torch_module
+from torch_reference import measure_module
+from torch_unet import unet_module
+
+DATA = Path(__file__).resolve().parent / "data" / "torch_measurements.json"
+
+IMAGENET = [3, 224, 224]
+NO_WEIGHTS = {"weights": None}
+SEGMENTATION = {"weights": None, "weights_backbone": None, "num_classes": 21}
+# spec name: (torchvision builder, its keyword arguments, input without the batch axis)
+TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
+    **{name: (f"torchvision.models.{name}", NO_WEIGHTS, IMAGENET) for name in [
+        "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
+        "vgg19_bn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+        "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "densenet121", "densenet161",
+        "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1", "mobilenet_v2",
+        "mobilenet_v3_large", "mobilenet_v3_small", "mnasnet0_5", "mnasnet1_0",
+        "efficientnet_b0", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0"]},
+    # without the auxiliary heads (and their slow truncated-normal initialisation)
+    "googlenet": ("torchvision.models.googlenet",
+                  {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, IMAGENET),
+    "inception_v3": ("torchvision.models.inception_v3",
+                     {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, [3, 299, 299]),
+    **{name: (f"torchvision.models.segmentation.{name}", SEGMENTATION, [3, 520, 520]) for name in [
+        "fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"]},
+}
+# Saved bytes per example from batches 1 and 2, except where batch norm trains on a 1x1 map
+# (DeepLabV3's image pooling), which torch refuses at batch 1.
+SAVED_BATCHES = {"deeplabv3_resnet50": (2, 3)}
+HAND_BUILT: dict[str, tuple[str, list[int]]] = {
+    "unet": ("tests/torch_unet.py:unet_module", [1, 256, 256]),
+}
+RANDOM_SEEDS = range(30)
+
+
+def _build(torch: Any, dotted: str, kwargs: dict[str, Any]) -> Any:
+    import importlib
+
+    module, _, name = dotted.rpartition(".")
+    torch.manual_seed(0)
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def record_torchvision(torch: Any, name: str) -> dict[str, Any]:
+    builder, kwargs, shape = TORCHVISION[name]
+    measured = measure_module(torch, _build(torch, builder, kwargs), tuple(shape),
+                              SAVED_BATCHES.get(name, (1, 2)))
+    del measured["layers"]  # hundreds of layers each: the zoo tests compare them against torch
+    return {"builder": builder, "build": kwargs, "input": shape, **measured}
+
+
+def record_hand_built(torch: Any, name: str) -> dict[str, Any]:
+    builder, shape = HAND_BUILT[name]
+    torch.manual_seed(0)
+    return {"builder": builder, "input": shape,
+            **measure_module(torch, unet_module(torch), tuple(shape))}
+
+
+def record_random(torch: Any, seed: int) -> dict[str, Any]:
+    """The first network drawn from Random(seed) that torch runs (some draws shrink a size
+    below 1 or pad beyond what reflect allows)."""
+    rng = random.Random(seed)
+    while True:
+        spec = random_network(rng, f"random-{seed}")
+        torch.manual_seed(0)
+        try:
+            model = torch_module(torch, spec)
+            measured = measure_module(torch, model, tuple(spec["input"]), (2, 4))
+        except (RuntimeError, ValueError):
+            continue
+        return {"seed": seed, "known_wrong": sorted(known_wrong(spec)), "spec": spec, **measured}
+
+
+def record(name: str) -> None:
+    """Measure one entry (a spec name, or `random` for the seeded set) into the data file."""
+    import torch
+    import torchvision
+
+    torch.set_num_threads(1)
+    data = json.loads(DATA.read_text()) if DATA.exists() else {}
+    data.update({"torch": torch.__version__, "torchvision": torchvision.__version__,
+                 "recorded_by": "python tests/record_torch.py"})
+    zoo = data.setdefault("zoo", {})
+    if name == "random":
+        data["random_networks"] = [record_random(torch, seed) for seed in RANDOM_SEEDS]
+    elif name in HAND_BUILT:
+        zoo[name] = record_hand_built(torch, name)
+    else:
+        zoo[name] = record_torchvision(torch, name)
+    data["zoo"] = dict(sorted(zoo.items()))
+    DATA.parent.mkdir(exist_ok=True)
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def main(names: list[str]) -> None:
+    """Each entry in its own process, so each model's memory is returned before the next."""
+    if len(names) == 1:
+        record(names[0])
+        return
+    for name in names or [*TORCHVISION, *HAND_BUILT, "random"]:
+        print(name, file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, __file__, name], check=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
