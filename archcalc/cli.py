@@ -296,7 +296,7 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
             raise OptionError("--output needs --format (markdown, html or json)")
         _print(terminal(result))
         return
-    _write(FORMATS[fmt](result), output)
+    _write(FORMATS[fmt](result), output, spec)
 
 
 def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
@@ -347,23 +347,18 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
     result = run(network, options)
     modulus = max((effective_stride(network, output_shapes(network), axis) for axis in range(1, len(network.input_shape))), default=1)
     text = render(gather(result, what), fmt, modulus)
-    _write(text, output)
+    _write(text, output, spec)
 
 
-def _write(text: str, output: str | None) -> None:
-    """Print, or write a new file (refusing to overwrite a spec)."""
+def _write(text: str, output: str | None, spec: str) -> None:
+    """Print, or write a file that is not the spec (archcalc.output)."""
     if output is None:
         click.echo(text, nl=False)
         return
-    from pathlib import Path
+    from .output import write_text
+    from .zoo import resolve
 
-    target = Path(output)
-    if target.suffix in (".yaml", ".yml") and target.exists():
-        raise OptionError(f"refusing to overwrite {output}: it looks like a spec")
-    try:
-        target.write_text(text)
-    except OSError as exc:
-        raise OptionError(f"cannot write {output}: {exc.strerror}") from None
+    write_text(output, [str(resolve(spec)[0])], text)
     click.echo(f"wrote {output}", err=True)
 
 
@@ -491,7 +486,7 @@ def graph_command(spec: str, input_shape: str | None, fmt: str, depth: int | Non
     layer_graph = collapse(_analysis(spec, input_shape), depth)
     if fmt == "mermaid" and len(layer_graph.edges) > 500:
         click.echo(f"archcalc: warning: {len(layer_graph.edges)} edges; Mermaid draws at most 500 unless maxEdges is raised (try --depth)", err=True)
-    _write(FORMATS[fmt](layer_graph), output)
+    _write(FORMATS[fmt](layer_graph), output, spec)
 
 
 @main.command("compare")
@@ -558,7 +553,11 @@ def _sweep_table(result: Any) -> Any:
 
 def _sweep_plot(result: Any, path: str) -> None:
     """The figure against the first swept variable, a line per sampled value of the second."""
+    from pathlib import Path
+
     from matplotlib.figure import Figure
+
+    from .output import atomic
 
     curves, held = result.lines()
     top = int(result.figure[result.valid].max())
@@ -580,10 +579,8 @@ def _sweep_plot(result: Any, path: str) -> None:
     axes.grid(alpha=0.3)
     if len(curves) > 1:
         axes.legend()
-    try:
-        figure.savefig(path, dpi=150)
-    except OSError as exc:
-        raise OptionError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with atomic(path, binary=True) as file:
+        figure.savefig(file, format=Path(path).suffix[1:].lower(), dpi=150)
     click.echo(f"wrote {path}", err=True)
 
 
@@ -613,16 +610,17 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
       archcalc sweep specs/vgg16.yaml --what flops --input 3,32..512,224 --plot vgg16.png
     """
     from .memory import MemoryOptions
-    from .sweep import check_target, parse_range, parse_shape, write_csv, write_json
+    from .output import atomic, check_target
+    from .sweep import parse_range, parse_shape, write_csv, write_json
     from .sweep import sweep as run_sweep
     from .zoo import resolve
 
     path, builtin = resolve(spec)
     batches = parse_range(batch, "--batch")
     shape = parse_shape(input_shape) if input_shape is not None else None
-    fmt = check_target(output, str(path), (".csv", ".json"), "--output") if output is not None else None
+    fmt = check_target(output, [str(path)], "--output", (".csv", ".json")) if output is not None else None
     if plot is not None:
-        check_target(plot, str(path), (".png", ".svg", ".pdf"), "--plot")
+        check_target(plot, [str(path)], "--plot", (".png", ".svg", ".pdf"))
         if not (batches.swept or any(r.swept for r in shape or ())):
             raise OptionError("--plot needs a range to draw along, e.g. --batch 1..256 or --input 3,64..512,224")
         try:
@@ -636,11 +634,8 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
     if output is None:
         _print(_sweep_table(result))
     else:
-        try:
-            with open(output, "w", encoding="utf-8", newline="") as file:
-                (write_json if fmt == ".json" else write_csv)(result, file)
-        except OSError as exc:
-            raise OptionError(f"cannot write {output}: {exc.strerror or exc}") from None
+        with atomic(output) as file:
+            (write_json if fmt == ".json" else write_csv)(result, file)
         click.echo(f"wrote {result.points:,} row{'s' if result.points != 1 else ''} to {output}", err=True)
     if plot is not None:
         _sweep_plot(result, plot)

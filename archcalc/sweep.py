@@ -10,12 +10,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -411,24 +409,6 @@ def check_corners(f: CompiledFigure, result: Sweep) -> None:
                 f"at {where} the sweep gives {int(result.figure[corner]):,} {result.unit} but the "
                 f"numeric engine {expected:,}: a bug in archcalc's symbolic engine, please report it"
             )
-
-
-def check_target(target: str, spec: str, suffixes: tuple[str, ...], option: str) -> str:
-    """The file type (suffix) of an output, once it is known to be writable and not the spec."""
-    file = Path(target)
-    suffix = file.suffix.lower()
-    if suffix not in suffixes:
-        raise OptionError(f"{option} must name a {' or '.join(suffixes)} file, got {target!r}")
-    if file.resolve() == Path(spec).resolve():
-        raise OptionError(f"{option} {target} is the spec file itself; choose another name")
-    folder = file.parent
-    if file.is_dir():
-        raise OptionError(f"cannot write {target}: it is a directory")
-    if not folder.is_dir():
-        raise OptionError(f"cannot write {target}: no such directory {folder}")
-    if not os.access(folder, os.W_OK) or (file.exists() and not os.access(file, os.W_OK)):
-        raise OptionError(f"cannot write {target}: permission denied")
-    return suffix
 
 
 def _text_rows(result: Sweep, template: str, missing: str) -> Iterator[str]:
