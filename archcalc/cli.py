@@ -20,8 +20,15 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ArchcalcError as exc:
-            click.echo(f"archcalc: error: {exc}", err=True)
+            say(f"archcalc: error: {exc}")
             ctx.exit(EXIT_BAD_INPUT)
+
+
+def say(message: str, err: bool = True) -> None:
+    """A line from archcalc itself (an error, a note), with the user text in it shown as text."""
+    from .escape import terminal
+
+    click.echo(terminal(message), err=err)
 
 
 def _size(part: str, what: str, text: str) -> int | str:
@@ -56,7 +63,7 @@ def _spec_path(spec: str) -> str:
 
     path, builtin = resolve(spec)
     if builtin:
-        click.echo(f"using the built-in spec {path}", err=True)
+        say(f"using the built-in spec {path}")
     return str(path)
 
 
@@ -92,7 +99,8 @@ def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer:
 
 
 def _print(renderable: Any) -> None:
-    from rich.console import Console
+    """Print through archcalc.terminal's console: user text is never markup or an escape sequence."""
+    from .terminal import Console
 
     Console().print(renderable)
 
@@ -359,7 +367,7 @@ def _write(text: str, output: str | None, spec: str) -> None:
     from .zoo import resolve
 
     write_text(output, [str(resolve(spec)[0])], text)
-    click.echo(f"wrote {output}", err=True)
+    say(f"wrote {output}")
 
 
 @main.command()
@@ -407,8 +415,9 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
       archcalc verify specs/resnet18.yaml
       archcalc verify specs/vgg16.yaml --batch 2 --input 3,64,64 --seed 7
     """
-    from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .terminal import Console
 
     from .render import mismatch_table
     from .units import parse_bytes
@@ -416,7 +425,8 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
 
     cap = parse_bytes(max_memory) if max_memory else None
     network = _network(spec, input_shape)
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("running", total=len(network.order))
         result = run_verify(
             network, batch=batch, dtype=dtype, seed=seed, max_memory=cap,
@@ -425,9 +435,10 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     if result.mismatches:
         _print(mismatch_table(result))
         sys.exit(1)
-    click.echo(
+    say(
         f"verified {len(network.order)} layers of {network.name}: shapes, parameters and the "
-        f"inference peak ({result.peak_bytes:,} bytes at batch {batch}) agree"
+        f"inference peak ({result.peak_bytes:,} bytes at batch {batch}) agree",
+        err=False,
     )
 
 
@@ -581,7 +592,7 @@ def _sweep_plot(result: Any, path: str) -> None:
         axes.legend()
     with atomic(path, binary=True) as file:
         figure.savefig(file, format=Path(path).suffix[1:].lower(), dpi=150)
-    click.echo(f"wrote {path}", err=True)
+    say(f"wrote {path}")
 
 
 @main.command("sweep")
@@ -628,7 +639,7 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
         except ImportError:
             raise OptionError("--plot needs matplotlib, an optional extra: pip install 'archcalc[plot]'") from None
     if builtin:
-        click.echo(f"using the built-in spec {path}", err=True)
+        say(f"using the built-in spec {path}")
     options = MemoryOptions(1, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
     result = run_sweep(str(path), batches, shape, what=what, train=train, options=options)
     if output is None:
@@ -636,7 +647,7 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
     else:
         with atomic(output) as file:
             (write_json if fmt == ".json" else write_csv)(result, file)
-        click.echo(f"wrote {result.points:,} row{'s' if result.points != 1 else ''} to {output}", err=True)
+        say(f"wrote {result.points:,} row{'s' if result.points != 1 else ''} to {output}")
     if plot is not None:
         _sweep_plot(result, plot)
 
