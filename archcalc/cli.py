@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .errors import ArchcalcError, OptionError
+from .errors import ArchcalcError, OptionError, quote
 
 EXIT_BAD_INPUT = 2
 
@@ -38,7 +38,7 @@ def _size(part: str, what: str, text: str) -> int | str:
         return part
     if part.isdigit() and int(part) >= 1:
         return int(part)
-    raise OptionError(f"{what} must be positive sizes or symbol names separated by commas, like 3,224,224 or 3,H,W; got {text!r}")
+    raise OptionError(f"{what} must be positive sizes or symbol names separated by commas, like 3,224,224 or 3,H,W; got {quote(text)}")
 
 
 def parse_input(text: str | None) -> tuple[int | str, ...] | None:
@@ -54,7 +54,7 @@ def parse_batch(text: str) -> int | str:
     try:
         return _size(text, "--batch", text)
     except OptionError:
-        raise OptionError(f"the batch must be a whole number of at least 1 or a symbol name like B, got {text!r}") from None
+        raise OptionError(f"the batch must be a whole number of at least 1 or a symbol name like B, got {quote(text)}") from None
 
 
 def _spec_path(spec: str) -> str:
