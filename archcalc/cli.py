@@ -568,6 +568,7 @@ def _sweep_plot(result: Any, path: str) -> None:
 
     from matplotlib.figure import Figure
 
+    from .escape import terminal
     from .output import atomic
 
     curves, held = result.lines()
@@ -584,7 +585,8 @@ def _sweep_plot(result: Any, path: str) -> None:
         label = ", ".join(f"{n}={v}" for n, v in picked.items()) or None
         axes.plot(x, y / scale, marker="." if len(x) <= 40 else None, label=label)
     fixed = ", ".join(f"{n}={v}" for n, v in {**result.fixed, **held}.items())
-    axes.set_title(f"{result.name}: {_SWEEP_TITLES[result.label]}" + (f" ({fixed})" if fixed else ""))
+    # parse_math off: a `$` in the network's name is text, not matplotlib's mathtext
+    axes.set_title(terminal(f"{result.name}: {_SWEEP_TITLES[result.label]}" + (f" ({fixed})" if fixed else "")), parse_math=False)
     axes.set_xlabel(result.names[0])
     axes.set_ylabel(unit)
     axes.grid(alpha=0.3)

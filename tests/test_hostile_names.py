@@ -188,3 +188,20 @@ def test_rich_markup_in_the_network_name_is_text(spec: Path, name: str) -> None:
     for command in (["summary"], ["memory"], ["report"], ["formula", "--format", "text"]):
         code, out, err = run(command[0], str(spec), *command[1:])
         assert code == 0 and name in out, (command, err)
+
+
+def test_usage_errors_show_option_values_as_text() -> None:
+    """click quotes an option's value with repr; archcalc relies on it."""
+    code, _, err = run("summary", "resnet18", "--depth", "\x1b]0;owned\x07")
+    assert code == 2 and "'\\x1b]0;owned\\x07' is not a valid integer" in err
+    no_control(err)
+    code, _, err = run("\x1b]0;owned\x07")
+    assert code == 2 and "No such command '\\x1b]0;owned\\x07'" in err
+
+
+def test_a_plot_title_is_text_not_mathtext(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps({"name": "$\\frac{$ \x1b[2J", "input": [1, 8, 8], "layers": [{"op": "conv2d", "out": 2, "kernel": 3}]}))
+    code, _, err = run("sweep", str(spec), "--batch", "1..4", "--plot", str(tmp_path / "p.png"))
+    assert code == 0, err  # an unbalanced `$\frac{` would be a mathtext ParseError
