@@ -205,3 +205,27 @@ def test_a_plot_title_is_text_not_mathtext(tmp_path: Path) -> None:
     spec.write_text(json.dumps({"name": "$\\frac{$ \x1b[2J", "input": [1, 8, 8], "layers": [{"op": "conv2d", "out": 2, "kernel": 3}]}))
     code, _, err = run("sweep", str(spec), "--batch", "1..4", "--plot", str(tmp_path / "p.png"))
     assert code == 0, err  # an unbalanced `$\frac{` would be a mathtext ParseError
+
+
+@pytest.mark.parametrize("command", [
+    ["formula", "--what", "memory", "--format", "text"],
+    ["formula", "--what", "flops", "--format", "json"],
+    ["analyze", "--json"],
+    ["report", "--format", "json"],
+    ["compare", "resnet18", "--json"],
+    ["compare", "resnet18"],
+])
+def test_every_other_output_takes_a_lone_surrogate(spec: Path, command: list[str]) -> None:
+    code, out, err = run(command[0], str(spec), *command[1:])
+    assert code == 0, err
+    no_control(out + err)
+    if ("json" in command or "--json" in command) and command[0] != "compare":  # compare shows no layer
+        assert "\\ud800" in out and json.loads(out)  # a JSON escape, read back by a strict parser
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_sweep_files_take_hostile_names(spec: Path, tmp_path: Path, suffix: str) -> None:
+    target = tmp_path / f"grid{suffix}"
+    code, _, err = run("sweep", str(spec), "--batch", "1..3", "-o", str(target))
+    assert code == 0, err
+    no_control(target.read_text(encoding="utf-8"))
