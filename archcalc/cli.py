@@ -417,9 +417,8 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from .terminal import Console
-
     from .render import mismatch_table
+    from .terminal import Console
     from .units import parse_bytes
     from .verify import verify as run_verify
 
