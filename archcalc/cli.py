@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .errors import ArchcalcError, OptionError
+from .errors import ArchcalcError, OptionError, quote
 
 EXIT_BAD_INPUT = 2
 
@@ -20,8 +20,15 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ArchcalcError as exc:
-            click.echo(f"archcalc: error: {exc}", err=True)
+            say(f"archcalc: error: {exc}")
             ctx.exit(EXIT_BAD_INPUT)
+
+
+def say(message: str, err: bool = True) -> None:
+    """A line from archcalc itself (an error, a note), with the user text in it shown as text."""
+    from .escape import terminal
+
+    click.echo(terminal(message), err=err)
 
 
 def _size(part: str, what: str, text: str) -> int | str:
@@ -31,7 +38,7 @@ def _size(part: str, what: str, text: str) -> int | str:
         return part
     if part.isdigit() and int(part) >= 1:
         return int(part)
-    raise OptionError(f"{what} must be positive sizes or symbol names separated by commas, like 3,224,224 or 3,H,W; got {text!r}")
+    raise OptionError(f"{what} must be positive sizes or symbol names separated by commas, like 3,224,224 or 3,H,W; got {quote(text)}")
 
 
 def parse_input(text: str | None) -> tuple[int | str, ...] | None:
@@ -47,7 +54,7 @@ def parse_batch(text: str) -> int | str:
     try:
         return _size(text, "--batch", text)
     except OptionError:
-        raise OptionError(f"the batch must be a whole number of at least 1 or a symbol name like B, got {text!r}") from None
+        raise OptionError(f"the batch must be a whole number of at least 1 or a symbol name like B, got {quote(text)}") from None
 
 
 def _spec_path(spec: str) -> str:
@@ -56,7 +63,7 @@ def _spec_path(spec: str) -> str:
 
     path, builtin = resolve(spec)
     if builtin:
-        click.echo(f"using the built-in spec {path}", err=True)
+        say(f"using the built-in spec {path}")
     return str(path)
 
 
@@ -92,7 +99,8 @@ def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer:
 
 
 def _print(renderable: Any) -> None:
-    from rich.console import Console
+    """Print through archcalc.terminal's console: user text is never markup or an escape sequence."""
+    from .terminal import Console
 
     Console().print(renderable)
 
@@ -296,7 +304,7 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
             raise OptionError("--output needs --format (markdown, html or json)")
         _print(terminal(result))
         return
-    _write(FORMATS[fmt](result), output)
+    _write(FORMATS[fmt](result), output, spec)
 
 
 def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
@@ -347,24 +355,19 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
     result = run(network, options)
     modulus = max((effective_stride(network, output_shapes(network), axis) for axis in range(1, len(network.input_shape))), default=1)
     text = render(gather(result, what), fmt, modulus)
-    _write(text, output)
+    _write(text, output, spec)
 
 
-def _write(text: str, output: str | None) -> None:
-    """Print, or write a new file (refusing to overwrite a spec)."""
+def _write(text: str, output: str | None, spec: str) -> None:
+    """Print, or write a file that is not the spec (archcalc.output)."""
     if output is None:
         click.echo(text, nl=False)
         return
-    from pathlib import Path
+    from .output import write_text
+    from .zoo import resolve
 
-    target = Path(output)
-    if target.suffix in (".yaml", ".yml") and target.exists():
-        raise OptionError(f"refusing to overwrite {output}: it looks like a spec")
-    try:
-        target.write_text(text)
-    except OSError as exc:
-        raise OptionError(f"cannot write {output}: {exc.strerror}") from None
-    click.echo(f"wrote {output}", err=True)
+    write_text(output, [str(resolve(spec)[0])], text)
+    say(f"wrote {output}")
 
 
 @main.command()
@@ -412,16 +415,17 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
       archcalc verify specs/resnet18.yaml
       archcalc verify specs/vgg16.yaml --batch 2 --input 3,64,64 --seed 7
     """
-    from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from .render import mismatch_table
+    from .terminal import Console
     from .units import parse_bytes
     from .verify import verify as run_verify
 
     cap = parse_bytes(max_memory) if max_memory else None
     network = _network(spec, input_shape)
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("running", total=len(network.order))
         result = run_verify(
             network, batch=batch, dtype=dtype, seed=seed, max_memory=cap,
@@ -430,9 +434,10 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     if result.mismatches:
         _print(mismatch_table(result))
         sys.exit(1)
-    click.echo(
+    say(
         f"verified {len(network.order)} layers of {network.name}: shapes, parameters and the "
-        f"inference peak ({result.peak_bytes:,} bytes at batch {batch}) agree"
+        f"inference peak ({result.peak_bytes:,} bytes at batch {batch}) agree",
+        err=False,
     )
 
 
@@ -491,7 +496,7 @@ def graph_command(spec: str, input_shape: str | None, fmt: str, depth: int | Non
     layer_graph = collapse(_analysis(spec, input_shape), depth)
     if fmt == "mermaid" and len(layer_graph.edges) > 500:
         click.echo(f"archcalc: warning: {len(layer_graph.edges)} edges; Mermaid draws at most 500 unless maxEdges is raised (try --depth)", err=True)
-    _write(FORMATS[fmt](layer_graph), output)
+    _write(FORMATS[fmt](layer_graph), output, spec)
 
 
 @main.command("compare")
@@ -558,7 +563,12 @@ def _sweep_table(result: Any) -> Any:
 
 def _sweep_plot(result: Any, path: str) -> None:
     """The figure against the first swept variable, a line per sampled value of the second."""
+    from pathlib import Path
+
     from matplotlib.figure import Figure
+
+    from .escape import terminal
+    from .output import atomic
 
     curves, held = result.lines()
     top = int(result.figure[result.valid].max())
@@ -574,17 +584,16 @@ def _sweep_plot(result: Any, path: str) -> None:
         label = ", ".join(f"{n}={v}" for n, v in picked.items()) or None
         axes.plot(x, y / scale, marker="." if len(x) <= 40 else None, label=label)
     fixed = ", ".join(f"{n}={v}" for n, v in {**result.fixed, **held}.items())
-    axes.set_title(f"{result.name}: {_SWEEP_TITLES[result.label]}" + (f" ({fixed})" if fixed else ""))
+    # parse_math off: a `$` in the network's name is text, not matplotlib's mathtext
+    axes.set_title(terminal(f"{result.name}: {_SWEEP_TITLES[result.label]}" + (f" ({fixed})" if fixed else "")), parse_math=False)
     axes.set_xlabel(result.names[0])
     axes.set_ylabel(unit)
     axes.grid(alpha=0.3)
     if len(curves) > 1:
         axes.legend()
-    try:
-        figure.savefig(path, dpi=150)
-    except OSError as exc:
-        raise OptionError(f"cannot write {path}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {path}", err=True)
+    with atomic(path, binary=True) as file:
+        figure.savefig(file, format=Path(path).suffix[1:].lower(), dpi=150)
+    say(f"wrote {path}")
 
 
 @main.command("sweep")
@@ -613,16 +622,17 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
       archcalc sweep specs/vgg16.yaml --what flops --input 3,32..512,224 --plot vgg16.png
     """
     from .memory import MemoryOptions
-    from .sweep import check_target, parse_range, parse_shape, write_csv, write_json
+    from .output import atomic, check_target
+    from .sweep import parse_range, parse_shape, write_csv, write_json
     from .sweep import sweep as run_sweep
     from .zoo import resolve
 
     path, builtin = resolve(spec)
     batches = parse_range(batch, "--batch")
     shape = parse_shape(input_shape) if input_shape is not None else None
-    fmt = check_target(output, str(path), (".csv", ".json"), "--output") if output is not None else None
+    fmt = check_target(output, [str(path)], "--output", (".csv", ".json")) if output is not None else None
     if plot is not None:
-        check_target(plot, str(path), (".png", ".svg", ".pdf"), "--plot")
+        check_target(plot, [str(path)], "--plot", (".png", ".svg", ".pdf"))
         if not (batches.swept or any(r.swept for r in shape or ())):
             raise OptionError("--plot needs a range to draw along, e.g. --batch 1..256 or --input 3,64..512,224")
         try:
@@ -630,18 +640,15 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
         except ImportError:
             raise OptionError("--plot needs matplotlib, an optional extra: pip install 'archcalc[plot]'") from None
     if builtin:
-        click.echo(f"using the built-in spec {path}", err=True)
+        say(f"using the built-in spec {path}")
     options = MemoryOptions(1, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
     result = run_sweep(str(path), batches, shape, what=what, train=train, options=options)
     if output is None:
         _print(_sweep_table(result))
     else:
-        try:
-            with open(output, "w", encoding="utf-8", newline="") as file:
-                (write_json if fmt == ".json" else write_csv)(result, file)
-        except OSError as exc:
-            raise OptionError(f"cannot write {output}: {exc.strerror or exc}") from None
-        click.echo(f"wrote {result.points:,} row{'s' if result.points != 1 else ''} to {output}", err=True)
+        with atomic(output) as file:
+            (write_json if fmt == ".json" else write_csv)(result, file)
+        say(f"wrote {result.points:,} row{'s' if result.points != 1 else ''} to {output}")
     if plot is not None:
         _sweep_plot(result, plot)
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from .arith import maximum
+from .errors import quote
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -50,7 +51,7 @@ def _parse(text: str) -> ast.expr:
     try:
         tree = ast.parse(text.replace("$", "").strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"cannot parse expression {text!r}: {exc.msg}") from None
+        raise ExpressionError(f"cannot parse expression {quote(text)}: {exc.msg}") from None
     return tree.body
 
 
@@ -74,7 +75,7 @@ class _Evaluator:
         self.env = env
 
     def fail(self, what: str) -> ExpressionError:
-        return ExpressionError(f"in expression {self.text!r}: {what}")
+        return ExpressionError(f"in expression {quote(self.text)}: {what}")
 
     def visit(self, node: ast.expr) -> Any:
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool)):

@@ -14,6 +14,7 @@ import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
 from .analysis import Analysis
+from .escape import Latex, python_names, python_string, terminal
 from .receptive_field import ReceptiveField
 
 WHAT = ("shapes", "params", "memory", "flops", "rf")
@@ -115,33 +116,46 @@ class _IntegerPrinter(PythonCodePrinter):
 
 
 def to_python(f: Formulas) -> str:
-    """A module with one function per figure kind, runnable without archcalc or sympy."""
+    """A module with one function per figure kind, runnable without archcalc or sympy.
+
+    Arguments are the symbols as safe identifiers (escape.python_names: no builtin such as `max`
+    shadowed, `Ｈ` and `H` apart); every name from the spec is a string literal (escape.python_string).
+    """
     printer = _IntegerPrinter()
-    args = ", ".join(s.name for s in f.symbols)
+    names = python_names((s.name for s in f.symbols), reserved=("layers", "totals"))
+    renamed = {s: sympy.Symbol(names[s.name], **s.assumptions0) for s in f.symbols}
+    args = ", ".join(names[s.name] for s in f.symbols)
+    spelled = "; ".join(f"{names[s.name]} is {s.name}" for s in f.symbols if names[s.name] != s.name)
+
+    def code(value: Any) -> str:
+        return str(printer.doprint(value.xreplace(renamed)))
+
     lines = [
-        f'"""{f.what} of {f.name} as exact formulas, exported by archcalc. Needs no imports."""',
+        python_string(f"{f.what} of {f.name} as exact formulas, exported by archcalc. Needs no imports."
+                      + (f" Arguments renamed from the spec's symbols: {spelled}." if spelled else "")),
         "",
         "",
         f"def layers({args}):",
-        f'    """Per layer: {f.what} figures by name."""',
+        f"    {python_string(f'Per layer: {f.what} figures by name.')}",
         "    return {",
     ]
     for path, values in f.layers:
-        body = ", ".join(f"{k!r}: {printer.doprint(v)}" for k, v in values.items())
-        lines.append(f"        {path!r}: {{{body}}},")
-    lines += ["    }", "", "", f"def totals({args}):", '    """Whole-network figures by name."""', "    return {"]
+        body = ", ".join(f"{python_string(k)}: {code(v)}" for k, v in values.items())
+        lines.append(f"        {python_string(path)}: {{{body}}},")
+    lines += ["    }", "", "", f"def totals({args}):", f"    {python_string('Whole-network figures by name.')}", "    return {"]
     for name, value in f.totals.items():
-        lines.append(f"        {name!r}: {printer.doprint(value)},")
+        lines.append(f"        {python_string(name)}: {code(value)},")
     lines += ["    }", ""]
     return "\n".join(lines)
 
 
 def to_text(f: Formulas, modulus: int = 1) -> str:
-    width = max((len(p) for p, _ in f.layers), default=10)
-    lines = [f"{f.name}: {f.what} (symbols: {', '.join(s.name for s in f.symbols) or 'none'}; all integers >= 1)", ""]
+    """Plain text, one layer a line; names as escape.terminal shows them (no control characters)."""
+    width = max((len(terminal(p)) for p, _ in f.layers), default=10)
+    lines = [f"{terminal(f.name)}: {f.what} (symbols: {', '.join(s.name for s in f.symbols) or 'none'}; all integers >= 1)", ""]
     for path, values in f.layers:
         text = ", ".join(f"{k} = {v}" for k, v in values.items()) if len(values) > 1 else str(next(iter(values.values())))
-        lines.append(f"{path:<{width}}  {text}")
+        lines.append(f"{terminal(path):<{width}}  {text}")
     lines += ["", "totals:"]
     for name, value in f.totals.items():
         lines.append(f"  {name} = {value}")
@@ -154,24 +168,30 @@ def to_text(f: Formulas, modulus: int = 1) -> str:
 
 
 def to_latex(f: Formulas, modulus: int = 1) -> str:
-    """A longtable of per-layer formulas and an align* block of totals, ready for a paper."""
+    """A longtable of per-layer formulas and an align* block of totals, ready for a paper.
+
+    Names are escaped (escape.Latex) and typeset with \\texttt; formulas are sympy's LaTeX.
+    """
     keys = list(f.layers[0][1]) if f.layers else []
-    def esc(text: str) -> str:
-        return text.replace("_", r"\_")
+
+    def math(value: Any) -> Latex:
+        return Latex(sympy.latex(value))
+
     lines = [
-        f"% {f.what} of {esc(f.name)}, exported by archcalc; needs \\usepackage{{longtable,amsmath}}",
-        r"\begin{longtable}{l" + "l" * len(keys) + "}",
-        r"\textbf{layer} & " + " & ".join(rf"\textbf{{{esc(k)}}}" for k in keys) + r" \\ \hline",
+        Latex("% {} of {}, exported by archcalc; needs \\usepackage{{longtable,amsmath}}").format(f.what, f.name),
+        Latex(r"\begin{{longtable}}{{l{}}}").format(Latex("l" * len(keys))),
+        Latex(r"\textbf{{layer}} & {} \\ \hline").format(Latex(" & ").join(Latex(r"\textbf{{{}}}").format(k) for k in keys)),
     ]
     for path, values in f.layers:
-        lines.append(rf"\texttt{{{esc(path)}}} & " + " & ".join(f"${sympy.latex(values.get(k, ''))}$" for k in keys) + r" \\")
+        cells = Latex(" & ").join(Latex("${}$").format(math(values.get(k, ""))) for k in keys)
+        lines.append(Latex(r"\texttt{{{}}} & {} \\").format(path, cells))
     lines += [r"\end{longtable}", r"\begin{align*}"]
-    lines += [rf"\text{{{esc(name)}}} &= {sympy.latex(value)} \\" for name, value in f.totals.items()]
+    lines += [Latex(r"\text{{{}}} &= {} \\").format(name, math(value)) for name, value in f.totals.items()]
     forms = divisible_forms(f, modulus)
     if forms:
         names = ", ".join(s.name for s in f.symbols if s.name != "B")
-        lines.append(rf"&\text{{for {names} divisible by {modulus}:}} \\")
-        lines += [rf"\text{{{esc(name)}}} &= {sympy.latex(value)} \\" for name, value in forms.items()]
+        lines.append(Latex(r"&\text{{for {} divisible by {}:}} \\").format(names, modulus))
+        lines += [Latex(r"\text{{{}}} &= {} \\").format(name, math(value)) for name, value in forms.items()]
     lines.append(r"\end{align*}")
     return "\n".join(lines) + "\n"
 

@@ -14,7 +14,7 @@ import networkx as nx
 from pydantic import ValidationError
 
 from .arith import Shape
-from .errors import Location, SpecError
+from .errors import Location, SpecError, quote
 from .expr import ExpressionError, evaluate, is_expression, substitute
 from .ops import REGISTRY, Op
 from .source import LineDict, read_file
@@ -128,7 +128,7 @@ class _Expander:
         for index, entry in enumerate(entries):
             if not isinstance(entry, dict):
                 raise SpecError(
-                    f"a layer entry must be a mapping like {{op: conv2d, ...}}, found {entry!r}",
+                    f"a layer entry must be a mapping like {{op: conv2d, ...}}, found {quote(entry)}",
                     location=Location(self.file, getattr(entries, "item_lines", [None] * (index + 1))[index]),
                     layer=scope.prefix.rstrip(".") or None,
                 )
@@ -140,7 +140,7 @@ class _Expander:
         path = scope.prefix + str(name)
         if not isinstance(name, (str, int)) or not str(name) or "." in str(name) or str(name) == INPUT:
             raise SpecError(
-                f"layer name {name!r} must be a non-empty string without dots, and not 'input'",
+                f"layer name {quote(name)} must be a non-empty string without dots, and not 'input'",
                 location=self.where(entry, "name"),
             )
         name = str(name)
@@ -162,11 +162,11 @@ class _Expander:
         repeat = self.value(entry, "repeat", env, path) if "repeat" in entry else None
         frozen = self.value(entry, "frozen", env, path) if "frozen" in entry else False
         if not isinstance(when, bool):
-            raise SpecError(f"'when' must be true or false, got {when!r}", location=self.where(entry, "when"), layer=path)
+            raise SpecError(f"'when' must be true or false, got {quote(when)}", location=self.where(entry, "when"), layer=path)
         if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0):
-            raise SpecError(f"'repeat' must be a whole number >= 0, got {repeat!r}", location=self.where(entry, "repeat"), layer=path)
+            raise SpecError(f"'repeat' must be a whole number >= 0, got {quote(repeat)}", location=self.where(entry, "repeat"), layer=path)
         if not isinstance(frozen, bool):
-            raise SpecError(f"'frozen' must be true or false, got {frozen!r}", location=self.where(entry, "frozen"), layer=path)
+            raise SpecError(f"'frozen' must be true or false, got {quote(frozen)}", location=self.where(entry, "frozen"), layer=path)
         frozen = frozen or scope.frozen
         count = 1 if repeat is None else repeat
         if not when or count == 0:
@@ -199,7 +199,7 @@ class _Expander:
         if cls is None:
             near = _nearest(str(kind), REGISTRY)
             raise SpecError(
-                f"unknown op {kind!r}" + (f"; did you mean {near}?" if near else "")
+                f"unknown op {quote(kind)}" + (f"; did you mean {near}?" if near else "")
                 + " (`archcalc schema` lists them all)",
                 location=self.where(entry, "op"),
                 layer=path,
@@ -228,7 +228,7 @@ class _Expander:
         block = self.spec.blocks.get(block_name) if isinstance(block_name, str) else None
         if block is None:
             known = ", ".join(sorted(self.spec.blocks)) or "none defined"
-            raise SpecError(f"unknown block {block_name!r} (blocks: {known})", location=self.where(entry, "block"), layer=path)
+            raise SpecError(f"unknown block {quote(block_name)} (blocks: {known})", location=self.where(entry, "block"), layer=path)
         if depth >= MAX_NESTING:
             raise SpecError(f"blocks nest deeper than {MAX_NESTING} levels; does block '{block_name}' call itself?", location=self.where(entry, "block"), layer=path)
         if len(sources) != 1:
@@ -237,7 +237,7 @@ class _Expander:
         unknown = sorted(set(given) - set(block.args))
         if unknown:
             known = ", ".join(block.args) or "none"
-            raise SpecError(f"block '{block_name}' has no argument {unknown[0]!r} (its arguments: {known})", location=self.where(entry, unknown[0]), layer=path)
+            raise SpecError(f"block '{block_name}' has no argument {quote(unknown[0])} (its arguments: {known})", location=self.where(entry, unknown[0]), layer=path)
         source = sources[0]
         for i in range(count):
             here = f"{path}.{i}" if indexed else path

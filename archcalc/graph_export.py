@@ -19,6 +19,7 @@ from typing import Any
 
 from .analysis import Analysis, _plain
 from .arith import Dim, Shape
+from .escape import dot, mermaid, xml
 from .graph import INPUT
 from .ops.merge import Concat
 
@@ -123,49 +124,30 @@ def _title(graph: LayerGraph) -> str:
     return f"{graph.name} (input {_shape(graph.input_shape)}{folded})"
 
 
-def _plain_text(text: str) -> str:
-    """Control characters (newlines in a quoted YAML name) as spaces."""
-    return re.sub(r"[\x00-\x1f\x7f]", " ", text)
-
-
 # --- Graphviz DOT -------------------------------------------------------------------------------
-
-def _dot_quote(text: str) -> str:
-    r"""A DOT quoted string: backslashes doubled (Graphviz reads `\n`, `\N` in labels), quotes escaped."""
-    return '"' + _plain_text(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
 
 def to_dot(graph: LayerGraph) -> str:
     """Graphviz DOT: folded blocks shaded, skip connections dashed, concatenation inputs blue."""
     lines = [
-        f"digraph {_dot_quote(graph.name)} {{",
+        f"digraph {dot(graph.name)} {{",
         "  // dashed: skip connections; blue: inputs of a concatenation; shaded: folded blocks",
-        f"  graph [label={_dot_quote(_title(graph))}, labelloc=t, fontname=\"Helvetica\", rankdir=TB];",
+        f"  graph [label={dot(_title(graph))}, labelloc=t, fontname=\"Helvetica\", rankdir=TB];",
         '  node [shape=box, style=rounded, fontname="Helvetica", fontsize=10];',
         '  edge [arrowsize=0.7, color="#555555"];',
     ]
     for node in graph.nodes:
-        label = "\\n".join(_dot_quote(line)[1:-1] for line in label_lines(node))
+        label = "\\n".join(dot(line)[1:-1] for line in label_lines(node))
         style = ", shape=oval" if node.id == INPUT else ', style="rounded,filled", fillcolor="#e8f0fe"' if node.block else ""
-        lines.append(f'  {_dot_quote(node.id)} [label="{label}"{style}];')
+        lines.append(f'  {dot(node.id)} [label="{label}"{style}];')
     for edge in graph.edges:
         attributes = (["style=dashed"] if edge.skip else []) + (['color="#1a73e8"', "penwidth=2"] if edge.dense else [])
         extra = f" [{', '.join(attributes)}]" if attributes else ""
-        lines.append(f"  {_dot_quote(edge.source)} -> {_dot_quote(edge.target)}{extra};")
+        lines.append(f"  {dot(edge.source)} -> {dot(edge.target)}{extra};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 # --- Mermaid ------------------------------------------------------------------------------------
-
-# Characters Mermaid reads as syntax even in a quoted label, as its entity codes (`#quot;`).
-_MERMAID_ENTITIES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "`": "#96;"}
-
-
-def mermaid_text(text: str) -> str:
-    """Text safe inside a quoted Mermaid label: `# " < > & \u0060` as entity codes."""
-    return re.sub(r'[#"<>&`]', lambda m: _MERMAID_ENTITIES[m.group()], _plain_text(text))
-
 
 def _mermaid_ids(graph: LayerGraph) -> dict[str, str]:
     """Node ids Mermaid accepts (letters, digits, `_`; prefixed, so `end` cannot clash), unique."""
@@ -187,11 +169,11 @@ def to_mermaid(graph: LayerGraph) -> str:
     ids = _mermaid_ids(graph)
     lines = [
         "flowchart TD",
-        f"    %% {_plain_text(_title(graph))}",
+        f"    %% {mermaid(_title(graph))}",
         "    %% dotted: skip connections; thick blue: inputs of a concatenation; shaded: folded blocks",
     ]
     for node in graph.nodes:
-        label = "<br/>".join(mermaid_text(line) for line in label_lines(node))
+        label = "<br/>".join(mermaid(line) for line in label_lines(node))
         opening, closing = ('(["', '"])') if node.id == INPUT else ('["', '"]')
         lines.append(f"    {ids[node.id]}{opening}{label}{closing}")
     dense: list[str] = []
@@ -212,23 +194,24 @@ def to_mermaid(graph: LayerGraph) -> str:
 # --- GraphML and JSON ---------------------------------------------------------------------------
 
 def to_graphml(graph: LayerGraph) -> str:
-    """GraphML (networkx.write_graphml) with string attributes only, for yEd, Gephi or networkx."""
+    """GraphML (networkx.write_graphml) with string attributes only, for yEd, Gephi or networkx;
+    names through escape.xml, so the file is well-formed whatever they hold."""
     import networkx as nx
 
-    g = nx.DiGraph(name=graph.name, input_shape=json.dumps(_plain(graph.input_shape)), depth=str(graph.depth or ""))
+    g = nx.DiGraph(name=xml(graph.name), input_shape=json.dumps(_plain(graph.input_shape)), depth=str(graph.depth or ""))
     for node in graph.nodes:
         g.add_node(
-            node.id,
-            label="\n".join(label_lines(node)),
-            op=node.op,
+            xml(node.id),
+            label=xml("\n".join(label_lines(node))),
+            op=xml(node.op),
             block=str(node.block).lower(),
             output_shape=json.dumps(_plain(node.output_shape)),
             params=str(node.params),
             layers=str(len(node.layers)),
-            detail=node.detail,
+            detail=xml(node.detail),
         )
     for edge in graph.edges:
-        g.add_edge(edge.source, edge.target, skip=str(edge.skip).lower(), dense=str(edge.dense).lower())
+        g.add_edge(xml(edge.source), xml(edge.target), skip=str(edge.skip).lower(), dense=str(edge.dense).lower())
     return "\n".join(nx.generate_graphml(g)) + "\n"
 
 

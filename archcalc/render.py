@@ -61,7 +61,6 @@ def _row(r: LayerResult) -> Row:
 def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
     """A rich renderable: the per-layer table with totals below."""
     from rich.console import Group
-    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
@@ -76,7 +75,7 @@ def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
         params = count_text(row.params) if row.params else "–"
         if row.frozen and row.params:
             params += " (frozen)"
-        table.add_row(escape(row.path), escape(row.op), escape(row.detail), shape_text(row.output_shape), params)
+        table.add_row(row.path, row.op, row.detail, shape_text(row.output_shape), params)
     t = analysis.totals
     lines = [
         f"Output shape:      {shape_text(analysis.output_shape)}",
@@ -128,7 +127,6 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = 
 def flops_table(analysis: Analysis, batch: int = 1) -> Any:
     """Per-layer MACs and FLOPs (torch.utils.flop_counter's convention) and element-wise work."""
     from rich.console import Group
-    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
@@ -146,7 +144,7 @@ def flops_table(analysis: Analysis, batch: int = 1) -> Any:
         if not r.flops.macs and not r.flops.elementwise:
             continue
         share = f"{r.flops.flops / t.flops:.1%}" if isinstance(t.flops, int) and t.flops else ""
-        table.add_row(escape(r.path), r.op, count_text(r.flops.macs), count_text(r.flops.flops), share, count_text(r.flops.elementwise))
+        table.add_row(r.path, r.op, count_text(r.flops.macs), count_text(r.flops.flops), share, count_text(r.flops.elementwise))
     lines = [
         f"MACs per example:   {count_text(t.macs)} ({human_count(t.macs)}MAC)",
         f"FLOPs per example:  {count_text(t.flops)} ({human_count(t.flops)}FLOP)",
@@ -164,7 +162,6 @@ def flops_table(analysis: Analysis, batch: int = 1) -> Any:
 
 def rf_table(analysis: Analysis) -> Any:
     """Per-layer receptive field size, effective stride and padding, and centre of unit 0."""
-    from rich.markup import escape
     from rich.table import Table
 
     from .receptive_field import ReceptiveField
@@ -184,12 +181,12 @@ def rf_table(analysis: Analysis) -> Any:
         if f is None:
             continue
         if not isinstance(f, ReceptiveField):
-            table.add_row(escape(r.path), "whole input", "", "", "", "yes", style="dim")
+            table.add_row(r.path, "whole input", "", "", "", "yes", style="dim")
             continue
         centre = tuple(f"{c:g}" if isinstance(c, float) else str(c) for c in f.center)
         note = " misaligned" if f.misaligned else ""
         table.add_row(
-            escape(r.path), _axes(f.size) + note, _axes(f.stride), _axes(f.padding),
+            r.path, _axes(f.size) + note, _axes(f.stride), _axes(f.padding),
             _axes(centre), "yes" if f.covers(net.input_shape) else "no",
         )
     return table
@@ -197,21 +194,19 @@ def rf_table(analysis: Analysis) -> Any:
 
 def mismatch_table(verification: Any) -> Any:
     """The figures where the analysis and the executor disagree."""
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="analysis and executor disagree", title_justify="left", title_style="bold red")
     for column in ("Layer", "Figure", "Analysed", "Measured"):
         table.add_column(column)
     for m in verification.mismatches:
-        table.add_row(escape(m.layer), m.figure, m.analysed, m.measured)
+        table.add_row(m.layer, m.figure, m.analysed, m.measured)
     return table
 
 
 def solve_table(network_name: str, solutions: list[Any]) -> Any:
     """Valid input sizes per axis, and the sizes for which no strided layer drops pixels."""
     from rich.console import Group
-    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
@@ -225,7 +220,7 @@ def solve_table(network_name: str, solutions: list[Any]) -> Any:
             at = "–"
         elif s.dropping:
             at = f"{s.at_size}: {len(s.dropping)} layer(s) drop pixels"
-            notes += [f"{escape(d.layer)} drops {d.lost} input row(s)/column(s) on axis {s.name} at {s.at_size}" for d in s.dropping]
+            notes += [f"{d.layer} drops {d.lost} input row(s)/column(s) on axis {s.name} at {s.at_size}" for d in s.dropping]
         else:
             at = f"{s.at_size}: none dropped"
         table.add_row(s.name, str(s.smallest) if s.smallest else "none up to 2^20", classes, at, str(s.nearest) if s.nearest else "–")

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from .arith import Dim
+from .escape import Markdown
 from .render import count_text, shape_text
 from .report import Report, Stage, TreeNode, as_dict
 from .units import human_bytes, human_count
@@ -57,7 +58,6 @@ def terminal(r: Report) -> Any:
     """A rich renderable of the whole review."""
     from rich import box
     from rich.console import Group
-    from rich.markup import escape
     from rich.padding import Padding
     from rich.panel import Panel
     from rich.table import Table
@@ -68,13 +68,13 @@ def terminal(r: Report) -> Any:
     glance.add_column(style="bold")
     glance.add_column()
     for key, value in glance_rows(r):
-        glance.add_row(key, escape(value))
+        glance.add_row(key, value)
 
-    tree = Tree(f"[bold]{escape(r.glance.name)}[/]")
+    tree = Tree(Text(r.glance.name, style="bold"))
 
     def grow(parent: Any, nodes: tuple[TreeNode, ...]) -> None:
         for n in nodes:
-            label = f"{escape(n.name)}  [dim]{escape(n.kind)}  {shape_text(n.output_shape)}  {count_text(n.params)} params[/]"
+            label = Text.assemble(n.name, (f"  {n.kind}  {shape_text(n.output_shape)}  {count_text(n.params)} params", "dim"))
             grow(parent.add(label), n.children)
 
     grow(tree, r.tree)
@@ -94,7 +94,7 @@ def terminal(r: Report) -> Any:
             width = max(len(column), *(len(row[i]) for row in rows))
             stages.add_column(column, justify="right", no_wrap=True, min_width=width)
     for row in rows:
-        stages.add_row(*(escape(c) for c in row))
+        stages.add_row(*row)
 
     findings: list[Any] = [Text("Findings", style="bold")]
     if not r.findings:
@@ -106,37 +106,45 @@ def terminal(r: Report) -> Any:
         findings.append(Group(head, Padding(body, (0, 0, 0, 2))))
     if r.findings and r.ignored:
         findings.append(Text(f"silenced: {', '.join(r.ignored)}", style="dim"))
-    return Group(Panel(glance, title=f"design review: {escape(r.glance.name)}", title_align="left"), tree, stages, *findings)
+    return Group(Panel(glance, title=Text(f"design review: {r.glance.name}"), title_align="left"), tree, stages, *findings)
 
 
 def markdown(r: Report) -> str:
-    """The same review as Markdown, for a pull request or a wiki."""
-    lines = [f"# Design review: {r.glance.name}", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in glance_rows(r)]
+    """The same review as Markdown, for a pull request or a wiki; every value escaped (escape.Markdown)."""
+    md = Markdown
+    row = md(" | ")
+    lines = [md("# Design review: {}").format(r.glance.name), "", "| | |", "|---|---|"]
+    lines += [md("| {} | {} |").format(k, v) for k, v in glance_rows(r)]
     lines += ["", "## Block tree", ""]
 
     def grow(nodes: tuple[TreeNode, ...], indent: int) -> None:
         for n in nodes:
-            lines.append(f"{'  ' * indent}- `{n.name}` {n.kind}, {shape_text(n.output_shape)}, {count_text(n.params)} params")
+            lines.append(md("{}- <code>{}</code> {}, {}, {} params").format(
+                md("  " * indent), n.name, n.kind, shape_text(n.output_shape), count_text(n.params)))
             grow(n.children, indent + 1)
 
     grow(r.tree, 0)
-    lines += ["", "## Stages", "", "| " + " | ".join(STAGE_COLUMNS) + " |", "|" + "---|" * len(STAGE_COLUMNS)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _stage_cells(s, r)) + " |" for s in r.stages]
+    lines += ["", "## Stages", "", md("| {} |").format(row.join(STAGE_COLUMNS)), "|" + "---|" * len(STAGE_COLUMNS)]
+    lines += [md("| {} |").format(row.join(_stage_cells(s, r))) for s in r.stages]
     lines += ["", "## Findings", ""]
     if not r.findings:
         lines.append("None: every rule passed.")
     for f in r.findings:
-        layers = ", ".join(f"`{p}`" for p in f.layers[:8]) + (f" and {len(f.layers) - 8} more" if len(f.layers) > 8 else "")
-        lines += [f"- **{f.severity}** `{f.rule}` ({f.figure}): {f.message}", f"  - layers: {layers}", f"  - source: {f.source}"]
+        layers = md(", ").join(md("<code>{}</code>").format(p) for p in f.layers[:8])
+        more = md(" and {} more").format(len(f.layers) - 8) if len(f.layers) > 8 else ""
+        lines += [
+            md("- **{}** <code>{}</code> ({}): {}").format(f.severity, f.rule, f.figure, f.message),
+            md("  - layers: {}{}").format(layers, md(more)),
+            md("  - source: {}").format(f.source),
+        ]
     if r.ignored:
-        lines += ["", f"Silenced rules: {', '.join(r.ignored)}."]
+        lines += ["", md("Silenced rules: {}.").format(", ".join(r.ignored))]
     return "\n".join(lines) + "\n"
 
 
 def html(r: Report) -> str:
     """A self-contained HTML page of the terminal rendering."""
-    from rich.console import Console
+    from .terminal import Console
 
     console = Console(record=True, width=120, file=io.StringIO(), color_system="truecolor")
     console.print(terminal(r))

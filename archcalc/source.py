@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Location, SpecError
+from .errors import Location, SpecError, quote
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000
@@ -65,7 +65,7 @@ class _Loader(yaml.SafeLoader):
             return super().construct_object(node, deep)
         except (ValueError, OverflowError) as exc:  # e.g. a 5,000-digit integer, month 13
             raise SpecError(
-                f"cannot read the value {node.value!r}: {exc}",
+                f"cannot read the value {quote(node.value)}: {exc}",
                 location=Location(None, node.start_mark.line + 1),
             ) from None
 
@@ -78,7 +78,7 @@ class _Loader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 raise SpecError(
-                    f"keys must be strings, found {key!r}",
+                    f"keys must be strings, found {quote(key)}",
                     location=Location(None, key_node.start_mark.line + 1),
                 )
             if key in result:

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from .dtypes import DType
-from .errors import Location, SpecError
+from .errors import Location, SpecError, quote
 from .source import line_of
 
 ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when")
@@ -171,7 +171,7 @@ def describe_validation_error(
             message = "required field is missing"
         given = err.get("input")
         quiet = err["type"] in ("missing", "extra_forbidden") or isinstance(given, dict)
-        shown = "" if quiet else f" (got {given!r})"
+        shown = "" if quiet else f" (got {quote(given)})"
         at = f" (line {line})" if line and len(chosen) > 1 else ""
         problems.append(f"{where}: {message}{shown}{at}")
     return SpecError("; ".join(problems), location=Location(file, first_line))
@@ -180,7 +180,7 @@ def describe_validation_error(
 def parse_spec(data: Any, file: str | None = None) -> Spec:
     """Validate top-level data as a Spec, turning pydantic's errors into one located SpecError."""
     if not isinstance(data, dict):
-        kind = "a list" if isinstance(data, list) else f"the single value {data!r}"
+        kind = "a list" if isinstance(data, list) else f"the single value {quote(data)}"
         raise SpecError(
             f"a spec must be a mapping with 'name', 'input' and 'layers', found {kind}",
             location=Location(file, getattr(data, "line", None)),

@@ -10,19 +10,17 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 import sympy
 
 from .analysis import Analysis, analyze
-from .errors import ArchcalcError, OptionError
+from .errors import ArchcalcError, OptionError, quote
 from .graph import INPUT, Network, expand
 from .memory import MemoryOptions, Storage, check_options, live_storages
 from .source import read_file
@@ -61,17 +59,17 @@ def parse_range(text: str, what: str) -> Range:
     if match is None:
         raise OptionError(
             f"{what} must be a size like 64, a range like 64..512, or a range with a step like "
-            f"64..512:32; got {text!r}"
+            f"64..512:32; got {quote(text)}"
         )
     start = int(match[1])
     stop = start if match[2] is None else int(match[2])
     step = 1 if match[3] is None else int(match[3])
     if start < 1:
-        raise OptionError(f"{what}: sizes are whole numbers of at least 1, got {text!r}")
+        raise OptionError(f"{what}: sizes are whole numbers of at least 1, got {quote(text)}")
     if step < 1:
-        raise OptionError(f"{what}: the step of {text!r} must be at least 1")
+        raise OptionError(f"{what}: the step of {quote(text)} must be at least 1")
     if start > stop:
-        raise OptionError(f"{what}: the range {text!r} is empty (its start is above its end)")
+        raise OptionError(f"{what}: the range {quote(text)} is empty (its start is above its end)")
     return Range(start, stop, step, swept=match[2] is not None)
 
 
@@ -293,7 +291,7 @@ def compile_figure(
     options = options or MemoryOptions()
     check_options(replace(options, batch=1))
     if what not in ("memory", "flops"):
-        raise OptionError(f"--what must be memory or flops, got {what!r}")
+        raise OptionError(f"--what must be memory or flops, got {quote(what)}")
     label = "flops" if what == "flops" else ("training_bytes" if train else "inference_bytes")
     swept = tuple(r for r in (batch, *(shape or ())) if r.swept)
     points = math.prod(len(r) for r in swept)
@@ -411,24 +409,6 @@ def check_corners(f: CompiledFigure, result: Sweep) -> None:
                 f"at {where} the sweep gives {int(result.figure[corner]):,} {result.unit} but the "
                 f"numeric engine {expected:,}: a bug in archcalc's symbolic engine, please report it"
             )
-
-
-def check_target(target: str, spec: str, suffixes: tuple[str, ...], option: str) -> str:
-    """The file type (suffix) of an output, once it is known to be writable and not the spec."""
-    file = Path(target)
-    suffix = file.suffix.lower()
-    if suffix not in suffixes:
-        raise OptionError(f"{option} must name a {' or '.join(suffixes)} file, got {target!r}")
-    if file.resolve() == Path(spec).resolve():
-        raise OptionError(f"{option} {target} is the spec file itself; choose another name")
-    folder = file.parent
-    if file.is_dir():
-        raise OptionError(f"cannot write {target}: it is a directory")
-    if not folder.is_dir():
-        raise OptionError(f"cannot write {target}: no such directory {folder}")
-    if not os.access(folder, os.W_OK) or (file.exists() and not os.access(file, os.W_OK)):
-        raise OptionError(f"cannot write {target}: permission denied")
-    return suffix
 
 
 def _text_rows(result: Sweep, template: str, missing: str) -> Iterator[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import sympy
 
-from .errors import SpecError
+from .errors import SpecError, quote
 
 _RESERVED = {"i", "input"}  # the repetition index and the input's name in `from`
 
@@ -21,10 +21,10 @@ _RESERVED = {"i", "input"}  # the repetition index and the input's name in `from
 def check_symbol_name(name: str) -> None:
     """A SpecError for a name that is not an identifier or clashes with Python, sympy or archcalc."""
     if not name.isidentifier() or keyword.iskeyword(name):
-        raise SpecError(f"symbol name {name!r} must be an identifier that is not a Python keyword")
+        raise SpecError(f"symbol name {quote(name)} must be an identifier that is not a Python keyword")
     if name in _RESERVED or hasattr(sympy, name):
         raise SpecError(
-            f"symbol name {name!r} clashes with {'archcalc' if name in _RESERVED else 'a sympy name'}; "
+            f"symbol name {quote(name)} clashes with {'archcalc' if name in _RESERVED else 'a sympy name'}; "
             "choose another (e.g. H, W, D, B, k, width)"
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .arith import Dim
-from .errors import OptionError
+from .errors import OptionError, quote
 
 _FACTORS = {
     "": 1, "b": 1,
@@ -19,7 +19,7 @@ def parse_bytes(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     unit = match.group(2).lower() if match else ""
     if not match or unit not in _FACTORS:
-        raise OptionError(f"cannot read {text!r} as a size; write e.g. 16GiB, 512MiB, 8GB or 1000000")
+        raise OptionError(f"cannot read {quote(text)} as a size; write e.g. 16GiB, 512MiB, 8GB or 1000000")
     return int(float(match.group(1)) * _FACTORS[unit])
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .analysis import Analysis, analyze
-from .errors import OptionError
+from .errors import OptionError, quote
 from .executor import execute, parameter_sizes
 from .graph import Network
 from .memory import MemoryOptions
@@ -55,7 +55,7 @@ def verify(
     if batch < 1:
         raise OptionError(f"the batch must be at least 1, got {batch}")
     if dtype not in ("float32", "float64"):
-        raise OptionError(f"the executor runs float32 or float64, not {dtype!r}")
+        raise OptionError(f"the executor runs float32 or float64, not {quote(dtype)}")
     analysis = analyze(network, MemoryOptions(batch=batch, dtype=dtype))
     cap = default_memory_cap() if max_memory is None else max_memory
     needed = required_bytes(analysis)

@@ -7,6 +7,7 @@ stderr and exit 2 (never a traceback). Expected lines are found in the spec text
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from archcalc.cli import main
-from archcalc.errors import ArchcalcError, Location, ShapeError, SpecError
+from archcalc.errors import ArchcalcError, Location, ShapeError, SpecError, quote
 from archcalc.graph import load
 from archcalc.shapes import output_shapes
 
@@ -596,3 +597,25 @@ def test_bad_options_exit_2(args: list[str], words: tuple[str, ...], tmp_path: P
     assert out == ""
     for word in words:
         assert word in err
+
+
+@pytest.mark.parametrize("entry", [
+    {"op": "conv2d", "out": "x" * 2_000_000, "kernel": 3},  # a value pydantic refuses
+    {"op": "c" * 2_000_000},  # an unknown op
+    {"op": "relu", "name": "a." + "n" * 2_000_000},  # a name with a dot
+    {"op": "conv2d", "out": 4, "kernel": 99, "name": "n" * 2_000_000},  # a shape error in that layer
+])
+def test_messages_quote_a_short_prefix_of_a_huge_value(tmp_path, entry) -> None:
+    spec = tmp_path / "huge.json"
+    spec.write_text(json.dumps({"name": "net", "input": [1, 8, 8], "layers": [entry]}))
+    result = CliRunner().invoke(main, ["summary", str(spec)])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr) < 3000  # not the 2,000,000 characters of the value
+
+
+def test_quote_bounds_strings_numbers_and_containers() -> None:
+    assert quote("abc") == "'abc'" and quote([1, 2]) == "[1, 2]"
+    long = quote("x" * 10**6)
+    assert len(long) < 100 and long.endswith("(1,000,000 characters)")
+    assert quote(10**5000) == "an integer of about 5,001 digits"  # repr would refuse (int_max_str_digits)
+    assert len(quote(list(range(10**6)))) < 100

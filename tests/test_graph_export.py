@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import zoo
 
 from archcalc.cli import main
-from archcalc.graph_export import collapse, mermaid_text, to_dot, to_graphml, to_mermaid
+from archcalc.graph_export import collapse, to_dot, to_graphml, to_mermaid
 
 # A stem, then a residual block repeated twice (3x3 conv, ReLU, add the block's input), then a head.
 RESIDUAL = """
@@ -133,12 +133,6 @@ def test_mermaid_draws_skips_dotted_and_dense_edges_thick(analyse_text) -> None:
     dense = to_mermaid(collapse(analyse_text(DENSE))).splitlines()
     assert "    n_b ==> n_cat" in dense and "    n_a -.-> n_cat" in dense
     assert dense[-1] == "    linkStyle 2,3 stroke:#1a73e8,stroke-width:2px"  # the 3rd and 4th edges
-
-
-def test_mermaid_escapes_what_it_would_read_as_syntax() -> None:
-    assert mermaid_text('say "hi" <b>') == "say #quot;hi#quot; #lt;b#gt;"
-    assert mermaid_text("a#b & `c`") == "a#35;b #amp; #96;c#96;"
-    assert mermaid_text("two\nlines") == "two lines"
 
 
 def test_awkward_layer_names_get_safe_mermaid_ids_and_labels(analyse_text) -> None:
