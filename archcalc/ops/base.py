@@ -59,11 +59,20 @@ class Saved:
 
     `inputs`: indices of inputs it keeps; `output`: whether it keeps its output; `extra`: other
     per-example tensors as (elements, dtype), where dtype None means the activation dtype.
+    `for_weights`: inputs kept only when the op's own parameters train (torch.nn.Linear's mm
+    saves its input for the weight gradient alone); `for_inputs`: inputs kept only when a gradient
+    flows on to the op's inputs (reflection padding's backward reads its input).
     """
 
     inputs: tuple[int, ...] = ()
     output: bool = False
     extra: tuple[tuple[Dim, str | None], ...] = ()
+    for_weights: tuple[int, ...] = ()
+    for_inputs: tuple[int, ...] = ()
+
+    def kept_inputs(self, trains: bool, upstream: bool) -> tuple[int, ...]:
+        """The inputs kept when the op's parameters train (`trains`) and when earlier layers do."""
+        return (*self.inputs, *(self.for_weights if trains else ()), *(self.for_inputs if upstream else ()))
 
 
 NOTHING = Saved()
