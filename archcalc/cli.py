@@ -397,7 +397,7 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
 @main.command()
 @SPEC
 @INPUT
-@click.option("--batch", type=int, default=1, show_default=True, help="Examples per batch.")
+@click.option("--batch", type=int, default=2, show_default=True, help="Examples per batch (at least 2 catches shapes that hold only at batch 1).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights and input.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run above this (default: half the RAM), e.g. 4GiB.")

@@ -55,20 +55,37 @@ class Add(Op):
 
 
 class Mul(Op):
-    """Element-wise product with NumPy broadcasting (squeeze-and-excitation's channel scaling)."""
+    """Element-wise product with PyTorch's broadcasting of the batched tensors (squeeze-and-
+    excitation's channel scaling: [C, H, W] times [C, 1, 1])."""
 
     kind = "mul"
     min_inputs = 2
     max_inputs = None
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
-        rank = max(len(s) for s in inputs)
-        padded = [(1,) * (rank - len(s)) + tuple(s) for s in inputs]
+        """torch.mul broadcasts the whole tensors, batch axis first: shapes align from the right,
+        so inputs of different ranks would pair one's batch axis with the other's features, which
+        holds at batch 1 only. Ranks must match; per axis the sizes agree or one is 1."""
+        first = inputs[0]
+        for other in inputs[1:]:
+            if len(other) != len(first):
+                low, high = (other, first) if len(other) < len(first) else (first, other)
+                fix = [*low, *(1,) * (len(high) - len(low))]
+                raise ShapeError(
+                    f"cannot multiply shapes {_show(inputs)} (batch excluded): PyTorch broadcasts "
+                    f"the batched tensors [N, ...], so the batch axis of the {len(low)}-axis input "
+                    f"would meet axis {len(high) - len(low)} of the other, and the product fails "
+                    f"at any batch above 1; give it the shape {fix} (a reshape or unsqueeze) so "
+                    "its sizes line up with the same axes"
+                )
         result: list[Dim] = []
-        for sizes in zip(*padded):
+        for sizes in zip(*inputs):
             wide = [d for d in sizes if not (isinstance(d, int) and d == 1)]
             if any(not equal(d, wide[0]) for d in wide[1:]):
-                raise ShapeError(f"cannot broadcast shapes {_show(inputs)} together")
+                raise ShapeError(
+                    f"cannot broadcast shapes {_show(inputs)} together: on each axis the sizes "
+                    "must agree or be 1"
+                )
             result.append(wide[0] if wide else 1)
         return tuple(result)
 
@@ -79,11 +96,10 @@ class Mul(Op):
         return Saved(inputs=tuple(range(len(inputs))))  # each factor's gradient needs the others
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
-        """Broadcasts the per-example shapes (batch kept on axis 0), as output_shape does."""
-        rank = max(x.ndim for x in xs)
-        result = xs[0].reshape(xs[0].shape[0], *(1,) * (rank - xs[0].ndim), *xs[0].shape[1:])
+        """NumPy broadcasting of the batched arrays, as torch.mul (output_shape checks the ranks)."""
+        result = xs[0]
         for x in xs[1:]:
-            result = result * x.reshape(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:])
+            result = result * x
         return result
 
 
