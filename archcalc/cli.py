@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -339,13 +340,12 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
     """
     from .analysis import analyze as run
     from .formula import gather, render
-    from .shapes import output_shapes
-    from .solve import effective_stride
+    from .dropped_pixels import period
 
     _, network = _named_input(spec, input_shape)
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     result = run(network, options)
-    modulus = max((effective_stride(network, output_shapes(network), axis) for axis in range(1, len(network.input_shape))), default=1)
+    modulus = math.lcm(1, *(period(network, axis) for axis in range(1, len(network.input_shape))))
     text = render(gather(result, what), fmt, modulus)
     _write(text, output)
 

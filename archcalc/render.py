@@ -216,19 +216,22 @@ def solve_table(network_name: str, solutions: list[Any]) -> Any:
     from rich.text import Text
 
     table = Table(title=f"{network_name}: valid input sizes", title_justify="left")
-    for column in ("Axis", "Smallest valid", "No pixel dropped for", "At the spec's size", "Nearest size that drops none"):
+    for column in ("Axis", "Smallest valid", "Valid", "No pixel dropped for", "At the spec's size", "Nearest size that drops none"):
         table.add_column(column)
     notes = []
     for s in solutions:
-        classes = " or ".join(f"{s.name} = {s.modulus}k + {r}" if r else f"{s.name} = {s.modulus}k" for r in s.residues) or "no size"
+        def classes(rs: tuple[int, ...]) -> str:
+            return " or ".join(f"{s.name} = {s.modulus}k + {r}" if r else f"{s.name} = {s.modulus}k" for r in rs) or "no size"
+
+        valid = "every size" if len(s.valid) == s.modulus else classes(s.valid)
         if s.at_size is None:
             at = "–"
         elif s.dropping:
             at = f"{s.at_size}: {len(s.dropping)} layer(s) drop pixels"
-            notes += [f"{escape(d.layer)} drops {d.lost} input row(s)/column(s) on axis {s.name} at {s.at_size}" for d in s.dropping]
+            notes += [f"{escape(d.path)} drops {d.lost} input row(s)/column(s) on axis {s.name} at {s.at_size}" for d in s.dropping]
         else:
             at = f"{s.at_size}: none dropped"
-        table.add_row(s.name, str(s.smallest) if s.smallest else "none up to 2^20", classes, at, str(s.nearest) if s.nearest else "–")
+        table.add_row(s.name, str(s.smallest) if s.smallest else "none up to 2^20", valid, classes(s.residues), at, str(s.nearest) if s.nearest else "–")
     return Group(table, Text("\n".join(notes))) if notes else table
 
 
