@@ -384,6 +384,7 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
       archcalc solve specs/vgg16.yaml --valid-inputs --input 3,H,W
     """
     from .render import solve_table
+    from .shapes import merge_constraints, output_shapes
     from .solve import valid_inputs as solve_inputs
 
     numeric, network = _named_input(spec, input_shape)
@@ -391,7 +392,7 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
         s.name: n for s, n in zip(network.input_shape[1:], numeric.input_shape[1:])
         if hasattr(s, "name") and isinstance(n, int)
     }
-    _print(solve_table(network.name, solve_inputs(network, at)))
+    _print(solve_table(network.name, solve_inputs(network, at), merge_constraints(network, output_shapes(network))))
 
 
 @main.command()

@@ -84,8 +84,19 @@ def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
         f"Trainable params:  {count_text(t.trainable_params)}",
         f"Frozen params:     {count_text(t.frozen_params)}",
         f"Buffers:           {count_text(t.buffers)} (running statistics, not learned)",
+        *constraint_lines(analysis.constraints),
     ]
     return Group(table, Text("\n".join(lines)))
+
+
+def constraint_lines(constraints: Any) -> list[str]:
+    """The sizes merges need equal, for some inputs only: what the input must satisfy."""
+    if not constraints:
+        return []
+    return [
+        "Valid only where (archcalc solve --valid-inputs gives the sizes):",
+        *(f"  {c.layer}: {c.left} = {c.right}" for c in constraints),
+    ]
 
 
 def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = None) -> Any:
@@ -208,7 +219,7 @@ def mismatch_table(verification: Any) -> Any:
     return table
 
 
-def solve_table(network_name: str, solutions: list[Any]) -> Any:
+def solve_table(network_name: str, solutions: list[Any], constraints: Any = ()) -> Any:
     """Valid input sizes per axis, and the sizes for which no strided layer drops pixels."""
     from rich.console import Group
     from rich.markup import escape
@@ -232,6 +243,7 @@ def solve_table(network_name: str, solutions: list[Any]) -> Any:
         else:
             at = f"{s.at_size}: none dropped"
         table.add_row(s.name, str(s.smallest) if s.smallest else "none up to 2^20", valid, classes(s.residues), at, str(s.nearest) if s.nearest else "–")
+    notes += constraint_lines(constraints)
     return Group(table, Text("\n".join(notes))) if notes else table
 
 

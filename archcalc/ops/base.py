@@ -100,6 +100,12 @@ class Op(BaseModel):
         """The output shape (batch axis excluded) for the given input shapes."""
         return inputs[0]
 
+    def must_match(self, inputs: list[Shape]) -> list[tuple[Dim, Dim]]:
+        """Pairs of input sizes the op needs equal (a merge's aligned axes). output_shape refuses
+        a pair that is never equal; a symbolic pair equal for some inputs only is a constraint
+        on the input, which the shape pass collects (shapes.merge_constraints)."""
+        return []
+
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         """Learnable arrays by name, shaped as PyTorch shapes them (conv weight: out, in/g, *k)."""
         return {}

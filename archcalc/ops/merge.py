@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..arith import Dim, Shape, equal
+from ..arith import Dim, Shape, may_equal
 from ..errors import ShapeError
 from .base import Op, Saved, elements
 from .window import np
@@ -37,10 +37,13 @@ class Add(Op):
     min_inputs = 2
     max_inputs = None
 
+    def must_match(self, inputs: list[Shape]) -> list[tuple[Dim, Dim]]:
+        return [(a, b) for other in inputs[1:] for a, b in zip(inputs[0], other)]
+
     def output_shape(self, inputs: list[Shape]) -> Shape:
         first = inputs[0]
         for other in inputs[1:]:
-            if len(other) != len(first) or not all(equal(a, b) for a, b in zip(first, other)):
+            if len(other) != len(first) or not all(may_equal(a, b) for a, b in zip(first, other)):
                 raise ShapeError(f"cannot add shapes {_show(inputs)}{_projection_hint(first, other)}")
         return first
 
@@ -52,6 +55,11 @@ class Add(Op):
         for x in xs[2:]:
             total += x
         return total
+
+
+def _wide(sizes: tuple[Dim, ...]) -> list[Dim]:
+    """The sizes of one axis that do not broadcast (every size but a literal 1)."""
+    return [d for d in sizes if not (isinstance(d, int) and d == 1)]
 
 
 class Mul(Op):
@@ -78,16 +86,18 @@ class Mul(Op):
                     f"at any batch above 1; give it the shape {fix} (a reshape or unsqueeze) so "
                     "its sizes line up with the same axes"
                 )
-        result: list[Dim] = []
-        for sizes in zip(*inputs):
-            wide = [d for d in sizes if not (isinstance(d, int) and d == 1)]
-            if any(not equal(d, wide[0]) for d in wide[1:]):
-                raise ShapeError(
-                    f"cannot broadcast shapes {_show(inputs)} together: on each axis the sizes "
-                    "must agree or be 1"
-                )
-            result.append(wide[0] if wide else 1)
-        return tuple(result)
+        if any(not may_equal(a, b) for a, b in self.must_match(inputs)):
+            raise ShapeError(
+                f"cannot broadcast shapes {_show(inputs)} together: on each axis the sizes "
+                "must agree or be 1"
+            )
+        return tuple(_wide(sizes)[0] if _wide(sizes) else 1 for sizes in zip(*inputs))
+
+    def must_match(self, inputs: list[Shape]) -> list[tuple[Dim, Dim]]:
+        """Per axis, every size other than 1 against the first such (a 1 broadcasts)."""
+        if len({len(s) for s in inputs}) != 1:
+            return []
+        return [(wide[0], d) for sizes in zip(*inputs) for wide in [_wide(sizes)] for d in wide[1:]]
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return (len(inputs) - 1) * elements(output)
@@ -112,14 +122,22 @@ class Concat(Op):
 
     dim: int = 1
 
-    def output_shape(self, inputs: list[Shape]) -> Shape:
+    def _axis(self, inputs: list[Shape]) -> int:
+        """The joined axis, batch excluded; a ShapeError unless `dim` names a feature axis."""
         rank = len(inputs[0]) + 1
         if not -rank <= self.dim < rank or self.dim % rank == 0:
             raise ShapeError(f"concat dim {self.dim} is not a feature axis of a rank-{rank} tensor")
-        axis = self.dim % rank - 1
+        return self.dim % rank - 1
+
+    def must_match(self, inputs: list[Shape]) -> list[tuple[Dim, Dim]]:
+        axis = self._axis(inputs)
+        return [(a, b) for other in inputs[1:] for i, (a, b) in enumerate(zip(inputs[0], other)) if i != axis]
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        axis = self._axis(inputs)
         for other in inputs[1:]:
             same_rest = len(other) == len(inputs[0]) and all(
-                equal(a, b) for i, (a, b) in enumerate(zip(inputs[0], other)) if i != axis
+                may_equal(a, b) for i, (a, b) in enumerate(zip(inputs[0], other)) if i != axis
             )
             if not same_rest:
                 raise ShapeError(
