@@ -137,24 +137,24 @@ def live_storages(network: Network, shapes: dict[str, Shape], size: int) -> dict
 
 
 class Gradients(NamedTuple):
-    """Whether a layer's own parameters train, and whether a gradient flows on to its inputs."""
+    """Whether a layer's own parameters train, and which of its inputs need a gradient."""
 
     trains: bool
-    upstream: bool
+    inputs: tuple[bool, ...]
 
     @property
     def recorded(self) -> bool:
-        """Autograd records the layer (and it keeps tensors) if either holds."""
-        return self.trains or self.upstream
+        """Autograd records the layer (and it keeps tensors) if it trains or an input needs a gradient."""
+        return self.trains or any(self.inputs)
 
 
 def gradients(network: Network, counts: dict[str, ParamCount]) -> dict[str, Gradients]:
-    """Per layer: does it train, and does an earlier layer train (its inputs need a gradient)."""
-    result = {INPUT: Gradients(False, False)}
+    """Per layer: does it train, and which inputs need a gradient (an earlier layer trains)."""
+    result = {INPUT: Gradients(False, ())}
     for layer in network.layers:
         trainable = counts[layer.path].trainable
         trains = trainable != 0 if isinstance(trainable, int) else True
-        result[layer.path] = Gradients(trains, any(result[i].recorded for i in layer.inputs))
+        result[layer.path] = Gradients(trains, tuple(result[i].recorded for i in layer.inputs))
     return result
 
 
@@ -187,7 +187,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
                 saved = layer.op.saved_for_backward(inputs, output)
             except ArchcalcError as exc:
                 raise exc.located(layer.location, layer.path) from None
-            kept_inputs = saved.kept_inputs(grad.trains, grad.upstream)
+            kept_inputs = saved.kept_inputs(grad.trains, grad.inputs)
             tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if saved.output else [])
             for t in tensors:
                 kept[t] = storages[t].nbytes

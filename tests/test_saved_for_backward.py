@@ -133,6 +133,10 @@ CASES = [
          lambda nn: nn.Sequential(c1(nn), nn.ChannelShuffle(2)), 504),
     Case("mul", (2, 7, 9), (C1, "{name: gate, op: sigmoid}", "{op: mul, from: [c1, gate]}"),
          lambda nn: nn.Sequential(c1(nn), _branches(nn, nn.Identity(), nn.Sigmoid(), lambda a, b: a * b)), 504 + 1008 + 1008),
+    # x * conv(x): only the product's factor that needs a gradient (conv's output) is
+    # multiplied by the other one, so torch.mul keeps x (already conv's input), not conv(x)
+    Case("mul by the input", (2, 7, 9), ("{name: c, op: conv2d, out: 2, kernel: 1}", "{op: mul, from: [input, c]}"),
+         lambda nn: _branches(nn, nn.Identity(), nn.Conv2d(2, 2, 1), lambda a, b: a * b), 504),
     Case("add", (2, 7, 9), (C1, "{name: r, op: relu}", "{op: add, from: [c1, r]}"),
          lambda nn: nn.Sequential(c1(nn), _branches(nn, nn.Identity(), nn.ReLU(), lambda a, b: a + b)), 504 + 1008),
     Case("concat and slice", (2, 7, 9), (C1, "{name: s, op: slice, start: 0, end: 2}", "{name: r, op: relu}", "{op: concat, from: [c1, r]}"),

@@ -60,8 +60,10 @@ class Saved:
     `inputs`: indices of inputs it keeps; `output`: whether it keeps its output; `extra`: other
     per-example tensors as (elements, dtype), where dtype None means the activation dtype.
     `for_weights`: inputs kept only when the op's own parameters train (torch.nn.Linear's mm
-    saves its input for the weight gradient alone); `for_inputs`: inputs kept only when a gradient
-    flows on to the op's inputs (reflection padding's backward reads its input).
+    saves its input for the weight gradient alone); `for_inputs`: inputs kept only when they
+    need a gradient themselves (reflection padding's backward reads its input); `for_partners`:
+    inputs kept only when another input needs a gradient (a factor of a product, for the other
+    factor's gradient: torch.mul keeps `other` if `self` needs a gradient and vice versa).
     """
 
     inputs: tuple[int, ...] = ()
@@ -69,10 +71,16 @@ class Saved:
     extra: tuple[tuple[Dim, str | None], ...] = ()
     for_weights: tuple[int, ...] = ()
     for_inputs: tuple[int, ...] = ()
+    for_partners: tuple[int, ...] = ()
 
-    def kept_inputs(self, trains: bool, upstream: bool) -> tuple[int, ...]:
-        """The inputs kept when the op's parameters train (`trains`) and when earlier layers do."""
-        return (*self.inputs, *(self.for_weights if trains else ()), *(self.for_inputs if upstream else ()))
+    def kept_inputs(self, trains: bool, input_grads: tuple[bool, ...]) -> tuple[int, ...]:
+        """The inputs kept, given whether the op's parameters train and which inputs need a gradient."""
+        return (
+            *self.inputs,
+            *(self.for_weights if trains else ()),
+            *(i for i in self.for_inputs if input_grads[i]),
+            *(i for i in self.for_partners if any(g for k, g in enumerate(input_grads) if k != i)),
+        )
 
 
 NOTHING = Saved()

@@ -103,7 +103,7 @@ class Mul(Op):
         return (len(inputs) - 1) * elements(output)
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
-        return Saved(inputs=tuple(range(len(inputs))))  # each factor's gradient needs the others
+        return Saved(for_partners=tuple(range(len(inputs))))  # each factor's gradient needs the others
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """NumPy broadcasting of the batched arrays, as torch.mul (output_shape checks the ranks)."""
