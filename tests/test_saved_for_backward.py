@@ -108,6 +108,8 @@ CASES = [
          lambda nn: nn.Sequential(c1(nn), _frozen(nn.Linear(9, 5)), nn.ReLU()), 504 + 4 * 7 * 5 * 4),
     Case("frozen conv after", (2, 7, 9), (C1, "{op: conv2d, out: 3, kernel: 3, frozen: true}"),
          lambda nn: nn.Sequential(c1(nn), _frozen(nn.Conv2d(4, 3, 3))), 504 + 1008),
+    Case("frozen conv_transpose after", (2, 7, 9), (C1, "{op: conv_transpose2d, out: 3, kernel: 2, stride: 2, frozen: true}"),
+         lambda nn: nn.Sequential(c1(nn), _frozen(nn.ConvTranspose2d(4, 3, 2, 2))), 504 + 1008),
     Case("frozen batchnorm after", (2, 7, 9), (C1, "{op: batchnorm2d, frozen: true}"),
          lambda nn: nn.Sequential(c1(nn), _frozen(nn.BatchNorm2d(4))), 504 + 1008),
     Case("linear trains after frozen", (2, 7, 9), ("{op: conv2d, out: 4, kernel: 1, frozen: true}", "{op: linear, out: 5}"),
