@@ -11,7 +11,7 @@ from .graph import INPUT, Network
 from .memory import LayerMemory, Memory, MemoryOptions, memory
 from .params import ParamCount, parameter_counts
 from .receptive_field import Field, ReceptiveField, receptive_fields
-from .shapes import output_shapes
+from .shapes import Constraint, merge_constraints, output_shapes
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Analysis:
     layers: tuple[LayerResult, ...]
     totals: Totals
     memory: Memory
+    constraints: tuple[Constraint, ...] = ()  # symbolic: sizes merges need equal, for some inputs only
 
     @property
     def output_shape(self) -> Shape:
@@ -72,7 +73,7 @@ def analyze(network: Network, options: MemoryOptions | None = None) -> Analysis:
     macs = sum((f.macs for f in flops.values()), 0)
     elementwise = sum((f.elementwise for f in flops.values()), 0)
     totals = Totals(total, trainable, total - trainable, buffers, macs, 2 * macs, elementwise)
-    return Analysis(network, rows, totals, mem)
+    return Analysis(network, rows, totals, mem, merge_constraints(network, shapes))
 
 
 def _plain(value: Any) -> Any:
@@ -124,6 +125,9 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "name": analysis.network.name,
         "input": _plain(analysis.network.input_shape),
         "output": _plain(analysis.output_shape),
+        "constraints": [
+            {"layer": c.layer, "left": _plain(c.left), "right": _plain(c.right)} for c in analysis.constraints
+        ],
         "totals": {
             "params": _plain(t.params),
             "trainable_params": _plain(t.trainable_params),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -347,13 +348,12 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
     """
     from .analysis import analyze as run
     from .formula import gather, render
-    from .shapes import output_shapes
-    from .solve import effective_stride
+    from .dropped_pixels import period
 
     _, network = _named_input(spec, input_shape)
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     result = run(network, options)
-    modulus = max((effective_stride(network, output_shapes(network), axis) for axis in range(1, len(network.input_shape))), default=1)
+    modulus = math.lcm(1, *(period(network, axis) for axis in range(1, len(network.input_shape))))
     text = render(gather(result, what), fmt, modulus)
     _write(text, output, spec)
 
@@ -387,6 +387,7 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
       archcalc solve specs/vgg16.yaml --valid-inputs --input 3,H,W
     """
     from .render import solve_table
+    from .shapes import merge_constraints, output_shapes
     from .solve import valid_inputs as solve_inputs
 
     numeric, network = _named_input(spec, input_shape)
@@ -394,13 +395,13 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
         s.name: n for s, n in zip(network.input_shape[1:], numeric.input_shape[1:])
         if hasattr(s, "name") and isinstance(n, int)
     }
-    _print(solve_table(network.name, solve_inputs(network, at)))
+    _print(solve_table(network.name, solve_inputs(network, at), merge_constraints(network, output_shapes(network))))
 
 
 @main.command()
 @SPEC
 @INPUT
-@click.option("--batch", type=int, default=1, show_default=True, help="Examples per batch.")
+@click.option("--batch", type=int, default=2, show_default=True, help="Examples per batch (at least 2 catches shapes that hold only at batch 1).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights and input.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run above this (default: half the RAM), e.g. 4GiB.")

@@ -50,13 +50,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby
 from typing import Literal
 
 from .analysis import Analysis
 from .arith import Shape
+from .dropped_pixels import AxisProgram, Drop, nearest_clean, period
 from .errors import ArchcalcError, OptionError
 from .graph import INPUT, Network
 from .memory import live_storages
@@ -66,7 +67,6 @@ from .ops.linear import Linear
 from .ops.merge import Concat
 from .ops.norm import _BatchNorm
 from .receptive_field import ReceptiveField
-from .shapes import output_shapes
 from .units import human_bytes
 
 Severity = Literal["info", "warning", "error"]
@@ -422,170 +422,11 @@ def receptive_field_coverage(analysis: Analysis) -> list[Finding]:
 
 
 @dataclass(frozen=True)
-class _Drop:
-    """Trailing input a floor-rounding window never reads: `lost` of the layer's `size` on an axis."""
-
-    path: str
-    size: int
-    lost: int
-
-
-@dataclass(frozen=True)
-class _WindowStep:
-    out: int  # slot of the output size
-    source: int  # slot of the input size
-    span: int
-    stride: int
-    before: int
-    after: int
-    path: str
-    op: Op | None  # set when the padding depends on the size (TensorFlow's 'same' with a stride)
-    template: tuple[Shape, ...]
-
-
-@dataclass(frozen=True)
-class _SameStep:
-    a: int
-    b: int  # element-wise inputs that must keep one size (a residual add, a concat)
-
-
-@dataclass(frozen=True)
-class _ShapeStep:
-    out: int
-    op: Op
-    template: tuple[Shape, ...]
-    tracked: tuple[tuple[int, int], ...]  # (input index, slot)
-
-
-def _with_size(shape: Shape, axis: int, n: int) -> Shape:
-    return (*shape[:axis], n, *shape[axis + 1 :])
-
-
-class _AxisProgram:
-    """One spatial axis of the network as plain integer arithmetic: every layer's size on that
-    axis as a function of the network input's (the other axes held at the spec's sizes).
-
-    Floor-rounding windows apply floor((m + before + after - span) / stride) + 1; element-wise
-    layers keep their input's size; anything else (adaptive pooling, ceil-mode windows, ...)
-    asks its op for the output shape.
-    """
-
-    def __init__(self, analysis: Analysis, axis: int, steps: dict[str, object]) -> None:
-        self.axis = axis
-        shapes = _shapes(analysis)
-        network = analysis.network
-        slots: dict[str, int | None] = {INPUT: 0}
-        self.steps: list[_WindowStep | _SameStep | _ShapeStep] = []
-        count = 1
-        for r in analysis.layers:
-            layer = network.layer(r.path)
-            in_shapes = tuple(shapes[i] for i in layer.inputs)
-            tracked = tuple(
-                (k, s) for k, i in enumerate(layer.inputs) if (s := slots[i]) is not None
-            )
-            if (
-                not tracked
-                or len(r.output_shape) != len(in_shapes[0])
-                or len(r.output_shape) <= axis
-            ):
-                slots[r.path] = None
-                continue
-            n_out = r.output_shape[axis]
-            step = steps[r.path]
-            first = slots[layer.inputs[0]]
-            if isinstance(step, Window) and step.rounds_down and first is not None:
-                i = axis - 1
-                window = _WindowStep(
-                    count,
-                    first,
-                    int(step.spans[i]),
-                    int(step.strides[i]),
-                    int(step.before[i]),
-                    int(step.after[i]),
-                    r.path,
-                    None,
-                    in_shapes,
-                )
-                if self._padding_varies(layer.op, window, in_shapes):
-                    window = replace(window, op=layer.op)
-                self.steps.append(window)
-                slots[r.path] = count
-                count += 1
-                continue
-            same = [s for k, s in tracked if in_shapes[k][axis] == n_out]
-            if step is None and same:
-                slots[r.path] = same[0]
-                self.steps.extend(_SameStep(same[0], s) for s in same[1:])
-                continue
-            self.steps.append(_ShapeStep(count, layer.op, in_shapes, tracked))
-            slots[r.path] = count
-            count += 1
-        self.slots = count
-
-    def _padding_varies(self, op: Op, window: _WindowStep, in_shapes: tuple[Shape, ...]) -> bool:
-        """Whether the padding changes with the size: probed over one stride period (padding
-        that depends on the size, TensorFlow's 'same', repeats with the stride)."""
-        m = in_shapes[0][self.axis]
-        for extra in range(1, max(window.stride, 2)):
-            try:
-                probe = op.receptive_step(
-                    [_with_size(in_shapes[0], self.axis, m + extra), *in_shapes[1:]]
-                )
-            except ArchcalcError:
-                return True
-            if not isinstance(probe, Window) or (
-                probe.before[self.axis - 1],
-                probe.after[self.axis - 1],
-            ) != (window.before, window.after):
-                return True
-        return False
-
-    def run(self, n: int) -> list[_Drop] | None:
-        """The windows that drop trailing input at input size n; None if the size is invalid."""
-        sizes = [0] * self.slots
-        sizes[0] = n
-        drops = []
-        axis = self.axis
-        for step in self.steps:
-            if isinstance(step, _WindowStep):
-                m = sizes[step.source]
-                before, after = step.before, step.after
-                if step.op is not None:
-                    window = step.op.receptive_step(
-                        [_with_size(step.template[0], axis, m), *step.template[1:]]
-                    )
-                    assert isinstance(window, Window)
-                    before, after = int(window.before[axis - 1]), int(window.after[axis - 1])
-                reach = m + before + after - step.span
-                if reach < 0:
-                    return None
-                sizes[step.out] = reach // step.stride + 1
-                leftover = reach % step.stride  # padded input past the last window's end
-                if leftover > after:
-                    drops.append(_Drop(step.path, m, leftover - after))
-            elif isinstance(step, _SameStep):
-                if sizes[step.a] != sizes[step.b]:
-                    return None
-            else:
-                shapes = list(step.template)
-                for k, slot in step.tracked:
-                    shapes[k] = _with_size(shapes[k], axis, sizes[slot])
-                try:
-                    size = step.op.output_shape(shapes)[axis]
-                except ArchcalcError:
-                    return None
-                if not isinstance(size, int) or size < 1:
-                    return None
-                sizes[step.out] = size
-        return drops
-
-
-@dataclass(frozen=True)
 class _AxisDrops:
     """What one input axis loses at the spec's size, and the nearest size that loses nothing."""
 
     axis: int
-    drops: tuple[_Drop, ...]
+    drops: tuple[Drop, ...]
     nearest: int | None
     period: int
 
@@ -595,25 +436,6 @@ _AXES = {
     2: [("height", "rows"), ("width", "columns")],
     3: [("depth", "slices"), ("height", "rows"), ("width", "columns")],
 }
-
-
-def _period(analysis: Analysis, axis: int) -> int:
-    """The lcm of the effective strides on the axis: input sizes that differ by it round alike."""
-    strides = {
-        r.receptive_field.stride[axis - 1]
-        for r in analysis.layers
-        if isinstance(r.receptive_field, ReceptiveField)
-    }
-    return math.lcm(*(s for s in strides if isinstance(s, int)), 1)
-
-
-def _accepts(network: Network, axis: int, n: int) -> bool:
-    """Whether every layer accepts the input with size n on the axis (the full shape pass)."""
-    try:
-        output_shapes(network.with_input(_with_size(network.input_shape, axis, n)))
-    except ArchcalcError:
-        return False
-    return True
 
 
 @_rule(
@@ -630,30 +452,15 @@ def dropped_pixels(analysis: Analysis) -> list[Finding]:
     spatial = len(network.input_shape) - 1
     if spatial not in _AXES or not _ints(*network.input_shape):
         return []
-    shapes = _shapes(analysis)
-    steps: dict[str, object] = {}
-    for layer in network.layers:
-        try:
-            steps[layer.path] = layer.op.receptive_step([shapes[i] for i in layer.inputs])
-        except ArchcalcError:
-            steps[layer.path] = None
     results: list[_AxisDrops] = []
     for axis in range(1, spatial + 1):
-        program = _AxisProgram(analysis, axis, steps)
+        program = AxisProgram(network, axis)
         n = network.input_shape[axis]
         drops = program.run(n)
         if not drops:
             continue
-        period = _period(analysis, axis)
-        nearest = next(
-            (
-                c
-                for c in range(n + 1, n + period)
-                if program.run(c) == [] and _accepts(network, axis, c)
-            ),
-            None,
-        )
-        results.append(_AxisDrops(axis, tuple(drops), nearest, period))
+        cycle = period(network, axis)
+        results.append(_AxisDrops(axis, tuple(drops), nearest_clean(program, n + 1, cycle), cycle))
     found = []
     for result in results:
         same = [r.axis for r in results if (r.drops, r.nearest) == (result.drops, result.nearest)]
@@ -661,7 +468,7 @@ def dropped_pixels(analysis: Analysis) -> list[Finding]:
             continue  # reported with the first axis that drops the same
         names = " and ".join(_AXES[spatial][a - 1][0] for a in same)
         unit = " or ".join(_AXES[spatial][a - 1][1] for a in same)
-        n, dropped, period = network.input_shape[result.axis], result.drops, result.period
+        n, dropped, cycle = network.input_shape[result.axis], result.drops, result.period
         paths = {d.path for d in dropped}
         detail = {r.path: f"{r.op} {r.detail}".strip() for r in analysis.layers if r.path in paths}
         items = [
@@ -669,14 +476,14 @@ def dropped_pixels(analysis: Analysis) -> list[Finding]:
         ]
         if result.nearest is None:
             advice = (
-                f"no size from {n} to {n + period - 1} avoids it, and sizes round alike every "
-                f"{period}, so no larger one does: change these layers' padding or kernel"
+                f"no size from {n} to {n + cycle - 1} avoids it, and sizes round alike every "
+                f"{cycle}, so no larger one does: change these layers' padding or kernel"
             )
             figure = f"{len(dropped)} layer(s); no clean size"
         else:
             advice = (
                 f"the nearest size >= {n} at which no layer drops any is {result.nearest} "
-                f"(sizes round alike every {period})"
+                f"(sizes round alike every {cycle})"
             )
             figure = f"{len(dropped)} layer(s); nearest clean size {result.nearest}"
         found.append(

@@ -136,14 +136,26 @@ def live_storages(network: Network, shapes: dict[str, Shape], size: int) -> dict
     return {t: Storage(born[t], last_use[t], elements(shapes[t]) * size) for t in born}
 
 
-def _needs_backward(network: Network, counts: dict[str, ParamCount]) -> dict[str, bool]:
-    """A layer keeps tensors for backward if it trains or any layer before it trains."""
-    trains = {INPUT: False}
-    upstream = {INPUT: False}
+class Gradients(NamedTuple):
+    """Whether a layer's own parameters train, and which of its inputs need a gradient."""
+
+    trains: bool
+    inputs: tuple[bool, ...]
+
+    @property
+    def recorded(self) -> bool:
+        """Autograd records the layer (and it keeps tensors) if it trains or an input needs a gradient."""
+        return self.trains or any(self.inputs)
+
+
+def gradients(network: Network, counts: dict[str, ParamCount]) -> dict[str, Gradients]:
+    """Per layer: does it train, and which inputs need a gradient (an earlier layer trains)."""
+    result = {INPUT: Gradients(False, ())}
     for layer in network.layers:
-        trains[layer.path] = counts[layer.path].trainable != 0 if isinstance(counts[layer.path].trainable, int) else True
-        upstream[layer.path] = any(trains[i] or upstream[i] for i in layer.inputs)
-    return {p: trains[p] or upstream[p] for p in network.order}
+        trainable = counts[layer.path].trainable
+        trains = trainable != 0 if isinstance(trainable, int) else True
+        result[layer.path] = Gradients(trains, tuple(result[i].recorded for i in layer.inputs))
+    return result
 
 
 def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> tuple[dict[str, LayerMemory], Linear, str, Linear]:
@@ -162,19 +174,21 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     else:
         peak_layer, peak = max(candidates, key=lambda c: c[1])  # the first layer at the maximum
     # training: storages kept for backward, counted once each, plus per-layer extras
-    needs = _needs_backward(network, counts)
+    grads = gradients(network, counts)
     kept: dict[str, Dim] = {}
     layers: dict[str, LayerMemory] = {}
     for layer in network.layers:
         inputs = [shapes[i] for i in layer.inputs]
         output = shapes[layer.path]
         saved_bytes: Dim = 0
-        if needs[layer.path]:
+        grad = grads[layer.path]
+        if grad.recorded:
             try:
                 saved = layer.op.saved_for_backward(inputs, output)
             except ArchcalcError as exc:
                 raise exc.located(layer.location, layer.path) from None
-            tensors = [ids[layer.inputs[k]] for k in saved.inputs] + ([ids[layer.path]] if saved.output else [])
+            kept_inputs = saved.kept_inputs(grad.trains, grad.inputs)
+            tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if saved.output else [])
             for t in tensors:
                 kept[t] = storages[t].nbytes
                 saved_bytes += storages[t].nbytes

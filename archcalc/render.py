@@ -83,8 +83,19 @@ def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
         f"Trainable params:  {count_text(t.trainable_params)}",
         f"Frozen params:     {count_text(t.frozen_params)}",
         f"Buffers:           {count_text(t.buffers)} (running statistics, not learned)",
+        *constraint_lines(analysis.constraints),
     ]
     return Group(table, Text("\n".join(lines)))
+
+
+def constraint_lines(constraints: Any) -> list[str]:
+    """The sizes merges need equal, for some inputs only: what the input must satisfy."""
+    if not constraints:
+        return []
+    return [
+        "Valid only where (archcalc solve --valid-inputs gives the sizes):",
+        *(f"  {c.layer}: {c.left} = {c.right}" for c in constraints),
+    ]
 
 
 def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = None) -> Any:
@@ -204,26 +215,30 @@ def mismatch_table(verification: Any) -> Any:
     return table
 
 
-def solve_table(network_name: str, solutions: list[Any]) -> Any:
+def solve_table(network_name: str, solutions: list[Any], constraints: Any = ()) -> Any:
     """Valid input sizes per axis, and the sizes for which no strided layer drops pixels."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=f"{network_name}: valid input sizes", title_justify="left")
-    for column in ("Axis", "Smallest valid", "No pixel dropped for", "At the spec's size", "Nearest size that drops none"):
+    for column in ("Axis", "Smallest valid", "Valid", "No pixel dropped for", "At the spec's size", "Nearest size that drops none"):
         table.add_column(column)
     notes = []
     for s in solutions:
-        classes = " or ".join(f"{s.name} = {s.modulus}k + {r}" if r else f"{s.name} = {s.modulus}k" for r in s.residues) or "no size"
+        def classes(rs: tuple[int, ...]) -> str:
+            return " or ".join(f"{s.name} = {s.modulus}k + {r}" if r else f"{s.name} = {s.modulus}k" for r in rs) or "no size"
+
+        valid = "every size" if len(s.valid) == s.modulus else classes(s.valid)
         if s.at_size is None:
             at = "–"
         elif s.dropping:
             at = f"{s.at_size}: {len(s.dropping)} layer(s) drop pixels"
-            notes += [f"{d.layer} drops {d.lost} input row(s)/column(s) on axis {s.name} at {s.at_size}" for d in s.dropping]
+            notes += [f"{d.path} drops {d.lost} input row(s)/column(s) on axis {s.name} at {s.at_size}" for d in s.dropping]
         else:
             at = f"{s.at_size}: none dropped"
-        table.add_row(s.name, str(s.smallest) if s.smallest else "none up to 2^20", classes, at, str(s.nearest) if s.nearest else "–")
+        table.add_row(s.name, str(s.smallest) if s.smallest else "none up to 2^20", valid, classes(s.residues), at, str(s.nearest) if s.nearest else "–")
+    notes += constraint_lines(constraints)
     return Group(table, Text("\n".join(notes))) if notes else table
 
 

@@ -1,10 +1,12 @@
-"""The shape pass: every layer's output shape, in execution order."""
+"""The shape pass: every layer's output shape, in execution order, and the constraints on the
+input that merges of differently rounded branches add."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from .arith import Shape
+from .arith import Dim, Shape, equal
 from .errors import ArchcalcError
 from .graph import INPUT, Network
 
@@ -22,6 +24,30 @@ def output_shapes(network: Network) -> dict[str, Shape]:
         except ArchcalcError as exc:
             raise exc.located(layer.location, layer.path) from None
     return shapes
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """Two sizes a layer needs equal that are equal for some inputs only: `left == right`
+    (a U-Net's 2*floor(H/8) == floor(H/4), which holds when H mod 8 < 4)."""
+
+    layer: str
+    left: Dim
+    right: Dim
+
+
+def merge_constraints(network: Network, shapes: dict[str, Shape]) -> tuple[Constraint, ...]:
+    """Every pair of sizes a layer needs equal (op.must_match) that is not the same expression:
+    symbolic mode only, since numeric sizes that differ are already a ShapeError."""
+    if not network.symbolic:
+        return ()
+    found: list[Constraint] = []
+    for layer in network.layers:
+        pairs = layer.op.must_match([shapes[i] for i in layer.inputs])
+        for left, right in pairs:
+            if not equal(left, right) and (layer.path, left, right) not in {(c.layer, c.left, c.right) for c in found}:
+                found.append(Constraint(layer.path, left, right))
+    return tuple(found)
 
 
 def _identity(dim: Any) -> Any:

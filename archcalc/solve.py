@@ -14,10 +14,10 @@ from typing import Any
 import sympy
 
 from .arith import Shape
+from .dropped_pixels import AxisProgram, Drop, nearest_clean, period, residues
 from .errors import ArchcalcError, OptionError
 from .graph import Network
 from .memory import Memory, MemoryOptions, memory
-from .ops.base import Window
 from .params import ParamCount
 from .shapes import output_shapes
 
@@ -38,23 +38,16 @@ def _smallest(ok: Callable[[int], bool], low: int = 1, high: int = LIMIT) -> int
 
 
 @dataclass(frozen=True)
-class Dropping:
-    """A strided layer whose last window stops short of the input's end on an axis."""
-
-    layer: str
-    axis: int
-    lost: int  # input rows (or columns) no window reads at the size examined
-
-
-@dataclass(frozen=True)
 class AxisSolution:
-    """For one spatial input axis: the smallest valid size and the sizes that lose no pixels."""
+    """For one spatial input axis: the smallest valid size, the sizes every layer accepts and
+    the sizes that lose no pixels, as residue classes n = modulus*k + r."""
 
     name: str
     smallest: int | None
     modulus: int
-    residues: tuple[int, ...]  # sizes n = modulus*k + r, r in residues, lose nothing
-    dropping: tuple[Dropping, ...]  # at the spec's own size
+    valid: tuple[int, ...]  # residues of the sizes (from `smallest` on) every layer accepts
+    residues: tuple[int, ...]  # residues of the valid sizes at which no window drops input
+    dropping: tuple[Drop, ...]  # at the spec's own size
     at_size: int | None
     nearest: int | None  # the nearest size to at_size (not below it) that loses nothing
 
@@ -70,79 +63,43 @@ def _spatial_symbols(network: Network) -> list[Any]:
     return syms
 
 
-def _window_layers(network: Network, shapes: dict[str, Shape]) -> list[tuple[str, Window, Shape]]:
-    """Every layer whose output size floors over a sliding window, with its input shape."""
-    found = []
-    for layer in network.layers:
-        inputs = [shapes[i] for i in layer.inputs]
-        step = layer.op.receptive_step(inputs)
-        if isinstance(step, Window) and step.rounds_down:
-            found.append((layer.path, step, inputs[0]))
-    return found
-
-
-def _valid(network: Network, sizes: dict[Any, int]) -> bool:
-    """True when the numeric engine accepts these input sizes (every check, every layer)."""
-    try:
-        output_shapes(network.with_input(tuple(sizes.get(d, d) for d in network.input_shape)))
-    except ArchcalcError:
-        return False
-    return True
-
-
 def valid_inputs(network: Network, at: dict[str, int] | None = None) -> list[AxisSolution]:
-    """Per spatial axis: the smallest size every layer accepts, and the residue classes of sizes
-    for which no strided layer drops an input row or column (the floor in the output size).
+    """Per spatial axis, by the one rule of archcalc.dropped_pixels: the smallest size every
+    layer accepts, the residue classes of valid sizes (merges of differently rounded branches
+    accept only some), and those at which no window drops an input row or column.
 
-    `at` names the sizes to examine for dropped pixels (default: the spec's symbol defaults).
+    Each axis is solved with the other axes at `at` (default: the spec's symbol defaults, else
+    4096), so that they accept.
     """
     symbols = _spatial_symbols(network)
-    shapes = output_shapes(network)
-    windows = _window_layers(network, shapes)
     defaults = {**network.defaults, **(at or {})}
-    big = {s: 4096 for s in symbols}
+    base = tuple(defaults.get(d.name, 4096) if isinstance(d, sympy.Symbol) else d for d in network.input_shape)
+    numeric = network.with_input(base)
+    try:
+        output_shapes(numeric)
+    except ArchcalcError as exc:
+        raise OptionError(
+            f"the sizes {list(base[1:])} used to solve each axis with the others fixed are not "
+            f"valid ({exc}); give valid ones with --input"
+        ) from None
     solutions = []
     for axis, sym in enumerate(symbols, start=1):
-        smallest = _smallest(lambda n: _valid(network, {**big, sym: n}))
-        terms = []  # (layer, [n_in, before, after] as one function of the input size, span, stride)
-        for path, window, in_shape in windows:
-            n_in = in_shape[axis]
-            if not (isinstance(n_in, sympy.Basic) and n_in.has(sym)):
-                continue  # this layer's size does not depend on this axis
-            i = axis - 1
-            sizes = sympy.lambdify(sym, [n_in, window.before[i], window.after[i]], "math")
-            terms.append((path, sizes, int(window.spans[i]), int(window.strides[i])))
-        modulus = effective_stride(network, shapes, axis)
+        program = AxisProgram(numeric, axis)
+        cycle = period(numeric, axis)
 
-        def lost(n: int) -> list[Dropping]:
-            out = []
-            for path, sizes, span, stride in terms:
-                m, before, after = (int(v) for v in sizes(n))
-                leftover = (m + before + after - span) % stride  # padded elements past the last window
-                if leftover > after:
-                    out.append(Dropping(path, axis, leftover - after))
-            return out
+        def near(n: int) -> bool:  # some size in [n, n + cycle) passes the axis' arithmetic
+            return any(program.run(k) is not None for k in range(n, n + cycle))
 
-        start = max(smallest or 1, 1)
-        base = start + (-start) % modulus + 2 * modulus  # sizes comfortably above the minimum
-        residues = tuple(r for r in range(modulus) if not any(lost(base + r + modulus * j) for j in range(3)))
+        first = _smallest(near)
+        smallest = None if first is None else next(
+            (k for k in range(first, first + 16 * cycle) if program.run(k) is not None and program.accepts(k)), None
+        )
+        valid, clean = residues(program, smallest or 1, cycle)
         at_size = defaults.get(sym.name)
-        dropping = tuple(lost(at_size)) if at_size else ()
-        nearest = None
-        if at_size and residues:
-            nearest = min(at_size + ((r - at_size) % modulus) for r in residues)
-        solutions.append(AxisSolution(sym.name, smallest, modulus, residues, dropping, at_size, nearest))
+        dropping = tuple(program.run(at_size) or ()) if at_size else ()
+        nearest = nearest_clean(program, at_size, cycle) if at_size and clean else None
+        solutions.append(AxisSolution(sym.name, smallest, cycle, valid, clean, dropping, at_size, nearest))
     return solutions
-
-
-def effective_stride(network: Network, shapes: dict[str, Shape], axis: int) -> int:
-    """The largest effective stride on this axis: sizes repeat their rounding with this period."""
-    from .receptive_field import ReceptiveField, receptive_fields
-
-    strides = [
-        f.stride[axis - 1] for f in receptive_fields(network, shapes).values() if isinstance(f, ReceptiveField)
-    ]
-    return max((int(j) for j in strides if getattr(j, "is_Integer", isinstance(j, int))), default=1)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,29 @@ def simplify_dim(expr: Any) -> Any:
     return expr.replace(lambda e: isinstance(e, sympy.floor), _collapse_floor)
 
 
+SAMPLES = 512  # a difference of sizes is tried at sizes SAMPLES/2 .. SAMPLES of each symbol
+
+
+def never_zero(expr: Any) -> bool:
+    """True when the difference of two sizes, expr, is a nonzero constant or nonzero at every
+    size from SAMPLES/2 to SAMPLES of its symbols (a 32 x 32 grid for two symbols). Sizes are
+    quasi-affine in the input: a difference with unequal slopes vanishes at a few small sizes
+    at most, which makes no useful network; one with equal slopes repeats with the lcm of its
+    floors' denominators (the product of the strides), so it vanishes within the range unless
+    that exceeds SAMPLES/2. With more symbols it is not decided: the merge becomes a constraint."""
+    expr = sympy.simplify(expr)
+    if expr.is_number:
+        return bool(expr != 0)
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    if len(symbols) > 2:
+        return False
+    f = sympy.lambdify(symbols, expr, "math")
+    if len(symbols) == 1:
+        return all(f(n) != 0 for n in range(SAMPLES // 2, SAMPLES + 1))
+    side = range(SAMPLES // 2, SAMPLES // 2 + 32)
+    return all(f(m, n) != 0 for m in side for n in side)
+
+
 def peak(candidates: list[tuple[str, Any]], symbols: Iterable[Any], defaults: Mapping[str, int]) -> tuple[Any, str]:
     """The largest of per-layer byte counts as an exact formula, and the layer where it occurs.
 

@@ -372,16 +372,15 @@ def naive_add(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
 
 
 def naive_mul(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
-    """Per-example shapes right-aligned, a size-1 axis repeated (NumPy broadcasting); batch kept."""
-    rank = max(x.ndim - 1 for x in xs)
-    aligned = [(1,) * (rank - (x.ndim - 1)) + x.shape[1:] for x in xs]
+    """Per-example shapes of one rank (mul requires it), a size-1 axis repeated; batch kept."""
+    aligned = [x.shape[1:] for x in xs]
     out = tuple(max(sizes) for sizes in zip(*aligned))
     y = np.zeros((xs[0].shape[0], *out))
     for batch in range(y.shape[0]):
         for i in product(*map(range, out)):
             value = 1.0
             for x, shape in zip(xs, aligned):
-                index = tuple(0 if n == 1 else j for n, j in zip(shape, i))[rank - (x.ndim - 1) :]
+                index = tuple(0 if n == 1 else j for n, j in zip(shape, i))
                 value *= float(x[(batch, *index)])
             y[(batch, *i)] = value
     return y
@@ -825,7 +824,6 @@ MERGE = [
     case("add", (2, 7), (2, 7), (2, 7)),
     case("mul", (2, 3, 4, 5), (2, 3, 1, 1)),  # [C,H,W] * [C,1,1]: squeeze-and-excitation
     case("mul", (2, 3, 1, 1), (2, 3, 4, 5)),
-    case("mul", (2, 3, 4, 5), (2, 5)),  # [C,H,W] * [W]
     case("mul", (2, 3, 4, 5), (2, 3, 1, 1), (2, 1, 4, 1)),
     case("mul", (2, 3, 5), (2, 3, 5)),
     case("concat", (2, 3, 4, 5), (2, 2, 4, 5)),
@@ -1156,11 +1154,9 @@ def torch_acon_c(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
 def torch_merge(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     if op.kind == "concat":
         return torch.cat(xs, dim=op.dim)
-    rank = max(x.dim() for x in xs)
-    result = None
-    for x in xs:  # align per-example shapes to the right, keeping the batch axis first
-        x = x.reshape(x.shape[0], *(1,) * (rank - x.dim()), *x.shape[1:])
-        result = x if result is None else (result + x if op.kind == "add" else result * x)
+    result = xs[0]
+    for x in xs[1:]:  # torch's own broadcasting of the batched tensors
+        result = result + x if op.kind == "add" else result * x
     return result
 
 

@@ -181,3 +181,33 @@ def test_add_mismatch_names_the_projection_that_would_fix_it(analyse_text) -> No
             "  - {name: b, op: conv2d, out: 16, kernel: 3, stride: 2, from: input}\n"
             "  - {op: add, from: [a, b]}\n"
         )
+
+
+# A [C] gate (global pooling without keepdims) times a [C, H, W] map with C = W = 6: aligned
+# without the batch axis the product looks like a [6, 6, 6] broadcast, but PyTorch broadcasts
+# the batched tensors [N, 6] and [N, 6, 6, 6] and pairs N with H.
+GATE = (
+    "name: gate\ninput: [6, 5, 6]\nlayers:\n"
+    "  - {name: squeeze, op: global_avg_pool}\n"
+    "  - {name: excite, op: sigmoid}\n"
+    "  - {op: mul, from: [input, excite]}\n"
+)
+
+
+def test_mul_broadcasts_with_the_batch_axis_as_pytorch(analyse_text) -> None:
+    from archcalc.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"give it the shape \[6, 1, 1\]"):
+        analyse_text(GATE)
+    fixed = analyse_text(GATE.replace("global_avg_pool}", "global_avg_pool, keepdims: true}"))
+    assert fixed.output_shape == (6, 5, 6)
+
+
+def test_pytorch_refuses_a_flat_gate_at_batch_2_only() -> None:
+    torch = pytest.importorskip("torch")
+    x = torch.ones(1, 6, 5, 6)
+    # batch 1: [1, 6] pairs its 1 with H and its channels with W, and is silently accepted
+    assert (x * x.mean(dim=(2, 3))).shape == (1, 6, 5, 6)
+    x = torch.ones(2, 6, 5, 6)
+    with pytest.raises(RuntimeError, match="must match the size"):
+        x * x.mean(dim=(2, 3))

@@ -55,3 +55,11 @@ def test_memory_cap_refuses_before_running() -> None:
     assert out.exit_code == 2
     # VGG-16's weights alone are 138,357,544 x 4 bytes = 527.8 MiB
     assert "more than the cap" in out.stderr and "100.00 MiB" in out.stderr
+
+
+def test_verify_runs_at_batch_2_by_default() -> None:
+    result = verify(load(str(SPECS / "lenet5.yaml")))
+    assert result.analysis.memory.options.batch == 2
+    # LeNet-5's peak per example, by hand: c1's and tanh1's outputs (6x28x28 float32, 18,816 B
+    # each) alive together while tanh1 runs; at batch 2 twice that.
+    assert result.peak_bytes == 2 * (18816 + 18816)

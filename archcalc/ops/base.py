@@ -59,11 +59,28 @@ class Saved:
 
     `inputs`: indices of inputs it keeps; `output`: whether it keeps its output; `extra`: other
     per-example tensors as (elements, dtype), where dtype None means the activation dtype.
+    `for_weights`: inputs kept only when the op's own parameters train (torch.nn.Linear's mm
+    saves its input for the weight gradient alone); `for_inputs`: inputs kept only when they
+    need a gradient themselves (reflection padding's backward reads its input); `for_partners`:
+    inputs kept only when another input needs a gradient (a factor of a product, for the other
+    factor's gradient: torch.mul keeps `other` if `self` needs a gradient and vice versa).
     """
 
     inputs: tuple[int, ...] = ()
     output: bool = False
     extra: tuple[tuple[Dim, str | None], ...] = ()
+    for_weights: tuple[int, ...] = ()
+    for_inputs: tuple[int, ...] = ()
+    for_partners: tuple[int, ...] = ()
+
+    def kept_inputs(self, trains: bool, input_grads: tuple[bool, ...]) -> tuple[int, ...]:
+        """The inputs kept, given whether the op's parameters train and which inputs need a gradient."""
+        return (
+            *self.inputs,
+            *(self.for_weights if trains else ()),
+            *(i for i in self.for_inputs if input_grads[i]),
+            *(i for i in self.for_partners if any(g for k, g in enumerate(input_grads) if k != i)),
+        )
 
 
 NOTHING = Saved()
@@ -90,6 +107,12 @@ class Op(BaseModel):
     def output_shape(self, inputs: list[Shape]) -> Shape:
         """The output shape (batch axis excluded) for the given input shapes."""
         return inputs[0]
+
+    def must_match(self, inputs: list[Shape]) -> list[tuple[Dim, Dim]]:
+        """Pairs of input sizes the op needs equal (a merge's aligned axes). output_shape refuses
+        a pair that is never equal; a symbolic pair equal for some inputs only is a constraint
+        on the input, which the shape pass collects (shapes.merge_constraints)."""
+        return []
 
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         """Learnable arrays by name, shaped as PyTorch shapes them (conv weight: out, in/g, *k)."""

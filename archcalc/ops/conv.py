@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import NonNegativeInt, PositiveInt, model_validator
 
-from ..arith import Dim, Shape, product, provably_below
+from ..arith import Dim, Shape, equal, maximum, product, provably_below
 from ..errors import ShapeError
 from .base import (
     INPUT,
@@ -131,6 +131,28 @@ class _ConvForward(_Conv):
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
         return Window(self.spans, self.strides, tuple(p[0] for p in pads), tuple(p[1] for p in pads))
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        """The input, or the padded copy PyTorch convolves instead of it.
+
+        A padding mode other than zeros is F.pad(x, all sides, mode) then a convolution with
+        padding 0 (torch/nn/modules/conv.py, _conv_forward): the convolution keeps the padded
+        copy, and reflection and replication padding also keep x when a gradient flows on to it
+        (their backward reads it; circular padding's slices do not). An asymmetric zero padding
+        (an even kernel with padding 'same', or a per-side padding) is constant_pad_nd by the
+        difference after - before, then the symmetric rest in the convolution
+        (aten/src/ATen/native/Convolution.cpp, _convolution_mode): the copy is n + |after - before|.
+        """
+        channels, sizes = inputs[0][0], inputs[0][1:]
+        pads = resolve_padding(self.padding, sizes, self.spans, self.strides)
+        if self.padding_mode != "zeros":
+            copy = channels * product([n + b + a for n, (b, a) in zip(sizes, pads)])
+            reads_input = (0,) if self.padding_mode in ("reflect", "replicate") else ()
+            return Saved(extra=((copy, None),), for_inputs=reads_input)
+        if all(equal(b, a) for b, a in pads):
+            return INPUT
+        copy = channels * product([n + maximum(a - b, b - a) for n, (b, a) in zip(sizes, pads)])
+        return Saved(extra=((copy, None),))
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """im2col by a strided window view, then one batched matmul: kernel (G, O/G, Cg*K) times

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..arith import Dim, Shape
 from ..errors import ShapeError
-from .base import GLOBAL, INPUT, Op, ReceptiveStep, Saved, Width, elements
+from .base import GLOBAL, Op, ReceptiveStep, Saved, Width, elements
 
 
 class Linear(Op):
@@ -38,7 +38,9 @@ class Linear(Op):
         return GLOBAL if len(inputs[0]) == 1 else None  # mixes all features, or acts per position
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
-        return INPUT
+        """The input, for the weight gradient only: autograd's addmm/mm keeps mat1 when mat2 (the
+        weight) needs a gradient, so a frozen linear layer keeps nothing that grows with the batch."""
+        return Saved(for_weights=(0,))
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         y = xs[0] @ weights["weight"].T

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..arith import Dim, Shape, equal
+from ..arith import Dim, Shape, may_equal
 from ..errors import ShapeError
 from .base import Op, Saved, elements
 from .window import np
@@ -37,10 +37,13 @@ class Add(Op):
     min_inputs = 2
     max_inputs = None
 
+    def must_match(self, inputs: list[Shape]) -> list[tuple[Dim, Dim]]:
+        return [(a, b) for other in inputs[1:] for a, b in zip(inputs[0], other)]
+
     def output_shape(self, inputs: list[Shape]) -> Shape:
         first = inputs[0]
         for other in inputs[1:]:
-            if len(other) != len(first) or not all(equal(a, b) for a, b in zip(first, other)):
+            if len(other) != len(first) or not all(may_equal(a, b) for a, b in zip(first, other)):
                 raise ShapeError(f"cannot add shapes {_show(inputs)}{_projection_hint(first, other)}")
         return first
 
@@ -54,36 +57,59 @@ class Add(Op):
         return total
 
 
+def _wide(sizes: tuple[Dim, ...]) -> list[Dim]:
+    """The sizes of one axis that do not broadcast (every size but a literal 1)."""
+    return [d for d in sizes if not (isinstance(d, int) and d == 1)]
+
+
 class Mul(Op):
-    """Element-wise product with NumPy broadcasting (squeeze-and-excitation's channel scaling)."""
+    """Element-wise product with PyTorch's broadcasting of the batched tensors (squeeze-and-
+    excitation's channel scaling: [C, H, W] times [C, 1, 1])."""
 
     kind = "mul"
     min_inputs = 2
     max_inputs = None
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
-        rank = max(len(s) for s in inputs)
-        padded = [(1,) * (rank - len(s)) + tuple(s) for s in inputs]
-        result: list[Dim] = []
-        for sizes in zip(*padded):
-            wide = [d for d in sizes if not (isinstance(d, int) and d == 1)]
-            if any(not equal(d, wide[0]) for d in wide[1:]):
-                raise ShapeError(f"cannot broadcast shapes {_show(inputs)} together")
-            result.append(wide[0] if wide else 1)
-        return tuple(result)
+        """torch.mul broadcasts the whole tensors, batch axis first: shapes align from the right,
+        so inputs of different ranks would pair one's batch axis with the other's features, which
+        holds at batch 1 only. Ranks must match; per axis the sizes agree or one is 1."""
+        first = inputs[0]
+        for other in inputs[1:]:
+            if len(other) != len(first):
+                low, high = (other, first) if len(other) < len(first) else (first, other)
+                fix = [*low, *(1,) * (len(high) - len(low))]
+                raise ShapeError(
+                    f"cannot multiply shapes {_show(inputs)} (batch excluded): PyTorch broadcasts "
+                    f"the batched tensors [N, ...], so the batch axis of the {len(low)}-axis input "
+                    f"would meet axis {len(high) - len(low)} of the other, and the product fails "
+                    f"at any batch above 1; give it the shape {fix} (a reshape or unsqueeze) so "
+                    "its sizes line up with the same axes"
+                )
+        if any(not may_equal(a, b) for a, b in self.must_match(inputs)):
+            raise ShapeError(
+                f"cannot broadcast shapes {_show(inputs)} together: on each axis the sizes "
+                "must agree or be 1"
+            )
+        return tuple(_wide(sizes)[0] if _wide(sizes) else 1 for sizes in zip(*inputs))
+
+    def must_match(self, inputs: list[Shape]) -> list[tuple[Dim, Dim]]:
+        """Per axis, every size other than 1 against the first such (a 1 broadcasts)."""
+        if len({len(s) for s in inputs}) != 1:
+            return []
+        return [(wide[0], d) for sizes in zip(*inputs) for wide in [_wide(sizes)] for d in wide[1:]]
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return (len(inputs) - 1) * elements(output)
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
-        return Saved(inputs=tuple(range(len(inputs))))  # each factor's gradient needs the others
+        return Saved(for_partners=tuple(range(len(inputs))))  # each factor's gradient needs the others
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
-        """Broadcasts the per-example shapes (batch kept on axis 0), as output_shape does."""
-        rank = max(x.ndim for x in xs)
-        result = xs[0].reshape(xs[0].shape[0], *(1,) * (rank - xs[0].ndim), *xs[0].shape[1:])
+        """NumPy broadcasting of the batched arrays, as torch.mul (output_shape checks the ranks)."""
+        result = xs[0]
         for x in xs[1:]:
-            result = result * x.reshape(x.shape[0], *(1,) * (rank - x.ndim), *x.shape[1:])
+            result = result * x
         return result
 
 
@@ -96,14 +122,22 @@ class Concat(Op):
 
     dim: int = 1
 
-    def output_shape(self, inputs: list[Shape]) -> Shape:
+    def _axis(self, inputs: list[Shape]) -> int:
+        """The joined axis, batch excluded; a ShapeError unless `dim` names a feature axis."""
         rank = len(inputs[0]) + 1
         if not -rank <= self.dim < rank or self.dim % rank == 0:
             raise ShapeError(f"concat dim {self.dim} is not a feature axis of a rank-{rank} tensor")
-        axis = self.dim % rank - 1
+        return self.dim % rank - 1
+
+    def must_match(self, inputs: list[Shape]) -> list[tuple[Dim, Dim]]:
+        axis = self._axis(inputs)
+        return [(a, b) for other in inputs[1:] for i, (a, b) in enumerate(zip(inputs[0], other)) if i != axis]
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        axis = self._axis(inputs)
         for other in inputs[1:]:
             same_rest = len(other) == len(inputs[0]) and all(
-                equal(a, b) for i, (a, b) in enumerate(zip(inputs[0], other)) if i != axis
+                may_equal(a, b) for i, (a, b) in enumerate(zip(inputs[0], other)) if i != axis
             )
             if not same_rest:
                 raise ShapeError(

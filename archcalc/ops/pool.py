@@ -182,7 +182,13 @@ class _LpPool(_Pool):
     padding: Literal[0] = 0
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
-        return Saved(inputs=(0,), output=True)  # composed of pow, avg_pool and pow in PyTorch
+        """torch.nn.functional.lp_pool*d is Python: t = avg_pool(x.pow(p)), then
+        (sign(t) * relu(abs(t))).mul(k).pow(1/p). pow keeps x, avg_pool x^p, abs t, mul sign(t)
+        and relu's result (which relu keeps too), the last pow its input: x, one input-sized and
+        four output-sized tensors. p = inf is max_pool(abs(x)): x, abs(x) and the indices."""
+        if self.norm_type == float("inf"):
+            return Saved(inputs=(0,), extra=((elements(inputs[0]), None), (elements(output), "int64")))
+        return Saved(inputs=(0,), extra=((elements(inputs[0]), None), (4 * elements(output), None)))
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """PyTorch's LPPool: avg_pool(x^p) * kernel elements, then sign(t) * relu(|t|) ^ (1/p)."""

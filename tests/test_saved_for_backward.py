@@ -1,0 +1,193 @@
+"""Bytes saved for backward, op by op, as PyTorch's autograd keeps them.
+
+Each case is a small network written twice, as a spec and as torch modules. `measured` is what
+torch 2.14.1 kept per example (batch 2 minus batch 1, every storage packed by
+torch.autograd.graph.saved_tensors_hooks counted once, float32, input not requiring a
+gradient): tests/torch_reference.py `saved_bytes`. CI has no torch, so the analysis is checked
+against these literals on every run, and the literals against torch wherever it is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from archcalc.analysis import analyze
+from archcalc.graph import load
+from archcalc.memory import MemoryOptions
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    input: tuple[int, ...]
+    layers: tuple[str, ...]  # spec entries, one YAML flow mapping each
+    torch: Callable[[Any], Any]  # torch.nn -> the same network as a module
+    measured: int  # bytes per example, torch 2.14.1 (see the module docstring)
+
+
+def _frozen(module: Any) -> Any:
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def _branches(nn: Any, a: Any, b: Any, join: Callable[[Any, Any], Any]) -> Any:
+    """A module computing join(a(x), b(x)): two branches from one input."""
+
+    class Join(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = a, b
+
+        def forward(self, x: Any) -> Any:
+            return join(self.a(x), self.b(x))
+
+    return Join()
+
+
+C1 = "{name: c1, op: conv2d, out: 4, kernel: 1}"  # trains, so a gradient flows to what follows
+
+
+def c1(nn: Any) -> Any:
+    return nn.Conv2d(2, 4, 1)
+
+
+CASES = [
+    # A padding mode other than zeros: F.pad then a convolution with padding 0, which keeps the
+    # padded copy. As the first layer no gradient flows to the input: only the copy is kept,
+    # C * prod(n + 2p) * 4 bytes.
+    Case("conv1d reflect first", (2, 7), ("{op: conv1d, out: 3, kernel: 3, padding: 1, padding_mode: reflect}",),
+         lambda nn: nn.Conv1d(2, 3, 3, padding=1, padding_mode="reflect"), 2 * 9 * 4),
+    Case("conv2d replicate first", (2, 7, 6), ("{op: conv2d, out: 3, kernel: 3, padding: 1, padding_mode: replicate}",),
+         lambda nn: nn.Conv2d(2, 3, 3, padding=1, padding_mode="replicate"), 2 * 9 * 8 * 4),
+    Case("conv3d circular first", (2, 5, 6, 7), ("{op: conv3d, out: 3, kernel: 3, padding: 1, padding_mode: circular}",),
+         lambda nn: nn.Conv3d(2, 3, 3, padding=1, padding_mode="circular"), 2 * 7 * 8 * 9 * 4),
+    # even kernel, padding 'same', zeros: constant_pad_nd by the odd element only (n + 1 per axis)
+    Case("conv1d same even", (2, 7), ("{op: conv1d, out: 3, kernel: 4, padding: same}",),
+         lambda nn: nn.Conv1d(2, 3, 4, padding="same"), 2 * 8 * 4),
+    Case("conv3d same even", (2, 5, 6, 7), ("{op: conv3d, out: 3, kernel: 4, padding: same}",),
+         lambda nn: nn.Conv3d(2, 3, 4, padding="same"), 2 * 6 * 7 * 8 * 4),
+    Case("conv2d same even, reflect", (2, 7, 6), ("{op: conv2d, out: 3, kernel: 4, padding: same, padding_mode: reflect}",),
+         lambda nn: nn.Conv2d(2, 3, 4, padding="same", padding_mode="reflect"), 2 * 10 * 9 * 4),
+    # after a training layer: c1's input (2*7*9*4 = 504) + the copy 4*9*11*4 = 1,584, and
+    # reflection/replication padding's backward keeps its own input, c1's output (1,008)
+    Case("conv2d reflect after", (2, 7, 9), (C1, "{op: conv2d, out: 3, kernel: 3, padding: 1, padding_mode: reflect}"),
+         lambda nn: nn.Sequential(c1(nn), nn.Conv2d(4, 3, 3, padding=1, padding_mode="reflect")), 504 + 1008 + 1584),
+    Case("conv2d replicate after", (2, 7, 9), (C1, "{op: conv2d, out: 3, kernel: 3, padding: 1, padding_mode: replicate}"),
+         lambda nn: nn.Sequential(c1(nn), nn.Conv2d(4, 3, 3, padding=1, padding_mode="replicate")), 504 + 1008 + 1584),
+    Case("conv2d circular after", (2, 7, 9), (C1, "{op: conv2d, out: 3, kernel: 3, padding: 1, padding_mode: circular}"),
+         lambda nn: nn.Sequential(c1(nn), nn.Conv2d(4, 3, 3, padding=1, padding_mode="circular")), 504 + 1584),
+    Case("conv2d same even after", (2, 7, 9), (C1, "{op: conv2d, out: 3, kernel: 4, padding: same}"),
+         lambda nn: nn.Sequential(c1(nn), nn.Conv2d(4, 3, 4, padding="same")), 504 + 4 * 8 * 10 * 4),
+    Case("frozen conv2d reflect after", (2, 7, 9), (C1, "{op: conv2d, out: 3, kernel: 3, padding: 1, padding_mode: reflect, frozen: true}"),
+         lambda nn: nn.Sequential(c1(nn), _frozen(nn.Conv2d(4, 3, 3, padding=1, padding_mode="reflect"))), 504 + 1008 + 1584),
+    # a per-side padding stands for PyTorch's own route for asymmetric padding: zeros pad by
+    # the difference with constant_pad_nd, the symmetric rest in the convolution (copy
+    # 4*(7+1)*(9+1)); another mode pads every side with F.pad first (copy 4*(7+3)*(9+1))
+    Case("conv2d per-side zeros", (2, 7, 9), (C1, "{op: conv2d, out: 3, kernel: 3, padding: [[1, 2], [1, 0]]}"),
+         lambda nn: nn.Sequential(c1(nn), _padded(nn, (1, 0, 0, 1), "constant", nn.Conv2d(4, 3, 3, padding=(1, 0)))), 504 + 4 * 8 * 10 * 4),
+    Case("conv2d per-side replicate", (2, 7, 9), (C1, "{op: conv2d, out: 3, kernel: 3, padding: [[1, 2], [1, 0]], padding_mode: replicate}"),
+         lambda nn: nn.Sequential(c1(nn), _padded(nn, (1, 0, 1, 2), "replicate", nn.Conv2d(4, 3, 3))), 504 + 1008 + 4 * 10 * 10 * 4),
+    # lp_pool: x, x^p (input-sized) and four output-sized tensors of torch's Python composite;
+    # 1-D: 2*9 + 2*9 + 4*2*4 = 68 floats; 2-D (ceil mode): 2*8*9 * 2 + 4 * 2*4*4 = 416 floats
+    Case("lp_pool1d", (2, 9), ("{op: conv1d, out: 2, kernel: 1}", "{op: lp_pool1d, norm_type: 2, kernel: 3, stride: 2}"),
+         lambda nn: nn.Sequential(nn.Conv1d(2, 2, 1), nn.LPPool1d(2, 3, 2)), 2 * 9 * 4 + 68 * 4),
+    Case("lp_pool2d ceil", (2, 8, 9), ("{op: conv2d, out: 2, kernel: 1}", "{op: lp_pool2d, norm_type: 3, kernel: 3, stride: 2, ceil_mode: true}"),
+         lambda nn: nn.Sequential(nn.Conv2d(2, 2, 1), nn.LPPool2d(3, 3, 2, ceil_mode=True)), 2 * 72 * 4 + 416 * 4),
+    Case("lp_pool3d", (2, 4, 5, 6), ("{op: conv3d, out: 2, kernel: 1}", "{op: lp_pool3d, norm_type: 1.5, kernel: 2}"),
+         lambda nn: nn.Sequential(nn.Conv3d(2, 2, 1), nn.LPPool3d(1.5, 2)), 2 * 120 * 4 + (2 * 240 + 4 * 24) * 4),
+    # a frozen linear layer keeps nothing per example (mm keeps its input only for the weight
+    # gradient); a frozen convolution still keeps its input (convolution saves it regardless)
+    Case("frozen linear after", (2, 7, 9), (C1, "{op: flatten}", "{op: linear, out: 5, frozen: true}"),
+         lambda nn: nn.Sequential(c1(nn), nn.Flatten(), _frozen(nn.Linear(252, 5))), 504),
+    Case("frozen linear per position", (2, 7, 9), (C1, "{op: linear, out: 5, frozen: true}", "{op: relu}"),
+         lambda nn: nn.Sequential(c1(nn), _frozen(nn.Linear(9, 5)), nn.ReLU()), 504 + 4 * 7 * 5 * 4),
+    Case("frozen conv after", (2, 7, 9), (C1, "{op: conv2d, out: 3, kernel: 3, frozen: true}"),
+         lambda nn: nn.Sequential(c1(nn), _frozen(nn.Conv2d(4, 3, 3))), 504 + 1008),
+    Case("frozen conv_transpose after", (2, 7, 9), (C1, "{op: conv_transpose2d, out: 3, kernel: 2, stride: 2, frozen: true}"),
+         lambda nn: nn.Sequential(c1(nn), _frozen(nn.ConvTranspose2d(4, 3, 2, 2))), 504 + 1008),
+    Case("frozen batchnorm after", (2, 7, 9), (C1, "{op: batchnorm2d, frozen: true}"),
+         lambda nn: nn.Sequential(c1(nn), _frozen(nn.BatchNorm2d(4))), 504 + 1008),
+    Case("linear trains after frozen", (2, 7, 9), ("{op: conv2d, out: 4, kernel: 1, frozen: true}", "{op: linear, out: 5}"),
+         lambda nn: nn.Sequential(_frozen(c1(nn)), nn.Linear(9, 5)), 1008),
+    # ops checked unchanged: pools in ceil mode, adaptive pools, norms, activations, merges
+    Case("max_pool2d ceil", (2, 7, 9), (C1, "{op: max_pool2d, kernel: 3, stride: 2, ceil_mode: true}"),
+         lambda nn: nn.Sequential(c1(nn), nn.MaxPool2d(3, 2, ceil_mode=True)), 1896),
+    Case("avg_pool2d pad", (2, 7, 9), (C1, "{op: avg_pool2d, kernel: 3, stride: 2, padding: 1, count_include_pad: false}"),
+         lambda nn: nn.Sequential(c1(nn), nn.AvgPool2d(3, 2, 1, count_include_pad=False)), 1512),
+    Case("adaptive_avg_pool2d", (2, 7, 9), (C1, "{op: adaptive_avg_pool2d, output: [3, 4]}"),
+         lambda nn: nn.Sequential(c1(nn), nn.AdaptiveAvgPool2d((3, 4))), 1512),
+    Case("adaptive_max_pool2d", (2, 7, 9), (C1, "{op: adaptive_max_pool2d, output: [3, 4]}"),
+         lambda nn: nn.Sequential(c1(nn), nn.AdaptiveMaxPool2d((3, 4))), 1896),
+    Case("softmax", (2, 7, 9), (C1, "{op: softmax, dim: 1}"), lambda nn: nn.Sequential(c1(nn), nn.Softmax(1)), 1512),
+    Case("layernorm", (2, 7, 9), (C1, "{op: layernorm, normalized_shape: [7, 9]}"),
+         lambda nn: nn.Sequential(c1(nn), nn.LayerNorm([7, 9])), 1544),
+    Case("groupnorm", (2, 7, 9), (C1, "{op: groupnorm, groups: 2}"), lambda nn: nn.Sequential(c1(nn), nn.GroupNorm(2, 4)), 1528),
+    Case("dropout", (2, 7, 9), (C1, "{op: dropout, p: 0.3}"), lambda nn: nn.Sequential(c1(nn), nn.Dropout(0.3)), 1512),
+    Case("gelu", (2, 7, 9), (C1, "{op: gelu}"), lambda nn: nn.Sequential(c1(nn), nn.GELU()), 1512),
+    Case("hardswish inplace", (2, 7, 9), (C1, "{op: hardswish, inplace: true}"),
+         lambda nn: nn.Sequential(c1(nn), nn.Hardswish(inplace=True)), 1512),
+    Case("channel_shuffle", (2, 7, 9), (C1, "{op: channel_shuffle, groups: 2}"),
+         lambda nn: nn.Sequential(c1(nn), nn.ChannelShuffle(2)), 504),
+    Case("mul", (2, 7, 9), (C1, "{name: gate, op: sigmoid}", "{op: mul, from: [c1, gate]}"),
+         lambda nn: nn.Sequential(c1(nn), _branches(nn, nn.Identity(), nn.Sigmoid(), lambda a, b: a * b)), 504 + 1008 + 1008),
+    # x * conv(x): only the product's factor that needs a gradient (conv's output) is
+    # multiplied by the other one, so torch.mul keeps x (already conv's input), not conv(x)
+    Case("mul by the input", (2, 7, 9), ("{name: c, op: conv2d, out: 2, kernel: 1}", "{op: mul, from: [input, c]}"),
+         lambda nn: _branches(nn, nn.Identity(), nn.Conv2d(2, 2, 1), lambda a, b: a * b), 504),
+    Case("add", (2, 7, 9), (C1, "{name: r, op: relu}", "{op: add, from: [c1, r]}"),
+         lambda nn: nn.Sequential(c1(nn), _branches(nn, nn.Identity(), nn.ReLU(), lambda a, b: a + b)), 504 + 1008),
+    Case("concat and slice", (2, 7, 9), (C1, "{name: s, op: slice, start: 0, end: 2}", "{name: r, op: relu}", "{op: concat, from: [c1, r]}"),
+         lambda nn: nn.Sequential(c1(nn), _branches(nn, nn.Identity(), nn.Sequential(_Narrow(nn, 2), nn.ReLU()), lambda a, b: __import__("torch").cat([a, b], 1))),
+         504 + 2 * 63 * 4),
+]
+
+
+def _padded(nn: Any, pads: tuple[int, ...], mode: str, conv: Any) -> Any:
+    """F.pad(x, pads, mode) then `conv`."""
+
+    class Padded(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, x: Any) -> Any:
+            return self.conv(nn.functional.pad(x, pads, mode))
+
+    return Padded()
+
+
+def _Narrow(nn: Any, end: int) -> Any:
+    class Narrow(nn.Module):  # type: ignore[misc]
+        def forward(self, x: Any) -> Any:
+            return x[:, :end]
+
+    return Narrow()
+
+
+def _spec(case: Case) -> str:
+    entries = "".join(f"  - {entry}\n" for entry in case.layers)
+    return f"name: case\ninput: {list(case.input)}\nlayers:\n{entries}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_saved_bytes_equal_pytorch(case: Case, tmp_path: Any) -> None:
+    path = tmp_path / "case.yaml"
+    path.write_text(_spec(case))
+    analysis = analyze(load(str(path)), MemoryOptions(batch=1))
+    assert analysis.memory.training_activations == case.measured
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_recorded_figures_are_what_torch_measures(case: Case) -> None:
+    torch = pytest.importorskip("torch")
+    from torch_reference import saved_bytes
+
+    torch.manual_seed(0)
+    model = case.torch(torch.nn).train()
+    per_example = saved_bytes(torch, model, case.input, 2) - saved_bytes(torch, model, case.input, 1)
+    assert per_example == case.measured
