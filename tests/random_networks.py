@@ -17,21 +17,6 @@ from typing import Any
 
 DIMS = {1: "1d", 2: "2d", 3: "3d"}
 
-# Classes of saved-for-backward bytes archcalc gets wrong on main, being fixed on branch `exact`
-# (issue 10, "Wrong today" 2). Networks showing one are still drawn and their shapes, parameters
-# and FLOPs compared, but their saved bytes are not while its name is here: the integrator empties
-# this set after merging `exact` (nothing needs recording again: the set changes no drawing).
-#   padding_mode: a convolution with padding_mode reflect/replicate/circular, which torch runs
-#     as F.pad then an unpadded convolution that keeps the padded copy for backward;
-#   even_same: padding 'same' whose total padding dilation*(k-1) is odd on some axis, which
-#     torch also pads with F.pad first (the copy is kept);
-#   lp_pool: LPPool keeps its input, x^p and its composite's intermediates, not its output;
-#   frozen_linear: a frozen linear whose input needs a gradient keeps no input (only its weight
-#     gradient needs it), where archcalc keeps it because a layer before trains. (A frozen
-#     convolution does keep its input: torch's ConvolutionBackward0 saves input and weight
-#     whatever needs a gradient; recorded networks random-13 and random-14 show it.)
-KNOWN_WRONG_ON_MAIN = {"padding_mode", "even_same", "lp_pool", "frozen_linear"}
-
 KINDS = ["conv", "conv", "conv_transpose", "max_pool", "avg_pool", "lp_pool", "adaptive",
          "norm", "linear", "interpolate", "add", "concat", "gate"]
 
@@ -171,29 +156,6 @@ def random_network(rng: random.Random, name: str = "random") -> dict[str, Any]:
         source = layers[-1]["name"]
     return {"name": name, "input": [channels, *(rng.randint(4, high) for _ in range(dims))],
             "layers": layers}
-
-
-def known_wrong(spec: dict[str, Any]) -> set[str]:
-    """The classes of KNOWN_WRONG_ON_MAIN (all of them, flagged or not) the spec contains."""
-    found: set[str] = set()
-    trains = {"input": False}  # the layer or one before it has trainable parameters
-    previous = "input"
-    for entry in spec["layers"]:
-        sources = entry.get("from", previous)
-        upstream = any(trains[s] for s in (sources if isinstance(sources, list) else [sources]))
-        own = _has_params(entry) and not entry.get("frozen", False)
-        trains[entry["name"]] = upstream or own
-        previous = entry["name"]
-        op = entry["op"]
-        if op.startswith("lp_pool"):
-            found.add("lp_pool")
-        if entry.get("padding_mode", "zeros") != "zeros":
-            found.add("padding_mode")
-        if entry.get("padding") == "same" and entry["dilation"] * (entry["kernel"] - 1) % 2:
-            found.add("even_same")
-        if op == "linear" and entry.get("frozen", False) and upstream:
-            found.add("frozen_linear")
-    return found
 
 
 # --- the same network in PyTorch ------------------------------------------------------------
