@@ -293,7 +293,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
 
         _print(rf_table(analysis))
         return
-    from .receptive_field import receptive_fields, unit_field
+    from .receptive_field import unit_field
     from .render import unit_field_text
     from .shapes import output_shapes
 
@@ -301,9 +301,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
     if network.symbolic:
         raise OptionError("--at needs numeric input sizes: drop --symbolic and give --input as numbers")
     indices = parse_unit(unit)  # type: ignore[arg-type]
-    shapes = output_shapes(network)
-    fields = receptive_fields(network, shapes)
-    interval = unit_field(network, shapes, fields, at, indices)
+    interval = unit_field(network, output_shapes(network), at, indices)
     if as_json:
         sizes = [None if i is None else i[1] - i[0] + 1 for i in interval]
         click.echo(json.dumps({"layer": at, "unit": list(indices), "interval": [None if i is None else list(i) for i in interval], "size": sizes}, indent=2))

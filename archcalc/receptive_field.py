@@ -153,35 +153,37 @@ def _numeric(network: Network, shapes: dict[str, Shape]) -> bool:
 Extent = list[tuple[list[int], list[int]]]  # per spatial axis: first and last input position per unit
 
 
-def unit_extents(network: Network, shapes: dict[str, Shape], fields: dict[str, Field]) -> dict[str, Extent]:
+def unit_extents(network: Network, shapes: dict[str, Shape]) -> dict[str, Extent]:
     """Per layer and spatial axis, the first and last input position each unit's field reaches
     (first > last: the unit reads padding only). Exact: the field of unit u is the union, over
     every input and every position it reads, of those positions' fields, so its ends are the
-    min and max of theirs. Numeric shapes only; a pass over every unit of every layer."""
+    min and max of theirs. A layer without spatial axes (after global pooling) has one 'unit'
+    per axis, the union of all it reads. Numeric shapes only; a pass over every unit."""
+    spatial = len(network.input_shape) - 1
     sizes = network.input_shape[1:]
     extents: dict[str, Extent] = {INPUT: [(list(range(n)), list(range(n))) for n in sizes]}
     for layer in network.layers:
-        field, out = fields[layer.path], shapes[layer.path]
-        if field is None:
+        out, inputs = shapes[layer.path], [shapes[i] for i in layer.inputs]
+        if any(i not in extents for i in layer.inputs):
             continue
-        if field == GLOBAL:
-            extents[layer.path] = [([0] * m, [n - 1] * m) for m, n in zip(out[1:], sizes)]
+        if len(out) - 1 != spatial:
+            union = [([min(lo for i in layer.inputs for lo in extents[i][a][0])], [max(hi for i in layer.inputs for hi in extents[i][a][1])]) for a in range(spatial)]
+            extents[layer.path] = union
             continue
-        inputs = [shapes[i] for i in layer.inputs]
-        if len(layer.inputs) == 1 and layer.op.receptive_step(inputs) is None and not layer.op.receptive_varies(inputs) and inputs[0] == out:
+        if len(layer.inputs) == 1 and inputs[0] == out and layer.op.receptive_step(inputs) is None and not layer.op.receptive_varies(inputs):
             extents[layer.path] = extents[layer.inputs[0]]  # element-wise: the same fields
             continue
         axes: Extent = []
         for axis, (m, n) in enumerate(zip(out[1:], sizes)):
             first, last = [n] * m, [-1] * m
             for u in range(m):
-                for source, reads in zip(layer.inputs, layer.op.receptive_reads(inputs, axis, u)):
-                    if fields[source] == GLOBAL:
-                        first[u], last[u] = 0, n - 1
-                    elif source in extents:
-                        lo, hi = extents[source][axis]
-                        first[u] = min(first[u], *(lo[t] for t in reads)) if reads else first[u]
-                        last[u] = max(last[u], *(hi[t] for t in reads)) if reads else last[u]
+                for source, shape, reads in zip(layer.inputs, inputs, layer.op.receptive_reads(inputs, axis, u)):
+                    lo, hi = extents[source][axis]
+                    if len(shape) - 1 != spatial:
+                        reads = (0,)  # a vector (a gate after global pooling): all it read
+                    if reads:
+                        first[u] = min(first[u], *(lo[t] for t in reads))
+                        last[u] = max(last[u], *(hi[t] for t in reads))
             axes.append((first, last))
         extents[layer.path] = axes
     return extents
@@ -189,26 +191,22 @@ def unit_extents(network: Network, shapes: dict[str, Shape], fields: dict[str, F
 
 def _measured(network: Network, shapes: dict[str, Shape], fields: dict[str, Field]) -> dict[str, Field]:
     """Position-dependent fields with their largest and smallest size over all units."""
-    extents = unit_extents(network, shapes, fields)
+    extents = unit_extents(network, shapes)
     result = dict(fields)
     for path, field in fields.items():
         if not (isinstance(field, ReceptiveField) and field.varies):
             continue
-        largest, smallest = [], []
-        for lo, hi in extents[path]:
-            spans = [b - a + 1 for a, b in zip(lo, hi) if b >= a] or [0]
-            largest.append(max(spans))
-            smallest.append(min(spans))
-        result[path] = replace(field, size=tuple(largest), smallest=tuple(smallest))
+        spans = [[b - a + 1 for a, b in zip(lo, hi) if b >= a] for lo, hi in extents[path]]
+        if not all(spans):  # every unit reads padding only on some axis: no field at all
+            spans = [[0]] * len(spans)
+        result[path] = replace(field, size=tuple(map(max, spans)), smallest=tuple(map(min, spans)))
     return result
 
 
 Interval = Union[tuple[int, int], None]
 
 
-def unit_field(
-    network: Network, shapes: dict[str, Shape], fields: dict[str, Field], path: str, unit: Sequence[int]
-) -> tuple[Interval, ...]:
+def unit_field(network: Network, shapes: dict[str, Shape], path: str, unit: Sequence[int]) -> tuple[Interval, ...]:
     """The exact input interval, per spatial axis, of one unit (all its channels) of a layer:
     the positions it reads, propagated backward through every path to the input. None on every
     axis when it reads padding only. Errors name the layer or index that is wrong."""
@@ -227,29 +225,29 @@ def unit_field(
     for axis, (i, n) in enumerate(zip(unit, shape[1:])):
         if not (isinstance(n, int) and 0 <= i < n):
             raise OptionError(f"--unit index {i} on spatial axis {axis + 1} is outside 0..{n - 1} (layer '{path}' has {list(shape[1:])})")
-    whole = tuple((0, n - 1) for n in network.input_shape[1:])
     wanted: dict[str, list[set[int]]] = {path: [{i} for i in unit]}
-    for current in reversed((INPUT, *network.order)):
+    for current in reversed(network.order):
         if current not in wanted:
             continue
-        if fields.get(current) == GLOBAL:
-            return whole
-        if current == INPUT:
-            return tuple((min(s), max(s)) for s in wanted[INPUT])
         layer = network.layer(current)
-        inputs = [shapes.get(i, network.input_shape) for i in layer.inputs]
-        reads = [[set() for _ in layer.inputs] for _ in range(spatial)]
-        for axis, units in enumerate(wanted[current]):
+        inputs = [shapes[i] if i != INPUT else network.input_shape for i in layer.inputs]
+        demand = wanted[current]
+        if len(shapes[current]) - 1 != spatial:  # no spatial axes: every unit is wanted
+            demand = [set(range(n)) for n in inputs[0][1:]] if len(inputs[0]) - 1 == spatial else [{0}] * spatial
+        reads: list[list[set[int]]] = [[set() for _ in layer.inputs] for _ in range(spatial)]
+        for axis, units in enumerate(demand):
             for u in units:
                 for k, positions in enumerate(layer.op.receptive_reads(inputs, axis, u)):
                     reads[axis][k].update(positions)
         for k, source in enumerate(layer.inputs):
-            if fields[source] == GLOBAL:
-                return whole
             axes = [reads[axis][k] for axis in range(spatial)]
-            if fields[source] is None or not all(axes):
-                continue  # no spatial field there, or padding only on some axis: nothing read
+            if len(inputs[k]) - 1 != spatial:
+                axes = [{0}] * spatial  # a vector (a gate after global pooling): all of it
+            elif not all(axes):
+                continue  # padding only on some axis: nothing read
             into = wanted.setdefault(source, [set() for _ in range(spatial)])
             for target, positions in zip(into, axes):
                 target.update(positions)
-    return (None,) * spatial
+    if INPUT not in wanted:
+        return (None,) * spatial
+    return tuple((min(s), max(s)) for s in wanted[INPUT])
