@@ -144,6 +144,8 @@ class _ConvForward(_Conv):
         )]
 
     def receptive_varies(self, inputs: list[Shape]) -> str:
+        if self.padding_mode == "zeros":
+            return ""
         pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
         reasons = (padding_escapes(self.padding_mode, b, a, span) for (b, a), span in zip(pads, self.spans))
         return next((r for r in reasons if r), "")
