@@ -276,3 +276,25 @@ def test_position_dependent_fields_in_json_and_table(tmp_path) -> None:
     table = CliRunner().invoke(main, ["rf", str(spec)], env={"COLUMNS": "80"}).stdout
     assert "2–3 *1" in table and "varies" in table and "*1: from 'pool'" in table
     assert max(len(line) for line in table.splitlines()) <= 80
+
+
+def check_boxes(result, boxes) -> None:
+    """Every output unit's interval, and the layer's largest and smallest field, against boxes
+    measured elsewhere (torch's gradients)."""
+    network = result.network
+    for u, box in boxes.items():
+        assert unit(result, network.output, *u) == box, (u, box)
+    field = fields(result)[network.output]
+    spans = [[b[a][1] - b[a][0] + 1 for b in boxes.values() if b[a] is not None] for a in range(len(network.input_shape) - 1)]
+    assert field.position_dependent
+    assert field.size == tuple(map(max, spans)) and field.smallest == tuple(map(min, spans))
+
+
+def test_fields_equal_torch_recorded_gradient_support(analyse_text) -> None:
+    # PyTorch 2.14's gradient support of every output unit, recorded by
+    # tests/receptive_field_reference.py (a U-Net; circular/reflect padding, ceil mode, adaptive
+    # pools and a transposed convolution in 1-D).
+    from receptive_field_reference import NETWORKS, recorded
+
+    for name, boxes in recorded().items():
+        check_boxes(analyse_text(NETWORKS[name][0]), boxes)

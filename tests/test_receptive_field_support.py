@@ -150,5 +150,5 @@ def test_per_unit_pass_matches_support_in_1d(network: Any) -> None:
     assume(len(network.input_shape) == 2)
     shapes = output_shapes(network)
     lo, hi = unit_extents(network, shapes)[network.output][0]
-    for (u,), ((box),) in support(network).items():
+    for (u,), (box,) in support(network).items():
         assert (box if box is not None else (network.input_shape[1], -1)) == (lo[u], hi[u])

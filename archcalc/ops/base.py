@@ -6,8 +6,8 @@ An op is a pydantic model of its spec fields that also answers each question a p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
