@@ -21,7 +21,7 @@ RECORDED = Path(__file__).with_name("receptive_field_torch.json")
 
 UNET = """
 name: unet
-input: [1, 24, 24]
+input: [1, 16, 16]
 layers:
   - {name: e1, op: conv2d, out: 2, kernel: 3, padding: 1}
   - {name: r1, op: relu}
@@ -102,7 +102,7 @@ def torch_padded_1d() -> Callable[[Any], Any]:
     return forward
 
 
-NETWORKS = {"unet": (UNET, torch_unet, (1, 24, 24)), "padded_1d": (PADDED_1D, torch_padded_1d, (2, 23))}
+NETWORKS = {"unet": (UNET, torch_unet, (1, 16, 16)), "padded_1d": (PADDED_1D, torch_padded_1d, (2, 23))}
 
 
 def gradient_boxes(forward: Callable[[Any], Any], shape: tuple[int, ...]) -> dict[tuple[int, ...], tuple[Any, ...]]:
@@ -110,7 +110,12 @@ def gradient_boxes(forward: Callable[[Any], Any], shape: tuple[int, ...]) -> dic
     import torch
 
     x = torch.rand(1, *shape, dtype=torch.float64)
-    jac = torch.autograd.functional.jacobian(lambda t: forward(t).sum(dim=1)[0], x, vectorize=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one backward pass per unit of tiny tensors: threads only contend
+    try:
+        jac = torch.autograd.functional.jacobian(lambda t: forward(t).sum(dim=1)[0], x)
+    finally:
+        torch.set_num_threads(threads)
     nonzero = jac.abs().sum(dim=(-len(shape) - 1, -len(shape))) > 0  # over the batch and channels
     out_sizes = nonzero.shape[: nonzero.ndim - (len(shape) - 1)]
     boxes = {}

@@ -21,5 +21,5 @@ def test_fields_are_torch_gradient_support(analyse_text: Any) -> None:
     assert measured == recorded()  # rerun tests/receptive_field_reference.py if this changes
     for name, (spec, _, _) in NETWORKS.items():
         check_boxes(analyse_text(spec), measured[name])
-    # the U-Net head's interior units see the deep path's 22x22 or more, not the skip's 5x5
-    assert max(box[0][1] - box[0][0] + 1 for box in measured["unet"].values()) >= 22
+    # the U-Net head's largest field spans all 16 input rows; the skip path alone sees 5
+    assert max(box[0][1] - box[0][0] + 1 for box in measured["unet"].values()) == 16
