@@ -86,7 +86,10 @@ def _plain(value: Any) -> Any:
 
 
 def field_json(field: Field) -> dict[str, Any] | None:
-    """Araujo's size, jump and effective padding per spatial axis; null where all is seen."""
+    """Araujo's size, jump and effective padding per spatial axis; null where all is seen.
+
+    Where the field depends on the unit's position, `size` is the largest over all units,
+    `smallest_size` the smallest, `stride` and `padding` null, and `reason` says why."""
     if not isinstance(field, ReceptiveField):
         return None
     return {
@@ -94,7 +97,15 @@ def field_json(field: Field) -> dict[str, Any] | None:
         "stride": _plain(field.stride),
         "padding": _plain(field.padding),
         "misaligned": field.misaligned,
+        "position_dependent": field.position_dependent,
+        "smallest_size": _plain(field.smallest),
+        "reason": field.varies or None,
     }
+
+
+def sees_whole_input(field: Field, input_shape: Shape) -> bool:
+    """The layer sees all of the input, or its (largest) field covers it on every axis."""
+    return field == "global" or (isinstance(field, ReceptiveField) and field.covers(input_shape))
 
 
 def options_json(o: MemoryOptions) -> dict[str, Any]:
@@ -151,8 +162,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
                 "flops": _plain(r.flops.flops),
                 "elementwise_flops": _plain(r.flops.elementwise),
                 "receptive_field": field_json(r.receptive_field),
-                "sees_whole_input": r.receptive_field == "global"
-                or (isinstance(r.receptive_field, ReceptiveField) and r.receptive_field.covers(analysis.network.input_shape)),
+                "sees_whole_input": sees_whole_input(r.receptive_field, analysis.network.input_shape),
                 "output_bytes": _plain(r.memory.output),
                 "saved_for_backward_bytes": _plain(r.memory.saved),
             }

@@ -252,25 +252,70 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> Non
     _print(flops_table(_analysis(spec, input_shape, symbolic), _batch_value(batch)))
 
 
+def parse_unit(text: str) -> tuple[int, ...]:
+    """`--unit 3,7`: one whole-number index per spatial axis."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise OptionError(f"--unit must be whole numbers >= 0 separated by commas, one per spatial axis, like 3,7; got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
 @main.command()
 @SPEC
 @INPUT
 @SYMBOLIC
-def rf(spec: str, input_shape: str | None, symbolic: bool) -> None:
+@click.option("--at", "at", metavar="LAYER", default=None, help="With --unit: the layer whose unit to trace.")
+@click.option("--unit", "unit", metavar="I,J", default=None, help="With --at: the unit's position, one index per spatial axis.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit: str | None, as_json: bool) -> None:
     """Receptive field of every spatial layer: size, effective stride and padding, centre.
 
     Closed forms of Araujo, Norris & Sim (Distill, 2019): a dilated kernel spans d*(k-1)+1,
     pooling counts like a convolution, element-wise ops change nothing; over several paths the
-    field is their union, and paths whose stride or centre differ are flagged as misaligned.
+    field is their union, and paths whose centre differs are flagged as misaligned. Where the
+    field depends on the unit's position (transposed convolutions, uneven adaptive pooling,
+    circular or reflect padding, paths with different strides) the table says so and gives the
+    smallest and largest field over all units; --at LAYER --unit I,J gives the exact input
+    interval of one unit, propagated backward through every path.
 
     \b
     Examples:
       archcalc rf specs/vgg16.yaml
       archcalc rf specs/resnet50.yaml --input 3,512,512
+      archcalc rf specs/resnet50.yaml --at layer2.0.conv2 --unit 5,9 --json
     """
-    from .render import rf_table
+    from .analysis import field_json, sees_whole_input
 
-    _print(rf_table(_analysis(spec, input_shape, symbolic)))
+    if (at is None) != (unit is None):
+        raise OptionError("--at LAYER and --unit I,J go together: give both, or neither")
+    analysis = _analysis(spec, input_shape, symbolic)
+    if at is None:
+        if as_json:
+            layers = [
+                {"name": r.path, "receptive_field": field_json(r.receptive_field),
+                 "sees_whole_input": sees_whole_input(r.receptive_field, analysis.network.input_shape)}
+                for r in analysis.layers
+            ]
+            click.echo(json.dumps({"name": analysis.network.name, "layers": layers}, indent=2))
+            return
+        from .render import rf_table
+
+        _print(rf_table(analysis))
+        return
+    from .receptive_field import unit_field
+    from .render import unit_field_text
+    from .shapes import output_shapes
+
+    network = analysis.network
+    if network.symbolic:
+        raise OptionError("--at needs numeric input sizes: drop --symbolic and give --input as numbers")
+    indices = parse_unit(unit)  # type: ignore[arg-type]
+    interval = unit_field(network, output_shapes(network), at, indices)
+    if as_json:
+        sizes = [None if i is None else i[1] - i[0] + 1 for i in interval]
+        click.echo(json.dumps({"layer": at, "unit": list(indices), "interval": [None if i is None else list(i) for i in interval], "size": sizes}, indent=2))
+        return
+    click.echo(unit_field_text(network, at, indices, interval))
 
 
 @main.command()

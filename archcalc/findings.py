@@ -364,13 +364,11 @@ def receptive_field_coverage(analysis: Analysis) -> list[Finding]:
 
     The last spatial layer is the last whose output keeps the input's axes, global pooling
     (the head) aside; a field that is the whole input already (squeeze-and-excitation's global
-    pooling feeds it) covers it. Networks with a transposed convolution are not judged: the closed
-    forms give no field after it."""
+    pooling feeds it) covers it. A field that depends on the unit's position (after a transposed
+    convolution, say) is judged by its largest unit."""
     network = analysis.network
     shapes = _shapes(analysis)
     rank = len(network.input_shape)
-    if any(len(r.output_shape) == rank and r.receptive_field is None for r in analysis.layers):
-        return []  # after a transposed convolution the fields are unknown, and unions partial
     last = None
     for r in reversed(analysis.layers):
         if len(r.output_shape) != rank:
@@ -388,7 +386,10 @@ def receptive_field_coverage(analysis: Analysis) -> list[Finding]:
     sizes, inputs = field.size, analysis.network.input_shape[1:]
     if not _ints(*sizes, *inputs):
         return []
-    where = f"the last spatial layer, {last.path} (effective stride {_size(field.stride)}),"
+    if field.varies:
+        where = f"the last spatial layer, {last.path} (whose field depends on the unit's position; its largest unit),"
+    else:
+        where = f"the last spatial layer, {last.path} (effective stride {_size(field.stride)}),"
     if any(r < n for r, n in zip(sizes, inputs)):
         return [
             _finding(

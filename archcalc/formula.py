@@ -50,7 +50,7 @@ def gather(analysis: Analysis, what: str) -> Formulas:
             layers.append((r.path, {"macs": _s(r.flops.macs), "flops": _s(r.flops.flops), "elementwise": _s(r.flops.elementwise)}))
         elif what == "memory":
             layers.append((r.path, {"output_bytes": _s(r.memory.output), "saved_bytes": _s(r.memory.saved)}))
-        elif what == "rf" and isinstance(r.receptive_field, ReceptiveField):
+        elif what == "rf" and isinstance(r.receptive_field, ReceptiveField) and not r.receptive_field.varies:
             f = r.receptive_field
             layers.append((r.path, {
                 **{f"size{i}": _s(v) for i, v in enumerate(f.size)},

@@ -1,40 +1,62 @@
-"""The receptive-field pass, by the closed forms of Araujo, Norris & Sim (Distill, 2019).
+"""The receptive-field pass: Araujo, Norris & Sim's closed forms (Distill, 2019) where they hold,
+exact per-unit intervals where they do not.
 
 Going forward through a layer with (dilated) span k, stride s and padding p before:
     size r' = r + (k - 1) * j,  jump j' = j * s,  effective padding P' = P + p * j.
-Unit u of a layer sees input elements [u*j - P, u*j - P + r - 1]. Over several paths the field is
-their union; paths whose jump or centre disagree are flagged as misaligned. Once a layer mixes all
-positions (linear on flattened maps, global pooling) its field is the whole input. After a
-transposed convolution (a fractional stride) the closed forms do not apply: no field is reported.
+Unit u of a layer sees input elements [u*j - P, u*j - P + r - 1]. Over several paths with one
+jump the field is their union; paths whose centre disagrees are flagged as misaligned. Once a
+layer mixes all positions (linear on flattened maps, global pooling) its field is the whole input.
+
+The closed forms need every op to read one window translated by a whole stride. Where an op does
+not (a transposed convolution's fractional stride, uneven adaptive windows, circular or reflect
+padding mapping the field past the window, branches with different jumps), the field depends on
+the unit's position: each op's `receptive_reads` says exactly which input positions an output
+position reads, per spatial axis, and intervals are propagated through the graph (the field of a
+unit is the union over its channels and paths, on the real input). Such a layer reports the
+largest and smallest field over its units, with the reason, never a closed form.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Literal, Union
 
 from .arith import Dim, Shape, maximum
-from .errors import ArchcalcError
+from .errors import ArchcalcError, OptionError
 from .graph import INPUT, Network
 from .ops.base import GLOBAL, UNDEFINED, Window
 
 
 @dataclass(frozen=True)
 class ReceptiveField:
-    """Per spatial axis: field size, jump (effective stride) and effective padding of unit 0."""
+    """Per spatial axis: field size, jump (effective stride) and effective padding of unit 0.
+
+    `varies` (empty when the closed forms hold) says why the field depends on the unit's
+    position; then `size` is the largest field over all units and `smallest` the smallest, both
+    counted on the input (None in symbolic mode), and `stride`, `padding` are None."""
 
     size: tuple[Dim, ...]
     stride: tuple[Dim, ...]
     padding: tuple[Dim, ...]
     misaligned: bool = False
+    varies: str = ""
+    smallest: tuple[Dim, ...] | None = None
+
+    @property
+    def position_dependent(self) -> bool:
+        return bool(self.varies)
 
     @property
     def center(self) -> tuple[Dim, ...]:
         """Centre of unit 0's field in input coordinates: (r - 1)/2 - P (may be a half)."""
+        if self.varies:
+            return tuple(None for _ in self.size)
         return tuple((r - 1) / 2 - p for r, p in zip(self.size, self.padding))
 
     def covers(self, input_shape: Shape) -> bool:
-        """True when the field is at least as large as the input on every spatial axis."""
+        """True when the field (the largest, if it varies) spans the input on every spatial axis."""
         return all(
             isinstance(r, int) and isinstance(n, int) and r >= n
             for r, n in zip(self.size, input_shape[1:])
@@ -49,19 +71,18 @@ def _minimum(a: Dim, b: Dim) -> Dim:
 
 
 def _union(fields: list[ReceptiveField]) -> ReceptiveField:
-    """The smallest field containing every path's field for unit 0."""
+    """The smallest field containing every path's field for unit 0 (paths of one jump)."""
     first = fields[0]
     size, stride, padding = list(first.size), list(first.stride), list(first.padding)
     misaligned = any(f.misaligned for f in fields)
     for f in fields[1:]:
-        if f.stride != first.stride or f.center != first.center:
+        if f.center != first.center:
             misaligned = True
         for axis in range(len(size)):
             start = _minimum(-padding[axis], -f.padding[axis])
             end = maximum(size[axis] - 1 - padding[axis], f.size[axis] - 1 - f.padding[axis])
             padding[axis] = -start
             size[axis] = end - start + 1
-            stride[axis] = maximum(stride[axis], f.stride[axis])
     return ReceptiveField(tuple(size), tuple(stride), tuple(padding), misaligned)
 
 
@@ -72,6 +93,12 @@ def _step(field: ReceptiveField, window: Window) -> ReceptiveField:
         tuple(p + b * j for p, b, j in zip(field.padding, window.before, field.stride)),
         field.misaligned,
     )
+
+
+def _varying(reason: str, spatial: int, misaligned: bool) -> ReceptiveField:
+    """A field with no closed form; its sizes are filled in by the per-unit pass."""
+    unknown = (None,) * spatial
+    return ReceptiveField(unknown, unknown, unknown, misaligned, reason)
 
 
 def receptive_fields(network: Network, shapes: dict[str, Shape]) -> dict[str, Field]:
@@ -89,17 +116,138 @@ def receptive_fields(network: Network, shapes: dict[str, Shape]) -> dict[str, Fi
         if not known:
             fields[layer.path] = None
             continue
-        field = _union(known) if len(known) > 1 else known[0]
+        inputs = [shapes[i] for i in layer.inputs]
         try:
-            step = layer.op.receptive_step([shapes[i] for i in layer.inputs])
+            step = layer.op.receptive_step(inputs)
+            if step == GLOBAL or len(shapes[layer.path]) - 1 != spatial:
+                fields[layer.path] = step if step == GLOBAL else None
+                continue
+            own = layer.op.receptive_varies(inputs)
         except ArchcalcError as exc:
             raise exc.located(layer.location, layer.path) from None
-        if step == GLOBAL:
-            fields[layer.path] = GLOBAL
-        elif step == UNDEFINED:
-            fields[layer.path] = None
-        elif isinstance(step, Window):
-            fields[layer.path] = _step(field, step)
+        misaligned = any(f.misaligned for f in known)
+        inherited = next((f.varies for f in known if f.varies), "")
+        jumps = {f.stride for f in known}
+        if own or step == UNDEFINED:
+            reason = f"'{layer.path}' ({layer.op.kind}): {own}"
+        elif inherited:
+            reason = inherited
+        elif len(jumps) > 1:
+            strides = " and ".join(sorted("x".join(map(str, j)) for j in jumps))
+            reason = f"'{layer.path}' ({layer.op.kind}) joins paths with effective strides {strides}"
+            misaligned = True
         else:
-            fields[layer.path] = field if len(shapes[layer.path]) - 1 == spatial else None
+            field = _union(known) if len(known) > 1 else known[0]
+            fields[layer.path] = _step(field, step) if isinstance(step, Window) else field
+            continue
+        fields[layer.path] = _varying(reason, spatial, misaligned)
+    if any(isinstance(f, ReceptiveField) and f.varies for f in fields.values()) and _numeric(network, shapes):
+        fields = _measured(network, shapes, fields)
     return fields
+
+
+def _numeric(network: Network, shapes: dict[str, Shape]) -> bool:
+    return all(isinstance(d, int) for s in (network.input_shape, *shapes.values()) for d in s)
+
+
+Extent = list[tuple[list[int], list[int]]]  # per spatial axis: first and last input position per unit
+
+
+def unit_extents(network: Network, shapes: dict[str, Shape]) -> dict[str, Extent]:
+    """Per layer and spatial axis, the first and last input position each unit's field reaches
+    (first > last: the unit reads padding only). Exact: the field of unit u is the union, over
+    every input and every position it reads, of those positions' fields, so its ends are the
+    min and max of theirs. A layer without spatial axes (after global pooling) has one 'unit'
+    per axis, the union of all it reads. Numeric shapes only; a pass over every unit."""
+    spatial = len(network.input_shape) - 1
+    sizes = network.input_shape[1:]
+    extents: dict[str, Extent] = {INPUT: [(list(range(n)), list(range(n))) for n in sizes]}
+    for layer in network.layers:
+        out, inputs = shapes[layer.path], [shapes[i] for i in layer.inputs]
+        if any(i not in extents for i in layer.inputs):
+            continue
+        if len(out) - 1 != spatial:
+            union = [([min(lo for i in layer.inputs for lo in extents[i][a][0])], [max(hi for i in layer.inputs for hi in extents[i][a][1])]) for a in range(spatial)]
+            extents[layer.path] = union
+            continue
+        if len(layer.inputs) == 1 and inputs[0] == out and layer.op.receptive_step(inputs) is None and not layer.op.receptive_varies(inputs):
+            extents[layer.path] = extents[layer.inputs[0]]  # element-wise: the same fields
+            continue
+        axes: Extent = []
+        for axis, (m, n) in enumerate(zip(out[1:], sizes)):
+            first, last = [n] * m, [-1] * m
+            for u in range(m):
+                for source, shape, reads in zip(layer.inputs, inputs, layer.op.receptive_reads(inputs, axis, u)):
+                    lo, hi = extents[source][axis]
+                    if len(shape) - 1 != spatial:
+                        reads = (0,)  # a vector (a gate after global pooling): all it read
+                    if reads:
+                        first[u] = min(first[u], *(lo[t] for t in reads))
+                        last[u] = max(last[u], *(hi[t] for t in reads))
+            axes.append((first, last))
+        extents[layer.path] = axes
+    return extents
+
+
+def _measured(network: Network, shapes: dict[str, Shape], fields: dict[str, Field]) -> dict[str, Field]:
+    """Position-dependent fields with their largest and smallest size over all units."""
+    extents = unit_extents(network, shapes)
+    result = dict(fields)
+    for path, field in fields.items():
+        if not (isinstance(field, ReceptiveField) and field.varies):
+            continue
+        spans = [[b - a + 1 for a, b in zip(lo, hi) if b >= a] for lo, hi in extents[path]]
+        if not all(spans):  # every unit reads padding only on some axis: no field at all
+            spans = [[0]] * len(spans)
+        result[path] = replace(field, size=tuple(map(max, spans)), smallest=tuple(map(min, spans)))
+    return result
+
+
+Interval = Union[tuple[int, int], None]
+
+
+def unit_field(network: Network, shapes: dict[str, Shape], path: str, unit: Sequence[int]) -> tuple[Interval, ...]:
+    """The exact input interval, per spatial axis, of one unit (all its channels) of a layer:
+    the positions it reads, propagated backward through every path to the input. None on every
+    axis when it reads padding only. Errors name the layer or index that is wrong."""
+    spatial = len(network.input_shape) - 1
+    if path != INPUT and path not in network.graph:
+        near = " or ".join(f"'{n}'" for n in difflib.get_close_matches(path, network.order, n=3, cutoff=0.6))
+        raise OptionError(f"--at: no layer '{path}'" + (f"; did you mean {near}?" if near else "") + " (`archcalc summary` lists the layers)")
+    shape = shapes.get(path, network.input_shape)
+    if len(shape) - 1 != spatial or spatial == 0:
+        raise OptionError(
+            f"--at: layer '{path}' has output {list(shape)}, without the input's {spatial} spatial "
+            "axes; pick a layer with spatial axes"
+        )
+    if len(unit) != spatial:
+        raise OptionError(f"--unit needs {spatial} indices (one per spatial axis of {list(shape[1:])}), got {len(unit)}")
+    for axis, (i, n) in enumerate(zip(unit, shape[1:])):
+        if not (isinstance(n, int) and 0 <= i < n):
+            raise OptionError(f"--unit index {i} on spatial axis {axis + 1} is outside 0..{n - 1} (layer '{path}' has {list(shape[1:])})")
+    wanted: dict[str, list[set[int]]] = {path: [{i} for i in unit]}
+    for current in reversed(network.order):
+        if current not in wanted:
+            continue
+        layer = network.layer(current)
+        inputs = [shapes[i] if i != INPUT else network.input_shape for i in layer.inputs]
+        demand = wanted[current]
+        if len(shapes[current]) - 1 != spatial:  # no spatial axes: every unit is wanted
+            demand = [set(range(n)) for n in inputs[0][1:]] if len(inputs[0]) - 1 == spatial else [{0}] * spatial
+        reads: list[list[set[int]]] = [[set() for _ in layer.inputs] for _ in range(spatial)]
+        for axis, units in enumerate(demand):
+            for u in units:
+                for k, positions in enumerate(layer.op.receptive_reads(inputs, axis, u)):
+                    reads[axis][k].update(positions)
+        for k, source in enumerate(layer.inputs):
+            axes = [reads[axis][k] for axis in range(spatial)]
+            if len(inputs[k]) - 1 != spatial:
+                axes = [{0}] * spatial  # a vector (a gate after global pooling): all of it
+            elif not all(axes):
+                continue  # padding only on some axis: nothing read
+            into = wanted.setdefault(source, [set() for _ in range(spatial)])
+            for target, positions in zip(into, axes):
+                target.update(positions)
+    if INPUT not in wanted:
+        return (None,) * spatial
+    return tuple((min(s), max(s)) for s in wanted[INPUT])

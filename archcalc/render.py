@@ -172,8 +172,11 @@ def flops_table(analysis: Analysis, batch: int = 1) -> Any:
 
 
 def rf_table(analysis: Analysis) -> Any:
-    """Per-layer receptive field size, effective stride and padding, and centre of unit 0."""
+    """Per-layer receptive field size, effective stride and padding, and centre of unit 0; where
+    the field depends on the unit's position, the smallest-largest size over units and why."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     from .receptive_field import ReceptiveField
 
@@ -186,7 +189,8 @@ def rf_table(analysis: Analysis) -> Any:
     table.caption = "one value where every spatial axis agrees; Covers: the field spans the input"
     table.add_column("Layer", overflow="fold")
     for column in ("Size", "Stride", "Padding", "Centre", "Covers"):
-        table.add_column(column, justify="right", no_wrap=True)
+        table.add_column(column, justify="right", overflow="fold")
+    reasons: list[str] = []
     for r in analysis.layers:
         f = r.receptive_field
         if f is None:
@@ -194,13 +198,40 @@ def rf_table(analysis: Analysis) -> Any:
         if not isinstance(f, ReceptiveField):
             table.add_row(r.path, "whole input", "", "", "", "yes", style="dim")
             continue
+        covers = "yes" if f.covers(net.input_shape) else "no"
+        if f.varies:
+            if f.varies not in reasons:
+                reasons.append(f.varies)
+            size = "?" if f.smallest is None else "–".join(dict.fromkeys((_axes(f.smallest), _axes(f.size))))
+            table.add_row(r.path, f"{size} *{reasons.index(f.varies) + 1}", "varies", "–", "–", covers)
+            continue
         centre = tuple(f"{c:g}" if isinstance(c, float) else str(c) for c in f.center)
         note = " misaligned" if f.misaligned else ""
         table.add_row(
-            r.path, _axes(f.size) + note, _axes(f.stride), _axes(f.padding),
-            _axes(centre), "yes" if f.covers(net.input_shape) else "no",
+            r.path, _axes(f.size) + note, _axes(f.stride), _axes(f.padding), _axes(centre), covers,
         )
-    return table
+    if not reasons:
+        return table
+    notes = [
+        "*: no closed form; the field depends on the unit's position. Size: the smallest–largest "
+        "field over all units, on the input. Any unit's exact interval: "
+        "archcalc rf SPEC --at LAYER --unit i,j"
+    ]
+    notes += [f"*{i}: from {reason}" for i, reason in enumerate(reasons, start=1)]
+    return Group(table, Text("\n".join(notes)))
+
+
+def unit_field_text(network: Any, path: str, unit: tuple[int, ...], interval: tuple[Any, ...]) -> str:
+    """One unit's exact field: the input interval and its size per spatial axis."""
+    names = {1: ["positions"], 2: ["rows", "columns"], 3: ["slices", "rows", "columns"]}.get(
+        len(interval), [f"axis {a + 1}" for a in range(len(interval))]
+    )
+    where = f"{path} unit ({', '.join(map(str, unit))})"
+    if interval[0] is None:
+        return f"{where} reads padding only: no input element reaches it"
+    parts = [f"{name} {a}..{b} ({b - a + 1})" for name, (a, b) in zip(names, interval)]
+    whole = all(a == 0 and b == n - 1 for (a, b), n in zip(interval, network.input_shape[1:]))
+    return f"{where} sees input " + ", ".join(parts) + (" (the whole input)" if whole else "")
 
 
 def mismatch_table(verification: Any) -> Any:

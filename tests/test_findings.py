@@ -238,9 +238,10 @@ def test_coverage_fine(analyse_text) -> None:
     assert found(analyse_text(stack(4, 8)), "receptive-field-coverage") == []
 
 
-def test_coverage_not_judged_after_a_transposed_convolution(analyse_text) -> None:
-    # The closed forms give no field after a fractional stride, so the concat's union would
-    # only count the skip path (3x3): nothing is said.
+def test_coverage_judged_after_a_transposed_convolution_by_the_largest_unit(analyse_text) -> None:
+    # Head unit o (interior): c3 1x1 -> cat; the up path reads c2 unit o//2 (k 2, s 2), which reads
+    # down units o//2-1..o//2+1, c1 units 2(o//2)-2..2(o//2)+3, input 2(o//2)-3..2(o//2)+4: 8
+    # wide; the skip path (c1 unit o: o-1..o+1) lies inside. Largest field 8 < 32: a warning.
     text = """
 name: unet
 input: [3, 32, 32]
@@ -252,7 +253,8 @@ layers:
   - {name: cat, op: concat, from: [up, c1]}
   - {name: c3, op: conv2d, out: 2, kernel: 1}
 """
-    assert found(analyse_text(text), "receptive-field-coverage") == []
+    [f] = found(analyse_text(text), "receptive-field-coverage")
+    assert f.severity == "warning" and f.layers == ("c3",) and f.figure == "field 8x8 < input 32x32"
 
 
 def test_coverage_zoo() -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ..arith import Dim, Shape
 from ..errors import ShapeError
-from .base import INPUT, OUTPUT, Op, Saved, elements
+from .base import GLOBAL, INPUT, OUTPUT, Op, ReceptiveStep, Saved, elements, whole_axes_reads
 from .window import np
 
 
@@ -199,6 +200,23 @@ class Softmax(_Activation):
         if not -rank <= self.dim < rank or self.dim % rank == 0:
             raise ShapeError(f"softmax dim {self.dim} is not a feature axis of a rank-{rank} tensor")
         return inputs[0]
+
+    def _mixed_axes(self, shape: Shape) -> tuple[int, ...]:
+        """The spatial axis (0: the first after the channels) the softmax normalises, if any."""
+        axis = self.dim % (len(shape) + 1) - 2
+        return (axis,) if axis >= 0 else ()
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        """A softmax over the only spatial axis makes each output see the whole input."""
+        return GLOBAL if self._mixed_axes(inputs[0]) and len(inputs[0]) == 2 else None
+
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        return whole_axes_reads(inputs, axis, unit, self._mixed_axes(inputs[0]))
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        if not self._mixed_axes(inputs[0]) or len(inputs[0]) == 2:
+            return ""
+        return "softmax over a spatial axis mixes every position of that axis"
 
     def function(self, x: Any) -> Any:
         shifted = np.exp(x - x.max(axis=self.dim, keepdims=True))

@@ -6,6 +6,7 @@ An op is a pydantic model of its spec fields that also answers each question a p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -139,6 +140,19 @@ class Op(BaseModel):
         """How this op changes the receptive field: a window, GLOBAL, or None (element-wise)."""
         return None
 
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        """Per input, the positions along spatial axis `axis` (0: the first after the channels)
+        that output position `unit` reads, exactly (padding mapped back to the positions it
+        copies; zero padding reads nothing). Derived from `receptive_step` unless overridden."""
+        return step_reads(self.receptive_step(inputs), inputs, axis, unit)
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        """Why no window translated by a whole stride describes every output's reads ('' when
+        one does): then the field depends on the unit's position and is computed per unit."""
+        if self.receptive_step(inputs) == UNDEFINED:
+            return f"{self.kind} has no receptive-field rule; each unit is taken to read its whole input (an upper bound)"
+        return ""
+
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         """Tensors autograd keeps for backward (per example) when the op trains."""
         return NOTHING
@@ -150,6 +164,33 @@ class Op(BaseModel):
     def describe(self) -> str:
         """A short human summary of the op's settings for tables, e.g. `3x3 s2 p1`."""
         return ""
+
+
+def step_reads(step: ReceptiveStep, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+    """The positions a receptive step reads: the window's span clipped to the input (zero
+    padding), the unit itself (element-wise; position 0 of a broadcast size-1 axis), or every
+    position (GLOBAL, and UNDEFINED as an upper bound). An input of another rank has no
+    positions on this axis (its field, global or none, is taken whole by the pass)."""
+    rank = max(len(s) for s in inputs)
+    reads: list[Sequence[int]] = []
+    for shape in inputs:
+        n = shape[axis + 1] if len(shape) == rank else 0
+        if n == 0:
+            reads.append(())
+        elif step is None:
+            reads.append((0,) if n == 1 else (unit,))
+        elif isinstance(step, Window):
+            start = unit * step.strides[axis] - step.before[axis]
+            reads.append(range(max(start, 0), min(start + step.spans[axis], n)))
+        else:
+            reads.append(range(n))
+    return reads
+
+
+def whole_axes_reads(inputs: list[Shape], axis: int, unit: int, whole: Sequence[int]) -> list[Sequence[int]]:
+    """Reads of an op that mixes every position of the spatial axes `whole` (a softmax or a
+    norm over them, a linear layer over the last axis) and acts element-wise on the others."""
+    return step_reads(GLOBAL if axis in whole else None, inputs, axis, unit)
 
 
 def expect_rank(op: Op, shape: Shape, rank: int, layout: str) -> None:

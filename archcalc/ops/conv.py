@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import NonNegativeInt, PositiveInt, model_validator
@@ -27,9 +28,11 @@ from .window import (
     effective_kernel,
     np,
     padded,
+    padding_escapes,
     resolve_padding,
     sliding_windows,
     window_output,
+    window_reads,
 )
 
 _LAYOUT = {1: "C, L", 2: "C, H, W", 3: "C, D, H, W"}
@@ -154,6 +157,21 @@ class _ConvForward(_Conv):
         copy = channels * product([n + maximum(a - b, b - a) for n, (b, a) in zip(sizes, pads)])
         return Saved(extra=((copy, None),))
 
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        """Taps unit*s - before + t*d, t < k, with padding mapped back by `padding_mode`."""
+        before = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)[axis][0]
+        return [window_reads(
+            inputs[0][axis + 1], unit, self.kernel_size[axis], self.strides[axis], before,
+            self.dilations[axis], self.padding_mode,
+        )]
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        if self.padding_mode == "zeros":
+            return ""
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        reasons = (padding_escapes(self.padding_mode, b, a, span) for (b, a), span in zip(pads, self.spans))
+        return next((r for r in reasons if r), "")
+
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """im2col by a strided window view, then one batched matmul: kernel (G, O/G, Cg*K) times
         columns (N, G, Cg*K, P) gives (N, G, O/G, P), already in channels-first order."""
@@ -233,7 +251,30 @@ class _ConvTranspose(_Conv):
         return elements(inputs[0]) * (self.out // self.groups) * product(list(self.kernel_size))
 
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
-        return UNDEFINED
+        """Stride 1: a convolution with the flipped kernel and padding span-1-p (output_padding
+        after); a larger stride inserts zeros between inputs, a fractional stride 1/s."""
+        if any(s != 1 for s in self.strides):
+            return UNDEFINED
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        before = tuple(span - 1 - b for span, (b, _) in zip(self.spans, pads))
+        after = tuple(span - 1 - a + e for span, (_, a), e in zip(self.spans, pads, self.output_paddings))
+        return Window(self.spans, self.strides, before, after, rounds_down=False)
+
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        """Output o (o + before uncropped) sums input i times tap t where i*s + t*d = o + before."""
+        n, s, d = inputs[0][axis + 1], self.strides[axis], self.dilations[axis]
+        full = unit + resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)[axis][0]
+        taps = (full - t * d for t in range(self.kernel_size[axis]))
+        return [tuple(sorted(x // s for x in taps if x % s == 0 and 0 <= x // s < n))]
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        stride = next((s for s in self.strides if s != 1), 1)
+        if stride == 1:
+            return ""
+        return (
+            f"a transposed convolution with stride {stride} steps 1/{stride} of an input position "
+            "per output, so neighbouring outputs read different numbers of inputs"
+        )
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """Each input element scatters weight x value into the output: one matmul, then one

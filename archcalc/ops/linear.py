@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..arith import Dim, Shape
 from ..errors import ShapeError
-from .base import GLOBAL, Op, ReceptiveStep, Saved, Width, elements
+from .base import GLOBAL, Op, ReceptiveStep, Saved, Width, elements, whole_axes_reads
 
 
 class Linear(Op):
@@ -36,6 +37,15 @@ class Linear(Op):
 
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         return GLOBAL if len(inputs[0]) == 1 else None  # mixes all features, or acts per position
+
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        """On a map [C, ..., L] each output mixes every position of the last axis."""
+        return whole_axes_reads(inputs, axis, unit, (len(inputs[0]) - 2,))
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        if len(inputs[0]) < 2:
+            return ""
+        return "linear mixes every position of its last axis, so no window describes that axis"
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         """The input, for the weight gradient only: autograd's addmm/mm keeps mat1 when mat2 (the

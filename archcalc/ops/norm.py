@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field, PositiveInt
 
 from ..arith import Dim, Shape, equal
 from ..errors import ShapeError
-from .base import INPUT, Op, Saved, elements
+from .base import GLOBAL, INPUT, Op, ReceptiveStep, Saved, elements, whole_axes_reads
 from .window import np
 
 
@@ -129,6 +130,23 @@ class LayerNorm(Op):
                 y = y + weights["bias"]
         return y
 
+    def _mixed_axes(self, shape: Shape) -> tuple[int, ...]:
+        """Spatial axes (0: the first after the channels) the statistics are taken over."""
+        return tuple(a - 1 for a in range(len(shape) - len(self._normalized(shape)), len(shape)) if a >= 1)
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        """Mean and variance over every spatial axis: each output sees the whole input."""
+        mixed = self._mixed_axes(inputs[0])
+        return GLOBAL if mixed and len(mixed) == len(inputs[0]) - 1 else None
+
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        return whole_axes_reads(inputs, axis, unit, self._mixed_axes(inputs[0]))
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        if not self._mixed_axes(inputs[0]) or self.receptive_step(inputs) == GLOBAL:
+            return ""
+        return "layernorm's statistics mix every position of the normalised spatial axes"
+
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         if not self.elementwise_affine:
             return {}
@@ -162,6 +180,10 @@ class GroupNorm(Op):
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return Saved(inputs=(0,), extra=((2 * self.groups, "float32"),))  # input, mean, rstd
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        """Each group's mean and variance cover every spatial position: outputs see the whole input."""
+        return GLOBAL if len(inputs[0]) > 1 else None
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         x = xs[0]

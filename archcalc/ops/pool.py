@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
@@ -28,6 +29,7 @@ from .window import (
     resolve_padding,
     sliding_windows,
     window_output,
+    window_reads,
     window_sizes,
 )
 
@@ -129,6 +131,14 @@ class _Pool(Op):
         return Window(
             self.spans, self.strides, tuple(p[0] for p in pads), tuple(p[1] for p in pads), not self.ceil_mode
         )
+
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        """Taps unit*s - before + t*d inside the input; padding (and a ceil-mode overhang) reads
+        nothing: max pooling pads with -inf, average pooling adds zeros."""
+        before = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)[axis][0]
+        return [window_reads(
+            inputs[0][axis + 1], unit, self.kernel_size[axis], self.strides[axis], before, self.dilations[axis]
+        )]
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return INPUT  # avg_pool2d_backward takes the input
@@ -295,6 +305,22 @@ class _AdaptivePool(Op):
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return elements(inputs[0])
+
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        """Output i pools [floor(i*n/o), ceil((i+1)*n/o)), PyTorch's adaptive pooling windows."""
+        n = inputs[0][axis + 1]
+        o = spatial_tuple(self.output, self.dims, "output")[axis]  # type: ignore[arg-type]
+        return [(unit,) if o is None else range(unit * n // o, ceil_div((unit + 1) * n, o))]
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        sizes = spatial_tuple(self.output, self.dims, "output")  # type: ignore[arg-type]
+        for n, o in zip(inputs[0][1:], sizes):
+            if o is not None and o != 1 and not (isinstance(n, int) and n % o == 0):
+                return (
+                    f"adaptive pooling from {n} to {o}: its windows [floor(i*n/o), ceil((i+1)*n/o)) "
+                    "differ in size and spacing unless n is a multiple of o"
+                )
+        return ""
 
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         windows = self._windows(inputs)

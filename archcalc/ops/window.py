@@ -85,6 +85,44 @@ def check_window_fits(n: Dim, before: Dim, after: Dim, span: int, axis: int) -> 
         )
 
 
+def window_reads(
+    n: int, unit: int, kernel: int, stride: int, before: int, dilation: int = 1, mode: str = "zeros"
+) -> tuple[int, ...]:
+    """The input positions window `unit` reads: unit*stride - before + t*dilation for t < kernel,
+    where positions in the padding copy the input as F.pad's modes do (reflect: -x -> x and
+    n-1+x -> n-1-x; replicate: the nearest end; circular: modulo n) or read nothing (zeros)."""
+    read = set()
+    for t in range(kernel):
+        x = unit * stride - before + t * dilation
+        if 0 <= x < n:
+            read.add(x)
+        elif mode == "reflect":
+            read.add(-x if x < 0 else 2 * (n - 1) - x)
+        elif mode == "replicate":
+            read.add(0 if x < 0 else n - 1)
+        elif mode == "circular":
+            read.add(x % n)
+    return tuple(sorted(read))
+
+
+def padding_escapes(mode: str, before: Dim, after: Dim, span: int) -> str:
+    """Why padding of this mode maps a window's padded positions outside the part of the window
+    that lies in the input ('' when it never does, so the closed forms still hold): circular
+    padding wraps to the far end; reflect mirrors x past the border to x inside, beyond the window
+    when 2*pad > span-1; replicate copies the border, beyond a window that holds padding only."""
+    if mode == "zeros" or (isinstance(before, int) and isinstance(after, int) and before == after == 0):
+        return ""
+    if not (isinstance(before, int) and isinstance(after, int)):
+        return f"{mode} padding may map the field past the window (symbolic padding)"
+    if mode == "circular":
+        return "circular padding wraps the field around to the far border"
+    if mode == "reflect" and 2 * max(before, after) > span - 1:
+        return f"reflect padding of {max(before, after)} mirrors positions beyond a span-{span} window"
+    if mode == "replicate" and max(before, after) > span - 1:
+        return f"replicate padding of {max(before, after)} copies the border into windows of padding only"
+    return ""
+
+
 # --- NumPy kernels for the executor: one padded copy, one strided window view -------------------
 
 _NP_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
