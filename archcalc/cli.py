@@ -238,9 +238,11 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> Non
       archcalc flops specs/resnet50.yaml
       archcalc flops specs/vgg16.yaml --input 3,320,320 --batch 8
     """
+    from .memory import MemoryOptions
     from .render import flops_table
 
-    _print(flops_table(_analysis(spec, input_shape, symbolic), _batch_value(batch)))
+    options = MemoryOptions(_batch_value(batch))
+    _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch))
 
 
 @main.command()

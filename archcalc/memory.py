@@ -106,6 +106,17 @@ def check_options(options: MemoryOptions) -> None:
         raise OptionError(f"unknown optimizer '{options.optimizer}' (known: {', '.join(OPTIMIZER_STATES)})")
 
 
+def check_batch_symbol(network: Network, batch: Dim) -> None:
+    """OptionError when a symbolic batch has the name of one of the spec's sizes: sympy would
+    merge the two into one symbol and every formula would silently be wrong."""
+    name = getattr(batch, "name", None)
+    if name is not None and name in network.symbols:
+        raise OptionError(
+            f"the batch symbol '{name}' is also a size in the spec; name the batch differently "
+            f"(e.g. --batch M) or rename the spec's symbol '{name}'"
+        )
+
+
 def storage_of(network: Network) -> dict[str, str]:
     """The storage each layer's output lives in: its own, or its input's for in-place ops."""
     ids = {INPUT: INPUT}
@@ -190,6 +201,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
 def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> Memory:
     """All memory figures for `options` (checked first)."""
     check_options(options)
+    check_batch_symbol(network, options.batch)
     layers, peak, peak_layer, training = activation_profile(network, shapes, counts, options)
     params = sum((c.params for c in counts.values()), 0)
     trainable = sum((c.trainable for c in counts.values()), 0)

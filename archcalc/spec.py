@@ -16,7 +16,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -24,6 +23,7 @@ from pydantic import (
 
 from .dtypes import DType
 from .errors import Location, SpecError
+from .ops.base import PositiveInt
 from .source import line_of
 
 ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when")

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..arith import Dim, Shape
 from ..errors import ShapeError
-from .base import INPUT, OUTPUT, Op, Saved, elements
+from .base import INPUT, OUTPUT, Op, Saved, Whole, elements
 from .window import np
 
 
@@ -192,7 +192,7 @@ class Softmax(_Activation):
     saves_output = True
     flops_per_element = 3
 
-    dim: int = -1
+    dim: Whole = -1
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         rank = len(inputs[0]) + 1

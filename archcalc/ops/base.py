@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ..arith import Dim, Shape, product
 from ..errors import ShapeError
@@ -17,15 +17,41 @@ from ..errors import ShapeError
 REGISTRY: dict[str, type[Op]] = {}
 
 
-def _width(value: Any) -> Any:
-    """A channel or feature count: a whole number >= 1, or a sympy expression (symbolic mode)."""
-    if hasattr(value, "free_symbols"):
+def _not_bool(value: Any) -> Any:
+    """YAML's true/false are ints to Python (and to pydantic's int types), never sizes."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a whole number, not {str(value).lower()}")
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_not_bool)]
+"""Every integer field of an op or a spec: an int (or a float without a fraction), never a bool."""
+PositiveInt = Annotated[Whole, Field(gt=0)]
+NonNegativeInt = Annotated[Whole, Field(ge=0)]
+
+
+def whole_number(value: Any, minimum: int) -> Any:
+    """An int >= minimum, or in symbolic mode a sympy expression that is an integer and not
+    provably below `minimum` (a width valid only above some size is fine, as for shapes)."""
+    if hasattr(value, "free_symbols") and value.free_symbols:
+        if value.is_integer is not True or (value - minimum).is_negative is True:
+            raise ValueError(
+                f"must be a whole number of at least {minimum} for every value of its symbols, "
+                f"got {value} (write a floor as `//`)"
+            )
         return value
+    if hasattr(value, "is_Integer") and value.is_Integer:
+        value = int(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"must be a whole number of at least 1 (got {value!r})")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"must be a whole number of at least {minimum} (got {value!r})")
     return value
+
+
+def _width(value: Any) -> Any:
+    """A channel or feature count: a whole number >= 1, or a sympy expression (symbolic mode)."""
+    return whole_number(value, 1)
 
 
 Width = Annotated[Any, BeforeValidator(_width), WithJsonSchema({"type": "integer", "minimum": 1})]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import NonNegativeInt, PositiveInt, model_validator
+from pydantic import model_validator
 
 from ..arith import Dim, Shape, product, provably_below
 from ..errors import ShapeError
 from .base import (
+    NonNegativeInt,
+    PositiveInt,
     INPUT,
     UNDEFINED,
     Op,

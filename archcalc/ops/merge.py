@@ -6,7 +6,7 @@ from typing import Any
 
 from ..arith import Dim, Shape, equal
 from ..errors import ShapeError
-from .base import Op, Saved, elements
+from .base import Op, Saved, Whole, elements
 from .window import np
 
 
@@ -94,7 +94,7 @@ class Concat(Op):
     min_inputs = 2
     max_inputs = None
 
-    dim: int = 1
+    dim: Whole = 1
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         rank = len(inputs[0]) + 1

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
 from ..arith import Dim, Shape, equal
 from ..errors import ShapeError
-from .base import INPUT, Op, Saved, elements
+from .base import INPUT, Op, PositiveInt, Saved, elements
 from .window import np
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from ..arith import Dim, Shape, ceil_div, maximum, product, provably_below
 from ..errors import ShapeError
 from .base import (
+    NonNegativeInt,
+    PositiveInt,
     GLOBAL,
     INPUT,
     NOTHING,

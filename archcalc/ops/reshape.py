@@ -6,7 +6,7 @@ from typing import Any
 
 from ..arith import Shape, product
 from ..errors import ShapeError
-from .base import GLOBAL, Op, ReceptiveStep
+from .base import GLOBAL, Op, ReceptiveStep, Whole
 
 
 class Flatten(Op):
@@ -14,8 +14,8 @@ class Flatten(Op):
 
     kind = "flatten"
 
-    start_dim: int = 1
-    end_dim: int = -1
+    start_dim: Whole = 1
+    end_dim: Whole = -1
 
     @property
     def inplace_output(self) -> bool:
