@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from .errors import ArchcalcError, OptionError
+from .options import WholeNumber, parse_batch, parse_input
 
 EXIT_BAD_INPUT = 2
 
@@ -22,32 +23,6 @@ class _Group(click.Group):
         except ArchcalcError as exc:
             click.echo(f"archcalc: error: {exc}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
-
-
-def _size(part: str, what: str, text: str) -> int | str:
-    """One size of an option: a whole number >= 1, or a symbol's name (symbolic mode)."""
-    part = part.strip()
-    if part.isidentifier():
-        return part
-    if part.isdigit() and int(part) >= 1:
-        return int(part)
-    raise OptionError(f"{what} must be positive sizes or symbol names separated by commas, like 3,224,224 or 3,H,W; got {text!r}")
-
-
-def parse_input(text: str | None) -> tuple[int | str, ...] | None:
-    """`--input 3,224,224` (or `3,H,W`, naming symbols) as a shape tuple (batch excluded)."""
-    if text is None:
-        return None
-    parts = text.replace("x", ",").split(",") if not any(c.isalpha() and c != "x" for c in text) else text.split(",")
-    return tuple(_size(part, "--input", text) for part in parts)
-
-
-def parse_batch(text: str) -> int | str:
-    """`--batch 128`, or `--batch B` for a symbolic batch."""
-    try:
-        return _size(text, "--batch", text)
-    except OptionError:
-        raise OptionError(f"the batch must be a whole number of at least 1 or a symbol name like B, got {text!r}") from None
 
 
 def _spec_path(spec: str) -> str:
@@ -132,7 +107,7 @@ def main() -> None:
 @SPEC
 @INPUT
 @SYMBOLIC
-@click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold blocks deeper than this many path components.")
+@click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components.")
 def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | None) -> None:
     """Per-layer table of output shapes and parameters, with totals.
 
@@ -201,7 +176,7 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     from .params import parameter_counts
     from .render import memory_table
     from .shapes import output_shapes
-    from .units import parse_bytes
+    from .options import parse_bytes
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     network = _network(spec, input_shape, symbolic)
@@ -269,7 +244,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool) -> None:
 @main.command()
 @SPEC
 @INPUT
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Examples per batch for the memory figures.")
+@click.option("--batch", type=WholeNumber(1), default=32, show_default=True, help="Examples per batch for the memory figures.")
 @click.option("--optimizer", default="adam", show_default=True, help="Optimizer whose state counts in the training total.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html", "json"]), default=None, help="Write the report in this format instead of the terminal view.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="File for --format (default: stdout).")
@@ -399,8 +374,8 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
 @main.command()
 @SPEC
 @INPUT
-@click.option("--batch", type=int, default=1, show_default=True, help="Examples per batch.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights and input.")
+@click.option("--batch", type=WholeNumber(1), default=1, show_default=True, help="Examples per batch.")
+@click.option("--seed", type=WholeNumber(0), default=0, show_default=True, help="Seed of the random weights and input.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run above this (default: half the RAM), e.g. 4GiB.")
 def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str, max_memory: str | None) -> None:
@@ -418,7 +393,7 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     from rich.progress import Progress
 
     from .render import mismatch_table
-    from .units import parse_bytes
+    from .options import parse_bytes
     from .verify import verify as run_verify
 
     cap = parse_bytes(max_memory) if max_memory else None
@@ -473,7 +448,7 @@ def zoo() -> None:
 @SPEC
 @INPUT
 @click.option("--format", "fmt", type=click.Choice(["dot", "mermaid", "graphml", "json"]), default="dot", show_default=True, help="Graphviz DOT, a Mermaid flowchart, GraphML, or JSON nodes and edges.")
-@click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold blocks deeper than this many path components into one node each.")
+@click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components into one node each.")
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
 def graph_command(spec: str, input_shape: str | None, fmt: str, depth: int | None, output: str | None) -> None:
     """Export the layer graph: nodes with op, output shape and parameters; edges between them.

@@ -78,6 +78,7 @@ COVERAGE_EXCESS = 4  # a field more than this many times the input is reported
 DENSE_SHARE = Fraction(1, 2)  # fully connected layers holding more than this share of params
 MIN_CONCAT_CHAIN = 3  # concatenations in a row before growth is reported
 HOTSPOTS = 3  # layers named as the largest keepers of tensors for backward
+PROBES = 4096  # input sizes tried at most per axis: a stride of 10**9 must not mean 10**9 trials
 
 
 @dataclass(frozen=True)
@@ -526,6 +527,8 @@ class _AxisProgram:
         """Whether the padding changes with the size: probed over one stride period (padding
         that depends on the size, TensorFlow's 'same', repeats with the stride)."""
         m = in_shapes[0][self.axis]
+        if window.stride > PROBES:
+            return True  # too long a period to probe: treated as varying, which is always right
         for extra in range(1, max(window.stride, 2)):
             try:
                 probe = op.receptive_step(
@@ -588,6 +591,7 @@ class _AxisDrops:
     drops: tuple[_Drop, ...]
     nearest: int | None
     period: int
+    searched: int  # sizes n .. n + searched - 1 were tried (the period, or PROBES)
 
 
 _AXES = {
@@ -645,15 +649,16 @@ def dropped_pixels(analysis: Analysis) -> list[Finding]:
         if not drops:
             continue
         period = _period(analysis, axis)
+        searched = min(period, PROBES)
         nearest = next(
             (
                 c
-                for c in range(n + 1, n + period)
+                for c in range(n + 1, n + searched)
                 if program.run(c) == [] and _accepts(network, axis, c)
             ),
             None,
         )
-        results.append(_AxisDrops(axis, tuple(drops), nearest, period))
+        results.append(_AxisDrops(axis, tuple(drops), nearest, period, searched))
     found = []
     for result in results:
         same = [r.axis for r in results if (r.drops, r.nearest) == (result.drops, result.nearest)]
@@ -667,7 +672,13 @@ def dropped_pixels(analysis: Analysis) -> list[Finding]:
         items = [
             f"{d.path} ({detail[d.path]} on {d.size}: the last {d.lost} unread)" for d in dropped
         ]
-        if result.nearest is None:
+        if result.nearest is None and result.searched < period:
+            advice = (
+                f"no size from {n} to {n + result.searched - 1} avoids it (sizes round alike only "
+                f"every {period:,}, too many to try): change these layers' padding or kernel"
+            )
+            figure = f"{len(dropped)} layer(s); no clean size nearby"
+        elif result.nearest is None:
             advice = (
                 f"no size from {n} to {n + period - 1} avoids it, and sizes round alike every "
                 f"{period}, so no larger one does: change these layers' padding or kernel"

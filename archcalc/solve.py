@@ -22,6 +22,7 @@ from .params import ParamCount
 from .shapes import output_shapes
 
 LIMIT = 1 << 20  # the largest size the solver considers
+MAX_MODULUS = 1 << 16  # residues are listed for effective strides up to this
 
 
 def _smallest(ok: Callable[[int], bool], low: int = 1, high: int = LIMIT) -> int | None:
@@ -113,6 +114,11 @@ def valid_inputs(network: Network, at: dict[str, int] | None = None) -> list[Axi
             sizes = sympy.lambdify(sym, [n_in, window.before[i], window.after[i]], "math")
             terms.append((path, sizes, int(window.spans[i]), int(window.strides[i])))
         modulus = effective_stride(network, shapes, axis)
+        if modulus > MAX_MODULUS:
+            raise OptionError(
+                f"the effective stride on {sym.name} is {modulus:,}; the solver lists the sizes that "
+                f"lose no pixels for effective strides up to {MAX_MODULUS:,} (check the layers' strides)"
+            )
 
         def lost(n: int) -> list[Dropping]:
             out = []

@@ -34,7 +34,7 @@ BATCH = "B"
 CHANNELS = "C"
 SPATIAL = ("H", "W", "D")
 _INT64_SAFE = 2**62  # figures at or past this are computed with Python ints (exact, slower)
-_RANGE = re.compile(r"\s*(-?\d+)\s*(?:\.\.\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?)?")
+_RANGE = re.compile(r"\s*(-?[0-9]+)\s*(?:\.\.\s*(-?[0-9]+)\s*(?::\s*(-?[0-9]+)\s*)?)?")
 _CHUNK = 100_000  # rows formatted at a time when writing files
 
 
@@ -63,6 +63,9 @@ def parse_range(text: str, what: str) -> Range:
             f"{what} must be a size like 64, a range like 64..512, or a range with a step like "
             f"64..512:32; got {text!r}"
         )
+    numbers = [n for n in match.groups() if n is not None]
+    if any(len(n.lstrip("-0")) > 19 or abs(int(n)) >= _INT64_SAFE for n in numbers):
+        raise OptionError(f"{what}: the sizes of a sweep must be below 2**62 (NumPy's 64-bit integers), got {text!r}")
     start = int(match[1])
     stop = start if match[2] is None else int(match[2])
     step = 1 if match[3] is None else int(match[3])

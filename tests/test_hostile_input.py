@@ -19,12 +19,12 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def refused(*args: str, words: tuple[str, ...] = ()) -> str:
-    """Assert the command exits 2 with one `archcalc: error:` line saying `words`; that line."""
+    """Assert the command exits 2 with one error line (ours, or click's after its usage line)
+    saying `words`; that line."""
     code, err = run(*args)
-    lines = [row for row in err.splitlines() if row and not row.startswith("using the built-in")]
+    lines = [row for row in err.splitlines() if row.startswith(("archcalc: error:", "Error:"))]
     assert code == 2, err
     assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith(("archcalc: error:", "Error:")), err
     for word in words:
         assert word.lower() in lines[0].lower(), (word, lines[0])
     return lines[0]
@@ -71,3 +71,83 @@ def test_batch_symbol_cannot_merge_with_a_spec_symbol(write) -> None:
     for command in ("memory", "flops", "analyze"):
         refused(command, path, "--symbolic", "--batch", "B", words=("batch symbol 'B'",))
     assert run("memory", path, "--symbolic", "--batch", "M")[0] == 0
+
+
+# --- option values --------------------------------------------------------------------------
+
+BASE = "  - {op: conv2d, out: 4, kernel: 3}\n  - {op: relu}\n"
+
+
+@pytest.mark.parametrize("args", [
+    ("summary", "--input", "3,²,4"),
+    ("memory", "--batch", "²"),
+    ("memory", "--fit", "9" * 400),
+    ("memory", "--fit", "12\u0663GiB"),  # an Arabic-Indic digit: int() reads it, people do not
+    ("verify", "--seed", "-1"),
+    ("verify", "--max-memory", "9" * 400),
+    ("verify", "--batch", "1" + "0" * 400),
+    ("report", "--batch", "²"),
+    ("sweep", "--batch", "1..99999999999999999999"),
+    ("sweep", "--input", "3,8..99999999999999999999,8"),
+    ("summary", "--input", "3," + "9" * 400 + ",8"),
+])
+def test_option_values_are_refused_with_a_message(write, args: tuple[str, ...]) -> None:
+    refused(args[0], write(BASE), *args[1:])
+
+
+def test_a_20_digit_budget_is_exact(write) -> None:
+    # (10**20 - weights and optimizer state) // bytes per example, in integers: no float on the way
+    from archcalc.graph import load
+    from archcalc.memory import MemoryOptions, largest_batch
+    from archcalc.params import parameter_counts
+    from archcalc.shapes import output_shapes
+    from archcalc.options import parse_bytes
+
+    assert parse_bytes("99999999999999999999") == 10**20 - 1
+    assert parse_bytes("1.5GiB") == 3 * 2**29 and parse_bytes("0.001KB") == 1
+    network = load(write(BASE))
+    shapes = output_shapes(network)
+    counts = parameter_counts(network, shapes)
+    # conv 3->4, 3x3 with bias: 112 params; adam, float32: weights + grads + 2 states = 4 x 448
+    # saved per example: input 3*8*8*4 = 768, conv output kept by relu 4*6*6*4 = 576 -> 1,344
+    batch = largest_batch(network, shapes, counts, MemoryOptions(), 10**20, True)
+    assert batch == (10**20 - 4 * 448) // 1344
+
+
+# --- huge sizes -----------------------------------------------------------------------------
+
+HUGE = str(2**600)  # 181 digits: exact integer arithmetic, no float on the way
+
+
+@pytest.mark.parametrize("command", ["memory", "flops", "report", "analyze", "rf"])
+def test_huge_sizes_are_exact_or_refused(write, command: str) -> None:
+    code, err = run(command, write(BASE), "--input", f"3,{HUGE},{HUGE}")
+    assert code == 0, err
+
+
+def test_huge_sizes_in_units_are_exact() -> None:
+    from archcalc.units import human_bytes, human_count
+
+    assert human_bytes(2**1200) == f"{2**1200 * 100 // 2**40 // 100}.{2**1200 * 100 // 2**40 % 100:02d} TiB"
+    assert human_bytes(3 * 2**29) == "1.50 GiB" and human_count(1_125_000_000) == "1.12 G"  # half to even
+
+
+def test_compare_refuses_ratios_beyond_a_float(write, tmp_path: Path) -> None:
+    big = write(BASE, head=f"name: big\ninput: [3, {HUGE}, {HUGE}]\n", name="big.yaml")
+    small = write(BASE, head="name: small\ninput: [3, 8, 8]\n", name="small.yaml")
+    refused("compare", small, big, words=("beyond",))
+    assert run("compare", big, small)[0] == 0  # small / big is a tiny float: fine
+
+
+def test_sizes_beyond_2_1024_are_refused(write) -> None:
+    refused("summary", write(f"  - {{op: conv2d, out: 4, kernel: 1, stride: {2**1100}}}\n"), words=("beyond",))
+    grow = f"  - {{op: conv_transpose2d, out: 4, kernel: 1, stride: {2**1000}}}\n"
+    refused("summary", write(grow * 2), words=("beyond",))
+
+
+# --- hangs ----------------------------------------------------------------------------------
+
+def test_a_huge_stride_does_not_hang_report_or_solve(write) -> None:
+    path = write("  - {op: conv2d, out: 4, kernel: 1, stride: 1000000000}\n")
+    assert run("report", path)[0] == 0
+    refused("solve", path, "--valid-inputs", "--input", "3,H,W", words=("effective stride",))

@@ -11,20 +11,22 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from ..arith import Dim, Shape, product
+from ..arith import MAX_SIZE, Dim, Shape, product
 from ..errors import ShapeError
 
 REGISTRY: dict[str, type[Op]] = {}
 
 
-def _not_bool(value: Any) -> Any:
-    """YAML's true/false are ints to Python (and to pydantic's int types), never sizes."""
+def _integer(value: Any) -> Any:
+    """Not true/false (ints to Python and to pydantic's int types, never sizes), below MAX_SIZE."""
     if isinstance(value, bool):
         raise ValueError(f"must be a whole number, not {str(value).lower()}")
+    if isinstance(value, (int, float)) and abs(value) >= MAX_SIZE:
+        raise ValueError("is beyond what any machine can hold (sizes stay below 2**1024)")
     return value
 
 
-Whole = Annotated[int, BeforeValidator(_not_bool)]
+Whole = Annotated[int, BeforeValidator(_integer)]
 """Every integer field of an op or a spec: an int (or a float without a fraction), never a bool."""
 PositiveInt = Annotated[Whole, Field(gt=0)]
 NonNegativeInt = Annotated[Whole, Field(ge=0)]
@@ -46,7 +48,7 @@ def whole_number(value: Any, minimum: int) -> Any:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"must be a whole number of at least {minimum} (got {value!r})")
-    return value
+    return _integer(value)
 
 
 def _width(value: Any) -> Any:
