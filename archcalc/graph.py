@@ -350,6 +350,8 @@ def expand(
     top = _Scope("", env, None, False)
     last = expander.expand_scope(spec.layers, top, 0)
     output = _resolve(_Ref(top, spec.output or last, Location(file, getattr(data, "line", None)), "output"))
+    if not expander.pending:
+        raise SpecError("the network has no layers: every entry is skipped (when: false or repeat: 0)", location=Location(file, getattr(data, "line", None)))
     graph = nx.DiGraph()
     graph.add_node(INPUT)
     rank = {INPUT: -1}

@@ -47,8 +47,8 @@ def size(part: str, what: str, text: str) -> int | str:
     part = part.strip()
     if part.isidentifier():
         return part
-    if _WHOLE.fullmatch(part):
-        return whole_number(part, what, 1)
+    if _WHOLE.fullmatch(part) and whole_number(part, what) >= 1:
+        return int(part)
     raise OptionError(f"{what} must be positive sizes or symbol names separated by commas, like 3,224,224 or 3,H,W; got {_short(text)}")
 
 
@@ -94,9 +94,11 @@ class WholeNumber(click.ParamType):
         self.minimum = minimum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return whole_number(str(value), "the value", self.minimum)
-        except OptionError as exc:
-            self.fail(exc.message, param, ctx)
+        if not isinstance(value, int):
+            try:
+                value = whole_number(str(value), "the value")
+            except OptionError as exc:
+                self.fail(exc.message, param, ctx)
+        if value < self.minimum:
+            self.fail(f"{value} is not in the range x>={self.minimum}", param, ctx)
+        return value

@@ -151,3 +151,100 @@ def test_a_huge_stride_does_not_hang_report_or_solve(write) -> None:
     path = write("  - {op: conv2d, out: 4, kernel: 1, stride: 1000000000}\n")
     assert run("report", path)[0] == 0
     refused("solve", path, "--valid-inputs", "--input", "3,H,W", words=("effective stride",))
+
+
+# --- files that are not specs ---------------------------------------------------------------
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_devices_are_refused_before_reading(device: str) -> None:
+    if not Path(device).exists():
+        pytest.skip(f"no {device} here")
+    refused("summary", device, words=("not a regular file",))
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    refused("summary", str(fifo), words=("not a regular file",))
+
+
+def test_a_nul_byte_is_refused_at_its_line(write) -> None:
+    path = write("  - {op: relu}\n  - {op: relu, name: \"a\x00b\"}\n")
+    line = refused("summary", path, words=("NUL",))
+    assert f"{path}:5:" in line
+
+
+def test_files_over_the_size_limit_are_refused_and_the_limit_can_be_raised(write, monkeypatch) -> None:
+    import time
+
+    from archcalc.source import MAX_BYTES
+
+    path = write(BASE + "# " + "x" * MAX_BYTES + "\n")
+    started = time.perf_counter()
+    refused("summary", path, words=("ARCHCALC_MAX_SPEC_BYTES",))
+    assert time.perf_counter() - started < 2  # refused before parsing: YAML would take ~0.5 s/MiB
+    monkeypatch.setenv("ARCHCALC_MAX_SPEC_BYTES", str(2 * MAX_BYTES))
+    assert run("summary", path)[0] == 0
+    monkeypatch.setenv("ARCHCALC_MAX_SPEC_BYTES", "lots")
+    refused("summary", path, words=("ARCHCALC_MAX_SPEC_BYTES",))
+
+
+# --- block-argument expressions -------------------------------------------------------------
+
+BLOCK = "name: t\ninput: [3, 8, 8]\nblocks:\n  b: {args: [o], layers: [{op: conv2d, out: \"$o\", kernel: 1}]}\n"
+
+
+@pytest.mark.parametrize("value, words", [
+    ("$" + "+".join(["1"] * 20_000), ("characters",)),  # a RecursionError in ast.parse before
+    ("$" + "not " * 5_000 + "1", ("characters",)),
+    ("$" + "+".join(["1"] * 300), ("parts",)),  # short enough to read, too many nodes
+    ("$'x' * 10**9", ("not allowed",)),
+    ("$[1] * 10**9", ("not allowed",)),
+    ("$2j", ("not allowed",)),
+    ("$(-1) ** 0.5", ("whole numbers",)),  # a complex number
+    ("$(10**300) * (10**300) * (10**300) * (10**300)", ("too large",)),
+    ("$1e308 * 10", ("finite",)),
+])
+def test_expressions_are_bounded_numbers(write, value: str, words: tuple[str, ...]) -> None:
+    refused("summary", write(f"  - {{block: b, o: \"{value}\"}}\n", head=BLOCK), words=words)
+
+
+def test_string_and_list_arguments_take_no_part_in_arithmetic(write) -> None:
+    head = BLOCK.replace('"$o"', '"$o * 1000000000"')
+    for value in ("xxxx", "[1, 2]", "{a: 1}"):
+        refused("summary", write(f"  - {{block: b, o: {value}}}\n", head=head), words=("numbers only",))
+
+
+def test_the_expression_guard_is_cheap() -> None:
+    import timeit
+
+    from archcalc.expr import evaluate
+
+    env = {"exp": 240, "kernel": 5, "i": 0, "out": 64}
+    # the zoo's longest expressions (mobilenet_v3_large.yaml); before the guard ~11 us each here
+    exprs = ["$out + 8 if $out < 0.9 * ($exp // 4) else $out", "max(8, ($exp // 4 + 4) // 8 * 8)", "($kernel - 1) // 2"]
+    seconds = min(timeit.repeat(lambda: [evaluate(e, env) for e in exprs], number=200, repeat=3)) / 600
+    assert seconds < 500e-6
+
+
+# --- symbolic mode --------------------------------------------------------------------------
+
+SYMBOLIC = "name: t\ninput: [3, H, H]\nsymbols: {H: 32}\n"
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("{op: conv2d, out: 4, kernel: 1, stride: \"$2 if $H > 100 else 1\"}", ("depends on the value of H", "give it a value")),
+    ("{op: conv2d, out: 4, kernel: 1, when: \"$H > 100\"}", ("depends on the value of H",)),
+    ("{op: conv2d, out: 4, kernel: 1, when: \"$not $H\"}", ("depends on the value of H",)),
+    ("{op: conv2d, out: \"$64 // ($H - 31)\", kernel: 1}", ("0 for some value of H",)),
+])
+def test_symbolic_conditions_and_divisions_say_what_to_do(write, entry: str, words: tuple[str, ...]) -> None:
+    path = write(f"  - {entry}\n  - {{op: relu}}\n", head=SYMBOLIC)
+    refused("summary", path, "--symbolic", words=words)
+    assert run("summary", path)[0] == 0  # with H = 32 the spec is fine
+
+
+def test_a_network_whose_every_entry_is_skipped_is_refused(write) -> None:
+    refused("summary", write("  - {op: relu, when: false}\n"), words=("no layers",))
