@@ -192,19 +192,19 @@ def parse_text(text: str, file: str | None = None) -> Any:
         loader.dispose()
 
 
-def max_bytes() -> int:
-    """The largest spec file read: MAX_BYTES, or the whole number in $ARCHCALC_MAX_SPEC_BYTES."""
-    given = os.environ.get(MAX_BYTES_VARIABLE, "").strip()
+def limit(variable: str, default: int) -> int:
+    """A limit on untrusted input: `default`, or the whole number in the environment variable."""
+    given = os.environ.get(variable, "").strip()
     if not given:
-        return MAX_BYTES
+        return default
     if not given.isascii() or not given.isdigit() or len(given) > 20:
-        raise SpecError(f"${MAX_BYTES_VARIABLE} must be a whole number of bytes, got {given[:40]!r}")
+        raise SpecError(f"${variable} must be a whole number, got {given[:40]!r}")
     return int(given)
 
 
 def read_text(path: Path) -> str:
     """The text of a regular file of at most max_bytes(), checked before a byte is parsed."""
-    limit = max_bytes()
+    most = limit(MAX_BYTES_VARIABLE, MAX_BYTES)
     try:  # O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
@@ -219,10 +219,10 @@ def read_text(path: Path) -> str:
             raise SpecError(f"{path} is a directory, not a spec file")
         if not stat.S_ISREG(mode):
             raise SpecError(f"{path} is not a regular file (a device, FIFO or socket); a spec is a file")
-        data = file.read(limit + 1)
-    if len(data) > limit:
+        data = file.read(most + 1)
+    if len(data) > most:
         raise SpecError(
-            f"{path} is larger than {limit:,} bytes, the limit for a spec; "
+            f"{path} is larger than {most:,} bytes, the limit for a spec; "
             f"raise it with {MAX_BYTES_VARIABLE}=BYTES if the file is meant to be this large"
         )
     try:

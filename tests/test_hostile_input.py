@@ -248,3 +248,34 @@ def test_symbolic_conditions_and_divisions_say_what_to_do(write, entry: str, wor
 
 def test_a_network_whose_every_entry_is_skipped_is_refused(write) -> None:
     refused("summary", write("  - {op: relu, when: false}\n"), words=("no layers",))
+
+
+# --- expansion limits -----------------------------------------------------------------------
+
+SKIPPING = "name: t\ninput: [3, 8, 8]\nblocks:\n  b: {layers: [{op: relu, when: false}]}\n  c: {layers: [{block: b, repeat: 100000}]}\n"
+
+
+@pytest.mark.parametrize("layers, code", [
+    ("  - {op: relu, repeat: 1000000000, when: false}\n  - {op: relu}\n", 0),  # skipped: costs one entry
+    ("  - {block: b, repeat: 1000000000, when: false}\n  - {op: relu}\n", 0),
+    ("  - {block: c, repeat: 10000}\n  - {op: relu}\n", 2),  # 10**9 skipped entries: refused up front
+    ("  - {op: relu, repeat: 100000}\n", 2),
+])
+def test_expansion_is_bounded_before_the_work(write, layers: str, code: int) -> None:
+    import time
+
+    started = time.perf_counter()
+    if code:
+        refused("summary", write(layers, head=SKIPPING), words=("ARCHCALC_MAX_LAYERS",))
+    else:
+        assert run("summary", write(layers, head=SKIPPING))[0] == 0
+    assert time.perf_counter() - started < 5
+
+
+def test_the_layer_limit_can_be_raised(write, monkeypatch) -> None:
+    from archcalc.graph import MAX_LAYERS, load
+
+    path = write(f"  - {{op: relu, repeat: {MAX_LAYERS + 1}}}\n")
+    refused("summary", path, words=(f"{MAX_LAYERS:,} layers",))
+    monkeypatch.setenv("ARCHCALC_MAX_LAYERS", str(MAX_LAYERS + 1))
+    assert len(load(path).order) == MAX_LAYERS + 1
