@@ -16,7 +16,7 @@ import sympy
 from .arith import Shape
 from .errors import ArchcalcError, OptionError
 from .graph import Network
-from .memory import Memory, MemoryOptions, memory
+from .memory import Memory, MemoryOptions, memory, nothing_per_example
 from .ops.base import Window
 from .params import ParamCount
 from .shapes import output_shapes
@@ -172,6 +172,8 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
     per_example = one.training_activations if train else one.inference_peak
     if not isinstance(fixed, int) or budget <= fixed:
         raise OptionError(f"a budget of {budget:,} bytes is not more than the weights and optimizer state alone ({fixed:,} bytes)")
+    if per_example == 0:
+        raise nothing_per_example(budget, fixed)
     batch = sympy.floor((budget - fixed) / per_example)
     defaults = {s: network.defaults[n] for n, s in network.symbols.items() if n in network.defaults}
     at_defaults = int(batch.subs(defaults)) if set(batch.free_symbols) <= set(defaults) else None

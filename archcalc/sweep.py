@@ -221,6 +221,7 @@ def _largest_at_corners(expr: Any, symbols: list[Any], ranges: list[Range]) -> i
     """max |expr| over the grid's corners, exactly (the figures grow with every size)."""
     if not symbols:
         return abs(int(expr))
+    expr = sympy.sympify(expr)  # a figure constant over the grid is a plain int
     ends = [(sympy.Integer(r.start), sympy.Integer(int(r.values[-1]))) for r in ranges]
     return max(abs(int(expr.xreplace(dict(zip(symbols, corner))))) for corner in itertools.product(*ends))
 
@@ -314,6 +315,12 @@ def compile_figure(
         sizes = tuple(n if r.swept else r.start for n, r in zip(names, shape))
         symbols.update({n: symbol(n) for n, r in zip(names, shape) if r.swept})
     network = expand(spec, data, path, input_shape=sizes)
+    unknown = sorted(set(network.symbols) - set(symbols))
+    if unknown:
+        raise OptionError(
+            f"the spec's size{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} ha{'ve' if len(unknown) > 1 else 's'} no value: "
+            "give values under `symbols`, or sweep the input with --input (e.g. --input 3,64..512,64..512)"
+        )
     batch_value = symbols.get(BATCH, batch.start)
     analysis = analyze(network, replace(options, batch=batch_value))
     fixed = {BATCH: batch.start} if not batch.swept else {}

@@ -52,6 +52,12 @@ def verify(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> Verification:
     """Run the network and compare every layer's shape and parameters, and the peak, with the analysis."""
+    if network.symbolic:
+        names = ", ".join(network.symbols)
+        raise OptionError(
+            f"verify runs real arrays, but {names} ha{'ve' if len(network.symbols) > 1 else 's'} no value: "
+            "give values under `symbols` in the spec, or pass --input with numbers (e.g. --input 3,224,224)"
+        )
     if batch < 1:
         raise OptionError(f"the batch must be at least 1, got {batch}")
     if dtype not in ("float32", "float64"):

@@ -279,3 +279,36 @@ def test_the_layer_limit_can_be_raised(write, monkeypatch) -> None:
     refused("summary", path, words=(f"{MAX_LAYERS:,} layers",))
     monkeypatch.setenv("ARCHCALC_MAX_LAYERS", str(MAX_LAYERS + 1))
     assert len(load(path).order) == MAX_LAYERS + 1
+
+
+# --- empty, constant and valueless ----------------------------------------------------------
+
+@pytest.mark.parametrize("entry", [
+    "{op: max_pool2d, kernel: 2, dilation: []}",
+    "{op: max_pool2d, kernel: 2, dilation: [1, 1, 1]}",
+    "{op: conv2d, out: 4, kernel: 1, dilation: []}",
+    "{op: conv_transpose2d, out: 4, kernel: 2, output_padding: []}",
+])
+def test_per_axis_fields_need_one_value_per_axis(write, entry: str) -> None:
+    refused("summary", write(f"  - {entry}\n"), words=("needs 1 or 2",))
+
+
+@pytest.mark.parametrize("layers, extra", [
+    ("  - {op: conv2d, out: 4, kernel: 1, frozen: true}\n", ()),  # nothing trains: no saved tensor
+    ("  - {op: relu}\n", ()),
+    ("  - {op: relu}\n", ("--symbolic", "--input", "3,H,W")),
+])
+def test_fit_with_nothing_per_example_says_so(write, layers: str, extra: tuple[str, ...]) -> None:
+    refused("memory", write(layers), "--fit", "1GiB", *extra, words=("nothing in this network is kept per example",))
+
+
+def test_a_sweep_of_a_constant_figure(write) -> None:
+    # global average pooling of 3..5 channels has no MACs: FLOPs are 0 at every point
+    code, err = run("sweep", write("  - {op: global_avg_pool}\n"), "--what", "flops", "--input", "3..5,8,8")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("command", [("verify",), ("sweep",), ("sweep", "--batch", "1..4")])
+def test_commands_that_need_numbers_name_the_sizes_without_value(write, command: tuple[str, ...]) -> None:
+    path = write("  - {op: relu}\n", head="name: t\ninput: [3, H, W]\n")
+    refused(command[0], path, *command[1:], words=("H, W", "no value"))

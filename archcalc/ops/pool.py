@@ -48,9 +48,7 @@ class _Pool(Op):
 
     @model_validator(mode="after")
     def _check_axes(self) -> _Pool:
-        spatial_tuple(self.kernel, self.dims, "kernel")
-        if self.stride is not None:
-            spatial_tuple(self.stride, self.dims, "stride")
+        _ = (self.kernel_size, self.strides, self.dilations)  # each property checks its length
         if not isinstance(self.padding, str):
             pads = spatial_tuple(self.padding, self.dims, "padding")
             for pad, k in zip(pads, self.kernel_size):
