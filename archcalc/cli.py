@@ -377,7 +377,7 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
 @click.option("--batch", type=WholeNumber(1), default=1, show_default=True, help="Examples per batch.")
 @click.option("--seed", type=WholeNumber(0), default=0, show_default=True, help="Seed of the random weights and input.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
-@click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run above this (default: half the RAM), e.g. 4GiB.")
+@click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run when weights, activations and temporaries would pass this (default: half the available memory), e.g. 4GiB.")
 def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str, max_memory: str | None) -> None:
     """Run the spec forward with NumPy and check the analysis against what happened.
 

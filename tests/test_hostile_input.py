@@ -312,3 +312,48 @@ def test_a_sweep_of_a_constant_figure(write) -> None:
 def test_commands_that_need_numbers_name_the_sizes_without_value(write, command: tuple[str, ...]) -> None:
     path = write("  - {op: relu}\n", head="name: t\ninput: [3, H, W]\n")
     refused(command[0], path, *command[1:], words=("H, W", "no value"))
+
+
+# --- the executor's own memory --------------------------------------------------------------
+
+def test_verify_max_memory_covers_the_executors_temporaries(write) -> None:
+    # analysis: 16 KiB input + 127*127*4 output + 4,097 weights: ~100 KB. The executor's im2col
+    # columns hold 64*64 values per output position: 4,096 * 16,129 * 4 bytes = 252 MiB.
+    path = write("  - {op: conv2d, out: 1, kernel: 64, padding: 63}\n", head="name: t\ninput: [1, 64, 64]\n")
+    refused("verify", path, "--max-memory", "10MiB", words=("temporaries", "--max-memory"))
+
+
+def test_the_working_memory_estimate_bounds_what_numpy_allocates(write) -> None:
+    import tracemalloc
+
+    from archcalc.executor import execute, working_memory
+    from archcalc.graph import load
+
+    cases = [
+        "  - {op: conv2d, out: 1, kernel: 16, padding: 15}\n",
+        "  - {op: conv2d, out: 8, kernel: 3, padding: 1}\n  - {op: max_pool2d, kernel: 3, stride: 2, padding: 1, ceil_mode: true}\n"
+        "  - {op: relu}\n  - {op: conv_transpose2d, out: 4, kernel: 3, stride: 2}\n  - {op: avg_pool2d, kernel: 2}\n",
+        "  - {name: a, op: conv2d, out: 4, kernel: 1}\n  - {name: b, op: conv2d, out: 4, kernel: 3, padding: 1, from: input}\n"
+        "  - {op: concat, from: [a, b]}\n  - {op: flatten}\n  - {op: linear, out: 10}\n",
+    ]
+    for layers in cases:
+        network = load(write(layers, head="name: t\ninput: [3, 16, 16]\n"))
+        estimate, _ = working_memory(network, 2)
+        execute(network, batch=2)  # a first run imports what NumPy loads lazily: not traced
+        tracemalloc.start()
+        try:
+            execute(network, batch=2)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak <= estimate + 64 * 1024, (layers, peak, estimate)  # tracemalloc counts Python objects too
+
+
+def test_the_executor_refuses_before_allocating(write) -> None:
+    from archcalc.errors import ArchcalcError
+    from archcalc.executor import execute
+    from archcalc.graph import load
+
+    network = load(write("  - {op: conv2d, out: 1, kernel: 64, padding: 63}\n", head="name: t\ninput: [1, 64, 64]\n"))
+    with pytest.raises(ArchcalcError, match="temporaries of '0'"):
+        execute(network, max_memory=2**20)

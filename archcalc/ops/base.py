@@ -148,6 +148,11 @@ class Op(BaseModel):
         """Tensors autograd keeps for backward (per example) when the op trains."""
         return NOTHING
 
+    def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
+        """Elements per example `forward` allocates besides its output, at most: by default as
+        many as its inputs (a padded copy or an element-wise temporary) and its output again."""
+        return sum((elements(s) for s in inputs), 0) + elements(output)
+
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """NumPy inference forward on batched arrays (batch on axis 0), weights shaped as PyTorch."""
         raise NotImplementedError(f"{self.kind} has no NumPy forward")

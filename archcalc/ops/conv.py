@@ -134,6 +134,14 @@ class _ConvForward(_Conv):
         pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
         return Window(self.spans, self.strides, tuple(p[0] for p in pads), tuple(p[1] for p in pads))
 
+    def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
+        """The padded input, the im2col columns (Cin * prod(kernel) per output position) and the
+        matmul's result."""
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        padded_input = inputs[0][0] * product([n + b + a for n, (b, a) in zip(inputs[0][1:], pads)])
+        columns = inputs[0][0] * product(list(self.kernel_size)) * product(list(output[1:]))
+        return padded_input + columns + elements(output)
+
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """im2col by a strided window view, then one batched matmul: kernel (G, O/G, Cg*K) times
         columns (N, G, Cg*K, P) gives (N, G, O/G, P), already in channels-first order."""
@@ -214,6 +222,14 @@ class _ConvTranspose(_Conv):
 
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         return UNDEFINED
+
+    def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
+        """The input as columns, every contribution (input positions x out x prod(kernel)), the
+        uncropped output and one strided slice of it."""
+        positions = product(list(inputs[0][1:]))
+        full = [(n - 1) * s + span + extra for n, s, span, extra in zip(inputs[0][1:], self.strides, self.spans, self.output_paddings)]
+        uncropped = self.out * product(full)
+        return elements(inputs[0]) + positions * self.out * product(list(self.kernel_size)) + 2 * uncropped
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """Each input element scatters weight x value into the output: one matmul, then one

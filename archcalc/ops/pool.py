@@ -95,6 +95,13 @@ class _Pool(Op):
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return elements(output) * product(list(self.kernel_size))  # one op per window element
 
+    def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
+        """The padded input (ceil-mode overhang is under a stride) twice (LP pooling's x**p), and
+        the result and divisor as large as the output."""
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        sizes = [n + b + a + s for n, (b, a), s in zip(inputs[0][1:], pads, self.strides)]
+        return 2 * inputs[0][0] * product(sizes) + 2 * elements(output)
+
     def _windows(self, x: Any, fill: float) -> tuple[Any, list[tuple[int, int]], tuple[int, ...]]:
         """The window view over `x` padded with `fill`, extended where ceil-mode windows overhang."""
         out_sizes = self.output_shape([x.shape[1:]])[1:]
