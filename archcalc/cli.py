@@ -91,8 +91,28 @@ def memory_options(command: Any) -> Any:
     return command
 
 
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Print the installed version (run from a checkout: pyproject.toml's) and exit; looked up
+    only when asked, as metadata lookups cost startup time."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("archcalc")
+    except PackageNotFoundError:
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        match = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M) if pyproject.is_file() else None
+        found = f"{match[1] if match else 'unknown'} (not installed)"
+    click.echo(f"archcalc, version {found}")
+    ctx.exit()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="archcalc")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version, help="Show the version and exit.")
 def main() -> None:
     """Exact shapes, parameters (and more) of a network described in a YAML/JSON spec.
 

@@ -170,7 +170,13 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
     one: Memory = memory(network, shapes, counts, MemoryOptions(1, options.dtype, options.weight_dtype, options.optimizer, options.mixed_precision))
     fixed = one.weights + one.buffers + (one.gradients + one.optimizer_state if train else 0)
     per_example = one.training_activations if train else one.inference_peak
-    if not isinstance(fixed, int) or budget <= fixed:
+    if not isinstance(fixed, int):
+        raise OptionError(
+            f"the weights and optimizer state depend on {', '.join(sorted(map(str, fixed.free_symbols)))}: "
+            "--fit solves for the batch and input sizes only; give the widths values (under `symbols`) "
+            "and name only input sizes (e.g. --input 3,H,W instead of --symbolic)"
+        )
+    if budget <= fixed:
         raise OptionError(f"a budget of {budget:,} bytes is not more than the weights and optimizer state alone ({fixed:,} bytes)")
     if per_example == 0:
         raise nothing_per_example(budget, fixed)
