@@ -124,13 +124,14 @@ def default_memory_cap() -> int:
 
 
 def working_memory(network: Network, batch: int = 1, dtype: Any = "float32") -> tuple[int, str]:
-    """Bytes a run holds at its fullest, and the layer running then: weights (twice the largest
-    array again while they are drawn), the activations alive as execute() frees them, and the
-    running layer's output and temporaries (Op.forward_workspace: im2col columns, padded copies)."""
+    """Bytes a run holds at its fullest, and the layer running then: weights (and, while the
+    largest is drawn, its uniform draw, a scaled copy and a float64 product), the activations
+    alive as execute() frees them, and the running layer's output and temporaries
+    (Op.forward_workspace: im2col columns, padded copies)."""
     size = np.dtype(dtype).itemsize
     arrays = [shape for own in expected_arrays(network).values() for shape, _ in own.values()]
     counts = [int(elements(s)) for s in arrays] or [0]
-    weights = (sum(counts) + 2 * max(counts)) * max(size, 8)  # drawn as float64 at most
+    weights = sum(counts) * size + max(counts) * (2 * size + 8)
     shapes = output_shapes(network)
     readers = {INPUT: 0, **{p: 0 for p in network.order}}
     for layer in network.layers:
@@ -193,7 +194,8 @@ def execute(
     if dtype not in (np.float32, np.float64):
         raise ExecutionError(f"the executor runs float32 or float64, not {dtype}")
     if network.symbolic:
-        raise ExecutionError(f"the executor runs numbers, but {', '.join(network.symbols)} have no value")
+        names = ", ".join(network.symbols)
+        raise ExecutionError(f"the executor runs numbers, but {names} ha{'ve' if len(network.symbols) > 1 else 's'} no value")
     check_memory(network, batch if x is None else int(np.shape(x)[0]), dtype, max_memory)
     expected_input = (batch if x is None else np.shape(x)[0], *network.input_shape)
     if x is None:
