@@ -357,3 +357,11 @@ def test_the_executor_refuses_before_allocating(write) -> None:
     network = load(write("  - {op: conv2d, out: 1, kernel: 64, padding: 63}\n", head="name: t\ninput: [1, 64, 64]\n"))
     with pytest.raises(ArchcalcError, match="temporaries of '0'"):
         execute(network, max_memory=2**20)
+
+
+def test_a_stride_beyond_numpys_integers_is_a_message_in_verify(write) -> None:
+    # 10**30 is a legal stride (one output position) but no NumPy stride holds it in bytes
+    path = write("  - {op: conv2d, out: 4, kernel: 1, stride: 1000000000000000000000000000000}\n")
+    assert run("summary", path)[0] == 0
+    refused("verify", path, words=("NumPy",))
+    refused("summary", write("  - {op: conv2d, out: 4, kernel: 1, stride: 1.0e+30}\n"), words=("stride",))
