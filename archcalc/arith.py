@@ -12,6 +12,10 @@ from typing import Any, Union
 Dim = Union[int, Any]  # an int, or a sympy expression in symbolic mode
 Shape = tuple[Dim, ...]
 
+MAX_SIZE = 2**1024
+"""Sizes (and byte counts given as options) must stay below this: no machine holds 2**1024 of
+anything, floats overflow there, and figures built from such sizes stay printable."""
+
 
 def is_numeric(*values: Dim) -> bool:
     """True when every value is a plain Python int (no symbols involved)."""

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from .errors import ArchcalcError, OptionError, quote
+from .errors import ArchcalcError, OptionError
+from .options import WholeNumber, parse_batch, parse_input
 
 EXIT_BAD_INPUT = 2
 
@@ -30,32 +31,6 @@ def say(message: str, err: bool = True) -> None:
     from .escape import terminal
 
     click.echo(terminal(message), err=err)
-
-
-def _size(part: str, what: str, text: str) -> int | str:
-    """One size of an option: a whole number >= 1, or a symbol's name (symbolic mode)."""
-    part = part.strip()
-    if part.isidentifier():
-        return part
-    if part.isdigit() and int(part) >= 1:
-        return int(part)
-    raise OptionError(f"{what} must be positive sizes or symbol names separated by commas, like 3,224,224 or 3,H,W; got {quote(text)}")
-
-
-def parse_input(text: str | None) -> tuple[int | str, ...] | None:
-    """`--input 3,224,224` (or `3,H,W`, naming symbols) as a shape tuple (batch excluded)."""
-    if text is None:
-        return None
-    parts = text.replace("x", ",").split(",") if not any(c.isalpha() and c != "x" for c in text) else text.split(",")
-    return tuple(_size(part, "--input", text) for part in parts)
-
-
-def parse_batch(text: str) -> int | str:
-    """`--batch 128`, or `--batch B` for a symbolic batch."""
-    try:
-        return _size(text, "--batch", text)
-    except OptionError:
-        raise OptionError(f"the batch must be a whole number of at least 1 or a symbol name like B, got {quote(text)}") from None
 
 
 def _spec_path(spec: str) -> str:
@@ -125,8 +100,28 @@ def memory_options(command: Any) -> Any:
     return command
 
 
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Print the installed version (run from a checkout: pyproject.toml's) and exit; looked up
+    only when asked, as metadata lookups cost startup time."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("archcalc")
+    except PackageNotFoundError:
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        match = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M) if pyproject.is_file() else None
+        found = f"{match[1] if match else 'unknown'} (not installed)"
+    click.echo(f"archcalc, version {found}")
+    ctx.exit()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="archcalc")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version, help="Show the version and exit.")
 def main() -> None:
     """Exact shapes, parameters (and more) of a network described in a YAML/JSON spec.
 
@@ -141,7 +136,7 @@ def main() -> None:
 @SPEC
 @INPUT
 @SYMBOLIC
-@click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold blocks deeper than this many path components.")
+@click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components.")
 def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | None) -> None:
     """Per-layer table of output shapes and parameters, with totals.
 
@@ -210,7 +205,7 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     from .params import parameter_counts
     from .render import memory_table
     from .shapes import output_shapes
-    from .units import parse_bytes
+    from .options import parse_bytes
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     network = _network(spec, input_shape, symbolic)
@@ -247,9 +242,11 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> Non
       archcalc flops specs/resnet50.yaml
       archcalc flops specs/vgg16.yaml --input 3,320,320 --batch 8
     """
+    from .memory import MemoryOptions
     from .render import flops_table
 
-    _print(flops_table(_analysis(spec, input_shape, symbolic), _batch_value(batch)))
+    options = MemoryOptions(_batch_value(batch))
+    _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch))
 
 
 def parse_unit(text: str) -> tuple[int, ...]:
@@ -321,7 +318,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
 @main.command()
 @SPEC
 @INPUT
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Examples per batch for the memory figures.")
+@click.option("--batch", type=WholeNumber(1), default=32, show_default=True, help="Examples per batch for the memory figures.")
 @click.option("--optimizer", default="adam", show_default=True, help="Optimizer whose state counts in the training total.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html", "json"]), default=None, help="Write the report in this format instead of the terminal view.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="File for --format (default: stdout).")
@@ -446,10 +443,10 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
 @main.command()
 @SPEC
 @INPUT
-@click.option("--batch", type=int, default=2, show_default=True, help="Examples per batch (at least 2 catches shapes that hold only at batch 1).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights and input.")
+@click.option("--batch", type=WholeNumber(1), default=2, show_default=True, help="Examples per batch (at least 2 catches shapes that hold only at batch 1).")
+@click.option("--seed", type=WholeNumber(0), default=0, show_default=True, help="Seed of the random weights and input.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
-@click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run above this (default: half the RAM), e.g. 4GiB.")
+@click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run when weights, activations and temporaries would pass this (default: half the available memory), e.g. 4GiB.")
 def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str, max_memory: str | None) -> None:
     """Run the spec forward with NumPy and check the analysis against what happened.
 
@@ -464,8 +461,8 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from .render import mismatch_table
+    from .options import parse_bytes
     from .terminal import Console
-    from .units import parse_bytes
     from .verify import verify as run_verify
 
     cap = parse_bytes(max_memory) if max_memory else None
@@ -522,7 +519,7 @@ def zoo() -> None:
 @SPEC
 @INPUT
 @click.option("--format", "fmt", type=click.Choice(["dot", "mermaid", "graphml", "json"]), default="dot", show_default=True, help="Graphviz DOT, a Mermaid flowchart, GraphML, or JSON nodes and edges.")
-@click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold blocks deeper than this many path components into one node each.")
+@click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components into one node each.")
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
 def graph_command(spec: str, input_shape: str | None, fmt: str, depth: int | None, output: str | None) -> None:
     """Export the layer graph: nodes with op, output shape and parameters; edges between them.

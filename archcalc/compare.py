@@ -42,7 +42,13 @@ class Metric:
         first, value = _scalar(self.values[0]), _scalar(self.values[index])
         if self.kind == "shape" or first is None or value is None or first == 0:
             return None
-        return value / first
+        try:
+            return value / first
+        except OverflowError:  # the one float in a comparison: refused where it cannot exist
+            raise OptionError(
+                f"{self.label}: the ratio of {len(str(value))}-digit to {len(str(first))}-digit figures is beyond a float (and what any "
+                "machine can hold); compare networks of sizes a machine can hold"
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ class _ShapeStep:
     tracked: tuple[tuple[int, int], ...]  # (input index, slot)
 
 
+PROBES = 4096  # input sizes tried at most per axis: a stride of 10**9 must not mean 10**9 trials
+
+
 def with_size(shape: Shape, axis: int, n: int) -> Shape:
     """`shape` with size n on `axis` (0 is the channels)."""
     return (*shape[:axis], n, *shape[axis + 1 :])
@@ -116,6 +119,8 @@ class AxisProgram:
         """Whether the padding changes with the size: probed over one stride period (padding
         that depends on the size, TensorFlow's 'same', repeats with the stride)."""
         m = in_shapes[0][self.axis]
+        if window.stride > PROBES:
+            return True  # too long a period to probe: treated as varying, which is always right
         for extra in range(1, max(window.stride, 2)):
             try:
                 probe = op.receptive_step([with_size(in_shapes[0], self.axis, m + extra), *in_shapes[1:]])

@@ -3,11 +3,14 @@
 Weights are seeded random (or given, keyed by layer path and parameter name, shaped as PyTorch
 shapes them). Tensors are freed after their last reader, so a large network runs in bounded
 memory, and the peak bytes of live activations actually held are measured by storage: in-place
-ops and views share their input's memory, exactly as they do in NumPy.
+ops and views share their input's memory, exactly as they do in NumPy. Before anything is
+allocated, the run's working memory (weights, live activations and each op's temporaries, such
+as im2col columns) is estimated and refused above a cap: by default half the available memory.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +18,9 @@ from typing import Any
 from .errors import ArchcalcError
 from .graph import INPUT, Network
 from .lazy import lazy_import
+from .ops.base import elements
 from .shapes import output_shapes
+from .units import human_bytes
 
 np = lazy_import("numpy")
 
@@ -101,6 +106,70 @@ def check_weights(network: Network, weights: Mapping[str, Mapping[str, Any]]) ->
                 raise ExecutionError(f"unexpected weight '{name}' (this layer has: {', '.join(arrays)})", layer=path)
 
 
+def available_memory() -> int:
+    """Bytes the machine can still give (MemAvailable from /proc/meminfo), else its physical memory."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for row in meminfo:
+                if row.startswith("MemAvailable:"):
+                    return int(row.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def default_memory_cap() -> int:
+    """Half the available memory: the executor's default ceiling on its working memory."""
+    return available_memory() // 2
+
+
+def working_memory(network: Network, batch: int = 1, dtype: Any = "float32") -> tuple[int, str]:
+    """Bytes a run holds at its fullest, and the layer running then: weights (and, while the
+    largest is drawn, its uniform draw, a scaled copy and a float64 product), the activations
+    alive as execute() frees them, and the running layer's output and temporaries
+    (Op.forward_workspace: im2col columns, padded copies)."""
+    size = np.dtype(dtype).itemsize
+    arrays = [shape for own in expected_arrays(network).values() for shape, _ in own.values()]
+    counts = [int(elements(s)) for s in arrays] or [0]
+    weights = sum(counts) * size + max(counts) * (2 * size + 8)
+    shapes = output_shapes(network)
+    readers = {INPUT: 0, **{p: 0 for p in network.order}}
+    for layer in network.layers:
+        for source in layer.inputs:
+            readers[source] += 1
+    live = {INPUT}
+    storage = {INPUT: INPUT}  # the path whose array a path's output lives in
+    sizes = {INPUT: int(elements(network.input_shape))}  # elements per example, per storage
+    peak, peak_layer = 0, INPUT
+    for layer in network.layers:
+        path = layer.path
+        storage[path] = storage[layer.inputs[0]] if layer.op.inplace_output else path
+        sizes.setdefault(storage[path], int(elements(shapes[path])))
+        workspace = int(layer.op.forward_workspace([shapes[i] for i in layer.inputs], shapes[path]))
+        live.add(path)
+        held = sum(sizes[s] for s in {storage[p] for p in live}) + workspace
+        if held > peak:
+            peak, peak_layer = held, path
+        for source in layer.inputs:
+            readers[source] -= 1
+            if readers[source] == 0 and source != network.output:
+                live.discard(source)
+    return weights + peak * batch * size, peak_layer
+
+
+def check_memory(network: Network, batch: int, dtype: Any, cap: int | None) -> None:
+    """An ExecutionError, before anything is allocated, when the run would need more than `cap`
+    bytes (default: half the available memory)."""
+    cap = default_memory_cap() if cap is None else cap
+    needed, layer = working_memory(network, batch, dtype)
+    if needed > cap:
+        raise ExecutionError(
+            f"running this needs about {human_bytes(needed)} ({needed:,} bytes: weights, live activations "
+            f"and the temporaries of '{layer}' at batch {batch}), more than the cap of {human_bytes(cap)}; "
+            "lower --batch or --input, or raise --max-memory"
+        )
+
+
 def _storage(array: Any) -> Any:
     """The array that owns the memory a (possibly viewed) array lives in."""
     while isinstance(array.base, np.ndarray):
@@ -117,11 +186,17 @@ def execute(
     seed: int = 0,
     weights: Weights | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    max_memory: int | None = None,
 ) -> Run:
-    """Run the network forward (inference) on `x`, or on seeded random input of `batch` examples."""
+    """Run the network forward (inference) on `x`, or on seeded random input of `batch` examples,
+    unless its working memory would pass `max_memory` bytes (default: half the available memory)."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ExecutionError(f"the executor runs float32 or float64, not {dtype}")
+    if network.symbolic:
+        names = ", ".join(network.symbols)
+        raise ExecutionError(f"the executor runs numbers, but {names} ha{'ve' if len(network.symbols) > 1 else 's'} no value")
+    check_memory(network, batch if x is None else int(np.shape(x)[0]), dtype, max_memory)
     expected_input = (batch if x is None else np.shape(x)[0], *network.input_shape)
     if x is None:
         x = np.random.default_rng(seed + 1).standard_normal(expected_input).astype(dtype)
@@ -148,6 +223,11 @@ def execute(
             out = layer.op.forward(inputs, weights.get(layer.path, {}))
         except ArchcalcError as exc:
             raise exc.located(layer.location, layer.path) from None
+        except (MemoryError, OverflowError) as exc:  # past the estimate: NumPy's own limits
+            raise ExecutionError(
+                f"NumPy cannot run this layer ({type(exc).__name__}: {exc}); lower --batch or --input",
+                location=layer.location, layer=layer.path,
+            ) from None
         live[layer.path] = out
         shapes[layer.path] = tuple(out.shape[1:])
         held = sum(a.nbytes for a in {id(s): s for s in map(_storage, live.values())}.values())

@@ -57,7 +57,7 @@ from typing import Literal
 
 from .analysis import Analysis
 from .arith import Shape
-from .dropped_pixels import AxisProgram, Drop, nearest_clean, period
+from .dropped_pixels import PROBES, AxisProgram, Drop, nearest_clean, period
 from .errors import ArchcalcError, OptionError
 from .graph import INPUT, Network
 from .memory import live_storages
@@ -430,6 +430,7 @@ class _AxisDrops:
     drops: tuple[Drop, ...]
     nearest: int | None
     period: int
+    searched: int  # sizes n .. n + searched - 1 were tried (the period, or PROBES)
 
 
 _AXES = {
@@ -461,7 +462,9 @@ def dropped_pixels(analysis: Analysis) -> list[Finding]:
         if not drops:
             continue
         cycle = period(network, axis)
-        results.append(_AxisDrops(axis, tuple(drops), nearest_clean(program, n + 1, cycle), cycle))
+        searched = min(cycle, PROBES)
+        nearest = nearest_clean(program, n + 1, searched)
+        results.append(_AxisDrops(axis, tuple(drops), nearest, cycle, searched))
     found = []
     for result in results:
         same = [r.axis for r in results if (r.drops, r.nearest) == (result.drops, result.nearest)]
@@ -475,7 +478,13 @@ def dropped_pixels(analysis: Analysis) -> list[Finding]:
         items = [
             f"{d.path} ({detail[d.path]} on {d.size}: the last {d.lost} unread)" for d in dropped
         ]
-        if result.nearest is None:
+        if result.nearest is None and result.searched < cycle:
+            advice = (
+                f"no size from {n} to {n + result.searched - 1} avoids it (sizes round alike only "
+                f"every {cycle:,}, too many to try): change these layers' padding or kernel"
+            )
+            figure = f"{len(dropped)} layer(s); no clean size nearby"
+        elif result.nearest is None:
             advice = (
                 f"no size from {n} to {n + cycle - 1} avoids it, and sizes round alike every "
                 f"{cycle}, so no larger one does: change these layers' padding or kernel"

@@ -17,11 +17,12 @@ from .arith import Shape
 from .errors import Location, SpecError, quote
 from .expr import ExpressionError, evaluate, is_expression, substitute
 from .ops import REGISTRY, Op
-from .source import LineDict, read_file
+from .source import LineDict, limit, read_file
 from .spec import ENTRY_KEYS, BlockDef, Spec, describe_validation_error, parse_spec
 
 INPUT = "input"
-MAX_LAYERS = 100_000
+MAX_LAYERS = 2_000  # about 3x DenseNet-201 (707 layers); every command stays within seconds
+MAX_LAYERS_VARIABLE = "ARCHCALC_MAX_LAYERS"  # overrides MAX_LAYERS
 MAX_NESTING = 32
 
 
@@ -108,6 +109,19 @@ class _Expander:
         self.pending: list[_Pending] = []
         self.paths: set[str] = {INPUT}
         self.blocks: dict[str, str] = {}
+        self.expanded = 0  # entries expanded so far: layers, block instances and skipped entries
+        self.most = limit(MAX_LAYERS_VARIABLE, MAX_LAYERS)
+
+    def spend(self, entries: int, entry: dict[str, Any], path: str) -> None:
+        """Count entries about to be expanded, refusing before the work once past the limit."""
+        self.expanded += entries
+        if self.expanded > self.most:
+            raise SpecError(
+                f"the network expands to more than {self.most:,} layers (block instances and "
+                f"skipped entries count too); is a 'repeat' too large? ({MAX_LAYERS_VARIABLE}=N raises the limit)",
+                location=self.where(entry, "repeat" if "repeat" in entry else None),
+                layer=path,
+            )
 
     def where(self, entry: Any, key: str | None = None) -> Location:
         line = getattr(entry, "line", None)
@@ -169,6 +183,7 @@ class _Expander:
             raise SpecError(f"'frozen' must be true or false, got {quote(frozen)}", location=self.where(entry, "frozen"), layer=path)
         frozen = frozen or scope.frozen
         count = 1 if repeat is None else repeat
+        self.spend(count if when and count else 1, entry, path)  # a skipped entry costs one
         if not when or count == 0:
             if len(sources) != 1:
                 raise SpecError("a skipped entry passes its input through, so it needs exactly one input", location=self.where(entry), layer=path)
@@ -270,8 +285,6 @@ class _Expander:
     def add(self, pending: _Pending) -> None:
         if pending.path in self.paths:
             raise SpecError(f"two layers would both be named '{pending.path}'; rename one", location=pending.location, layer=pending.path)
-        if len(self.pending) >= MAX_LAYERS:
-            raise SpecError(f"the network expands to more than {MAX_LAYERS:,} layers; is a 'repeat' too large?", location=pending.location, layer=pending.path)
         self.paths.add(pending.path)
         self.pending.append(pending)
 
@@ -350,6 +363,8 @@ def expand(
     top = _Scope("", env, None, False)
     last = expander.expand_scope(spec.layers, top, 0)
     output = _resolve(_Ref(top, spec.output or last, Location(file, getattr(data, "line", None)), "output"))
+    if not expander.pending:
+        raise SpecError("the network has no layers: every entry is skipped (when: false or repeat: 0)", location=Location(file, getattr(data, "line", None)))
     graph = nx.DiGraph()
     graph.add_node(INPUT)
     rank = {INPUT: -1}

@@ -106,6 +106,27 @@ def check_options(options: MemoryOptions) -> None:
         raise OptionError(f"unknown optimizer '{options.optimizer}' (known: {', '.join(OPTIMIZER_STATES)})")
 
 
+def nothing_per_example(budget: int, fixed: Dim) -> OptionError:
+    """The answer to --fit when the total does not grow with the batch (nothing trains or is kept)."""
+    fits = "fits" if isinstance(fixed, int) and fixed <= budget else "does not fit"
+    return OptionError(
+        f"nothing in this network is kept per example (no layer trains, or none keeps a tensor), so the "
+        f"total is {fixed:,} bytes at every batch and {fits} {budget:,} bytes; --fit has no batch to find"
+        if isinstance(fixed, int) else f"nothing is kept per example, so --fit has no batch to find (the total is {fixed})"
+    )
+
+
+def check_batch_symbol(network: Network, batch: Dim) -> None:
+    """OptionError when a symbolic batch has the name of one of the spec's sizes: sympy would
+    merge the two into one symbol and every formula would silently be wrong."""
+    name = getattr(batch, "name", None)
+    if name is not None and name in network.symbols:
+        raise OptionError(
+            f"the batch symbol '{name}' is also a size in the spec; name the batch differently "
+            f"(e.g. --batch M) or rename the spec's symbol '{name}'"
+        )
+
+
 def storage_of(network: Network) -> dict[str, str]:
     """The storage each layer's output lives in: its own, or its input's for in-place ops."""
     ids = {INPUT: INPUT}
@@ -204,6 +225,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
 def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> Memory:
     """All memory figures for `options` (checked first)."""
     check_options(options)
+    check_batch_symbol(network, options.batch)
     layers, peak, peak_layer, training = activation_profile(network, shapes, counts, options)
     params = sum((c.params for c in counts.values()), 0)
     trainable = sum((c.trainable for c in counts.values()), 0)
@@ -234,6 +256,8 @@ def largest_batch(network: Network, shapes: dict[str, Shape], counts: dict[str, 
     else:
         fixed = one.weights + one.buffers
         per_example = one.inference_peak
+    if per_example == 0:
+        raise nothing_per_example(budget, fixed)
     if budget < fixed + per_example:
         raise OptionError(
             f"a budget of {budget:,} bytes does not fit even batch 1: the weights and optimizer "

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .arith import Dim, Shape, equal
-from .errors import ArchcalcError
+from .arith import MAX_SIZE, Dim, Shape, equal
+from .errors import ArchcalcError, ShapeError
 from .graph import INPUT, Network
 
 
@@ -20,7 +20,9 @@ def output_shapes(network: Network) -> dict[str, Shape]:
     for layer in network.layers:
         inputs = [shapes[i] for i in layer.inputs]
         try:
-            shapes[layer.path] = tuple(tidy(d) for d in layer.op.output_shape(inputs))
+            shapes[layer.path] = shape = tuple(tidy(d) for d in layer.op.output_shape(inputs))
+            if any(isinstance(d, int) and d >= MAX_SIZE for d in shape):
+                raise ShapeError(f"the output {list(shape)} is beyond what any machine can hold (sizes stay below 2**1024)")
         except ArchcalcError as exc:
             raise exc.located(layer.location, layer.path) from None
     return shapes

@@ -17,11 +17,12 @@ from .arith import Shape
 from .dropped_pixels import AxisProgram, Drop, nearest_clean, period, residues
 from .errors import ArchcalcError, OptionError
 from .graph import Network
-from .memory import Memory, MemoryOptions, memory
+from .memory import Memory, MemoryOptions, memory, nothing_per_example
 from .params import ParamCount
 from .shapes import output_shapes
 
 LIMIT = 1 << 20  # the largest size the solver considers
+MAX_MODULUS = 1 << 16  # residues are listed for effective strides up to this
 
 
 def _smallest(ok: Callable[[int], bool], low: int = 1, high: int = LIMIT) -> int | None:
@@ -86,6 +87,11 @@ def valid_inputs(network: Network, at: dict[str, int] | None = None) -> list[Axi
     for axis, sym in enumerate(symbols, start=1):
         program = AxisProgram(numeric, axis)
         cycle = period(numeric, axis)
+        if cycle > MAX_MODULUS:
+            raise OptionError(
+                f"the effective stride on {sym.name} is {cycle:,}; the solver lists the sizes that "
+                f"lose no pixels for effective strides up to {MAX_MODULUS:,} (check the layers' strides)"
+            )
 
         def near(n: int) -> bool:  # some size in [n, n + cycle) passes the axis' arithmetic
             return any(program.run(k) is not None for k in range(n, n + cycle))
@@ -121,8 +127,16 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
     one: Memory = memory(network, shapes, counts, MemoryOptions(1, options.dtype, options.weight_dtype, options.optimizer, options.mixed_precision))
     fixed = one.weights + one.buffers + (one.gradients + one.optimizer_state if train else 0)
     per_example = one.training_activations if train else one.inference_peak
-    if not isinstance(fixed, int) or budget <= fixed:
+    if not isinstance(fixed, int):
+        raise OptionError(
+            f"the weights and optimizer state depend on {', '.join(sorted(map(str, fixed.free_symbols)))}: "
+            "--fit solves for the batch and input sizes only; give the widths values (under `symbols`) "
+            "and name only input sizes (e.g. --input 3,H,W instead of --symbolic)"
+        )
+    if budget <= fixed:
         raise OptionError(f"a budget of {budget:,} bytes is not more than the weights and optimizer state alone ({fixed:,} bytes)")
+    if per_example == 0:
+        raise nothing_per_example(budget, fixed)
     batch = sympy.floor((budget - fixed) / per_example)
     defaults = {s: network.defaults[n] for n, s in network.symbols.items() if n in network.defaults}
     at_defaults = int(batch.subs(defaults)) if set(batch.free_symbols) <= set(defaults) else None

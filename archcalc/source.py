@@ -1,12 +1,15 @@
 """Reading spec files: YAML or JSON into plain data that remembers the line of every key.
 
 Only plain data is accepted (tags that build Python objects are refused), duplicate keys are an
-error, and nesting depth and alias expansion are bounded so a hostile file fails fast.
+error, and nesting depth and alias expansion are bounded so a hostile file fails fast. Only
+regular files of at most MAX_BYTES are read (a FIFO would block, /dev/zero never ends).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,8 @@ from .errors import Location, SpecError, quote
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000
+MAX_BYTES = 1 << 20  # 1 MiB; the largest zoo spec is 8 KB, and YAML parses at about 2.5 MB/s
+MAX_BYTES_VARIABLE = "ARCHCALC_MAX_SPEC_BYTES"  # overrides MAX_BYTES
 
 
 class LineDict(dict[str, Any]):
@@ -148,7 +153,13 @@ def parse_text(text: str, file: str | None = None) -> Any:
     """
     if file is not None and file.lower().endswith(".json") and text.strip():
         text = _check_json(text, file)
-    loader = _Loader(text)
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise SpecError("the file holds a NUL byte: a spec is text", location=Location(file, line))
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters as it starts
+        raise SpecError(f"not valid YAML/JSON: {str(exc).splitlines()[0]}", location=Location(file)) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -181,18 +192,49 @@ def parse_text(text: str, file: str | None = None) -> Any:
         loader.dispose()
 
 
-def read_file(path: str | Path) -> Any:
-    """Parse a spec file; missing or unreadable files are a SpecError naming the path."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
+def limit(variable: str, default: int) -> int:
+    """A limit on untrusted input: `default`, or the whole number in the environment variable."""
+    given = os.environ.get(variable, "").strip()
+    if not given:
+        return default
+    if not given.isascii() or not given.isdigit() or len(given) > 20:
+        raise SpecError(f"${variable} must be a whole number, got {given[:40]!r}")
+    return int(given)
+
+
+def read_text(path: Path) -> str:
+    """The text of a regular file of at most max_bytes(), checked before a byte is parsed."""
+    most = limit(MAX_BYTES_VARIABLE, MAX_BYTES)
+    try:  # O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise SpecError(f"no such file: {path}") from None
     except IsADirectoryError:
         raise SpecError(f"{path} is a directory, not a spec file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read {path}: {exc}") from None
-    return parse_text(text, str(path))
+    except OSError as exc:
+        raise SpecError(f"cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise SpecError(f"{path} is a directory, not a spec file")
+        if not stat.S_ISREG(mode):
+            raise SpecError(f"{path} is not a regular file (a device, FIFO or socket); a spec is a file")
+        data = file.read(most + 1)
+    if len(data) > most:
+        raise SpecError(
+            f"{path} is larger than {most:,} bytes, the limit for a spec; "
+            f"raise it with {MAX_BYTES_VARIABLE}=BYTES if the file is meant to be this large"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"cannot read {path}: not UTF-8 text (byte {exc.start:,})") from None
+
+
+def read_file(path: str | Path) -> Any:
+    """Parse a spec file; missing, unreadable, special or oversized files are a SpecError."""
+    path = Path(path)
+    return parse_text(read_text(path), str(path))
 
 
 def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:

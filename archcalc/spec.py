@@ -16,7 +16,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -24,6 +23,7 @@ from pydantic import (
 
 from .dtypes import DType
 from .errors import Location, SpecError, quote
+from .ops.base import PositiveInt
 from .source import line_of
 
 ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when")
@@ -56,7 +56,8 @@ class BlockDef(BaseModel):
     @field_validator("args", mode="before")
     @classmethod
     def _list_means_required(cls, value: Any) -> Any:
-        return {name: None for name in value} if isinstance(value, list) else value
+        names = isinstance(value, list) and all(isinstance(n, str) for n in value)
+        return {name: None for name in value} if names else value
 
     _layers_keep_lines = field_validator("layers", mode="wrap")(_keep_file_lists)
 

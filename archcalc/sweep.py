@@ -32,7 +32,7 @@ BATCH = "B"
 CHANNELS = "C"
 SPATIAL = ("H", "W", "D")
 _INT64_SAFE = 2**62  # figures at or past this are computed with Python ints (exact, slower)
-_RANGE = re.compile(r"\s*(-?\d+)\s*(?:\.\.\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?)?")
+_RANGE = re.compile(r"\s*(-?[0-9]+)\s*(?:\.\.\s*(-?[0-9]+)\s*(?::\s*(-?[0-9]+)\s*)?)?")
 _CHUNK = 100_000  # rows formatted at a time when writing files
 
 
@@ -61,6 +61,9 @@ def parse_range(text: str, what: str) -> Range:
             f"{what} must be a size like 64, a range like 64..512, or a range with a step like "
             f"64..512:32; got {quote(text)}"
         )
+    numbers = [n for n in match.groups() if n is not None]
+    if any(len(n.lstrip("-0")) > 19 or abs(int(n)) >= _INT64_SAFE for n in numbers):
+        raise OptionError(f"{what}: the sizes of a sweep must be below 2**62 (NumPy's 64-bit integers), got {text!r}")
     start = int(match[1])
     stop = start if match[2] is None else int(match[2])
     step = 1 if match[3] is None else int(match[3])
@@ -216,6 +219,7 @@ def _largest_at_corners(expr: Any, symbols: list[Any], ranges: list[Range]) -> i
     """max |expr| over the grid's corners, exactly (the figures grow with every size)."""
     if not symbols:
         return abs(int(expr))
+    expr = sympy.sympify(expr)  # a figure constant over the grid is a plain int
     ends = [(sympy.Integer(r.start), sympy.Integer(int(r.values[-1]))) for r in ranges]
     return max(abs(int(expr.xreplace(dict(zip(symbols, corner))))) for corner in itertools.product(*ends))
 
@@ -309,6 +313,12 @@ def compile_figure(
         sizes = tuple(n if r.swept else r.start for n, r in zip(names, shape))
         symbols.update({n: symbol(n) for n, r in zip(names, shape) if r.swept})
     network = expand(spec, data, path, input_shape=sizes)
+    unknown = sorted(set(network.symbols) - set(symbols))
+    if unknown:
+        raise OptionError(
+            f"the spec's size{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} ha{'ve' if len(unknown) > 1 else 's'} no value: "
+            "give values under `symbols`, or sweep the input with --input (e.g. --input 3,64..512,64..512)"
+        )
     batch_value = symbols.get(BATCH, batch.start)
     analysis = analyze(network, replace(options, batch=batch_value))
     fixed = {BATCH: batch.start} if not batch.swept else {}

@@ -1,26 +1,18 @@
-"""Byte sizes for people: parsing budgets like `16GiB` and printing binary units (KiB, MiB, GiB)."""
+"""Sizes for people: bytes in binary units (KiB, MiB, GiB), counts with SI suffixes, exactly."""
 
 from __future__ import annotations
 
-import re
-
 from .arith import Dim
-from .errors import OptionError, quote
-
-_FACTORS = {
-    "": 1, "b": 1,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-}
 
 
-def parse_bytes(text: str) -> int:
-    """`16GiB` -> 17179869184; binary (KiB, MiB, GiB) and decimal (KB, MB, GB) units, or bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    unit = match.group(2).lower() if match else ""
-    if not match or unit not in _FACTORS:
-        raise OptionError(f"cannot read {quote(text)} as a size; write e.g. 16GiB, 512MiB, 8GB or 1000000")
-    return int(float(match.group(1)) * _FACTORS[unit])
+
+def _hundredths(value: int, factor: int) -> str:
+    """value / factor with two decimals, rounded half to even in exact integer arithmetic
+    (a float would overflow past 2**1024 and round inexactly past 2**53)."""
+    q, r = divmod(abs(value) * 100, factor)
+    if 2 * r > factor or (2 * r == factor and q % 2):
+        q += 1
+    return f"{'-' if value < 0 else ''}{q // 100}.{q % 100:02d}"
 
 
 def human_bytes(value: Dim) -> str:
@@ -29,7 +21,7 @@ def human_bytes(value: Dim) -> str:
         return str(value)
     for unit, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if abs(value) >= factor:
-            return f"{value / factor:.2f} {unit}"
+            return f"{_hundredths(value, factor)} {unit}"
     return f"{value} B"
 
 
@@ -39,5 +31,5 @@ def human_count(value: Dim) -> str:
         return str(value)
     for unit, factor in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
         if abs(value) >= factor:
-            return f"{value / factor:.2f} {unit}"
+            return f"{_hundredths(value, factor)} {unit}"
     return str(value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,7 +10,6 @@ from .errors import OptionError, quote
 from .executor import execute, parameter_sizes
 from .graph import Network
 from .memory import MemoryOptions
-from .units import human_bytes
 
 
 @dataclass(frozen=True)
@@ -31,17 +29,6 @@ class Verification:
     peak_bytes: int
 
 
-def default_memory_cap() -> int:
-    """Half the machine's physical memory: the executor's default ceiling."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-
-
-def required_bytes(analysis: Analysis) -> int:
-    """What a run needs by the analysis: weights and buffers plus the inference peak."""
-    m = analysis.memory
-    return int(m.weights + m.buffers + m.inference_peak)
-
-
 def verify(
     network: Network,
     *,
@@ -53,20 +40,18 @@ def verify(
 ) -> Verification:
     """Run the network and compare every layer's shape and parameters, and the peak, with the
     analysis; at batch 2 by default, so a shape that holds only at batch 1 cannot pass."""
+    if network.symbolic:
+        names = ", ".join(network.symbols)
+        raise OptionError(
+            f"verify runs real arrays, but {names} ha{'ve' if len(network.symbols) > 1 else 's'} no value: "
+            "give values under `symbols` in the spec, or pass --input with numbers (e.g. --input 3,224,224)"
+        )
     if batch < 1:
         raise OptionError(f"the batch must be at least 1, got {batch}")
     if dtype not in ("float32", "float64"):
         raise OptionError(f"the executor runs float32 or float64, not {quote(dtype)}")
     analysis = analyze(network, MemoryOptions(batch=batch, dtype=dtype))
-    cap = default_memory_cap() if max_memory is None else max_memory
-    needed = required_bytes(analysis)
-    if needed > cap:
-        raise OptionError(
-            f"running this needs {human_bytes(needed)} ({needed:,} bytes: weights, buffers and the "
-            f"inference peak at batch {batch}), more than the cap of {human_bytes(cap)}; "
-            "lower --batch or --input, or raise --max-memory"
-        )
-    run = execute(network, batch=batch, dtype=dtype, seed=seed, progress=progress)
+    run = execute(network, batch=batch, dtype=dtype, seed=seed, progress=progress, max_memory=max_memory)
     sizes = parameter_sizes(network, run.weights)
     found: list[Mismatch] = []
     for r in analysis.layers:

@@ -20,7 +20,13 @@ ZOO = sorted(p.stem for p in SPECS.glob("*.yaml") if p.stem not in AT_A_SMALLER_
 
 @pytest.mark.parametrize("model", ZOO)
 def test_every_zoo_spec_verifies(model: str) -> None:
-    result = verify(load(str(SPECS / f"{model}.yaml")), batch=1)
+    from archcalc.executor import available_memory, default_memory_cap, working_memory
+
+    network = load(str(SPECS / f"{model}.yaml"))
+    needed = working_memory(network)[0]
+    if needed > default_memory_cap():  # a shared machine short of memory: refused, not run
+        pytest.skip(f"needs about {needed:,} bytes; {available_memory():,} are available")
+    result = verify(network, batch=1)
     assert result.mismatches == ()
     assert result.peak_bytes == result.analysis.memory.inference_peak
 

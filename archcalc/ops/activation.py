@@ -10,7 +10,7 @@ from pydantic import Field
 
 from ..arith import Dim, Shape
 from ..errors import ShapeError
-from .base import GLOBAL, INPUT, OUTPUT, Op, ReceptiveStep, Saved, elements, whole_axes_reads
+from .base import GLOBAL, INPUT, OUTPUT, Op, ReceptiveStep, Saved, Whole, elements, whole_axes_reads
 from .window import np
 
 
@@ -193,7 +193,7 @@ class Softmax(_Activation):
     saves_output = True
     flops_per_element = 3
 
-    dim: int = -1
+    dim: Whole = -1
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         rank = len(inputs[0]) + 1

@@ -10,23 +10,51 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from ..arith import Dim, Shape, product
+from ..arith import MAX_SIZE, Dim, Shape, product
 from ..errors import ShapeError
 
 REGISTRY: dict[str, type[Op]] = {}
 
 
-def _width(value: Any) -> Any:
-    """A channel or feature count: a whole number >= 1, or a sympy expression (symbolic mode)."""
-    if hasattr(value, "free_symbols"):
+def _integer(value: Any) -> Any:
+    """Not true/false (ints to Python and to pydantic's int types, never sizes), below MAX_SIZE."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a whole number, not {str(value).lower()}")
+    if isinstance(value, (int, float)) and abs(value) >= MAX_SIZE:
+        raise ValueError("is beyond what any machine can hold (sizes stay below 2**1024)")
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_integer)]
+"""Every integer field of an op or a spec: an int (or a float without a fraction), never a bool."""
+PositiveInt = Annotated[Whole, Field(gt=0)]
+NonNegativeInt = Annotated[Whole, Field(ge=0)]
+
+
+def whole_number(value: Any, minimum: int) -> Any:
+    """An int >= minimum, or in symbolic mode a sympy expression that is an integer and not
+    provably below `minimum` (a width valid only above some size is fine, as for shapes)."""
+    if hasattr(value, "free_symbols") and value.free_symbols:
+        if value.is_integer is not True or (value - minimum).is_negative is True:
+            raise ValueError(
+                f"must be a whole number of at least {minimum} for every value of its symbols, "
+                f"got {value} (write a floor as `//`)"
+            )
         return value
+    if hasattr(value, "is_Integer") and value.is_Integer:
+        value = int(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"must be a whole number of at least 1 (got {value!r})")
-    return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"must be a whole number of at least {minimum} (got {value!r})")
+    return _integer(value)
+
+
+def _width(value: Any) -> Any:
+    """A channel or feature count: a whole number >= 1, or a sympy expression (symbolic mode)."""
+    return whole_number(value, 1)
 
 
 Width = Annotated[Any, BeforeValidator(_width), WithJsonSchema({"type": "integer", "minimum": 1})]
@@ -156,6 +184,11 @@ class Op(BaseModel):
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         """Tensors autograd keeps for backward (per example) when the op trains."""
         return NOTHING
+
+    def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
+        """Elements per example `forward` allocates besides its output, at most: by default as
+        many as its inputs (a padded copy or an element-wise temporary) and its output again."""
+        return sum((elements(s) for s in inputs), 0) + elements(output)
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """NumPy inference forward on batched arrays (batch on axis 0), weights shaped as PyTorch."""

@@ -10,22 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PositiveInt, WithJsonSchema, model_validator
+from pydantic import BeforeValidator, WithJsonSchema, model_validator
 
 from ..arith import Dim, Shape, provably_below
 from ..errors import ShapeError
-from .base import NOTHING, Op, ReceptiveStep, Saved, Window
+from .base import NOTHING, Op, PositiveInt, ReceptiveStep, Saved, Whole, Window, whole_number
 
 
 def _index(value: Any) -> Any:
     """A position along an axis: a whole number >= 0, or a sympy expression (symbolic mode)."""
-    if hasattr(value, "free_symbols"):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be a whole number of at least 0 (got {value!r})")
-    return value
+    return whole_number(value, 0)
 
 
 Index = Annotated[Any, BeforeValidator(_index), WithJsonSchema({"type": "integer", "minimum": 0})]
@@ -74,7 +68,7 @@ class Slice(Op):
 
     kind = "slice"
 
-    dim: int = 1
+    dim: Whole = 1
     start: Index = 0
     end: Index
 

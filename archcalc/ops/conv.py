@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import NonNegativeInt, PositiveInt, model_validator
+from pydantic import model_validator
 
 from ..arith import Dim, Shape, equal, maximum, product, provably_below
 from ..errors import ShapeError
 from .base import (
+    NonNegativeInt,
+    PositiveInt,
     INPUT,
     UNDEFINED,
     Op,
@@ -172,6 +174,14 @@ class _ConvForward(_Conv):
         reasons = (padding_escapes(self.padding_mode, b, a, span) for (b, a), span in zip(pads, self.spans))
         return next((r for r in reasons if r), "")
 
+    def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
+        """The padded input, the im2col columns (Cin * prod(kernel) per output position) and the
+        matmul's result."""
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        padded_input = inputs[0][0] * product([n + b + a for n, (b, a) in zip(inputs[0][1:], pads)])
+        columns = inputs[0][0] * product(list(self.kernel_size)) * product(list(output[1:]))
+        return padded_input + columns + elements(output)
+
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """im2col by a strided window view, then one batched matmul: kernel (G, O/G, Cg*K) times
         columns (N, G, Cg*K, P) gives (N, G, O/G, P), already in channels-first order."""
@@ -275,6 +285,14 @@ class _ConvTranspose(_Conv):
             f"a transposed convolution with stride {stride} steps 1/{stride} of an input position "
             "per output, so neighbouring outputs read different numbers of inputs"
         )
+
+    def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
+        """The input as columns, every contribution (input positions x out x prod(kernel)), the
+        uncropped output and one strided slice of it."""
+        positions = product(list(inputs[0][1:]))
+        full = [(n - 1) * s + span + extra for n, s, span, extra in zip(inputs[0][1:], self.strides, self.spans, self.output_paddings)]
+        uncropped = self.out * product(full)
+        return elements(inputs[0]) + positions * self.out * product(list(self.kernel_size)) + 2 * uncropped
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """Each input element scatters weight x value into the output: one matmul, then one

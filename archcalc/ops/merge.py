@@ -6,7 +6,7 @@ from typing import Any
 
 from ..arith import Dim, Shape, may_equal
 from ..errors import ShapeError
-from .base import Op, Saved, elements
+from .base import Op, Saved, Whole, elements
 from .window import np
 
 
@@ -120,7 +120,7 @@ class Concat(Op):
     min_inputs = 2
     max_inputs = None
 
-    dim: int = 1
+    dim: Whole = 1
 
     def _axis(self, inputs: list[Shape]) -> int:
         """The joined axis, batch excluded; a ShapeError unless `dim` names a feature axis."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
 from ..arith import Dim, Shape, equal
 from ..errors import ShapeError
-from .base import GLOBAL, INPUT, Op, ReceptiveStep, Saved, elements, whole_axes_reads
+from .base import GLOBAL, INPUT, Op, PositiveInt, ReceptiveStep, Saved, elements, whole_axes_reads
 from .window import np
 
 

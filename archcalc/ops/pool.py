@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from ..arith import Dim, Shape, ceil_div, maximum, product, provably_below
 from ..errors import ShapeError
 from .base import (
+    NonNegativeInt,
+    PositiveInt,
     GLOBAL,
     INPUT,
     NOTHING,
@@ -48,9 +50,7 @@ class _Pool(Op):
 
     @model_validator(mode="after")
     def _check_axes(self) -> _Pool:
-        spatial_tuple(self.kernel, self.dims, "kernel")
-        if self.stride is not None:
-            spatial_tuple(self.stride, self.dims, "stride")
+        _ = (self.kernel_size, self.strides, self.dilations)  # each property checks its length
         if not isinstance(self.padding, str):
             pads = spatial_tuple(self.padding, self.dims, "padding")
             for pad, k in zip(pads, self.kernel_size):
@@ -96,6 +96,13 @@ class _Pool(Op):
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return elements(output) * product(list(self.kernel_size))  # one op per window element
+
+    def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
+        """The padded input (ceil-mode overhang is under a stride) twice (LP pooling's x**p), and
+        the result and divisor as large as the output."""
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        sizes = [n + b + a + s for n, (b, a), s in zip(inputs[0][1:], pads, self.strides)]
+        return 2 * inputs[0][0] * product(sizes) + 2 * elements(output)
 
     def _windows(self, x: Any, fill: float) -> tuple[Any, list[tuple[int, int]], tuple[int, ...]]:
         """The window view over `x` padded with `fill`, extended where ceil-mode windows overhang."""

@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, WithJsonSchema, model_validator
 
 from ..arith import Dim, Shape, equal, product
 from ..errors import ShapeError
-from .base import GLOBAL, UNDEFINED, Op, ReceptiveStep
+from .base import GLOBAL, UNDEFINED, Op, ReceptiveStep, Whole
 
 
 class Flatten(Op):
@@ -24,8 +24,8 @@ class Flatten(Op):
 
     kind = "flatten"
 
-    start_dim: int = 1
-    end_dim: int = -1
+    start_dim: Whole = 1
+    end_dim: Whole = -1
 
     @property
     def inplace_output(self) -> bool:

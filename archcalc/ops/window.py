@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import NonNegativeInt
-
 from ..arith import Dim, ceil_div, maximum, provably_below, where_at_least
 from ..errors import ShapeError
 from ..lazy import lazy_import
+from .base import NonNegativeInt
 
 np = lazy_import("numpy")
 
