@@ -93,6 +93,12 @@ REFUSALS = {
         (2, 4, 5), {"op": "pad", "padding": [[1, 1], [1, 1]], "mode": "reflect", "value": 1.0},
         lambda torch, x: torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect", value=1.0),
         ("value", "reflect")),
+    "avg_pool3d kernel beyond the input, padding or not": Refusal(
+        (1, 1, 1, 2), {"op": "avg_pool3d", "kernel": 2, "padding": 1},
+        lambda torch, x: torch.nn.functional.avg_pool3d(x, 2, padding=1), ("smaller than the kernel", "2")),
+    "lp_pool3d kernel beyond the input in ceil mode": Refusal(
+        (1, 1, 1, 2), {"op": "lp_pool3d", "kernel": 2, "norm_type": 2, "ceil_mode": True},
+        lambda torch, x: torch.nn.functional.lp_pool3d(x, 2, 2, ceil_mode=True), ("smaller than the kernel",)),
     "reshape to another element count": Refusal(
         (3, 4, 5), {"op": "reshape", "shape": [7, 8]},
         lambda torch, x: x.reshape(x.shape[0], 7, 8), ("60 elements", "[7, 8]", "56")),

@@ -42,6 +42,7 @@ class _Pool(Op):
     """A sliding window without parameters; stride defaults to the kernel, as in PyTorch."""
 
     dims: ClassVar[int] = 2
+    kernel_within_input: ClassVar[bool] = False  # avg_pool3d's own check, blind to padding
 
     kernel: PositiveInt | list[PositiveInt]
     stride: PositiveInt | list[PositiveInt] | None = None
@@ -80,6 +81,13 @@ class _Pool(Op):
         shape = inputs[0]
         expect_rank(self, shape, self.dims + 1, _LAYOUT[self.dims])
         sizes = shape[1:]
+        if self.kernel_within_input:
+            for axis, (n, k) in enumerate(zip(sizes, self.kernel_size), start=1):
+                if provably_below(n - k, 0):
+                    raise ShapeError(
+                        f"spatial axis {axis}: input size {n} is smaller than the kernel {k}; PyTorch's "
+                        "avg_pool3d (which lp_pool3d calls) refuses that whatever the padding or ceil mode"
+                    )
         pads = resolve_padding(self.padding, sizes, self.spans, self.strides)
         out: list = [shape[0]]
         for axis, (n, (before, after), span, s) in enumerate(
@@ -243,6 +251,7 @@ class AvgPool2d(_AvgPool):
 class AvgPool3d(_AvgPool):
     kind = "avg_pool3d"
     dims = 3
+    kernel_within_input = True
 
 
 class LpPool1d(_LpPool):
@@ -258,6 +267,7 @@ class LpPool2d(_LpPool):
 class LpPool3d(_LpPool):
     kind = "lp_pool3d"
     dims = 3
+    kernel_within_input = True
 
 
 class _AdaptivePool(Op):
