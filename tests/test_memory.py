@@ -10,7 +10,7 @@ from archcalc.graph import load
 from archcalc.memory import MemoryOptions, largest_batch
 from archcalc.params import parameter_counts
 from archcalc.shapes import output_shapes
-from conftest import SPECS, zoo
+from conftest import SPECS
 
 SMALL = """
 name: small
@@ -87,15 +87,12 @@ layers:
 
 
 def test_ceil_mode_max_pool_keeps_int64_indices(analyse_text) -> None:
-    from archcalc.analysis import analyze
-
     result = analyse_text(
         "name: p\ninput: [1, 5, 5]\nlayers:\n  - {op: conv2d, out: 1, kernel: 1}\n"
         "  - {name: pool, op: max_pool2d, kernel: 2, ceil_mode: true}\n"
     )
     pool = next(r for r in result.layers if r.path == "pool")
     assert pool.output_shape == (1, 3, 3)  # ceil((5-2)/2)+1 = 3
-    m = analyze(result.network).memory
     assert pool.memory.saved == 25 * 4 + 9 * 8  # its input and 9 int64 indices
 
 
