@@ -5,7 +5,7 @@ a disagreement), prints no traceback, finishes within seconds and writes no file
 Specs are zoo and hand-written specs with values replaced by random ones (numbers of any size,
 booleans, floats, strings, expressions, lists, mappings) or with their text cut and spliced.
 Names stay within printable ASCII without markup brackets: escaping user text in every output
-format is tested with the output formats (docs/security-output.md).
+format is tested with the output formats (docs/security.md, "What archcalc writes").
 """
 
 from __future__ import annotations
