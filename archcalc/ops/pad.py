@@ -20,7 +20,7 @@ from .window import np, padding_escapes
 
 def pad_source(mode: str, n: int, before: int, after: int) -> tuple[Any, Any]:
     """Per output position i of a padded axis, the input position it copies and whether it copies
-    one (constant padding fills): i - before, mirrored without repeating the edge (reflect),
+    one (only constant padding fills): i - before, mirrored without repeating the edge (reflect),
     clamped (replicate), or, after cropping, wrapped around what is left (circular), as F.pad."""
     source = np.arange(n + before + after) - before
     if mode == "reflect":
@@ -29,7 +29,7 @@ def pad_source(mode: str, n: int, before: int, after: int) -> tuple[Any, Any]:
     elif mode == "circular":
         kept = n + min(before, 0) + min(after, 0)
         source = (source + min(before, 0)) % kept - min(before, 0)
-    inside = (source >= 0) & (source < n)
+    inside = (source >= 0) & (source < n) if mode == "constant" else np.ones(source.shape, dtype=bool)
     return np.clip(source, 0, n - 1), inside
 
 

@@ -372,7 +372,10 @@ class PixelShuffle(_PixelShuffle):
     def receptive_varies(self, inputs: list[Shape]) -> str:
         r = self.upscale_factor
         if r > 1 and len(inputs[0]) == 3:
-            return f"pixel_shuffle up-samples by {r}: output o reads o // {r}, a fractional stride 1/{r}"
+            return (
+                f"pixel_shuffle up-samples by {r}: output o reads o // {r}, a fractional stride 1/{r} "
+                "(a unit's r^2 source channels are taken to read alike; an upper bound if they do not)"
+            )
         return super().receptive_varies(inputs)
 
     def _moves(self, shape: Shape, axis: int, unit: int) -> Sequence[int]:

@@ -146,10 +146,10 @@ class _Move(_View):
         return None if order == sorted(order) else UNDEFINED
 
     def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
-        """Input spatial axis a read at the unit's own position when it stays in place; when it
-        moved to the channels, all of it (exactly: a unit's field is the union over channels);
-        when it moved to another spatial axis, all of it as an upper bound, since a field is
-        kept per axis and cannot follow an axis to another place (receptive_varies says so)."""
+        """Input spatial axis a read at the unit's own position when it stays in place; else all
+        of it: exact when it moved to the channels (a unit's field is the union over its
+        channels), an upper bound when it moved to another spatial axis (a field is kept per axis
+        and cannot follow one) or for a later layer that separates those channels again."""
         if self._moved(inputs[0])[axis + 1] == axis + 1:
             return [(unit,)]
         return [range(inputs[0][axis + 1])]
@@ -165,7 +165,10 @@ class _Move(_View):
                 f"{self.kind} moves spatial axes ({', '.join(spatial)}); a field is kept per axis and "
                 "cannot follow one, so each unit is taken to read the whole of a moved axis (an upper bound)"
             )
-        return f"{self.kind} moves spatial axis {moved[0][0] - 1} into the channels: every unit reads all of it"
+        return (
+            f"{self.kind} moves spatial axis {moved[0][0] - 1} into the channels: every unit reads all of it "
+            "(later layers that separate those channels again are taken to, an upper bound)"
+        )
 
 
 class Reshape(_View):
