@@ -9,10 +9,10 @@ into the input; a tap of weight exactly 0 (x on a sample) has a zero gradient an
 from __future__ import annotations
 
 from click.testing import CliRunner
+from test_receptive_field import fields, unit
 
 from archcalc.cli import main
 from archcalc.receptive_field import ReceptiveField
-from test_receptive_field import fields, unit
 
 
 def spec(input_shape: str, *layers: str) -> str:
