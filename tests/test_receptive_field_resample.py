@@ -8,6 +8,7 @@ into the input; a tap of weight exactly 0 (x on a sample) has a zero gradient an
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 from test_receptive_field import fields, unit
 
@@ -150,3 +151,35 @@ def test_rf_command_has_a_rule_for_every_new_op() -> None:
     assert result.exit_code == 0, result.output
     assert "no receptive-field rule" not in result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80
+
+
+def test_interpolation_reads_are_torch_gradient_support(analyse_text) -> None:
+    # Each output unit's reads (as a set) against the input positions where torch's float32
+    # gradient of that unit is nonzero, for every mode, up and down, by size and by scale_factor.
+    torch = pytest.importorskip("torch")
+    cases = [
+        (mode, corners, n, field, value)
+        for mode, corners in [
+            ("nearest", None), ("nearest-exact", None), ("area", None), ("linear", False), ("linear", True),
+            ("bilinear", False), ("bilinear", True), ("bicubic", False), ("bicubic", True),
+        ]
+        for n, field, value in [(4, "size", 9), (9, "size", 4), (7, "size", 3), (5, "scale_factor", 2.5),
+                                (10, "scale_factor", 0.3), (6, "scale_factor", 2.0), (6, "size", 6)]
+    ]
+    for mode, corners, n, field, value in cases:
+        two_d = mode in ("bilinear", "bicubic")
+        shape = [1, 2, n] if two_d else [1, n]
+        option = ([2, value] if field == "size" else [1.0, value]) if two_d else value
+        corner = f", align_corners: {str(corners).lower()}" if corners is not None else ""
+        result = analyse_text(spec(str(shape), f"{{name: r, op: interpolate, {field}: {option}, mode: {mode}{corner}}}"))
+        layer = result.network.layer("r")
+        x = torch.rand(1, *shape, requires_grad=True)
+        y = torch.nn.functional.interpolate(
+            x, mode=mode, align_corners=corners, **{field: tuple(option) if two_d else option}
+        )
+        assert tuple(y.shape[1:]) == tuple(result.layers[-1].output_shape), (mode, n, field, value)
+        for u in range(y.shape[-1]):
+            (grad,) = torch.autograd.grad(y[..., u].sum(), x, retain_graph=True)
+            hot = (grad[0].abs().sum(dim=tuple(range(grad.ndim - 2))) > 0).nonzero().flatten().tolist()
+            reads = list(layer.op.receptive_reads([tuple(shape)], len(shape) - 2, u)[0])
+            assert reads == hot, (mode, corners, n, field, value, u)
