@@ -272,6 +272,7 @@ class Interpolate(Op):
         return [reads[axis][unit]]
 
     def receptive_varies(self, inputs: list[Shape]) -> str:
+        """'' when receptive_step found one window; else why not (up-sampling, uneven factors)."""
         if self.mode == "area":
             return self._area(inputs).receptive_varies(inputs)
         if self.receptive_step(inputs) != UNDEFINED:
@@ -336,6 +337,7 @@ class _PixelShuffle(Op):
         return [self._moves(shape, axis + 1 - (len(shape) - 3), unit) if axis + 1 >= len(shape) - 3 else (unit,)]
 
     def receptive_varies(self, inputs: list[Shape]) -> str:
+        """With leading axes the shuffled channel axis is a spatial axis of the pass: say so."""
         r = self._factor()
         if len(inputs[0]) > 3 and r > 1:
             return f"{self.kind} moves positions between its channel axis, a spatial axis here, and H, W (factor {r})"
@@ -370,6 +372,7 @@ class PixelShuffle(_PixelShuffle):
         return (*lead, c // (r * r), h * r, w * r)
 
     def receptive_varies(self, inputs: list[Shape]) -> str:
+        """Up-sampling by r: a stride of 1/r, no closed form."""
         r = self.upscale_factor
         if r > 1 and len(inputs[0]) == 3:
             return (

@@ -126,6 +126,7 @@ class _View(Op):
         return super().receptive_reads(inputs, axis, unit)
 
     def receptive_varies(self, inputs: list[Shape]) -> str:
+        """Regrouped spatial axes are read whole: an upper bound, said so."""
         if self.receptive_step(inputs) != UNDEFINED:
             return ""
         return (
@@ -155,6 +156,7 @@ class _Move(_View):
         return [range(inputs[0][axis + 1])]
 
     def receptive_varies(self, inputs: list[Shape]) -> str:
+        """Which spatial axes moved, and whether their whole-axis reads are exact or a bound."""
         order = self._moved(inputs[0])
         moved = [(a, order.index(a)) for a in range(1, len(order)) if order.index(a) != a]  # input axis a to b
         if not moved:
