@@ -53,6 +53,40 @@ layers:
 """
 
 
+UNET_BILINEAR = """
+name: unet_bilinear
+input: [1, 16, 16]
+layers:
+  - {name: e1, op: conv2d, out: 2, kernel: 3, padding: 1}
+  - {name: r1, op: relu}
+  - {name: d1, op: max_pool2d, kernel: 2}
+  - {name: e2, op: conv2d, out: 2, kernel: 3, padding: 1}
+  - {name: d2, op: max_pool2d, kernel: 2}
+  - {name: mid, op: conv2d, out: 2, kernel: 3, padding: 1}
+  - {name: u2, op: upsample, scale_factor: 2, mode: bilinear, align_corners: true}
+  - {name: c2, op: concat, from: [u2, e2]}
+  - {name: dec2, op: conv2d, out: 2, kernel: 3, padding: 1}
+  - {name: u1, op: upsample, scale_factor: 2, mode: bilinear, align_corners: true}
+  - {name: c1, op: concat, from: [u1, r1]}
+  - {name: dec1, op: conv2d, out: 2, kernel: 3, padding: 1}
+  - {name: head, op: conv2d, out: 2, kernel: 1}
+"""
+
+RESAMPLE_2D = """
+name: resample
+input: [2, 9, 10]
+layers:
+  - {name: p, op: pad, padding: [[2, 1], [1, 3]], mode: reflect}
+  - {name: c1, op: conv2d, out: 4, kernel: 3}
+  - {name: down, op: interpolate, size: [5, 5], mode: nearest-exact}
+  - {name: up, op: upsample, scale_factor: 2, mode: bicubic}
+  - {name: c2, op: conv2d, out: 4, kernel: 3, padding: 1}
+  - {name: shuffle, op: pixel_shuffle, upscale_factor: 2}
+  - {name: area, op: interpolate, size: [7, 9], mode: area}
+  - {name: wrap, op: pad, padding: [[1, 1], [2, 0]], mode: circular}
+  - {name: head, op: conv2d, out: 2, kernel: 1}
+"""
+
 def _positive(*modules: Any) -> None:
     import torch
 
@@ -102,7 +136,48 @@ def torch_padded_1d() -> Callable[[Any], Any]:
     return forward
 
 
-NETWORKS = {"unet": (UNET, torch_unet, (1, 16, 16)), "padded_1d": (PADDED_1D, torch_padded_1d, (2, 23))}
+def torch_unet_bilinear() -> Callable[[Any], Any]:
+    """UNET_BILINEAR in torch: bilinear up-sampling (align_corners, as the common U-Net code)."""
+    import torch
+    from torch import nn
+
+    e1, e2, mid = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 3, padding=1), nn.Conv2d(2, 2, 3, padding=1)
+    dec2, dec1, head = nn.Conv2d(4, 2, 3, padding=1), nn.Conv2d(4, 2, 3, padding=1), nn.Conv2d(2, 2, 1)
+    up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+    _positive(e1, e2, mid, dec2, dec1, head)
+
+    def forward(x: Any) -> Any:
+        r1 = torch.relu(e1(x))
+        s2 = e2(nn.functional.avg_pool2d(r1, 2))
+        d2 = dec2(torch.cat([up(mid(nn.functional.avg_pool2d(s2, 2))), s2], 1))
+        return head(dec1(torch.cat([up(d2), r1], 1)))
+
+    return forward
+
+
+def torch_resample() -> Callable[[Any], Any]:
+    """RESAMPLE_2D in torch: F.pad reflect/circular, nearest-exact, bicubic, pixel_shuffle, area."""
+    from torch import nn
+
+    functional = nn.functional
+    c1, c2, head = nn.Conv2d(2, 4, 3), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(1, 2, 1)
+    _positive(c1, c2, head)
+
+    def forward(x: Any) -> Any:
+        h = c1(functional.pad(x, (1, 3, 2, 1), mode="reflect"))
+        h = functional.interpolate(h, size=(5, 5), mode="nearest-exact")
+        h = functional.interpolate(h, scale_factor=2, mode="bicubic")
+        h = functional.interpolate(functional.pixel_shuffle(c2(h), 2), size=(7, 9), mode="area")
+        return head(functional.pad(h, (2, 0, 1, 1), mode="circular"))
+
+    return forward
+
+NETWORKS = {
+    "unet": (UNET, torch_unet, (1, 16, 16)),
+    "padded_1d": (PADDED_1D, torch_padded_1d, (2, 23)),
+    "unet_bilinear": (UNET_BILINEAR, torch_unet_bilinear, (1, 16, 16)),
+    "resample": (RESAMPLE_2D, torch_resample, (2, 9, 10)),
+}
 
 
 def gradient_boxes(forward: Callable[[Any], Any], shape: tuple[int, ...]) -> dict[tuple[int, ...], tuple[Any, ...]]:

@@ -190,18 +190,23 @@ def test_torch_views_share_storage_and_keep_nothing(
 
 
 def test_padding_and_unshuffle_steps_by_hand(analyse_text: Callable[[str], Analysis]) -> None:
-    """conv 3x3 pad 1: size 3, jump 1, padding 1. pad [[2, 0], [-1, 1]]: a unit window moved by
+    """conv 3x3 pad 1: size 3, jump 1, padding 1. constant pad [[2, 0], [-1, 1]]: a unit window moved by
     `before` times the jump: padding 1 + 2 = 3 on H, 1 - 1 = 0 on W (a crop), size and jump kept.
     pixel_unshuffle r=2: a 2x2 window with stride 2: size 3 + (2-1)*1 = 4, jump 2."""
     spec = {"name": "rf", "input": [1, 12, 12], "layers": [
         {"name": "conv", "op": "conv2d", "out": 2, "kernel": 3, "padding": 1},
-        {"name": "pad", "op": "pad", "padding": [[2, 0], [-1, 1]], "mode": "reflect"},
+        {"name": "pad", "op": "pad", "padding": [[2, 0], [-1, 1]]},
         {"name": "shuffle", "op": "pixel_unshuffle", "downscale_factor": 2},
     ]}
     fields = {r.path: r.receptive_field for r in analyse_text(yaml.safe_dump(spec)).layers}
     assert (fields["pad"].size, fields["pad"].stride, fields["pad"].padding) == ((3, 3), (1, 1), (3, 0))
     assert (fields["shuffle"].size, fields["shuffle"].stride) == ((4, 4), (2, 2))
     assert fields["shuffle"].padding == (3, 0)
+    # reflect padding 2 copies input rows 2 and 1 into output rows 0 and 1, outside the span-1
+    # window the closed form would place there: the field depends on the position
+    spec["layers"][1]["mode"] = "reflect"
+    fields = {r.path: r.receptive_field for r in analyse_text(yaml.safe_dump(spec)).layers}
+    assert "reflect" in fields["pad"].varies
 
 
 @pytest.mark.parametrize(("shape", "layer", "step"), [

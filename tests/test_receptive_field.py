@@ -293,7 +293,8 @@ def check_boxes(result, boxes) -> None:
 def test_fields_equal_torch_recorded_gradient_support(analyse_text) -> None:
     # PyTorch 2.14's gradient support of every output unit, recorded by
     # tests/receptive_field_reference.py (a U-Net; circular/reflect padding, ceil mode, adaptive
-    # pools and a transposed convolution in 1-D).
+    # pools and a transposed convolution in 1-D; a U-Net with bilinear up-sampling; pad modes,
+    # nearest-exact, bicubic, pixel_shuffle and area interpolation in 2-D).
     from receptive_field_reference import NETWORKS, recorded
 
     for name, boxes in recorded().items():

@@ -6,7 +6,8 @@ chain of reads connects it to the hot position (sums, averages, maxima, ReLU and
 positive weights keep that). So the positions whose one-hot input makes a unit positive are
 exactly the input elements its value depends on: its gradient support. The executor runs random
 1-D and 2-D networks (convolutions with every padding form and mode, transposed convolutions,
-max/avg/Lp pools with ceil mode, adaptive pools, slices, adds and concatenations) and the
+max/avg/Lp pools with ceil mode, adaptive pools, slices, adds and concatenations, interpolation
+in every monotone mode, pad in every mode with crops) and the
 bounding box of that support, per axis, must equal the interval archcalc derives for every unit:
 by the backward query (`rf --at`), by the per-unit pass, and by the closed forms where they hold.
 """
@@ -17,7 +18,7 @@ import itertools
 from typing import Any
 
 import numpy as np
-from hypothesis import assume, given, settings
+from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
 from archcalc.errors import ArchcalcError
@@ -38,8 +39,21 @@ def _network(dims: int, sizes: list[int], layers: list[dict[str, Any]]) -> Any:
 @st.composite
 def entry(draw: st.DrawFn, dims: int, names: list[str]) -> dict[str, Any]:
     """One random layer reading the previous one (merges also read an earlier layer)."""
-    kind = draw(st.sampled_from(["conv", "conv", "transpose", "pool", "adaptive", "slice", "merge", "relu"]))
+    kind = draw(st.sampled_from(["conv", "conv", "transpose", "pool", "adaptive", "slice", "merge", "relu", "resize", "pad"]))
     k = draw(st.integers(1, 3))
+    if kind == "resize":  # bicubic's negative taps break the monotone network: tested by hand
+        mode = draw(st.sampled_from(["nearest", "nearest-exact", "area", "linear"]))
+        found: dict[str, Any] = {"op": "interpolate", "mode": mode if mode != "linear" else ["linear", "bilinear"][dims - 1]}
+        if draw(st.booleans()):
+            found["size"] = draw(st.lists(st.integers(1, 14), min_size=dims, max_size=dims))
+        else:
+            found["scale_factor"] = draw(st.sampled_from([0.5, 1 / 3, 0.7, 1.5, 2.0, 3.0]))
+        if mode == "linear":
+            found["align_corners"] = draw(st.booleans())
+        return found
+    if kind == "pad":
+        mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+        return {"op": "pad", "mode": mode, "padding": draw(st.lists(st.lists(st.integers(-2, 3), min_size=2, max_size=2), min_size=dims, max_size=dims))}
     if kind == "conv":
         padding = draw(st.one_of(st.integers(0, 2), st.just("same"), st.lists(st.lists(st.integers(0, 2), min_size=2, max_size=2), min_size=dims, max_size=dims)))
         return {
@@ -100,11 +114,12 @@ def support(network: Any) -> dict[tuple[int, ...], tuple[Any, ...]]:
     x = np.zeros((len(positions), *network.input_shape))
     for b, p in enumerate(positions):
         x[(b, slice(None), *p)] = 1.0
-    weights = random_weights(network, seed=1, dtype="float64")
+    # float32, torch's default dtype: interpolation taps of weight exactly 0 there read nothing
+    weights = random_weights(network, seed=1, dtype="float32")
     for arrays in weights.values():
         for name, array in arrays.items():
             array[...] = 0.0 if name == "bias" else np.abs(array) + 0.5
-    out = execute(network, x, dtype="float64", weights=weights).output
+    out = execute(network, x.astype(np.float32), dtype="float32", weights=weights).output
     reached = (out > 0).any(axis=1)  # (batch, *unit): any channel of the unit
     boxes = {}
     for u in itertools.product(*(range(m) for m in reached.shape[1:])):
@@ -116,6 +131,7 @@ def support(network: Any) -> dict[tuple[int, ...], tuple[Any, ...]]:
 @settings(max_examples=60, deadline=None)
 @given(networks())
 def test_every_unit_field_is_its_gradient_support(network: Any) -> None:
+    note(repr([layer.op for layer in network.layers]))
     shapes = output_shapes(network)
     fields = receptive_fields(network, shapes)
     measured = support(network)

@@ -7,6 +7,7 @@ values crop, as F.pad allows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
@@ -14,7 +15,22 @@ from pydantic import field_validator, model_validator
 from ..arith import Shape, provably_below
 from ..errors import ShapeError
 from .base import INPUT, NOTHING, Op, ReceptiveStep, Saved, Window
-from .window import np
+from .window import np, padding_escapes
+
+
+def pad_source(mode: str, n: int, before: int, after: int) -> tuple[Any, Any]:
+    """Per output position i of a padded axis, the input position it copies and whether it copies
+    one (only constant padding fills): i - before, mirrored without repeating the edge (reflect),
+    clamped (replicate), or, after cropping, wrapped around what is left (circular), as F.pad."""
+    source = np.arange(n + before + after) - before
+    if mode == "reflect":
+        source = np.abs(source)
+        source = np.where(source > n - 1, 2 * (n - 1) - source, source)
+    elif mode == "circular":
+        kept = n + min(before, 0) + min(after, 0)
+        source = (source + min(before, 0)) % kept - min(before, 0)
+    inside = (source >= 0) & (source < n) if mode == "constant" else np.ones(source.shape, dtype=bool)
+    return np.clip(source, 0, n - 1), inside
 
 
 class Pad(Op):
@@ -98,28 +114,40 @@ class Pad(Op):
         ones = (1,) * spatial
         return Window(ones, ones, tuple(before), tuple(after), rounds_down=False)
 
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        """Output position i reads input i - before, mapped into the input by the mode (pad_source,
+        the forward's own index rule); a constant-filled position reads nothing."""
+        shape = inputs[0]
+        pair = axis + 1 - (len(shape) - len(self.padding))
+        if pair < 0:
+            return [(unit,)]
+        before, after = self.padding[pair]
+        source, inside = pad_source(self.mode, shape[axis + 1], before, after)
+        return [(int(source[unit]),) if inside[unit] else ()]
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        """The closed forms hold unless the mode copies input into the padding (padding_escapes
+        with a span-1 window; cropping never escapes)."""
+        spatial = self.padding[max(len(self.padding) - (len(inputs[0]) - 1), 0) :]
+        mode = "zeros" if self.mode == "constant" else self.mode
+        for before, after in spatial:
+            reason = padding_escapes(mode, max(before, 0), max(after, 0), 1)
+            if reason:
+                return reason
+        return ""
+
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         """reflection_pad/replication_pad backward take the input; constant and circular (a
         composite of slices and copies) keep nothing (measured with saved-tensor hooks)."""
         return INPUT if self.mode in ("reflect", "replicate") else NOTHING
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
-        """Per padded axis, output position i reads input i - before, mapped into the input by
-        the mode (mirrored without repeating the edge, clamped); constant fills. Circular crops
-        first and wraps what is left, as torch does."""
+        """Per padded axis, gather pad_source's indices; constant fills where it reads nothing."""
         x = xs[0]
         lead = x.ndim - len(self.padding)
         for axis, (before, after) in enumerate(self.padding, start=lead):
-            n = x.shape[axis]
-            source = np.arange(n + before + after) - before
-            if self.mode == "reflect":
-                source = np.abs(source)
-                source = np.where(source > n - 1, 2 * (n - 1) - source, source)
-            elif self.mode == "circular":
-                kept = n + min(before, 0) + min(after, 0)
-                source = (source + min(before, 0)) % kept - min(before, 0)
-            inside = (source >= 0) & (source < n)
-            x = np.take(x, np.clip(source, 0, n - 1), axis=axis)
+            source, inside = pad_source(self.mode, x.shape[axis], before, after)
+            x = np.take(x, source, axis=axis)
             if self.mode == "constant" and not inside.all():
                 mask = inside.reshape((-1,) + (1,) * (x.ndim - axis - 1))
                 x = np.where(mask, x, np.asarray(self.value or 0.0, dtype=x.dtype))

@@ -5,11 +5,13 @@ All are views of their input, as in torch (no new tensor, nothing kept for backw
 torch.reshape copies instead when the input's memory is not in row-major order (after a
 permute or transpose): archcalc does not track memory order and counts that copy as a view.
 Receptive fields: GLOBAL where spatial positions merge into fewer axes (as flatten), unchanged
-where only other axes change, undefined where spatial axes move or split.
+where only other axes change; where spatial axes move or regroup, per-axis reads that are exact
+or, said with a reason, an upper bound.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema, model_validator
@@ -116,6 +118,60 @@ class _View(Op):
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         return _spatial_step(inputs[0], self.output_shape(inputs))
 
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        """Element-wise where the spatial axes stay; where they regroup (same rank, other sizes)
+        a unit is taken to read the whole of every spatial axis (receptive_varies says so)."""
+        if self.receptive_step(inputs) == UNDEFINED:
+            return [range(inputs[0][axis + 1])]
+        return super().receptive_reads(inputs, axis, unit)
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        """Regrouped spatial axes are read whole: an upper bound, said so."""
+        if self.receptive_step(inputs) != UNDEFINED:
+            return ""
+        return (
+            f"{self.kind} regroups the spatial axes {list(inputs[0][1:])} into "
+            f"{list(self.output_shape(inputs)[1:])}: each unit is taken to read all of them (an upper bound)"
+        )
+
+
+class _Move(_View):
+    """A view that reorders axes (permute, transpose): output axis i is input axis order[i]."""
+
+    def _moved(self, shape: Shape) -> list[int]:
+        """Per-example axis order (0: the channels): output axis i is input axis order[i]."""
+        raise NotImplementedError
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        order = self._moved(inputs[0])
+        return None if order == sorted(order) else UNDEFINED
+
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        """Input spatial axis a read at the unit's own position when it stays in place; else all
+        of it: exact when it moved to the channels (a unit's field is the union over its
+        channels), an upper bound when it moved to another spatial axis (a field is kept per axis
+        and cannot follow one) or for a later layer that separates those channels again."""
+        if self._moved(inputs[0])[axis + 1] == axis + 1:
+            return [(unit,)]
+        return [range(inputs[0][axis + 1])]
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        """Which spatial axes moved, and whether their whole-axis reads are exact or a bound."""
+        order = self._moved(inputs[0])
+        moved = [(a, order.index(a)) for a in range(1, len(order)) if order.index(a) != a]  # input axis a to b
+        if not moved:
+            return ""
+        spatial = [f"{a - 1}->{b - 1}" for a, b in moved if b > 0]
+        if spatial:
+            return (
+                f"{self.kind} moves spatial axes ({', '.join(spatial)}); a field is kept per axis and "
+                "cannot follow one, so each unit is taken to read the whole of a moved axis (an upper bound)"
+            )
+        return (
+            f"{self.kind} moves spatial axis {moved[0][0] - 1} into the channels: every unit reads all of it "
+            "(later layers that separate those channels again are taken to, an upper bound)"
+        )
+
 
 class Reshape(_View):
     """x.reshape(batch, *shape) (x.view): `shape` excludes the batch axis; one -1 is inferred from
@@ -208,7 +264,7 @@ class Squeeze(_View):
         return "" if self.dim is None else f"dim {self.dim}"
 
 
-class Permute(_View):
+class Permute(_Move):
     """Reorders the axes, as x.permute(*dims): `dims` names every axis, the batch (0) first."""
 
     kind = "permute"
@@ -235,9 +291,8 @@ class Permute(_View):
     def output_shape(self, inputs: list[Shape]) -> Shape:
         return tuple(inputs[0][a] for a in self._order(inputs[0]))
 
-    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
-        order = self._order(inputs[0])
-        return None if order == sorted(order) else UNDEFINED  # axes moved: no closed form
+    def _moved(self, shape: Shape) -> list[int]:
+        return self._order(shape)
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0].transpose(0, *(a + 1 for a in self._order(xs[0].shape[1:])))
@@ -246,7 +301,7 @@ class Permute(_View):
         return str(self.dims)
 
 
-class Transpose(_View):
+class Transpose(_Move):
     """Swaps axes dim0 and dim1, as torch.transpose (the batch is dim 0 and cannot move)."""
 
     kind = "transpose"
@@ -264,9 +319,11 @@ class Transpose(_View):
         shape[a], shape[b] = shape[b], shape[a]
         return tuple(shape)
 
-    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
-        a, b = self._axes(inputs[0])
-        return None if a == b else UNDEFINED  # axes moved: no closed form
+    def _moved(self, shape: Shape) -> list[int]:
+        a, b = self._axes(shape)
+        order = list(range(len(shape)))
+        order[a], order[b] = b, a
+        return order
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         a, b = self._axes(xs[0].shape[1:])
