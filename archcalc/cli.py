@@ -101,9 +101,14 @@ def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer:
 
 def _print(renderable: Any) -> None:
     """Print through archcalc.terminal's console: user text is never markup or an escape sequence."""
-    from .terminal import Console
+    from .terminal import Console, full_width_lines
 
-    Console().print(renderable)
+    console = Console()
+    lines = None if console.is_terminal else full_width_lines(renderable)
+    if lines is None:
+        console.print(renderable)
+    else:
+        console.file.write("".join(f"{line.rstrip()}\n" for line in lines))
 
 
 SPEC = click.argument("spec")
