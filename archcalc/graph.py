@@ -364,11 +364,10 @@ def expand(
         rank[p.path] = position
         for slot, source in enumerate(inputs):
             graph.add_edge(source, p.path, slot=slot)
-    try:
+    try:  # a topological sort fails exactly when there is a cycle; find_cycle then names it
+        order = tuple(n for n in nx.lexicographical_topological_sort(graph, key=rank.__getitem__) if n != INPUT)
+    except nx.NetworkXUnfeasible:
         cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        cycle = []
-    if cycle:
         loop = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
         first = graph.nodes[cycle[0][0]].get("layer")
         raise SpecError(f"the connections form a cycle: {loop}", location=first.location if first else None, layer=cycle[0][0])
@@ -381,7 +380,6 @@ def expand(
                 location=layer.location if layer else None,
                 layer=node,
             )
-    order = tuple(n for n in nx.lexicographical_topological_sort(graph, key=rank.__getitem__) if n != INPUT)
     defaults = {n: v for n, v in spec.symbols.items() if v is not None}
     return Network(
         spec.name, shape, spec.input.dtype, graph, order, output, file, expander.blocks,
