@@ -101,14 +101,13 @@ def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer:
 
 def _print(renderable: Any) -> None:
     """Print through archcalc.terminal's console: user text is never markup or an escape sequence."""
-    from .terminal import Console, full_width_lines
+    from .terminal import Console, print_full_width
 
     console = Console()
-    lines = None if console.is_terminal else full_width_lines(renderable)
-    if lines is None:
+    if console.is_terminal:
         console.print(renderable)
     else:
-        console.file.write("".join(f"{line.rstrip()}\n" for line in lines))
+        print_full_width(console, renderable)
 
 
 SPEC = click.argument("spec")

@@ -34,27 +34,21 @@ class Console(_RichConsole):
             yield segment if segment.control else Segment(terminal(segment.text), segment.style)
 
 
-def full_width_lines(renderable: Any) -> list[str] | None:
-    """A table (alone or grouped with text) as lines in rich's default heavy-head box, every
-    column as wide as its widest cell: for files and pipes, where rich would fold or cut cells to
-    80 columns and takes seconds on 10,000 rows. None for anything else (rich renders it)."""
+def print_full_width(console: Console, renderable: Any) -> None:
+    """Print to a file or pipe with tables in rich's default heavy-head box, every column as wide
+    as its widest cell: rich would fold or cut cells to the console's width, and takes seconds on
+    10,000 rows. Prose and other renderables go through rich (wrapped to the width) as before."""
     from rich import box
     from rich.console import Group
     from rich.table import Table
 
-    parts = renderable.renderables if isinstance(renderable, Group) else [renderable]
-    lines: list[str] = []
-    for part in parts:
-        if isinstance(part, (str, Text)):
-            lines.extend(_cell(part).split("\n"))
-        elif isinstance(part, Table) and part.box is box.HEAVY_HEAD and part.padding == (0, 1, 0, 1) and part.show_edge:
-            table = _table_lines(part)
-            if table is None:
-                return None
-            lines.extend(table)
+    for part in renderable.renderables if isinstance(renderable, Group) else [renderable]:
+        plain = isinstance(part, Table) and part.box is box.HEAVY_HEAD and part.padding == (0, 1, 0, 1) and part.show_edge
+        lines = _table_lines(part) if plain else None
+        if lines is None:
+            console.print(part)
         else:
-            return None
-    return lines
+            console.file.write("".join(f"{line.rstrip()}\n" for line in lines))
 
 
 def _cell(value: Any) -> str:
