@@ -36,15 +36,20 @@ class Console(_RichConsole):
 
 def print_full_width(console: Console, renderable: Any) -> None:
     """Print to a file or pipe with tables in rich's default heavy-head box, every column as wide
-    as its widest cell: rich would fold or cut cells to the console's width, and takes seconds on
-    10,000 rows. Prose and other renderables go through rich (wrapped to the width) as before."""
+    as its widest cell, and trees with rich's guides and labels unwrapped: rich would fold or cut
+    cells to the console's width, and takes seconds on 10,000 rows. Prose and other renderables
+    go through rich (wrapped to the width) as before."""
     from rich import box
     from rich.console import Group
     from rich.table import Table
+    from rich.tree import Tree
 
     for part in renderable.renderables if isinstance(renderable, Group) else [renderable]:
-        plain = isinstance(part, Table) and part.box is box.HEAVY_HEAD and part.padding == (0, 1, 0, 1) and part.show_edge
-        lines = _table_lines(part) if plain else None
+        lines = None
+        if isinstance(part, Table) and part.box is box.HEAVY_HEAD and part.padding == (0, 1, 0, 1) and part.show_edge:
+            lines = _table_lines(part)
+        elif isinstance(part, Tree) and not part.hide_root and console.encoding.lower().startswith("utf"):
+            lines = _tree_lines(part)
         if lines is None:
             console.print(part)
         else:
@@ -93,3 +98,20 @@ def _table_lines(table: Any) -> list[str] | None:
     if table.caption:
         lines.append(_cell(table.caption).center(total))
     return lines
+
+
+def _tree_lines(tree: Any) -> list[str] | None:
+    """A tree of text labels with rich's standard guides; None if a label is not one line of text."""
+    lines: list[str] = []
+
+    def grow(node: Any, prefix: str, guide: str) -> bool:
+        if not isinstance(node.label, (str, Text)) or "\n" in str(node.label):
+            return False
+        lines.append(prefix + guide + _cell(node.label))
+        if not node.expanded:
+            return True
+        inner = prefix + {"├── ": "│   ", "└── ": "    ", "": ""}[guide]
+        last = len(node.children) - 1
+        return all(grow(child, inner, "└── " if i == last else "├── ") for i, child in enumerate(node.children))
+
+    return lines if grow(tree, "", "") else None
