@@ -76,9 +76,13 @@ def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer:
 
 def _print(renderable: Any) -> None:
     """Print through archcalc.terminal's console: user text is never markup or an escape sequence."""
-    from .terminal import Console
+    from .terminal import Console, print_full_width
 
-    Console().print(renderable)
+    console = Console()
+    if console.is_terminal:
+        console.print(renderable)
+    else:
+        print_full_width(console, renderable)
 
 
 SPEC = click.argument("spec")

@@ -703,7 +703,7 @@ def bias_before_batchnorm(analysis: Analysis) -> list[Finding]:
         op = network.layer(r.path).op
         if not getattr(op, "bias", False) or not _bias_along_channels(op, r.output_shape):
             continue
-        readers = list(network.graph.successors(r.path))
+        readers = list(network.readers[r.path])
         if (
             len(readers) != 1
             or r.path == network.output

@@ -7,10 +7,11 @@ skipped by `when: false` or `repeat: 0` passes its input through under its own n
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from pydantic import ValidationError
 
 from .arith import Shape
@@ -20,8 +21,11 @@ from .ops import REGISTRY, Op
 from .source import LineDict, limit, read_file
 from .spec import ENTRY_KEYS, BlockDef, Spec, describe_validation_error, parse_spec
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 INPUT = "input"
-MAX_LAYERS = 2_000  # about 3x DenseNet-201 (707 layers); every command stays within seconds
+MAX_LAYERS = 20_000  # entries expanded (blocks and skipped ones too); 10,000 layers take about 1.5 s a command
 MAX_LAYERS_VARIABLE = "ARCHCALC_MAX_LAYERS"  # overrides MAX_LAYERS
 MAX_NESTING = 32
 
@@ -39,12 +43,15 @@ class Layer:
 
 @dataclass(frozen=True)
 class Network:
-    """An expanded, validated network: the layer graph plus the order it runs in."""
+    """An expanded, validated network: its layers by path, the order they run in, and who reads
+    each one (networkx's graph is built on demand, so commands that need no graph algorithm start
+    without importing it)."""
 
     name: str
     input_shape: Shape
     dtype: str
-    graph: nx.DiGraph
+    nodes: dict[str, Layer]  # path -> layer, in the order the spec lists them
+    readers: dict[str, tuple[str, ...]]  # path (or input) -> the layers reading it, in spec order
     order: tuple[str, ...]
     output: str
     file: str | None = None
@@ -60,10 +67,15 @@ class Network:
     @property
     def layers(self) -> list[Layer]:
         """The layers in execution order (the input node excluded)."""
-        return [self.graph.nodes[p]["layer"] for p in self.order]
+        return [self.nodes[p] for p in self.order]
 
     def layer(self, path: str) -> Layer:
-        return self.graph.nodes[path]["layer"]
+        return self.nodes[path]
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The layer graph as a networkx DiGraph: node `input`, nodes with a `layer`, edges with a `slot`."""
+        return _digraph(self.nodes)
 
     def with_input(self, shape: Shape) -> Network:
         """The same network fed a different input shape (batch excluded)."""
@@ -365,8 +377,8 @@ def expand(
     output = _resolve(_Ref(top, spec.output or last, Location(file, getattr(data, "line", None)), "output"))
     if not expander.pending:
         raise SpecError("the network has no layers: every entry is skipped (when: false or repeat: 0)", location=Location(file, getattr(data, "line", None)))
-    graph = nx.DiGraph()
-    graph.add_node(INPUT)
+    nodes: dict[str, Layer] = {}
+    readers: dict[str, list[str]] = {INPUT: []}
     rank = {INPUT: -1}
     for position, p in enumerate(expander.pending):
         inputs = tuple(_resolve(r) for r in p.inputs)
@@ -374,34 +386,67 @@ def expand(
         if len(inputs) < op.min_inputs or (op.max_inputs is not None and len(inputs) > op.max_inputs):
             wanted = f"at least {op.min_inputs}" if op.max_inputs is None else str(op.max_inputs)
             raise SpecError(f"{op.kind} takes {wanted} input(s), got {len(inputs)}: {list(inputs)}", location=p.location, layer=p.path)
-        layer = Layer(p.path, op, inputs, p.frozen, p.location)
-        graph.add_node(p.path, layer=layer)
+        nodes[p.path] = Layer(p.path, op, inputs, p.frozen, p.location)
+        readers.setdefault(p.path, [])
         rank[p.path] = position
-        for slot, source in enumerate(inputs):
-            graph.add_edge(source, p.path, slot=slot)
-    try:
+        for source in dict.fromkeys(inputs):
+            readers.setdefault(source, []).append(p.path)
+    order = _topological_order(readers, rank)
+    if len(order) < len(rank):  # Kahn's algorithm stops short exactly when there is a cycle
+        import networkx as nx
+
+        graph = _digraph(nodes)
         cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        cycle = []
-    if cycle:
         loop = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
         first = graph.nodes[cycle[0][0]].get("layer")
         raise SpecError(f"the connections form a cycle: {loop}", location=first.location if first else None, layer=cycle[0][0])
-    for node in graph.nodes:
-        if node != output and graph.out_degree(node) == 0:
-            layer = graph.nodes[node].get("layer")
+    for node, users in readers.items():
+        if node != output and not users:
+            layer = nodes.get(node)
             raise SpecError(
                 f"the output of '{node}' is never used; only the network's output ('{output}') "
                 "may be left unconnected (use it in a 'from', or remove it)",
                 location=layer.location if layer else None,
                 layer=node,
             )
-    order = tuple(n for n in nx.lexicographical_topological_sort(graph, key=rank.__getitem__) if n != INPUT)
     defaults = {n: v for n, v in spec.symbols.items() if v is not None}
     return Network(
-        spec.name, shape, spec.input.dtype, graph, order, output, file, expander.blocks,
+        spec.name, shape, spec.input.dtype, nodes, {k: tuple(v) for k, v in readers.items()}, order[1:], output, file, expander.blocks,
         symbols, defaults, tuple(spec.ignore),
     )
+
+
+def _topological_order(readers: dict[str, list[str]], rank: dict[str, int]) -> tuple[str, ...]:
+    """Kahn's algorithm taking the ready layer listed first in the spec (as networkx's
+    lexicographical_topological_sort with that key); shorter than `rank` if there is a cycle."""
+    waiting = dict.fromkeys(rank, 0)
+    for users in readers.values():
+        for user in users:
+            waiting[user] += 1
+    ready = [(rank[n], n) for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, node = heapq.heappop(ready)
+        order.append(node)
+        for user in readers.get(node, ()):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, (rank[user], user))
+    return tuple(order)
+
+
+def _digraph(nodes: dict[str, Layer]) -> nx.DiGraph:
+    """The networkx DiGraph of the layers: node `input`, nodes with a `layer`, edges with a `slot`."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    graph.add_node(INPUT)
+    for path, layer in nodes.items():
+        graph.add_node(path, layer=layer)
+        for slot, source in enumerate(layer.inputs):
+            graph.add_edge(source, path, slot=slot)
+    return graph
 
 
 def load(path: str, *, input_shape: tuple[int | str, ...] | None = None, symbolic: bool = False) -> Network:

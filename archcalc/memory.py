@@ -157,6 +157,23 @@ def live_storages(network: Network, shapes: dict[str, Shape], size: int) -> dict
     return {t: Storage(born[t], last_use[t], elements(shapes[t]) * size) for t in born}
 
 
+def inference_candidates(network: Network, storages: dict[str, Storage]) -> list[tuple[str, Dim]]:
+    """Per layer, the bytes of every storage alive while it runs (born <= i <= last_use): one
+    sweep adding each storage at its birth and dropping it after its last use, linear in layers."""
+    born: dict[int, list[Dim]] = {}
+    dead: dict[int, list[Dim]] = {}
+    for storage in storages.values():
+        born.setdefault(storage.born, []).append(storage.nbytes)
+        dead.setdefault(storage.last_use, []).append(storage.nbytes)
+    live: Dim = sum(born.get(-1, ()), 0) - sum(dead.get(-1, ()), 0)
+    candidates: list[tuple[str, Dim]] = []
+    for i, layer in enumerate(network.layers):
+        live += sum(born.get(i, ()), 0)
+        candidates.append((layer.path, live))
+        live -= sum(dead.get(i, ()), 0)
+    return candidates
+
+
 class Gradients(NamedTuple):
     """Whether a layer's own parameters train, and which of its inputs need a gradient."""
 
@@ -184,10 +201,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     size = options.activation_bytes
     ids = storage_of(network)
     storages = live_storages(network, shapes, size)
-    candidates = [
-        (layer.path, sum((b for born, last_use, b in storages.values() if born <= i <= last_use), 0))
-        for i, layer in enumerate(network.layers)
-    ]
+    candidates = inference_candidates(network, storages)
     if network.symbolic:
         from .symbolic import peak as symbolic_peak
 

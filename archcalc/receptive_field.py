@@ -211,7 +211,7 @@ def unit_field(network: Network, shapes: dict[str, Shape], path: str, unit: Sequ
     the positions it reads, propagated backward through every path to the input. None on every
     axis when it reads padding only. Errors name the layer or index that is wrong."""
     spatial = len(network.input_shape) - 1
-    if path != INPUT and path not in network.graph:
+    if path != INPUT and path not in network.nodes:
         near = " or ".join(f"'{n}'" for n in difflib.get_close_matches(path, network.order, n=3, cutoff=0.6))
         raise OptionError(f"--at: no layer '{path}'" + (f"; did you mean {near}?" if near else "") + " (`archcalc summary` lists the layers)")
     shape = shapes.get(path, network.input_shape)

@@ -32,3 +32,86 @@ class Console(_RichConsole):
     def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
         for segment in super().render(renderable, options):
             yield segment if segment.control else Segment(terminal(segment.text), segment.style)
+
+
+def print_full_width(console: Console, renderable: Any) -> None:
+    """Print to a file or pipe with tables in rich's default heavy-head box, every column as wide
+    as its widest cell, and trees with rich's guides and labels unwrapped: rich would fold or cut
+    cells to the console's width, and takes seconds on 10,000 rows. Prose and other renderables
+    go through rich (wrapped to the width) as before."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.tree import Tree
+
+    for part in renderable.renderables if isinstance(renderable, Group) else [renderable]:
+        lines = None
+        if isinstance(part, Table) and part.box is box.HEAVY_HEAD and part.padding == (0, 1, 0, 1) and part.show_edge:
+            lines = _table_lines(part)
+        elif isinstance(part, Tree) and not part.hide_root and console.encoding.lower().startswith("utf"):
+            lines = _tree_lines(part)
+        if lines is None:
+            console.print(part)
+        else:
+            console.file.write("".join(f"{line.rstrip()}\n" for line in lines))
+
+
+def _cell(value: Any) -> str:
+    """A cell's text, escaped as on the terminal (Text's plain string for styled text)."""
+    return terminal(value.plain if isinstance(value, Text) else value)
+
+
+def _table_lines(table: Any) -> list[str] | None:
+    """Title, header, rows and caption of a table of plain cells; None if a cell is not text."""
+    from rich.cells import cell_len
+
+    header = [_cell(c.header) for c in table.columns]
+    columns = []
+    for column in table.columns:
+        if not all(isinstance(c, (str, Text)) for c in column._cells):
+            return None
+        columns.append([_cell(c) for c in column._cells])
+    if any("\n" in text for cells in columns for text in cells) or any("\n" in h for h in header):
+        return None
+    widths = [max([cell_len(h)] if table.show_header else [], default=0) for h in header]
+    widths = [max([w, *(cell_len(t) for t in cells)]) for w, cells in zip(widths, columns)]
+    justify = [c.justify for c in table.columns]
+
+    def row(cells: list[str], edge: str) -> str:
+        padded = (t.rjust(w) if j == "right" else t.center(w) if j == "center" else t.ljust(w) for t, w, j in zip(cells, widths, justify))
+        return f"{edge} " + f" {edge} ".join(padded) + f" {edge}"
+
+    def rule(left: str, line: str, cross: str, right: str) -> str:
+        return left + cross.join(line * (w + 2) for w in widths) + right
+
+    total = sum(widths) + 3 * len(widths) + 1
+    lines = []
+    if table.title:
+        title = _cell(table.title)
+        lines.append(title.center(total) if table.title_justify == "center" else title.ljust(total))
+    if table.show_header:
+        lines += [rule("┏", "━", "┳", "┓"), row(header, "┃"), rule("┡", "━", "╇", "┩")]
+    else:
+        lines.append(rule("┌", "─", "┬", "┐"))
+    lines += [row(list(cells), "│") for cells in zip(*columns)]
+    lines.append(rule("└", "─", "┴", "┘"))
+    if table.caption:
+        lines.append(_cell(table.caption).center(total))
+    return lines
+
+
+def _tree_lines(tree: Any) -> list[str] | None:
+    """A tree of text labels with rich's standard guides; None if a label is not one line of text."""
+    lines: list[str] = []
+
+    def grow(node: Any, prefix: str, guide: str) -> bool:
+        if not isinstance(node.label, (str, Text)) or "\n" in str(node.label):
+            return False
+        lines.append(prefix + guide + _cell(node.label))
+        if not node.expanded:
+            return True
+        inner = prefix + {"├── ": "│   ", "└── ": "    ", "": ""}[guide]
+        last = len(node.children) - 1
+        return all(grow(child, inner, "└── " if i == last else "├── ") for i, child in enumerate(node.children))
+
+    return lines if grow(tree, "", "") else None
