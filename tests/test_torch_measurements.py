@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import SPECS
+from torch_reference import assert_layers_match
 
 from archcalc.analysis import Analysis, analyze
 from archcalc.graph import expand, load
@@ -73,9 +74,4 @@ def test_random_network_matches_torch_layer_by_layer(entry: dict[str, Any]) -> N
     got = figures(analysis)
     expected = recorded(entry)
     assert got == expected
-    # torch's modules are named as the spec's layers; add, concat and mul are functions there
-    layers = {r.path: r for r in analysis.layers}
-    for name, layer in entry["layers"].items():
-        mine = layers[name]
-        assert [list(mine.output_shape), mine.params.params, mine.flops.flops] == [
-            layer["output_shape"], layer["params"], layer["flops"]], name
+    assert_layers_match(analysis, entry["layers"])

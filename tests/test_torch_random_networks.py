@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from random_networks import random_network, torch_module
-from torch_reference import measure_module
+from torch_reference import assert_layers_match, measure_module
 
 from archcalc.analysis import analyze
 from archcalc.errors import ArchcalcError
@@ -54,9 +54,5 @@ def test_random_networks_match_torch(rng: random.Random) -> None:
     assert analysis.totals.params == measured["params"]
     assert analysis.totals.buffers == measured["buffers"]
     assert analysis.totals.flops == measured["flops"]
-    layers = {r.path: r for r in analysis.layers}
-    for name, layer in measured["layers"].items():
-        mine = layers[name]
-        assert [list(mine.output_shape), mine.params.params, mine.flops.flops] == [
-            layer["output_shape"], layer["params"], layer["flops"]], name
+    assert_layers_match(analysis, measured["layers"])
     assert analysis.memory.training_activations == measured["saved_bytes_per_example"]

@@ -60,6 +60,16 @@ def archcalc_view(layer: Any) -> tuple:
     return (layer.op, layer.output_shape, layer.params.params, layer.params.buffers)
 
 
+def assert_layers_match(analysis: Any, measured_layers: Mapping[str, Mapping[str, Any]]) -> None:
+    """Each torch leaf module's output shape, own parameters and FLOPs equal those of the archcalc
+    layer of its name (add, concat and mul are functions in torch: they have no entry)."""
+    layers = {r.path: r for r in analysis.layers}
+    for name, layer in measured_layers.items():
+        mine = layers[name]
+        assert [list(mine.output_shape), mine.params.params, mine.flops.flops] == [
+            layer["output_shape"], layer["params"], layer["flops"]], name
+
+
 def saved_bytes(torch: Any, model: Any, input_shape: tuple[int, ...], batch: int) -> int:
     """Bytes autograd keeps for backward in one forward pass, each storage counted once."""
     storages: dict[int, int] = {}
