@@ -1,5 +1,5 @@
 """`python -m archcalc` runs the command line."""
 
-from .cli import main
+from archcalc.cli import main
 
 main()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .arith import Dim, Shape
-from .flops import LayerFlops, flop_counts
-from .graph import INPUT, Network
-from .memory import LayerMemory, Memory, MemoryOptions, memory
-from .params import ParamCount, parameter_counts
-from .receptive_field import Field, ReceptiveField, receptive_fields
-from .shapes import Constraint, merge_constraints, output_shapes
+from archcalc.arith import Dim, Shape
+from archcalc.figures.flops import LayerFlops, flop_counts
+from archcalc.spec.graph import INPUT, Network
+from archcalc.figures.memory import LayerMemory, Memory, MemoryOptions, memory
+from archcalc.figures.params import ParamCount, parameter_counts
+from archcalc.figures.receptive_field import Field, ReceptiveField, receptive_fields
+from archcalc.figures.shapes import Constraint, merge_constraints, output_shapes
 
 
 @dataclass(frozen=True)

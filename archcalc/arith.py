@@ -64,13 +64,13 @@ def equal(a: Dim, b: Dim) -> bool:
 
 def may_equal(a: Dim, b: Dim) -> bool:
     """False only when a and b differ at every size: ints that differ, or expressions whose
-    difference is never 0 (archcalc.symbolic.never_zero). Sizes equal for some inputs only (a
+    difference is never 0 (archcalc.symbolic.symbols.never_zero). Sizes equal for some inputs only (a
     merge of differently rounded branches) may be equal: a constraint on the input, not an error."""
     if is_numeric(a, b):
         return bool(a == b)
     if equal(a, b):
         return True
-    from .symbolic import never_zero
+    from archcalc.symbolic.symbols import never_zero
 
     return not never_zero(a - b)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from .errors import ArchcalcError, OptionError
-from .options import WholeNumber, parse_batch, parse_input
+from archcalc.errors import ArchcalcError, OptionError
+from archcalc.options import WholeNumber, parse_batch, parse_input
 
 EXIT_BAD_INPUT = 2
 
@@ -28,14 +28,14 @@ class _Group(click.Group):
 
 def say(message: str, err: bool = True) -> None:
     """A line from archcalc itself (an error, a note), with the user text in it shown as text."""
-    from .escape import terminal
+    from archcalc.render.escape import terminal
 
     click.echo(terminal(message), err=err)
 
 
 def _spec_path(spec: str) -> str:
     """The file a spec argument names (a zoo name says which built-in file it used, on stderr)."""
-    from .zoo import resolve
+    from archcalc.spec.zoo import resolve
 
     path, builtin = resolve(spec)
     if builtin:
@@ -44,14 +44,14 @@ def _spec_path(spec: str) -> str:
 
 
 def _network(spec: str, input_shape: str | None, symbolic: bool = False) -> Any:
-    from .graph import load
+    from archcalc.spec.graph import load
 
     shape = parse_input(input_shape)
     return load(_spec_path(spec), input_shape=shape, symbolic=symbolic)
 
 
 def _analysis(spec: str, input_shape: str | None, symbolic: bool = False, options: Any = None) -> Any:
-    from .analysis import analyze
+    from archcalc.analysis import analyze
 
     return analyze(_network(spec, input_shape, symbolic), options)
 
@@ -60,14 +60,14 @@ def _batch_value(batch: str) -> Any:
     """The batch as an int, or as a positive-integer symbol."""
     value = parse_batch(batch)
     if isinstance(value, str):
-        from .symbolic import symbol
+        from archcalc.symbolic.symbols import symbol
 
         return symbol(value)
     return value
 
 
 def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None) -> Any:
-    from .memory import MemoryOptions, check_options
+    from archcalc.figures.memory import MemoryOptions, check_options
 
     options = MemoryOptions(_batch_value(batch), dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
     check_options(options)
@@ -75,8 +75,8 @@ def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer:
 
 
 def _print(renderable: Any) -> None:
-    """Print through archcalc.terminal's console: user text is never markup or an escape sequence."""
-    from .terminal import Console, print_full_width
+    """Print through archcalc.render.terminal's console: user text is never markup or an escape sequence."""
+    from archcalc.render.terminal import Console, print_full_width
 
     console = Console()
     if console.is_terminal:
@@ -151,7 +151,7 @@ def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | Non
       archcalc summary specs/alexnet.yaml --input 3,256,256
       archcalc summary specs/resnet18.yaml --input 3,H,W
     """
-    from .render import summary_table
+    from archcalc.render.tables import summary_table
 
     _print(summary_table(_analysis(spec, input_shape, symbolic), depth))
 
@@ -171,8 +171,8 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
       archcalc analyze specs/vgg16.yaml --json --batch 32 --input 3,320,320 > vgg16.json
       archcalc analyze specs/resnet50.yaml --json --input 3,H,W --batch B
     """
-    from .analysis import to_json
-    from .render import summary_table
+    from archcalc.analysis import to_json
+    from archcalc.render.tables import summary_table
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     result = _analysis(spec, input_shape, symbolic, options)
@@ -205,11 +205,11 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
       archcalc memory specs/resnet50.yaml --input 3,H,W --batch B
       archcalc memory specs/resnet50.yaml --fit 16GiB --symbolic --batch 32
     """
-    from .memory import largest_batch
-    from .params import parameter_counts
-    from .render import memory_table
-    from .shapes import output_shapes
-    from .options import parse_bytes
+    from archcalc.figures.memory import largest_batch
+    from archcalc.figures.params import parameter_counts
+    from archcalc.render.tables import memory_table
+    from archcalc.figures.shapes import output_shapes
+    from archcalc.options import parse_bytes
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     network = _network(spec, input_shape, symbolic)
@@ -219,13 +219,13 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
         shapes = output_shapes(network)
         counts = parameter_counts(network, shapes)
         if network.symbolic:
-            from .render import fit_table
-            from .solve import fit as solve_fit
+            from archcalc.render.tables import fit_table
+            from archcalc.symbolic.solve import fit as solve_fit
 
             _print(fit_table(network.name, solve_fit(network, shapes, counts, options, budget, train), train))
             return
         found = (fit, largest_batch(network, shapes, counts, options, budget, train))
-    from .analysis import analyze as run
+    from archcalc.analysis import analyze as run
 
     _print(memory_table(run(network, options), train, found))
 
@@ -246,8 +246,8 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> Non
       archcalc flops specs/resnet50.yaml
       archcalc flops specs/vgg16.yaml --input 3,320,320 --batch 8
     """
-    from .memory import MemoryOptions
-    from .render import flops_table
+    from archcalc.figures.memory import MemoryOptions
+    from archcalc.render.tables import flops_table
 
     options = MemoryOptions(_batch_value(batch))
     _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch))
@@ -285,7 +285,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
       archcalc rf specs/resnet50.yaml --input 3,512,512
       archcalc rf specs/resnet50.yaml --at layer2.0.conv2 --unit 5,9 --json
     """
-    from .analysis import field_json, sees_whole_input
+    from archcalc.analysis import field_json, sees_whole_input
 
     if (at is None) != (unit is None):
         raise OptionError("--at LAYER and --unit I,J go together: give both, or neither")
@@ -299,13 +299,13 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
             ]
             click.echo(json.dumps({"name": analysis.network.name, "layers": layers}, indent=2))
             return
-        from .render import rf_table
+        from archcalc.render.tables import rf_table
 
         _print(rf_table(analysis))
         return
-    from .receptive_field import unit_field
-    from .render import unit_field_text
-    from .shapes import output_shapes
+    from archcalc.figures.receptive_field import unit_field
+    from archcalc.render.tables import unit_field_text
+    from archcalc.figures.shapes import output_shapes
 
     network = analysis.network
     if network.symbolic:
@@ -339,9 +339,9 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
       archcalc report specs/vgg16.yaml --batch 64 --ignore dense-heavy
       archcalc report densenet121 --format markdown -o review.md
     """
-    from .memory import MemoryOptions, check_options
-    from .report import build_report
-    from .report_format import FORMATS, terminal
+    from archcalc.figures.memory import MemoryOptions, check_options
+    from archcalc.review.report import build_report
+    from archcalc.render.report_format import FORMATS, terminal
 
     options = MemoryOptions(batch=batch, optimizer=optimizer.lower())
     check_options(options)
@@ -357,7 +357,7 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
 def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
     """The numeric network (the spec's sizes, or numeric --input), and a symbolic one: sizes named
     in --input, or the spec's own names, or C,H,W-style names by default."""
-    from .graph import load
+    from archcalc.spec.graph import load
 
     path = _spec_path(spec)
     shape = parse_input(input_shape)
@@ -392,9 +392,9 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
       archcalc formula resnet18 --what shapes --format latex -o shapes.tex
       archcalc formula vgg16 --what flops --format python -o vgg16_flops.py
     """
-    from .analysis import analyze as run
-    from .formula import gather, render
-    from .dropped_pixels import period
+    from archcalc.analysis import analyze as run
+    from archcalc.symbolic.formula import gather, render
+    from archcalc.figures.dropped_pixels import period
 
     _, network = _named_input(spec, input_shape)
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
@@ -405,12 +405,12 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
 
 
 def _write(text: str, output: str | None, spec: str) -> None:
-    """Print, or write a file that is not the spec (archcalc.output)."""
+    """Print, or write a file that is not the spec (archcalc.render.files)."""
     if output is None:
         click.echo(text, nl=False)
         return
-    from .output import write_text
-    from .zoo import resolve
+    from archcalc.render.files import write_text
+    from archcalc.spec.zoo import resolve
 
     write_text(output, [str(resolve(spec)[0])], text)
     say(f"wrote {output}")
@@ -432,9 +432,9 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
       archcalc solve resnet50 --valid-inputs
       archcalc solve specs/vgg16.yaml --valid-inputs --input 3,H,W
     """
-    from .render import solve_table
-    from .shapes import merge_constraints, output_shapes
-    from .solve import valid_inputs as solve_inputs
+    from archcalc.render.tables import solve_table
+    from archcalc.figures.shapes import merge_constraints, output_shapes
+    from archcalc.symbolic.solve import valid_inputs as solve_inputs
 
     numeric, network = _named_input(spec, input_shape)
     at = {
@@ -464,10 +464,10 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from .render import mismatch_table
-    from .options import parse_bytes
-    from .terminal import Console
-    from .verify import verify as run_verify
+    from archcalc.render.tables import mismatch_table
+    from archcalc.options import parse_bytes
+    from archcalc.render.terminal import Console
+    from archcalc.verify import verify as run_verify
 
     cap = parse_bytes(max_memory) if max_memory else None
     network = _network(spec, input_shape)
@@ -501,11 +501,11 @@ def zoo() -> None:
     """
     from rich.table import Table
 
-    from .analysis import analyze
-    from .graph import load
-    from .render import count_text, shape_text
-    from .units import human_count
-    from .zoo import zoo_specs
+    from archcalc.analysis import analyze
+    from archcalc.spec.graph import load
+    from archcalc.render.tables import count_text, shape_text
+    from archcalc.units import human_count
+    from archcalc.spec.zoo import zoo_specs
 
     table = Table(title="archcalc's built-in specs", title_justify="left")
     for column in ("Name", "Input", "Params", "FLOPs", "Output"):
@@ -538,7 +538,7 @@ def graph_command(spec: str, input_shape: str | None, fmt: str, depth: int | Non
       archcalc graph specs/resnet50.yaml --depth 2 -o resnet50.dot   # then: dot -Tsvg resnet50.dot
       archcalc graph densenet121 --format graphml -o densenet121.graphml
     """
-    from .graph_export import FORMATS, collapse
+    from archcalc.render.graph_export import FORMATS, collapse
 
     layer_graph = collapse(_analysis(spec, input_shape), depth)
     if fmt == "mermaid" and len(layer_graph.edges) > 500:
@@ -564,9 +564,9 @@ def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str,
       archcalc compare resnet50 mobilenet_v2 specs/mine.yaml --batch 64
       archcalc compare vgg16 resnet50 --json
     """
-    from .analysis import analyze as run
-    from .compare import check_names, compare, comparison_json
-    from .render import comparison_table
+    from archcalc.analysis import analyze as run
+    from archcalc.compare import check_names, compare, comparison_json
+    from archcalc.render.tables import comparison_table
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     networks = [_network(s, input_shape) for s in specs]
@@ -587,7 +587,7 @@ def _sweep_table(result: Any) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from .units import human_bytes, human_count
+    from archcalc.units import human_bytes, human_count
 
     o = result.options
     setting = f"{o.dtype}, {o.optimizer}" if result.label == "training_bytes" else o.dtype
@@ -614,8 +614,8 @@ def _sweep_plot(result: Any, path: str) -> None:
 
     from matplotlib.figure import Figure
 
-    from .escape import terminal
-    from .output import atomic
+    from archcalc.render.escape import terminal
+    from archcalc.render.files import atomic
 
     curves, held = result.lines()
     top = int(result.figure[result.valid].max())
@@ -668,11 +668,11 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
       archcalc sweep resnet50 --batch 1..256 --infer --dtype float16 -o resnet50.csv
       archcalc sweep specs/vgg16.yaml --what flops --input 3,32..512,224 --plot vgg16.png
     """
-    from .memory import MemoryOptions
-    from .output import atomic, check_target
-    from .sweep import parse_range, parse_shape, write_csv, write_json
-    from .sweep import sweep as run_sweep
-    from .zoo import resolve
+    from archcalc.figures.memory import MemoryOptions
+    from archcalc.render.files import atomic, check_target
+    from archcalc.symbolic.sweep import parse_range, parse_shape, write_csv, write_json
+    from archcalc.symbolic.sweep import sweep as run_sweep
+    from archcalc.spec.zoo import resolve
 
     path, builtin = resolve(spec)
     batches = parse_range(batch, "--batch")
@@ -706,9 +706,9 @@ def schema() -> None:
 
     \b
     Example:
-      archcalc schema > archcalc.schema.json
+      archcalc schema > archcalc.spec.schema.json
     """
-    from .schema import spec_schema
+    from archcalc.spec.schema import spec_schema
 
     click.echo(json.dumps(spec_schema(), indent=2))
 

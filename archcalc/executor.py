@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ArchcalcError
-from .graph import INPUT, Network
-from .lazy import lazy_import
-from .ops.base import elements
-from .shapes import output_shapes
-from .units import human_bytes
+from archcalc.errors import ArchcalcError
+from archcalc.spec.graph import INPUT, Network
+from archcalc.lazy import lazy_import
+from archcalc.ops.base import elements
+from archcalc.figures.shapes import output_shapes
+from archcalc.units import human_bytes
 
 np = lazy_import("numpy")
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from .arith import MAX_SIZE
-from .errors import OptionError, quote
+from archcalc.arith import MAX_SIZE
+from archcalc.errors import OptionError, quote
 
 _WHOLE = re.compile(r"[0-9]+")
 _BYTES = re.compile(r"([0-9]+)(?:\.([0-9]+))?\s*([a-zA-Z]*)")

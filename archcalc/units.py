@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .arith import Dim
+from archcalc.arith import Dim
 
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .analysis import Analysis, analyze
-from .errors import OptionError, quote
-from .executor import execute, parameter_sizes
-from .graph import Network
-from .memory import MemoryOptions
+from archcalc.analysis import Analysis, analyze
+from archcalc.errors import OptionError, quote
+from archcalc.executor import execute, parameter_sizes
+from archcalc.spec.graph import Network
+from archcalc.figures.memory import MemoryOptions
 
 
 @dataclass(frozen=True)

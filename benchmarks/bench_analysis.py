@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from archcalc.analysis import analyze
-from archcalc.graph import load
+from archcalc.spec.graph import load
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from archcalc.analysis import analyze
 from archcalc.executor import execute, random_weights
-from archcalc.graph import load
+from archcalc.spec.graph import load
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ from functools import partial
 from pathlib import Path
 
 from archcalc.analysis import analyze
-from archcalc.findings import RULES, review
-from archcalc.graph import load
+from archcalc.review.findings import RULES, review
+from archcalc.spec.graph import load
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 MODELS = ("resnet152", "densenet201")

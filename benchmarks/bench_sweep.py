@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from archcalc.analysis import analyze
-from archcalc.graph import load
-from archcalc.memory import MemoryOptions
-from archcalc.sweep import (
+from archcalc.spec.graph import load
+from archcalc.figures.memory import MemoryOptions
+from archcalc.symbolic.sweep import (
     check_corners,
     compile_figure,
     evaluate,

@@ -8,7 +8,7 @@ from typing import Callable
 import pytest
 
 from archcalc.analysis import Analysis, analyze
-from archcalc.graph import load
+from archcalc.spec.graph import load
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sympy
 
 from archcalc.analysis import analyze
-from archcalc.graph import load
-from archcalc.memory import MemoryOptions
-from archcalc.symbolic import symbol
+from archcalc.spec.graph import load
+from archcalc.figures.memory import MemoryOptions
+from archcalc.symbolic.symbols import symbol
 from conftest import SPECS
 
 

@@ -1,4 +1,4 @@
-"""The dropped-pixels rule (archcalc.dropped_pixels), used by `solve` and by the report, against
+"""The dropped-pixels rule (archcalc.figures.dropped_pixels), used by `solve` and by the report, against
 brute force: every input height run through the numeric shape pass, each window layer checked
 for input rows past its last window."""
 
@@ -10,11 +10,11 @@ import pytest
 
 from archcalc.analysis import analyze
 from archcalc.errors import ArchcalcError
-from archcalc.findings import review
-from archcalc.graph import load
+from archcalc.review.findings import review
+from archcalc.spec.graph import load
 from archcalc.ops.base import Window
-from archcalc.shapes import output_shapes
-from archcalc.solve import valid_inputs
+from archcalc.figures.shapes import output_shapes
+from archcalc.symbolic.solve import valid_inputs
 
 # A stride-2 branch and a stride-3 branch of the input: the first drops a row at every even
 # height ((H - 1) % 2 = 1), the second unless H = 1 (mod 3); together clean only at H = 1 (mod 6).

@@ -1,10 +1,10 @@
-"""archcalc.escape: one escaping function per output format, each checked on the syntax it guards."""
+"""archcalc.render.escape: one escaping function per output format, each checked on the syntax it guards."""
 
 from __future__ import annotations
 
 import keyword
 
-from archcalc.escape import Latex, Markdown, dot, html, latex, markdown, mermaid, python_names, python_string, terminal, visible, xml
+from archcalc.render.escape import Latex, Markdown, dot, html, latex, markdown, mermaid, python_names, python_string, terminal, visible, xml
 
 
 def test_visible_shows_what_a_format_cannot_hold() -> None:

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from archcalc.analysis import analyze
 from archcalc.errors import ArchcalcError
 from archcalc.executor import execute, parameter_sizes
-from archcalc.graph import expand
-from archcalc.spec import parse_spec
+from archcalc.spec.graph import expand
+from archcalc.spec.spec import parse_spec
 
 DIMS = {1: "1d", 2: "2d", 3: "3d"}
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from archcalc.executor import ExecutionError, execute, random_weights
-from archcalc.graph import load
+from archcalc.spec.graph import load
 from archcalc.ops import REGISTRY, Op
 
 Array = Any

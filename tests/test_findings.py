@@ -10,8 +10,8 @@ from conftest import SPECS, zoo
 
 from archcalc.analysis import analyze
 from archcalc.errors import OptionError
-from archcalc.findings import RULES, Finding, live_at_peak, review, unknown_rules
-from archcalc.graph import load
+from archcalc.review.findings import RULES, Finding, live_at_peak, review, unknown_rules
+from archcalc.spec.graph import load
 from archcalc.units import human_bytes
 
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import zoo
 
 from archcalc.cli import main
-from archcalc.graph_export import collapse, to_dot, to_graphml, to_mermaid
+from archcalc.render.graph_export import collapse, to_dot, to_graphml, to_mermaid
 
 # A stem, then a residual block repeated twice (3x3 conv, ReLU, add the block's input), then a head.
 RESIDUAL = """

@@ -97,10 +97,10 @@ def test_option_values_are_refused_with_a_message(write, args: tuple[str, ...]) 
 
 def test_a_20_digit_budget_is_exact(write) -> None:
     # (10**20 - weights and optimizer state) // bytes per example, in integers: no float on the way
-    from archcalc.graph import load
-    from archcalc.memory import MemoryOptions, largest_batch
-    from archcalc.params import parameter_counts
-    from archcalc.shapes import output_shapes
+    from archcalc.spec.graph import load
+    from archcalc.figures.memory import MemoryOptions, largest_batch
+    from archcalc.figures.params import parameter_counts
+    from archcalc.figures.shapes import output_shapes
     from archcalc.options import parse_bytes
 
     assert parse_bytes("99999999999999999999") == 10**20 - 1
@@ -179,7 +179,7 @@ def test_a_nul_byte_is_refused_at_its_line(write) -> None:
 def test_files_over_the_size_limit_are_refused_and_the_limit_can_be_raised(write, monkeypatch) -> None:
     import time
 
-    from archcalc.source import MAX_BYTES
+    from archcalc.spec.source import MAX_BYTES
 
     path = write(BASE + "# " + "x" * MAX_BYTES + "\n")
     started = time.perf_counter()
@@ -220,7 +220,7 @@ def test_string_and_list_arguments_take_no_part_in_arithmetic(write) -> None:
 def test_the_expression_guard_is_cheap() -> None:
     import timeit
 
-    from archcalc.expr import evaluate
+    from archcalc.spec.expr import evaluate
 
     env = {"exp": 240, "kernel": 5, "i": 0, "out": 64}
     # the zoo's longest expressions (mobilenet_v3_large.yaml); before the guard ~11 us each here
@@ -273,7 +273,7 @@ def test_expansion_is_bounded_before_the_work(write, layers: str, code: int) -> 
 
 
 def test_the_layer_limit_can_be_raised(write, monkeypatch) -> None:
-    from archcalc.graph import MAX_LAYERS, load
+    from archcalc.spec.graph import MAX_LAYERS, load
 
     path = write(f"  - {{op: relu, repeat: {MAX_LAYERS + 1}}}\n")
     refused("summary", path, words=(f"{MAX_LAYERS:,} layers",))
@@ -327,7 +327,7 @@ def test_the_working_memory_estimate_bounds_what_numpy_allocates(write) -> None:
     import tracemalloc
 
     from archcalc.executor import execute, working_memory
-    from archcalc.graph import load
+    from archcalc.spec.graph import load
 
     cases = [
         "  - {op: conv2d, out: 1, kernel: 16, padding: 15}\n",
@@ -352,7 +352,7 @@ def test_the_working_memory_estimate_bounds_what_numpy_allocates(write) -> None:
 def test_the_executor_refuses_before_allocating(write) -> None:
     from archcalc.errors import ArchcalcError
     from archcalc.executor import execute
-    from archcalc.graph import load
+    from archcalc.spec.graph import load
 
     network = load(write("  - {op: conv2d, out: 1, kernel: 64, padding: 63}\n", head="name: t\ninput: [1, 64, 64]\n"))
     with pytest.raises(ArchcalcError, match="temporaries of '0'"):

@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from archcalc.cli import main
-from archcalc.graph import load
-from archcalc.memory import MemoryOptions, largest_batch
-from archcalc.params import parameter_counts
-from archcalc.shapes import output_shapes
+from archcalc.spec.graph import load
+from archcalc.figures.memory import MemoryOptions, largest_batch
+from archcalc.figures.params import parameter_counts
+from archcalc.figures.shapes import output_shapes
 from conftest import SPECS
 
 SMALL = """

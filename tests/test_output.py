@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from archcalc.cli import main
 from archcalc.errors import OptionError
-from archcalc.output import atomic, write_text
+from archcalc.render.files import atomic, write_text
 
 NET = {"name": "net", "input": [1, 8, 8], "layers": [{"op": "conv2d", "out": 2, "kernel": 3}]}
 
@@ -88,7 +88,7 @@ def test_a_failed_sweep_leaves_the_old_csv(spec: Path, tmp_path: Path, monkeypat
         out.write("B,params\n1,")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("archcalc.sweep.write_csv", failing)
+    monkeypatch.setattr("archcalc.symbolic.sweep.write_csv", failing)
     code, _, err = run("sweep", str(spec), "--batch", "1..4", "-o", str(target))
     assert code == 2 and "No space left on device" in err
     assert target.read_text() == "previous grid\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from archcalc.cli import main
-from archcalc.receptive_field import ReceptiveField
+from archcalc.figures.receptive_field import ReceptiveField
 from conftest import SPECS, zoo
 
 
@@ -97,8 +97,8 @@ def test_rf_command_and_json() -> None:
 
 def unit(result, layer: str, *index: int):
     """The exact input interval per axis of one unit, propagated backward (the --at query)."""
-    from archcalc.receptive_field import unit_field
-    from archcalc.shapes import output_shapes
+    from archcalc.figures.receptive_field import unit_field
+    from archcalc.figures.shapes import output_shapes
 
     return unit_field(result.network, output_shapes(result.network), layer, index)
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from test_receptive_field import fields, unit
 
 from archcalc.cli import main
-from archcalc.receptive_field import ReceptiveField
+from archcalc.figures.receptive_field import ReceptiveField
 
 
 def spec(input_shape: str, *layers: str) -> str:

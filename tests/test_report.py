@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from archcalc.cli import main
-from archcalc.graph import load
-from archcalc.memory import MemoryOptions
-from archcalc.report import build_report
+from archcalc.spec.graph import load
+from archcalc.figures.memory import MemoryOptions
+from archcalc.review.report import build_report
 from conftest import SPECS
 
 

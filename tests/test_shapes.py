@@ -158,7 +158,7 @@ layers:
 
 def test_input_override_changes_every_shape(analyse_text) -> None:
     from archcalc.analysis import analyze
-    from archcalc.graph import load
+    from archcalc.spec.graph import load
     from conftest import SPECS
 
     network = load(str(SPECS / "resnet18.yaml")).with_input((3, 320, 320))

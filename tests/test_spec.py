@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from archcalc.analysis import analyze
-from archcalc.expr import ExpressionError, evaluate
-from archcalc.graph import load
+from archcalc.spec.expr import ExpressionError, evaluate
+from archcalc.spec.graph import load
 
 
 def test_expressions_are_arithmetic_on_arguments() -> None:
@@ -141,7 +141,7 @@ def test_neon_activation_names_are_aliases(analyse_text) -> None:
 
 def test_schema_lists_every_op() -> None:
     from archcalc.ops import REGISTRY
-    from archcalc.schema import spec_schema
+    from archcalc.spec.schema import spec_schema
 
     schema = spec_schema()
     titles = {e.get("title") for e in schema["$defs"]["entry"]["anyOf"]}

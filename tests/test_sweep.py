@@ -20,11 +20,11 @@ from conftest import SPECS
 from archcalc.analysis import analyze
 from archcalc.cli import main
 from archcalc.errors import ArchcalcError, OptionError
-from archcalc.graph import load
-from archcalc.memory import MemoryOptions
-from archcalc.source import parse_text
-from archcalc.spec import parse_spec
-from archcalc.sweep import MAX_POINTS, Range, axis_names, parse_range, parse_shape, sweep
+from archcalc.spec.graph import load
+from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.source import parse_text
+from archcalc.spec.spec import parse_spec
+from archcalc.symbolic.sweep import MAX_POINTS, Range, axis_names, parse_range, parse_shape, sweep
 
 LABELS = ("training_bytes", "inference_bytes", "flops")
 

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from archcalc.analysis import analyze
 from archcalc.cli import main
 from archcalc.errors import SpecError
-from archcalc.formula import gather, render
-from archcalc.graph import load
-from archcalc.memory import MemoryOptions
-from archcalc.symbolic import simplify_dim, symbol
+from archcalc.symbolic.formula import gather, render
+from archcalc.spec.graph import load
+from archcalc.figures.memory import MemoryOptions
+from archcalc.symbolic.symbols import simplify_dim, symbol
 from conftest import SPECS
 
 MODELS = ("resnet18", "alexnet", "neon_cnn1", "googlenet", "mobilenet_v3_small", "densenet121")
@@ -138,8 +138,8 @@ def test_a_shape_non_positive_for_every_value_is_an_error(analyse_text) -> None:
 
 
 def test_solver_against_brute_force() -> None:
-    from archcalc.shapes import output_shapes
-    from archcalc.solve import valid_inputs
+    from archcalc.figures.shapes import output_shapes
+    from archcalc.symbolic.solve import valid_inputs
 
     for model, modulus in (("resnet18", 32), ("alexnet", 32), ("neon_cnn1", 4)):
         network = load(str(SPECS / f"{model}.yaml"), input_shape=(3, "H", "W"))
@@ -164,7 +164,7 @@ def _drops(model: str, h: int) -> list[str]:
     """Layers whose windows leave input rows unread at height h, from the numeric engine's shapes."""
     network = load(str(SPECS / f"{model}.yaml"), input_shape=(3, h, 512))
     from archcalc.ops.base import Window
-    from archcalc.shapes import output_shapes
+    from archcalc.figures.shapes import output_shapes
 
     shapes = output_shapes(network)
     found = []

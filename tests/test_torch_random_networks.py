@@ -22,9 +22,9 @@ from torch_reference import assert_layers_match, measure_module
 
 from archcalc.analysis import analyze
 from archcalc.errors import ArchcalcError
-from archcalc.graph import expand
-from archcalc.memory import MemoryOptions
-from archcalc.spec import parse_spec
+from archcalc.spec.graph import expand
+from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.spec import parse_spec
 
 torch = pytest.importorskip("torch")
 

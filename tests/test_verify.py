@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from archcalc.cli import main
-from archcalc.graph import load
+from archcalc.spec.graph import load
 from archcalc.verify import verify
 from conftest import SPECS
 

@@ -17,7 +17,7 @@ from conftest import SPECS, zoo
 from torch_reference import Reference, archcalc_view, measure, torch_view
 
 from archcalc.analysis import Analysis, analyze
-from archcalc.memory import MemoryOptions
+from archcalc.figures.memory import MemoryOptions
 
 # torchvision docs: each builder's page (torchvision.models.squeezenet1_0, ...) lists its
 # weights' `num_params` and `GFLOPS`, the figures of the "Table of all available classification

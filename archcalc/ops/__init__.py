@@ -1,6 +1,6 @@
 """All ops, registered by spec name: importing this package fills `REGISTRY`."""
 
-from . import (  # noqa: F401
+from archcalc.ops import (  # noqa: F401
     activation,
     channels,
     conv,
@@ -13,6 +13,6 @@ from . import (  # noqa: F401
     resample,
     reshape,
 )
-from .base import REGISTRY, Op
+from archcalc.ops.base import REGISTRY, Op
 
 __all__ = ["REGISTRY", "Op"]

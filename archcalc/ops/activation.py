@@ -8,10 +8,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ..arith import Dim, Shape
-from ..errors import ShapeError
-from .base import GLOBAL, INPUT, OUTPUT, Op, ReceptiveStep, Saved, Whole, elements, whole_axes_reads
-from .window import np
+from archcalc.arith import Dim, Shape
+from archcalc.errors import ShapeError
+from archcalc.ops.base import GLOBAL, INPUT, OUTPUT, Op, ReceptiveStep, Saved, Whole, elements, whole_axes_reads
+from archcalc.ops.window import np
 
 
 class _Activation(Op):

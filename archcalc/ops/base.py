@@ -12,8 +12,8 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from ..arith import MAX_SIZE, Dim, Shape, product
-from ..errors import ShapeError
+from archcalc.arith import MAX_SIZE, Dim, Shape, product
+from archcalc.errors import ShapeError
 
 REGISTRY: dict[str, type[Op]] = {}
 

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema, model_validator
 
-from ..arith import Dim, Shape, provably_below
-from ..errors import ShapeError
-from .base import NOTHING, Op, PositiveInt, ReceptiveStep, Saved, Whole, Window, whole_number
+from archcalc.arith import Dim, Shape, provably_below
+from archcalc.errors import ShapeError
+from archcalc.ops.base import NOTHING, Op, PositiveInt, ReceptiveStep, Saved, Whole, Window, whole_number
 
 
 def _index(value: Any) -> Any:

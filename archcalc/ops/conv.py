@@ -7,9 +7,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
-from ..arith import Dim, Shape, equal, maximum, product, provably_below
-from ..errors import ShapeError
-from .base import (
+from archcalc.arith import Dim, Shape, equal, maximum, product, provably_below
+from archcalc.errors import ShapeError
+from archcalc.ops.base import (
     NonNegativeInt,
     PositiveInt,
     INPUT,
@@ -23,7 +23,7 @@ from .base import (
     expect_rank,
     spatial_tuple,
 )
-from .window import (
+from archcalc.ops.window import (
     Padding,
     check_padding_form,
     check_window_fits,

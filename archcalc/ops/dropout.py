@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..arith import Shape
-from .base import NOTHING, Op, Saved, elements
+from archcalc.arith import Shape
+from archcalc.ops.base import NOTHING, Op, Saved, elements
 
 
 class Dropout(Op):

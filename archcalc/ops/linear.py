@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..arith import Dim, Shape
-from ..errors import ShapeError
-from .base import GLOBAL, Op, ReceptiveStep, Saved, Width, elements, whole_axes_reads
+from archcalc.arith import Dim, Shape
+from archcalc.errors import ShapeError
+from archcalc.ops.base import GLOBAL, Op, ReceptiveStep, Saved, Width, elements, whole_axes_reads
 
 
 class Linear(Op):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..arith import Dim, Shape, may_equal
-from ..errors import ShapeError
-from .base import Op, Saved, Whole, elements
-from .window import np
+from archcalc.arith import Dim, Shape, may_equal
+from archcalc.errors import ShapeError
+from archcalc.ops.base import Op, Saved, Whole, elements
+from archcalc.ops.window import np
 
 
 def _show(shapes: list[Shape]) -> str:

@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ..arith import Dim, Shape, equal
-from ..errors import ShapeError
-from .base import GLOBAL, INPUT, Op, PositiveInt, ReceptiveStep, Saved, elements, whole_axes_reads
-from .window import np
+from archcalc.arith import Dim, Shape, equal
+from archcalc.errors import ShapeError
+from archcalc.ops.base import GLOBAL, INPUT, Op, PositiveInt, ReceptiveStep, Saved, elements, whole_axes_reads
+from archcalc.ops.window import np
 
 
 def _channel_affine(y: Any, weights: dict[str, Any], affine: bool) -> Any:

@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 
-from ..arith import Shape, provably_below
-from ..errors import ShapeError
-from .base import INPUT, NOTHING, Op, ReceptiveStep, Saved, Window
-from .window import np, padding_escapes
+from archcalc.arith import Shape, provably_below
+from archcalc.errors import ShapeError
+from archcalc.ops.base import INPUT, NOTHING, Op, ReceptiveStep, Saved, Window
+from archcalc.ops.window import np, padding_escapes
 
 
 def pad_source(mode: str, n: int, before: int, after: int) -> tuple[Any, Any]:

@@ -7,9 +7,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from ..arith import Dim, Shape, ceil_div, maximum, product, provably_below
-from ..errors import ShapeError
-from .base import (
+from archcalc.arith import Dim, Shape, ceil_div, maximum, product, provably_below
+from archcalc.errors import ShapeError
+from archcalc.ops.base import (
     NonNegativeInt,
     PositiveInt,
     GLOBAL,
@@ -23,7 +23,7 @@ from .base import (
     expect_rank,
     spatial_tuple,
 )
-from .window import (
+from archcalc.ops.window import (
     effective_kernel,
     np,
     overhang,

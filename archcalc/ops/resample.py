@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import PositiveFloat, PositiveInt, model_validator
 
-from ..arith import Dim, Shape, provably_below
-from ..errors import ShapeError
-from .base import (
+from archcalc.arith import Dim, Shape, provably_below
+from archcalc.errors import ShapeError
+from archcalc.ops.base import (
     NOTHING,
     UNDEFINED,
     Op,
@@ -26,8 +26,8 @@ from .base import (
     Window,
     elements,
 )
-from .pool import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, _AdaptiveAvgPool
-from .window import np
+from archcalc.ops.pool import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, _AdaptiveAvgPool
+from archcalc.ops.window import np
 
 Mode = Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"]
 

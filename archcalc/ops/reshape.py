@@ -16,9 +16,9 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema, model_validator
 
-from ..arith import Dim, Shape, equal, product
-from ..errors import ShapeError
-from .base import GLOBAL, UNDEFINED, Op, ReceptiveStep, Whole
+from archcalc.arith import Dim, Shape, equal, product
+from archcalc.errors import ShapeError
+from archcalc.ops.base import GLOBAL, UNDEFINED, Op, ReceptiveStep, Whole
 
 
 class Flatten(Op):

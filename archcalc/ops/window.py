@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from ..arith import Dim, ceil_div, maximum, provably_below, where_at_least
-from ..errors import ShapeError
-from ..lazy import lazy_import
-from .base import NonNegativeInt
+from archcalc.arith import Dim, ceil_div, maximum, provably_below, where_at_least
+from archcalc.errors import ShapeError
+from archcalc.lazy import lazy_import
+from archcalc.ops.base import NonNegativeInt
 
 np = lazy_import("numpy")
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .arith import Shape
-from .errors import Location, SpecError, quote
-from .expr import ExpressionError, evaluate, is_expression, substitute
-from .ops import REGISTRY, Op
-from .source import LineDict, limit, read_file
-from .spec import ENTRY_KEYS, BlockDef, Spec, describe_validation_error, parse_spec
+from archcalc.arith import Shape
+from archcalc.errors import Location, SpecError, quote
+from archcalc.spec.expr import ExpressionError, evaluate, is_expression, substitute
+from archcalc.ops import REGISTRY, Op
+from archcalc.spec.source import LineDict, limit, read_file
+from archcalc.spec.spec import ENTRY_KEYS, BlockDef, Spec, describe_validation_error, parse_spec
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -344,7 +344,7 @@ def _dimensions(
     wanted |= {d for d in shape if isinstance(d, str) and input_shape is not None}
     symbols: dict[str, Any] = {}
     if wanted:
-        from .symbolic import symbol
+        from archcalc.symbolic.symbols import symbol
 
         try:
             symbols = {n: symbol(n) for n in names if n in wanted}

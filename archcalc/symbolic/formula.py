@@ -13,9 +13,9 @@ from typing import Any
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
-from .analysis import Analysis
-from .escape import Latex, python_names, python_string, terminal
-from .receptive_field import ReceptiveField
+from archcalc.analysis import Analysis
+from archcalc.render.escape import Latex, python_names, python_string, terminal
+from archcalc.figures.receptive_field import ReceptiveField
 
 WHAT = ("shapes", "params", "memory", "flops", "rf")
 FORMATS = ("text", "latex", "python", "json")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .arith import Dim, Shape
-from .graph import Network
+from archcalc.arith import Dim, Shape
+from archcalc.spec.graph import Network
 
 TRAINING_STEP_FACTOR = 3
 

@@ -16,7 +16,7 @@ from rich.console import ConsoleOptions, RenderableType
 from rich.segment import Segment
 from rich.text import Text
 
-from .escape import terminal
+from archcalc.render.escape import terminal
 
 
 class Console(_RichConsole):

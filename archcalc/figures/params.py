@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .arith import Dim, Shape, product
-from .errors import ArchcalcError
-from .graph import Network
+from archcalc.arith import Dim, Shape, product
+from archcalc.errors import ArchcalcError
+from archcalc.spec.graph import Network
 
 
 @dataclass(frozen=True)

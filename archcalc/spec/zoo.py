@@ -6,7 +6,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from .errors import SpecError
+from archcalc.errors import SpecError
 
 
 def zoo_dirs() -> list[Path]:

@@ -21,10 +21,10 @@ from pydantic import (
     field_validator,
 )
 
-from .dtypes import DType
-from .errors import Location, SpecError, quote
-from .ops.base import PositiveInt
-from .source import line_of
+from archcalc.dtypes import DType
+from archcalc.errors import Location, SpecError, quote
+from archcalc.ops.base import PositiveInt
+from archcalc.spec.source import line_of
 
 ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when")
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .arith import MAX_SIZE, Dim, Shape, equal
-from .errors import ArchcalcError, ShapeError
-from .graph import INPUT, Network
+from archcalc.arith import MAX_SIZE, Dim, Shape, equal
+from archcalc.errors import ArchcalcError, ShapeError
+from archcalc.spec.graph import INPUT, Network
 
 
 def output_shapes(network: Network) -> dict[str, Shape]:
     """Output shape (batch excluded) of the input and every layer; errors name the layer."""
     tidy = _identity
     if network.symbolic:
-        from .symbolic import simplify_dim as tidy
+        from archcalc.symbolic.symbols import simplify_dim as tidy
     shapes: dict[str, Shape] = {INPUT: network.input_shape}
     for layer in network.layers:
         inputs = [shapes[i] for i in layer.inputs]

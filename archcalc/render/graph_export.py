@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from .analysis import Analysis, _plain
-from .arith import Dim, Shape
-from .escape import dot, mermaid, xml
-from .graph import INPUT
-from .ops.merge import Concat
+from archcalc.analysis import Analysis, _plain
+from archcalc.arith import Dim, Shape
+from archcalc.render.escape import dot, mermaid, xml
+from archcalc.spec.graph import INPUT
+from archcalc.ops.merge import Concat
 
 
 @dataclass(frozen=True)

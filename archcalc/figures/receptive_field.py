@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Union
 
-from .arith import Dim, Shape, maximum
-from .errors import ArchcalcError, OptionError
-from .graph import INPUT, Network
-from .ops.base import GLOBAL, UNDEFINED, Window
+from archcalc.arith import Dim, Shape, maximum
+from archcalc.errors import ArchcalcError, OptionError
+from archcalc.spec.graph import INPUT, Network
+from archcalc.ops.base import GLOBAL, UNDEFINED, Window
 
 
 @dataclass(frozen=True)

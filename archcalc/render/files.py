@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import OptionError
+from archcalc.errors import OptionError
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 

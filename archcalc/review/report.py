@@ -10,13 +10,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from .analysis import Analysis, LayerResult, analyze, depth, last_spatial_field, weighted_layers
-from .arith import Dim, Shape
-from .errors import OptionError
-from .findings import Finding, review, unknown_rules
-from .graph import Network
-from .memory import MemoryOptions
-from .receptive_field import ReceptiveField
+from archcalc.analysis import Analysis, LayerResult, analyze, depth, last_spatial_field, weighted_layers
+from archcalc.arith import Dim, Shape
+from archcalc.errors import OptionError
+from archcalc.review.findings import Finding, review, unknown_rules
+from archcalc.spec.graph import Network
+from archcalc.figures.memory import MemoryOptions
+from archcalc.figures.receptive_field import ReceptiveField
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def build_report(network: Network, options: MemoryOptions, ignore: Collection[st
     silenced = tuple(dict.fromkeys([*network.ignore, *ignore]))
     unknown = unknown_rules(silenced)
     if unknown:
-        from .findings import RULES
+        from archcalc.review.findings import RULES
 
         raise OptionError(f"unknown review rule(s) {', '.join(unknown)}; the rules are: {', '.join(RULES)}")
     analysis = analyze(network, options)
@@ -155,7 +155,7 @@ def as_dict(report: Report) -> dict[str, Any]:
     """The report as JSON-ready data (formulas, if any, as strings)."""
     import dataclasses
 
-    from .analysis import _plain
+    from archcalc.analysis import _plain
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):

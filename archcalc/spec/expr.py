@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from .arith import maximum
-from .errors import quote
+from archcalc.arith import maximum
+from archcalc.errors import quote
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,

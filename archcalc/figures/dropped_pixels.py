@@ -14,11 +14,11 @@ import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from .arith import Shape
-from .errors import ArchcalcError
-from .graph import INPUT, Network
-from .ops.base import Op, Window
-from .shapes import output_shapes
+from archcalc.arith import Shape
+from archcalc.errors import ArchcalcError
+from archcalc.spec.graph import INPUT, Network
+from archcalc.ops.base import Op, Window
+from archcalc.figures.shapes import output_shapes
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ class AxisProgram:
 def period(network: Network, axis: int) -> int:
     """Input sizes that differ by this round alike on the axis: the lcm of the numerators of the
     effective strides (Araujo et al.'s jumps) of every layer with a closed-form field."""
-    from .receptive_field import ReceptiveField, receptive_fields
+    from archcalc.figures.receptive_field import ReceptiveField, receptive_fields
 
     numerators = []
     for field in receptive_fields(network, output_shapes(network)).values():

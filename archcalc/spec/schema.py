@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ops import REGISTRY
-from .spec import InputSpec
+from archcalc.ops import REGISTRY
+from archcalc.spec.spec import InputSpec
 
 _EXPRESSION = {"type": "string", "pattern": "\\$", "description": "an expression over block arguments, e.g. '$out * 4'"}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .analysis import Analysis, LayerResult
-from .arith import Dim, Shape
-from .flops import TRAINING_STEP_FACTOR
+from archcalc.analysis import Analysis, LayerResult
+from archcalc.arith import Dim, Shape
+from archcalc.figures.flops import TRAINING_STEP_FACTOR
 
 
 def shape_text(shape: Shape) -> str:
@@ -102,7 +102,7 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = 
     """Weights, activations and the training total, with human units and exact bytes."""
     from rich.table import Table
 
-    from .units import human_bytes
+    from archcalc.units import human_bytes
 
     m = analysis.memory
     o = m.options
@@ -141,7 +141,7 @@ def flops_table(analysis: Analysis, batch: int = 1) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from .units import human_count
+    from archcalc.units import human_count
 
     t = analysis.totals
     table = Table(title=f"{analysis.network.name}: FLOPs per example", title_justify="left")
@@ -178,7 +178,7 @@ def rf_table(analysis: Analysis) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from .receptive_field import ReceptiveField
+    from archcalc.figures.receptive_field import ReceptiveField
 
     net = analysis.network
     table = Table(
@@ -277,7 +277,7 @@ def fit_table(name: str, found: Any, train: bool) -> Any:
     """What a memory budget allows, solved from the formula."""
     from rich.table import Table
 
-    from .units import human_bytes
+    from archcalc.units import human_bytes
 
     table = Table(title=f"{name}: what fits {human_bytes(found.budget)} ({'training' if train else 'inference'})", title_justify="left", show_header=False)
     table.add_column("What")
@@ -297,7 +297,7 @@ def comparison_table(comparison: Any) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from .units import human_bytes, human_count
+    from archcalc.units import human_bytes, human_count
 
     def value_text(kind: str, value: Any) -> str:
         if value is None:

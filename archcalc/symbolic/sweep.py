@@ -19,13 +19,13 @@ from typing import Any, TextIO
 import numpy as np
 import sympy
 
-from .analysis import Analysis, analyze
-from .errors import ArchcalcError, OptionError, quote
-from .graph import INPUT, Network, expand
-from .memory import MemoryOptions, Storage, check_options, live_storages
-from .source import read_file
-from .spec import Spec, parse_spec
-from .symbolic import symbol
+from archcalc.analysis import Analysis, analyze
+from archcalc.errors import ArchcalcError, OptionError, quote
+from archcalc.spec.graph import INPUT, Network, expand
+from archcalc.figures.memory import MemoryOptions, Storage, check_options, live_storages
+from archcalc.spec.source import read_file
+from archcalc.spec.spec import Spec, parse_spec
+from archcalc.symbolic.symbols import symbol
 
 MAX_POINTS = 10_000_000
 BATCH = "B"

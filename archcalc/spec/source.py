@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Location, SpecError, quote
+from archcalc.errors import Location, SpecError, quote
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000

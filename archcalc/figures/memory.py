@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from .arith import Dim, Shape
-from .dtypes import BYTES
-from .errors import ArchcalcError, OptionError
-from .graph import INPUT, Network
-from .ops.base import elements
-from .params import ParamCount
+from archcalc.arith import Dim, Shape
+from archcalc.dtypes import BYTES
+from archcalc.errors import ArchcalcError, OptionError
+from archcalc.spec.graph import INPUT, Network
+from archcalc.ops.base import elements
+from archcalc.figures.params import ParamCount
 
 # Copies of the trainable parameters each optimizer keeps (torch.optim's state per parameter).
 OPTIMIZER_STATES: dict[str, int] = {
@@ -203,7 +203,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     storages = live_storages(network, shapes, size)
     candidates = inference_candidates(network, storages)
     if network.symbolic:
-        from .symbolic import peak as symbolic_peak
+        from archcalc.symbolic.symbols import peak as symbolic_peak
 
         peak, peak_layer = symbolic_peak(candidates, network.symbols.values(), network.defaults)
     else:

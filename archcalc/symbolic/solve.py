@@ -13,13 +13,13 @@ from typing import Any
 
 import sympy
 
-from .arith import Shape
-from .dropped_pixels import AxisProgram, Drop, nearest_clean, period, residues
-from .errors import ArchcalcError, OptionError
-from .graph import Network
-from .memory import Memory, MemoryOptions, memory, nothing_per_example
-from .params import ParamCount
-from .shapes import output_shapes
+from archcalc.arith import Shape
+from archcalc.figures.dropped_pixels import AxisProgram, Drop, nearest_clean, period, residues
+from archcalc.errors import ArchcalcError, OptionError
+from archcalc.spec.graph import Network
+from archcalc.figures.memory import Memory, MemoryOptions, memory, nothing_per_example
+from archcalc.figures.params import ParamCount
+from archcalc.figures.shapes import output_shapes
 
 LIMIT = 1 << 20  # the largest size the solver considers
 MAX_MODULUS = 1 << 16  # residues are listed for effective strides up to this
@@ -65,7 +65,7 @@ def _spatial_symbols(network: Network) -> list[Any]:
 
 
 def valid_inputs(network: Network, at: dict[str, int] | None = None) -> list[AxisSolution]:
-    """Per spatial axis, by the one rule of archcalc.dropped_pixels: the smallest size every
+    """Per spatial axis, by the one rule of archcalc.figures.dropped_pixels: the smallest size every
     layer accepts, the residue classes of valid sizes (merges of differently rounded branches
     accept only some), and those at which no window drops an input row or column.
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import sympy
 
-from .errors import SpecError, quote
+from archcalc.errors import SpecError, quote
 
 _RESERVED = {"i", "input"}  # the repetition index and the input's name in `from`
 

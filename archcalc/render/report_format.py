@@ -6,11 +6,11 @@ import io
 import json
 from typing import Any
 
-from .arith import Dim
-from .escape import Markdown
-from .render import count_text, shape_text
-from .report import Report, Stage, TreeNode, as_dict
-from .units import human_bytes, human_count
+from archcalc.arith import Dim
+from archcalc.render.escape import Markdown
+from archcalc.render.tables import count_text, shape_text
+from archcalc.review.report import Report, Stage, TreeNode, as_dict
+from archcalc.units import human_bytes, human_count
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -144,7 +144,7 @@ def markdown(r: Report) -> str:
 
 def html(r: Report) -> str:
     """A self-contained HTML page of the terminal rendering."""
-    from .terminal import Console
+    from archcalc.render.terminal import Console
 
     console = Console(record=True, width=120, file=io.StringIO(), color_system="truecolor")
     console.print(terminal(r))

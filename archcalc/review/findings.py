@@ -55,19 +55,19 @@ from fractions import Fraction
 from itertools import groupby
 from typing import Literal
 
-from .analysis import Analysis
-from .arith import Shape
-from .dropped_pixels import PROBES, AxisProgram, Drop, nearest_clean, period
-from .errors import ArchcalcError, OptionError
-from .graph import INPUT, Network
-from .memory import live_storages
-from .ops.base import GLOBAL, Op, Window, elements
-from .ops.conv import _Conv, _ConvForward
-from .ops.linear import Linear
-from .ops.merge import Concat
-from .ops.norm import _BatchNorm
-from .receptive_field import ReceptiveField
-from .units import human_bytes
+from archcalc.analysis import Analysis
+from archcalc.arith import Shape
+from archcalc.figures.dropped_pixels import PROBES, AxisProgram, Drop, nearest_clean, period
+from archcalc.errors import ArchcalcError, OptionError
+from archcalc.spec.graph import INPUT, Network
+from archcalc.figures.memory import live_storages
+from archcalc.ops.base import GLOBAL, Op, Window, elements
+from archcalc.ops.conv import _Conv, _ConvForward
+from archcalc.ops.linear import Linear
+from archcalc.ops.merge import Concat
+from archcalc.ops.norm import _BatchNorm
+from archcalc.figures.receptive_field import ReceptiveField
+from archcalc.units import human_bytes
 
 Severity = Literal["info", "warning", "error"]
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
