@@ -7,11 +7,11 @@ from typing import Any
 
 from archcalc.arith import Dim, Shape
 from archcalc.figures.flops import LayerFlops, flop_counts
-from archcalc.spec.graph import INPUT, Network
 from archcalc.figures.memory import LayerMemory, Memory, MemoryOptions, memory
 from archcalc.figures.params import ParamCount, parameter_counts
 from archcalc.figures.receptive_field import Field, ReceptiveField, receptive_fields
 from archcalc.figures.shapes import Constraint, merge_constraints, output_shapes
+from archcalc.spec.graph import INPUT, Network
 
 
 @dataclass(frozen=True)

@@ -207,9 +207,9 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     """
     from archcalc.figures.memory import largest_batch
     from archcalc.figures.params import parameter_counts
-    from archcalc.render.tables import memory_table
     from archcalc.figures.shapes import output_shapes
     from archcalc.options import parse_bytes
+    from archcalc.render.tables import memory_table
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     network = _network(spec, input_shape, symbolic)
@@ -304,8 +304,8 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
         _print(rf_table(analysis))
         return
     from archcalc.figures.receptive_field import unit_field
-    from archcalc.render.tables import unit_field_text
     from archcalc.figures.shapes import output_shapes
+    from archcalc.render.tables import unit_field_text
 
     network = analysis.network
     if network.symbolic:
@@ -340,8 +340,8 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
       archcalc report densenet121 --format markdown -o review.md
     """
     from archcalc.figures.memory import MemoryOptions, check_options
-    from archcalc.review.report import build_report
     from archcalc.render.report_format import FORMATS, terminal
+    from archcalc.review.report import build_report
 
     options = MemoryOptions(batch=batch, optimizer=optimizer.lower())
     check_options(options)
@@ -393,8 +393,8 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
       archcalc formula vgg16 --what flops --format python -o vgg16_flops.py
     """
     from archcalc.analysis import analyze as run
-    from archcalc.symbolic.formula import gather, render
     from archcalc.figures.dropped_pixels import period
+    from archcalc.symbolic.formula import gather, render
 
     _, network = _named_input(spec, input_shape)
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
@@ -432,8 +432,8 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
       archcalc solve resnet50 --valid-inputs
       archcalc solve specs/vgg16.yaml --valid-inputs --input 3,H,W
     """
-    from archcalc.render.tables import solve_table
     from archcalc.figures.shapes import merge_constraints, output_shapes
+    from archcalc.render.tables import solve_table
     from archcalc.symbolic.solve import valid_inputs as solve_inputs
 
     numeric, network = _named_input(spec, input_shape)
@@ -464,8 +464,8 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from archcalc.render.tables import mismatch_table
     from archcalc.options import parse_bytes
+    from archcalc.render.tables import mismatch_table
     from archcalc.render.terminal import Console
     from archcalc.verify import verify as run_verify
 
@@ -502,10 +502,10 @@ def zoo() -> None:
     from rich.table import Table
 
     from archcalc.analysis import analyze
-    from archcalc.spec.graph import load
     from archcalc.render.tables import count_text, shape_text
-    from archcalc.units import human_count
+    from archcalc.spec.graph import load
     from archcalc.spec.zoo import zoo_specs
+    from archcalc.units import human_count
 
     table = Table(title="archcalc's built-in specs", title_justify="left")
     for column in ("Name", "Input", "Params", "FLOPs", "Output"):
@@ -670,9 +670,9 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
     """
     from archcalc.figures.memory import MemoryOptions
     from archcalc.render.files import atomic, check_target
+    from archcalc.spec.zoo import resolve
     from archcalc.symbolic.sweep import parse_range, parse_shape, write_csv, write_json
     from archcalc.symbolic.sweep import sweep as run_sweep
-    from archcalc.spec.zoo import resolve
 
     path, builtin = resolve(spec)
     batches = parse_range(batch, "--batch")

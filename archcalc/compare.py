@@ -10,10 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from archcalc.analysis import Analysis, _plain, depth, last_spatial_field, options_json, weighted_layers
+from archcalc.analysis import (
+    Analysis,
+    _plain,
+    depth,
+    last_spatial_field,
+    options_json,
+    weighted_layers,
+)
 from archcalc.errors import OptionError, SpecError
-from archcalc.spec.graph import Network
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import Network
 
 Kind = Literal["count", "flops", "bytes", "shape", "field"]
 

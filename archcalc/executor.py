@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from archcalc.errors import ArchcalcError
-from archcalc.spec.graph import INPUT, Network
+from archcalc.figures.shapes import output_shapes
 from archcalc.lazy import lazy_import
 from archcalc.ops.base import elements
-from archcalc.figures.shapes import output_shapes
+from archcalc.spec.graph import INPUT, Network
 from archcalc.units import human_bytes
 
 np = lazy_import("numpy")

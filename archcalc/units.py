@@ -5,7 +5,6 @@ from __future__ import annotations
 from archcalc.arith import Dim
 
 
-
 def _hundredths(value: int, factor: int) -> str:
     """value / factor with two decimals, rounded half to even in exact integer arithmetic
     (a float would overflow past 2**1024 and round inexactly past 2**53)."""

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from archcalc.analysis import Analysis, analyze
 from archcalc.errors import OptionError, quote
 from archcalc.executor import execute, parameter_sizes
-from archcalc.spec.graph import Network
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import Network
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from archcalc.analysis import analyze
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import load
 from archcalc.symbolic.sweep import (
     check_corners,
     compile_figure,

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
+from conftest import SPECS
 
 from archcalc.cli import main
-from conftest import SPECS
 
 RESNET18 = str(SPECS / "resnet18.yaml")
 

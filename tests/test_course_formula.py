@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sympy
+from conftest import SPECS
 
 from archcalc.analysis import analyze
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import load
 from archcalc.symbolic.symbols import symbol
-from conftest import SPECS
 
 
 def test_course_formula_for_neon_cnn1() -> None:

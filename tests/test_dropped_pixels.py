@@ -10,10 +10,10 @@ import pytest
 
 from archcalc.analysis import analyze
 from archcalc.errors import ArchcalcError
+from archcalc.figures.shapes import output_shapes
+from archcalc.ops.base import Window
 from archcalc.review.findings import review
 from archcalc.spec.graph import load
-from archcalc.ops.base import Window
-from archcalc.figures.shapes import output_shapes
 from archcalc.symbolic.solve import valid_inputs
 
 # A stride-2 branch and a stride-3 branch of the input: the first drops a row at every even

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from archcalc.cli import main
 from archcalc.errors import ArchcalcError, Location, ShapeError, SpecError, quote
-from archcalc.spec.graph import load
 from archcalc.figures.shapes import output_shapes
+from archcalc.spec.graph import load
 
 FAST = 0.5  # seconds: hostile files must be refused long before they cost anything
 

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import keyword
 
-from archcalc.render.escape import Latex, Markdown, dot, html, latex, markdown, mermaid, python_names, python_string, terminal, visible, xml
+from archcalc.render.escape import (
+    Latex,
+    Markdown,
+    dot,
+    html,
+    latex,
+    markdown,
+    mermaid,
+    python_names,
+    python_string,
+    terminal,
+    visible,
+    xml,
+)
 
 
 def test_visible_shows_what_a_format_cannot_hold() -> None:

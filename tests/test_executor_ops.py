@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from archcalc.executor import ExecutionError, execute, random_weights
-from archcalc.spec.graph import load
 from archcalc.ops import REGISTRY, Op
+from archcalc.spec.graph import load
 
 Array = Any
 Shapes = list[tuple[int, ...]]  # batched input shapes

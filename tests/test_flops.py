@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from conftest import SPECS, zoo
 
 from archcalc.cli import main
-from conftest import SPECS, zoo
 
 
 @pytest.mark.parametrize(

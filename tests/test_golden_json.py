@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import SPECS
 
 from archcalc.cli import main
-from conftest import SPECS
 
 ROOT = SPECS.parent
 

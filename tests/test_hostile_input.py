@@ -97,11 +97,11 @@ def test_option_values_are_refused_with_a_message(write, args: tuple[str, ...]) 
 
 def test_a_20_digit_budget_is_exact(write) -> None:
     # (10**20 - weights and optimizer state) // bytes per example, in integers: no float on the way
-    from archcalc.spec.graph import load
     from archcalc.figures.memory import MemoryOptions, largest_batch
     from archcalc.figures.params import parameter_counts
     from archcalc.figures.shapes import output_shapes
     from archcalc.options import parse_bytes
+    from archcalc.spec.graph import load
 
     assert parse_bytes("99999999999999999999") == 10**20 - 1
     assert parse_bytes("1.5GiB") == 3 * 2**29 and parse_bytes("0.001KB") == 1

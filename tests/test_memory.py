@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from conftest import SPECS
 
 from archcalc.cli import main
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions, largest_batch
 from archcalc.figures.params import parameter_counts
 from archcalc.figures.shapes import output_shapes
-from conftest import SPECS
+from archcalc.spec.graph import load
 
 SMALL = """
 name: small

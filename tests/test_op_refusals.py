@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from archcalc.errors import ArchcalcError
-from archcalc.spec.graph import load
 from archcalc.figures.shapes import output_shapes
+from archcalc.spec.graph import load
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
+from conftest import SPECS, zoo
 
 from archcalc.cli import main
 from archcalc.figures.receptive_field import ReceptiveField
-from conftest import SPECS, zoo
 
 
 def fields(result):

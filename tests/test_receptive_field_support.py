@@ -23,9 +23,14 @@ from hypothesis import strategies as st
 
 from archcalc.errors import ArchcalcError
 from archcalc.executor import execute, random_weights
-from archcalc.spec.graph import INPUT, expand
-from archcalc.figures.receptive_field import ReceptiveField, receptive_fields, unit_extents, unit_field
+from archcalc.figures.receptive_field import (
+    ReceptiveField,
+    receptive_fields,
+    unit_extents,
+    unit_field,
+)
 from archcalc.figures.shapes import output_shapes
+from archcalc.spec.graph import INPUT, expand
 from archcalc.spec.spec import parse_spec
 
 D = {1: "1d", 2: "2d"}

@@ -6,12 +6,12 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import SPECS
 
 from archcalc.cli import main
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions
 from archcalc.review.report import build_report
-from conftest import SPECS
+from archcalc.spec.graph import load
 
 
 def run(*args: str) -> tuple[int, str, str]:

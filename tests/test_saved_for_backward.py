@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from archcalc.analysis import analyze
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import load
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import zoo
 
 
@@ -157,9 +156,10 @@ layers:
 
 
 def test_input_override_changes_every_shape(analyse_text) -> None:
+    from conftest import SPECS
+
     from archcalc.analysis import analyze
     from archcalc.spec.graph import load
-    from conftest import SPECS
 
     network = load(str(SPECS / "resnet18.yaml")).with_input((3, 320, 320))
     shapes = {r.path: r.output_shape for r in analyze(network).layers}

@@ -20,8 +20,8 @@ from conftest import SPECS
 from archcalc.analysis import analyze
 from archcalc.cli import main
 from archcalc.errors import ArchcalcError, OptionError
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import load
 from archcalc.spec.source import parse_text
 from archcalc.spec.spec import parse_spec
 from archcalc.symbolic.sweep import MAX_POINTS, Range, axis_names, parse_range, parse_shape, sweep

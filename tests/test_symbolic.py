@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from conftest import SPECS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archcalc.analysis import analyze
 from archcalc.cli import main
 from archcalc.errors import SpecError
-from archcalc.symbolic.formula import gather, render
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import load
+from archcalc.symbolic.formula import gather, render
 from archcalc.symbolic.symbols import simplify_dim, symbol
-from conftest import SPECS
 
 MODELS = ("resnet18", "alexnet", "neon_cnn1", "googlenet", "mobilenet_v3_small", "densenet121")
 _SYMBOLIC = {}
@@ -163,8 +163,8 @@ def test_solver_against_brute_force() -> None:
 def _drops(model: str, h: int) -> list[str]:
     """Layers whose windows leave input rows unread at height h, from the numeric engine's shapes."""
     network = load(str(SPECS / f"{model}.yaml"), input_shape=(3, h, 512))
-    from archcalc.ops.base import Window
     from archcalc.figures.shapes import output_shapes
+    from archcalc.ops.base import Window
 
     shapes = output_shapes(network)
     found = []

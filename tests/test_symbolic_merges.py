@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from archcalc.analysis import analyze
 from archcalc.cli import main
 from archcalc.errors import ArchcalcError, ShapeError
-from archcalc.spec.graph import load
 from archcalc.figures.shapes import output_shapes
+from archcalc.spec.graph import load
 from archcalc.symbolic.solve import valid_inputs
 
 # A U-Net of depth 3 (Ronneberger et al. 2015, with padding 1): three 2x2 max pools down, three

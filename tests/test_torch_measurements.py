@@ -17,8 +17,8 @@ from conftest import SPECS
 from torch_reference import assert_layers_match
 
 from archcalc.analysis import Analysis, analyze
-from archcalc.spec.graph import expand, load
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import expand, load
 from archcalc.spec.spec import parse_spec
 
 DATA = json.loads((Path(__file__).parent / "data" / "torch_measurements.json").read_text())

@@ -22,8 +22,8 @@ from torch_reference import assert_layers_match, measure_module
 
 from archcalc.analysis import analyze
 from archcalc.errors import ArchcalcError
-from archcalc.spec.graph import expand
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import expand
 from archcalc.spec.spec import parse_spec
 
 torch = pytest.importorskip("torch")

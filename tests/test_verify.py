@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 from click.testing import CliRunner
+from conftest import SPECS
 
 from archcalc.cli import main
 from archcalc.spec.graph import load
 from archcalc.verify import verify
-from conftest import SPECS
 
 # FCN and DeepLabV3 cost 143 and 169 GMACs at their 3x520x520 input (minutes in NumPy): they run
 # at 3x64x64 in tests/test_zoo_segmentation.py instead

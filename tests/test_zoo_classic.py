@@ -15,8 +15,8 @@ from conftest import SPECS, zoo
 from torch_reference import Reference, archcalc_view, measure, torch_view
 
 from archcalc.analysis import analyze
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import load
 
 # torchvision docs: the weights' metadata each builder's page publishes (in torchvision 0.29.1's
 # source: VGG11_Weights.IMAGENET1K_V1.meta["num_params"] and ["_ops"], ...), also the Params and

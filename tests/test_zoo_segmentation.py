@@ -20,8 +20,8 @@ from conftest import SPECS, zoo
 from torch_reference import measure_module
 
 from archcalc.analysis import Analysis, analyze
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import load
 from archcalc.verify import verify
 
 MODELS = ["fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"]

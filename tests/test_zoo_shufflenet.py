@@ -18,10 +18,10 @@ from torch_reference import Reference, archcalc_view, measure, torch_view
 from archcalc.analysis import analyze
 from archcalc.errors import ShapeError
 from archcalc.executor import execute
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions
-from archcalc.ops import REGISTRY
 from archcalc.figures.receptive_field import ReceptiveField
+from archcalc.ops import REGISTRY
+from archcalc.spec.graph import load
 
 # torchvision docs: ShuffleNet_V2_X0_5_Weights.IMAGENET1K_V1 and ShuffleNet_V2_X1_0_Weights
 # .IMAGENET1K_V1 publish num_params 1,366,792 and 2,278,604, GFLOPS 0.04 and 0.145 (the "Table of

@@ -11,8 +11,8 @@ from torch_reference import assert_layers_match, measure_module
 from torch_unet import unet_module
 
 from archcalc.analysis import analyze
-from archcalc.spec.graph import load
 from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import load
 from archcalc.verify import verify
 
 

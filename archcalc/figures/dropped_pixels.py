@@ -16,9 +16,9 @@ from fractions import Fraction
 
 from archcalc.arith import Shape
 from archcalc.errors import ArchcalcError
-from archcalc.spec.graph import INPUT, Network
-from archcalc.ops.base import Op, Window
 from archcalc.figures.shapes import output_shapes
+from archcalc.ops.base import Op, Window
+from archcalc.spec.graph import INPUT, Network
 
 
 @dataclass(frozen=True)

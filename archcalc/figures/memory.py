@@ -13,9 +13,9 @@ from typing import Literal, NamedTuple
 from archcalc.arith import Dim, Shape
 from archcalc.dtypes import BYTES
 from archcalc.errors import ArchcalcError, OptionError
-from archcalc.spec.graph import INPUT, Network
-from archcalc.ops.base import elements
 from archcalc.figures.params import ParamCount
+from archcalc.ops.base import elements
+from archcalc.spec.graph import INPUT, Network
 
 # Copies of the trainable parameters each optimizer keeps (torch.optim's state per parameter).
 OPTIMIZER_STATES: dict[str, int] = {

@@ -25,8 +25,8 @@ from typing import Literal, Union
 
 from archcalc.arith import Dim, Shape, maximum
 from archcalc.errors import ArchcalcError, OptionError
-from archcalc.spec.graph import INPUT, Network
 from archcalc.ops.base import GLOBAL, UNDEFINED, Window
+from archcalc.spec.graph import INPUT, Network
 
 
 @dataclass(frozen=True)

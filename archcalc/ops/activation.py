@@ -10,7 +10,17 @@ from pydantic import Field
 
 from archcalc.arith import Dim, Shape
 from archcalc.errors import ShapeError
-from archcalc.ops.base import GLOBAL, INPUT, OUTPUT, Op, ReceptiveStep, Saved, Whole, elements, whole_axes_reads
+from archcalc.ops.base import (
+    GLOBAL,
+    INPUT,
+    OUTPUT,
+    Op,
+    ReceptiveStep,
+    Saved,
+    Whole,
+    elements,
+    whole_axes_reads,
+)
 from archcalc.ops.window import np
 
 

@@ -14,7 +14,16 @@ from pydantic import BeforeValidator, WithJsonSchema, model_validator
 
 from archcalc.arith import Dim, Shape, provably_below
 from archcalc.errors import ShapeError
-from archcalc.ops.base import NOTHING, Op, PositiveInt, ReceptiveStep, Saved, Whole, Window, whole_number
+from archcalc.ops.base import (
+    NOTHING,
+    Op,
+    PositiveInt,
+    ReceptiveStep,
+    Saved,
+    Whole,
+    Window,
+    whole_number,
+)
 
 
 def _index(value: Any) -> Any:

@@ -10,11 +10,11 @@ from pydantic import model_validator
 from archcalc.arith import Dim, Shape, equal, maximum, product, provably_below
 from archcalc.errors import ShapeError
 from archcalc.ops.base import (
-    NonNegativeInt,
-    PositiveInt,
     INPUT,
     UNDEFINED,
+    NonNegativeInt,
     Op,
+    PositiveInt,
     ReceptiveStep,
     Saved,
     Width,

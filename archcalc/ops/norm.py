@@ -9,7 +9,16 @@ from pydantic import Field
 
 from archcalc.arith import Dim, Shape, equal
 from archcalc.errors import ShapeError
-from archcalc.ops.base import GLOBAL, INPUT, Op, PositiveInt, ReceptiveStep, Saved, elements, whole_axes_reads
+from archcalc.ops.base import (
+    GLOBAL,
+    INPUT,
+    Op,
+    PositiveInt,
+    ReceptiveStep,
+    Saved,
+    elements,
+    whole_axes_reads,
+)
 from archcalc.ops.window import np
 
 

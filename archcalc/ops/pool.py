@@ -10,12 +10,12 @@ from pydantic import Field, model_validator
 from archcalc.arith import Dim, Shape, ceil_div, maximum, product, provably_below
 from archcalc.errors import ShapeError
 from archcalc.ops.base import (
-    NonNegativeInt,
-    PositiveInt,
     GLOBAL,
     INPUT,
     NOTHING,
+    NonNegativeInt,
     Op,
+    PositiveInt,
     ReceptiveStep,
     Saved,
     Window,

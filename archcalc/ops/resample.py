@@ -26,7 +26,12 @@ from archcalc.ops.base import (
     Window,
     elements,
 )
-from archcalc.ops.pool import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, _AdaptiveAvgPool
+from archcalc.ops.pool import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
+    _AdaptiveAvgPool,
+)
 from archcalc.ops.window import np
 
 Mode = Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"]

@@ -19,9 +19,9 @@ from typing import Any
 
 from archcalc.analysis import Analysis, _plain
 from archcalc.arith import Dim, Shape
+from archcalc.ops.merge import Concat
 from archcalc.render.escape import dot, mermaid, xml
 from archcalc.spec.graph import INPUT
-from archcalc.ops.merge import Concat
 
 
 @dataclass(frozen=True)

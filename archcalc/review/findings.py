@@ -57,16 +57,16 @@ from typing import Literal
 
 from archcalc.analysis import Analysis
 from archcalc.arith import Shape
-from archcalc.figures.dropped_pixels import PROBES, AxisProgram, Drop, nearest_clean, period
 from archcalc.errors import ArchcalcError, OptionError
-from archcalc.spec.graph import INPUT, Network
+from archcalc.figures.dropped_pixels import PROBES, AxisProgram, Drop, nearest_clean, period
 from archcalc.figures.memory import live_storages
+from archcalc.figures.receptive_field import ReceptiveField
 from archcalc.ops.base import GLOBAL, Op, Window, elements
 from archcalc.ops.conv import _Conv, _ConvForward
 from archcalc.ops.linear import Linear
 from archcalc.ops.merge import Concat
 from archcalc.ops.norm import _BatchNorm
-from archcalc.figures.receptive_field import ReceptiveField
+from archcalc.spec.graph import INPUT, Network
 from archcalc.units import human_bytes
 
 Severity = Literal["info", "warning", "error"]

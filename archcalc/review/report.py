@@ -10,13 +10,20 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from archcalc.analysis import Analysis, LayerResult, analyze, depth, last_spatial_field, weighted_layers
+from archcalc.analysis import (
+    Analysis,
+    LayerResult,
+    analyze,
+    depth,
+    last_spatial_field,
+    weighted_layers,
+)
 from archcalc.arith import Dim, Shape
 from archcalc.errors import OptionError
-from archcalc.review.findings import Finding, review, unknown_rules
-from archcalc.spec.graph import Network
 from archcalc.figures.memory import MemoryOptions
 from archcalc.figures.receptive_field import ReceptiveField
+from archcalc.review.findings import Finding, review, unknown_rules
+from archcalc.spec.graph import Network
 
 
 @dataclass(frozen=True)

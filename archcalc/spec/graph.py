@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from archcalc.arith import Shape
 from archcalc.errors import Location, SpecError, quote
-from archcalc.spec.expr import ExpressionError, evaluate, is_expression, substitute
 from archcalc.ops import REGISTRY, Op
+from archcalc.spec.expr import ExpressionError, evaluate, is_expression, substitute
 from archcalc.spec.source import LineDict, limit, read_file
 from archcalc.spec.spec import ENTRY_KEYS, BlockDef, Spec, describe_validation_error, parse_spec
 

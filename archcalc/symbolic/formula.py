@@ -14,8 +14,8 @@ import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
 from archcalc.analysis import Analysis
-from archcalc.render.escape import Latex, python_names, python_string, terminal
 from archcalc.figures.receptive_field import ReceptiveField
+from archcalc.render.escape import Latex, python_names, python_string, terminal
 
 WHAT = ("shapes", "params", "memory", "flops", "rf")
 FORMATS = ("text", "latex", "python", "json")

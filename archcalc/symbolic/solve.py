@@ -14,12 +14,12 @@ from typing import Any
 import sympy
 
 from archcalc.arith import Shape
-from archcalc.figures.dropped_pixels import AxisProgram, Drop, nearest_clean, period, residues
 from archcalc.errors import ArchcalcError, OptionError
-from archcalc.spec.graph import Network
+from archcalc.figures.dropped_pixels import AxisProgram, Drop, nearest_clean, period, residues
 from archcalc.figures.memory import Memory, MemoryOptions, memory, nothing_per_example
 from archcalc.figures.params import ParamCount
 from archcalc.figures.shapes import output_shapes
+from archcalc.spec.graph import Network
 
 LIMIT = 1 << 20  # the largest size the solver considers
 MAX_MODULUS = 1 << 16  # residues are listed for effective strides up to this

@@ -21,8 +21,8 @@ import sympy
 
 from archcalc.analysis import Analysis, analyze
 from archcalc.errors import ArchcalcError, OptionError, quote
-from archcalc.spec.graph import INPUT, Network, expand
 from archcalc.figures.memory import MemoryOptions, Storage, check_options, live_storages
+from archcalc.spec.graph import INPUT, Network, expand
 from archcalc.spec.source import read_file
 from archcalc.spec.spec import Spec, parse_spec
 from archcalc.symbolic.symbols import symbol
