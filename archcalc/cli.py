@@ -105,22 +105,13 @@ def memory_options(command: Any) -> Any:
 
 
 def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    """Print the installed version (run from a checkout: pyproject.toml's) and exit; looked up
-    only when asked, as metadata lookups cost startup time."""
+    """Print the installed version (run from a checkout: pyproject.toml's) and exit."""
     if not value:
         return
-    from importlib.metadata import PackageNotFoundError, version
+    from archcalc.version import version
 
-    try:
-        found = version("archcalc")
-    except PackageNotFoundError:
-        import re
-        from pathlib import Path
-
-        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-        match = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M) if pyproject.is_file() else None
-        found = f"{match[1] if match else 'unknown'} (not installed)"
-    click.echo(f"archcalc, version {found}")
+    found, installed = version()
+    click.echo(f"archcalc, version {found}" + ("" if installed else " (not installed)"))
     ctx.exit()
 
 
