@@ -18,12 +18,14 @@ API_DOC = ROOT / "docs" / "api.md"
 
 
 def _examples() -> list[tuple[str, str]]:
-    """Each ```python block of docs/api.md, named by the heading above it."""
-    text = API_DOC.read_text()
+    """Each ```python block of docs/api.md (and the README's), named by the heading above it."""
     found = []
-    for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
-        headings = re.findall(r"^#+ (.+)$", text[: match.start()], re.M)
-        found.append((f"{len(found)}-{headings[-1] if headings else 'top'}", match.group(1)))
+    for page in (API_DOC, ROOT / "README.md"):
+        text = page.read_text()
+        for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
+            prose = re.sub(r"^```.*?^```", "", text[: match.start()], flags=re.S | re.M)
+            headings = re.findall(r"^#+ (.+)$", prose, re.M)
+            found.append((f"{page.name}-{len(found)}-{headings[-1] if headings else 'top'}", match.group(1)))
     return found
 
 
@@ -36,8 +38,8 @@ def test_the_api_page_has_examples_that_check_figures() -> None:
 
 
 @pytest.mark.parametrize("code", [c for _, c in EXAMPLES], ids=[n for n, _ in EXAMPLES])
-def test_every_example_of_the_api_page_runs(code: str) -> None:
-    exec(compile(code, str(API_DOC), "exec"), {"__name__": "docs_api"})
+def test_every_example_of_the_api_page_and_readme_runs(code: str) -> None:
+    exec(compile(code, "docs example", "exec"), {"__name__": "docs_example"})
 
 
 def _fresh(code: str) -> subprocess.CompletedProcess[str]:
