@@ -36,9 +36,21 @@ _LAZY = {
 }
 
 __all__ = [
-    "__version__", "load", "loads", "analyze",
-    "Analysis", "LayerResult", "Totals", "Memory", "MemoryOptions", "Network", "Layer",
-    "ArchcalcError", "SpecError", "ShapeError", "OptionError",
+    "Analysis",
+    "ArchcalcError",
+    "Layer",
+    "LayerResult",
+    "Memory",
+    "MemoryOptions",
+    "Network",
+    "OptionError",
+    "ShapeError",
+    "SpecError",
+    "Totals",
+    "__version__",
+    "analyze",
+    "load",
+    "loads",
 ]
 
 

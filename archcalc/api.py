@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from archcalc.analysis import Analysis
 from archcalc.analysis import analyze as run
@@ -20,8 +20,8 @@ from archcalc.spec.graph import Network, load_data
 from archcalc.spec.source import check_text, parse_text, read_file
 from archcalc.spec.zoo import resolve
 
-Source = Union[str, "os.PathLike[str]", Mapping[str, Any]]
-InputShape = Union[Sequence[Union[int, str]], str, None]
+Source = str | os.PathLike[str] | Mapping[str, Any]
+InputShape = Sequence[int | str] | str | None
 
 
 def _input_shape(shape: InputShape) -> tuple[int | str, ...] | None:
