@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,19 @@ def test_formula_is_symbolic_by_nature() -> None:
 def test_commands_with_a_numeric_batch_refuse_a_symbol(command: list[str]) -> None:
     code, out, err = run(*command, "--batch", "abc")
     assert code == 2 and out == "" and "'abc'" in err
+
+
+def test_json_on_stdin_may_be_indented_with_tabs() -> None:
+    # YAML refuses tabs as indentation; JSON allows them, and stdin has no .json suffix to say which
+    spec = {"name": "tabs", "input": [4], "layers": [{"op": "linear", "out": 2}]}
+    code, out, _ = run("analyze", "-", "--json", stdin=json.dumps(spec, indent="\t"))
+    assert code == 0 and json.loads(out)["totals"]["params"] == 4 * 2 + 2
+
+
+def test_a_real_pipe_into_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "archcalc", "analyze", "-", "--json"],
+        input=RESNET18_TEXT, capture_output=True, text=True, cwd=SPECS.parent, check=False,
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    assert json.loads(done.stdout)["totals"]["params"] == RESNET18_PARAMS

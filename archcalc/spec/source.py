@@ -149,10 +149,17 @@ def _check_json(text: str, file: str | None) -> str:
 def parse_text(text: str, file: str | None = None) -> Any:
     """Plain data (LineDict/LineList/scalars) from YAML or JSON text, or a SpecError.
 
-    A file named *.json must be valid JSON; any other name is read as YAML (JSON is YAML too).
+    A file named *.json must be valid JSON; any other name is read as YAML (JSON is YAML too),
+    except that text with tabs which is valid JSON (standard input has no suffix to say so) is
+    read as JSON, whose indentation may be tabs where YAML's may not.
     """
     if file is not None and file.lower().endswith(".json") and text.strip():
         text = _check_json(text, file)
+    elif "\t" in text and text.lstrip()[:1] in ("{", "["):
+        try:
+            text = _check_json(text, file)
+        except SpecError:
+            pass  # not JSON: YAML's own message follows
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise SpecError("the file holds a NUL byte: a spec is text", location=Location(file, line))
