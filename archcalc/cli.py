@@ -21,9 +21,9 @@ def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         ctx.meta["archcalc.quiet"] = True
 
 
-def quiet_option() -> click.Option:
-    """`--quiet`/`-q`: no notes on stderr (which built-in spec was used, which file was written)."""
-    return click.Option(["--quiet", "-q"], is_flag=True, expose_value=False, callback=_quiet, help="Print no notes on stderr (errors and warnings still show).")
+# `--quiet`/`-q`: no notes on stderr (which built-in spec was used, which file was written)
+QUIET_DECLS = ("--quiet", "-q")
+QUIET_ATTRS: dict[str, Any] = {"is_flag": True, "expose_value": False, "callback": _quiet, "help": "Print no notes on stderr (errors and warnings still show)."}
 
 
 class _Group(click.Group):
@@ -31,7 +31,7 @@ class _Group(click.Group):
     gives every command --quiet, as the group has it."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        cmd.params.append(quiet_option())
+        cmd.params.append(click.Option(QUIET_DECLS, **QUIET_ATTRS))
         super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -176,7 +176,7 @@ def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version, help="Show the version and exit.")
-@click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_quiet, help="Print no notes on stderr (errors and warnings still show).")
+@click.option(*QUIET_DECLS, **QUIET_ATTRS)
 def main() -> None:
     """Exact shapes, parameters (and more) of a network described in a YAML/JSON spec.
 
