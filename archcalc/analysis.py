@@ -117,7 +117,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
     """The documented JSON object of `archcalc analyze --json` (docs/json.md): every figure's
     JSON totals and, per layer, its JSON fields, in registry order."""
     figures = list(FIGURES.values())
-    passes = [f for f in figures if f.layer_json is not None]
+    fields = [(f.name, f.layer_json) for f in figures if f.layer_json is not None]
     return {
         "name": analysis.network.name,
         "input": _plain(analysis.network.input_shape),
@@ -131,7 +131,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
                 "name": r.path,
                 "op": r.op,
                 "inputs": list(r.inputs),
-                **{k: v for f in passes for k, v in f.layer_json(r.values[f.name], analysis).items()},  # type: ignore[misc]
+                **{k: v for name, layer_json in fields for k, v in layer_json(r.values[name], analysis).items()},
             }
             for r in analysis.layers
         ],

@@ -19,7 +19,7 @@ from archcalc.arith import Dim, Shape, product
 from archcalc.cli import main
 from archcalc.errors import ShapeError
 from archcalc.figures import FIGURES
-from archcalc.figures.figure import Figure, Formula, GlanceRow, Sweepable, Total, plain, walk
+from archcalc.figures.figure import Figure, Formula, GlanceRow, Sweepable, Total, plain, register, walk
 from archcalc.ops.conv import Conv2d
 from archcalc.spec.graph import Layer, Network
 
@@ -53,6 +53,7 @@ def _total(analysis: Any) -> Any:
 
 BIAS_PARAMS = Figure(
     "bias_params", "Bias parameters", "count", True,
+    needs=("shapes",),
     run=lambda network, done, options: bias_counts(network, done["shapes"]),
     layer_json=lambda n, analysis: {"bias_params": plain(n)},
     totals=(Total("bias_params", "Bias params", "count", _total, True, compare=200),),
@@ -116,6 +117,12 @@ def test_unregistered_it_is_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (tmp_path / "tiny.yaml").write_text(NET)
     assert "bias_params" not in run("analyze", "tiny.yaml", "--json")
     assert "bias_params" not in run("formula", "--help")
+
+
+def test_a_pass_is_registered_after_the_passes_it_needs() -> None:
+    with pytest.raises(ValueError, match="needs the passes"):
+        register(Figure("latency", "Latency", "count", True, needs=("kernels",), run=lambda network, done, options: {}))
+    assert "latency" not in FIGURES
 
 
 # --- errors: one walk gives every pass's errors the layer's place ---------------------------------

@@ -32,6 +32,7 @@ def depth(analysis: Analysis) -> int:
 
 DEPTH = Figure(
     "depth", "Layers and depth", "count", None,
+    needs=("flops",),
     totals=(  # not in analyze --json, whose layers list says as much
         Total("layers", "Layers", "count", lambda a: len(a.layers), json=False),
         Total("weighted_layers", "Conv/linear layers", "count", weighted_layers, json=False, compare=50),

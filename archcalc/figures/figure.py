@@ -92,14 +92,15 @@ class GlanceRow:
 
 @dataclass(frozen=True)
 class Figure:
-    """A figure: its pass (results of earlier passes by figure name -> its own), the per-layer
-    values and JSON fields taken from that result, its totals, formulas, sweeps and glance row.
-    A figure without a pass has totals only (a network's depth)."""
+    """A figure: its pass (the results of the passes it `needs`, by figure name -> its own), the
+    per-layer values and JSON fields taken from that result, its totals, formulas, sweeps and
+    glance row. A figure without a pass has totals only (a network's depth)."""
 
     name: str
     label: str
     unit: Unit
     lower_is_better: bool | None
+    needs: tuple[str, ...] = ()
     run: Callable[[Network, Mapping[str, Any], MemoryOptions], Any] | None = None
     per_layer: Callable[[Any], Mapping[str, Any]] | None = None  # path -> value; None: the result is that mapping
     layer_json: Callable[[Any, Analysis], dict[str, Any]] | None = None  # of the layer's value
@@ -117,7 +118,11 @@ FIGURES: dict[str, Figure] = {}  # in the order passes run and JSON lists their 
 
 
 def register(*figures: Figure) -> None:
+    """Add figures after those registered; a pass runs after the passes it needs."""
     for figure in figures:
+        missing = [n for n in figure.needs if n not in FIGURES or FIGURES[n].run is None]
+        if missing:
+            raise ValueError(f"figure {figure.name!r} needs the passes {missing}, which are not registered before it")
         FIGURES[figure.name] = figure
 
 

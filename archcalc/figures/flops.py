@@ -61,6 +61,7 @@ def _per_batch(analysis: Any) -> Any:
 
 FLOPS = Figure(
     "flops", "FLOPs", "flops", True,
+    needs=("shapes",),
     run=lambda network, done, options: flop_counts(network, done["shapes"]),
     layer_json=lambda f, analysis: {"macs": plain(f.macs), "flops": plain(f.flops), "elementwise_flops": plain(f.elementwise)},
     totals=(

@@ -333,6 +333,7 @@ def _glance_text(g: Mapping[str, Any]) -> tuple[str, str]:
 
 MEMORY = Figure(
     "memory", "Memory", "bytes", True,
+    needs=("shapes", "params"),
     run=lambda network, done, options: memory(network, done["shapes"], done["params"], options),
     per_layer=lambda m: m.layers,
     layer_json=lambda m, analysis: {"output_bytes": plain(m.output), "saved_for_backward_bytes": plain(m.saved)},

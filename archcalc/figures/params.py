@@ -54,6 +54,7 @@ def _glance_text(g: Mapping[str, Any]) -> tuple[str, str]:
 
 PARAMS = Figure(
     "params", "Parameters", "count", True,
+    needs=("shapes",),
     run=lambda network, done, options: parameter_counts(network, done["shapes"]),
     layer_json=lambda c, analysis: {"params": plain(c.params), "trainable": not c.frozen, "buffers": plain(c.buffers)},
     totals=(
