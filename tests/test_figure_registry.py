@@ -19,7 +19,16 @@ from archcalc.arith import Dim, Shape, product
 from archcalc.cli import main
 from archcalc.errors import ShapeError
 from archcalc.figures import FIGURES
-from archcalc.figures.figure import Figure, Formula, GlanceRow, Sweepable, Total, plain, register, walk
+from archcalc.figures.figure import (
+    Figure,
+    Formula,
+    GlanceRow,
+    Sweepable,
+    Total,
+    plain,
+    register,
+    walk,
+)
 from archcalc.ops.conv import Conv2d
 from archcalc.spec.graph import Layer, Network
 
