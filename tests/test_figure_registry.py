@@ -61,11 +61,11 @@ def _total(analysis: Any) -> Any:
 
 
 BIAS_PARAMS = Figure(
-    "bias_params", "Bias parameters", "count", True,
+    "bias_params", "Bias parameters", "count", lower_is_better=True,
     needs=("shapes",),
     run=lambda network, done, options: bias_counts(network, done["shapes"]),
     layer_json=lambda n, analysis: {"bias_params": plain(n)},
-    totals=(Total("bias_params", "Bias params", "count", _total, True, compare=200),),
+    totals=(Total("bias_params", "Bias params", "count", _total, lower_is_better=True, compare=200),),
     formula=Formula(lambda n: {"bias": n} if n != 0 else {}, lambda a: {"bias_params": a.total("bias_params")}),
     sweeps=(Sweepable("bias_params", "bias parameters", "count", lambda a: a.total("bias_params")),),
     glance=GlanceRow(100, lambda a: {"bias_params": a.total("bias_params")}, lambda g: ("Bias parameters", f"{g['bias_params']:,}")),
@@ -130,7 +130,7 @@ def test_unregistered_it_is_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_a_pass_is_registered_after_the_passes_it_needs() -> None:
     with pytest.raises(ValueError, match="needs the passes"):
-        register(Figure("latency", "Latency", "count", True, needs=("kernels",), run=lambda network, done, options: {}))
+        register(Figure("latency", "Latency", "count", lower_is_better=True, needs=("kernels",), run=lambda network, done, options: {}))
     assert "latency" not in FIGURES
 
 

@@ -31,7 +31,7 @@ def depth(analysis: Analysis) -> int:
 
 
 DEPTH = Figure(
-    "depth", "Layers and depth", "count", None,
+    "depth", "Layers and depth", "count", lower_is_better=None,
     needs=("flops",),
     totals=(  # not in analyze --json, whose layers list says as much
         Total("layers", "Layers", "count", lambda a: len(a.layers), json=False),

@@ -60,14 +60,14 @@ def _per_batch(analysis: Any) -> Any:
 
 
 FLOPS = Figure(
-    "flops", "FLOPs", "flops", True,
+    "flops", "FLOPs", "flops", lower_is_better=True,
     needs=("shapes",),
     run=lambda network, done, options: flop_counts(network, done["shapes"]),
     layer_json=lambda f, analysis: {"macs": plain(f.macs), "flops": plain(f.flops), "elementwise_flops": plain(f.elementwise)},
     totals=(
-        Total("macs", "MACs per example", "flops", _sum("macs"), True, compare=21),
-        Total("flops", "FLOPs per example", "flops", lambda a: 2 * a.total("macs"), True, compare=20),
-        Total("elementwise_flops", "Element-wise FLOPs per example", "flops", _sum("elementwise"), True),
+        Total("macs", "MACs per example", "flops", _sum("macs"), lower_is_better=True, compare=21),
+        Total("flops", "FLOPs per example", "flops", lambda a: 2 * a.total("macs"), lower_is_better=True, compare=20),
+        Total("elementwise_flops", "Element-wise FLOPs per example", "flops", _sum("elementwise"), lower_is_better=True),
     ),
     formula=Formula(
         lambda f: {"macs": f.macs, "flops": f.flops, "elementwise": f.elementwise} if f.macs != 0 or f.elementwise != 0 else {},

@@ -332,15 +332,21 @@ def _glance_text(g: Mapping[str, Any]) -> tuple[str, str]:
 
 
 MEMORY = Figure(
-    "memory", "Memory", "bytes", True,
+    "memory", "Memory", "bytes", lower_is_better=True,
     needs=("shapes", "params"),
     run=lambda network, done, options: memory(network, done["shapes"], done["params"], options),
     per_layer=lambda m: m.layers,
     layer_json=lambda m, analysis: {"output_bytes": plain(m.output), "saved_for_backward_bytes": plain(m.saved)},
     totals=(
         Total("memory", "Memory", "bytes", lambda a: memory_json(a.memory)),
-        Total("training_memory", "Training memory, batch {batch}", "bytes", lambda a: a.memory.training_total, True, json=False, compare=30),
-        Total("inference_peak", "Inference peak, batch {batch}", "bytes", lambda a: a.memory.inference_peak, True, json=False, compare=31),
+        Total(
+            "training_memory", "Training memory, batch {batch}", "bytes", lambda a: a.memory.training_total,
+            lower_is_better=True, json=False, compare=30,
+        ),
+        Total(
+            "inference_peak", "Inference peak, batch {batch}", "bytes", lambda a: a.memory.inference_peak,
+            lower_is_better=True, json=False, compare=31,
+        ),
     ),
     formula=Formula(lambda m: {"output_bytes": m.output, "saved_bytes": m.saved}, _formulas),
     sweeps=(

@@ -53,15 +53,15 @@ def _glance_text(g: Mapping[str, Any]) -> tuple[str, str]:
 
 
 PARAMS = Figure(
-    "params", "Parameters", "count", True,
+    "params", "Parameters", "count", lower_is_better=True,
     needs=("shapes",),
     run=lambda network, done, options: parameter_counts(network, done["shapes"]),
     layer_json=lambda c, analysis: {"params": plain(c.params), "trainable": not c.frozen, "buffers": plain(c.buffers)},
     totals=(
-        Total("params", "Params", "count", _sum("params"), True, compare=10),
-        Total("trainable_params", "Trainable params", "count", _sum("trainable"), True, compare=11),
-        Total("frozen_params", "Frozen params", "count", lambda a: a.total("params") - a.total("trainable_params"), True),
-        Total("buffers", "Buffers", "count", _sum("buffers"), True),
+        Total("params", "Params", "count", _sum("params"), lower_is_better=True, compare=10),
+        Total("trainable_params", "Trainable params", "count", _sum("trainable"), lower_is_better=True, compare=11),
+        Total("frozen_params", "Frozen params", "count", lambda a: a.total("params") - a.total("trainable_params"), lower_is_better=True),
+        Total("buffers", "Buffers", "count", _sum("buffers"), lower_is_better=True),
     ),
     formula=Formula(
         lambda c: {"params": c.params} if c.params != 0 else {},

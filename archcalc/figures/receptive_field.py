@@ -305,7 +305,7 @@ def _closed_form(field: Field) -> dict[str, Any]:
 
 
 RECEPTIVE_FIELD = Figure(
-    "rf", "Receptive field", "field", None,
+    "rf", "Receptive field", "field", lower_is_better=None,
     needs=("shapes",),
     run=lambda network, done, options: receptive_fields(network, done["shapes"]),
     layer_json=lambda field, analysis: {

@@ -64,7 +64,7 @@ def _glance_text(g: Mapping[str, Any]) -> tuple[str, str]:
 
 
 SHAPES = Figure(
-    "shapes", "Output shape", "shape", None,
+    "shapes", "Output shape", "shape", lower_is_better=None,
     run=lambda network, done, options: output_shapes(network),
     layer_json=lambda shape, analysis: {"output_shape": plain(shape)},
     totals=(  # analyze --json gives the input and output shapes beside its totals
