@@ -1,56 +1,106 @@
-"""The whole analysis of a network as frozen data, and its JSON form (the machine contract)."""
+"""The whole analysis of a network as frozen data, and its JSON form (the machine contract).
+
+`analyze` runs every registered figure's pass (archcalc/figures) in registry order; a figure's
+per-layer values are `analysis.values[name][path]` (or `row.values[name]`), its totals
+`analysis.total(key)`; the attributes below are shorthands for the built-in figures.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any
 
-from archcalc.arith import Dim, Shape
-from archcalc.figures.flops import LayerFlops, flop_counts
-from archcalc.figures.memory import LayerMemory, Memory, MemoryOptions, memory
-from archcalc.figures.params import ParamCount, parameter_counts
-from archcalc.figures.receptive_field import Field, ReceptiveField, receptive_fields
-from archcalc.figures.shapes import Constraint, merge_constraints, output_shapes
-from archcalc.spec.graph import INPUT, Network
+from archcalc.arith import Shape
+from archcalc.figures import FIGURES
+from archcalc.figures.figure import plain as _plain
+from archcalc.figures.figure import total as declared_total
+from archcalc.figures.flops import LayerFlops
+from archcalc.figures.memory import LayerMemory, Memory, MemoryOptions
+from archcalc.figures.params import ParamCount
+from archcalc.figures.receptive_field import Field
+from archcalc.figures.shapes import Constraint, merge_constraints
+from archcalc.spec.graph import Network
 
 
 @dataclass(frozen=True)
 class LayerResult:
-    """What the analysis found for one layer."""
+    """What the analysis found for one layer: every figure's value by figure name."""
 
     path: str
     op: str
     inputs: tuple[str, ...]
-    output_shape: Shape
-    params: ParamCount
     detail: str
-    flops: LayerFlops
-    receptive_field: Field
-    memory: LayerMemory
+    values: dict[str, Any]
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.values["shapes"]  # type: ignore[no-any-return]
+
+    @property
+    def params(self) -> ParamCount:
+        return self.values["params"]  # type: ignore[no-any-return]
+
+    @property
+    def flops(self) -> LayerFlops:
+        return self.values["flops"]  # type: ignore[no-any-return]
+
+    @property
+    def receptive_field(self) -> Field:
+        return self.values["rf"]  # type: ignore[no-any-return]
+
+    @property
+    def memory(self) -> LayerMemory:
+        return self.values["memory"]  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True)
 class Totals:
-    params: Dim
-    trainable_params: Dim
-    frozen_params: Dim
-    buffers: Dim
-    macs: Dim
-    flops: Dim
-    elementwise_flops: Dim
+    """Every declared total as an attribute: `analysis.totals.params` is `analysis.total("params")`."""
+
+    __slots__ = ("_analysis",)
+
+    def __init__(self, analysis: Analysis) -> None:
+        object.__setattr__(self, "_analysis", analysis)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._analysis.total(key)
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {key!r}: results are frozen")
+
+    def __dir__(self) -> list[str]:
+        return [t.key for f in FIGURES.values() for t in f.totals]
 
 
 @dataclass(frozen=True)
 class Analysis:
     network: Network
     layers: tuple[LayerResult, ...]
-    totals: Totals
-    memory: Memory
+    results: dict[str, Any]  # each pass's result by figure name
+    values: dict[str, Any]  # figure name -> layer path -> the figure's value there
+    options: MemoryOptions
     constraints: tuple[Constraint, ...] = ()  # symbolic: sizes merges need equal, for some inputs only
+    _totals: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def total(self, key: str) -> Any:
+        """The declared total `key` (figure.Total), computed once."""
+        if key not in self._totals:
+            self._totals[key] = declared_total(key).value(self)
+        return self._totals[key]
+
+    @property
+    def totals(self) -> Totals:
+        return Totals(self)
+
+    @property
+    def memory(self) -> Memory:
+        return self.results["memory"]  # type: ignore[no-any-return]
 
     @property
     def output_shape(self) -> Shape:
-        return next(r.output_shape for r in self.layers if r.path == self.network.output)
+        return self.values["shapes"][self.network.output]  # type: ignore[no-any-return]
 
     def layer(self, path: str) -> LayerResult:
         """The result of the layer at `path` (e.g. 'layer1.0.conv1'); KeyError if there is none."""
@@ -61,84 +111,28 @@ class Analysis:
 
 
 def analyze(network: Network, options: MemoryOptions | None = None) -> Analysis:
-    """Shapes, parameters, FLOPs, receptive fields and memory of every layer, with totals."""
-    shapes = output_shapes(network)
-    counts = parameter_counts(network, shapes)
-    flops = flop_counts(network, shapes)
-    fields = receptive_fields(network, shapes)
-    mem = memory(network, shapes, counts, options or MemoryOptions())
+    """Every registered figure's pass, in registry order, each reading the earlier ones' results."""
+    options = options or MemoryOptions()
+    results: dict[str, Any] = {}
+    for figure in FIGURES.values():
+        if figure.run is not None:
+            results[figure.name] = figure.run(network, results, options)
+    values = {name: FIGURES[name].values(result) for name, result in results.items()}
     rows = tuple(
         LayerResult(
-            layer.path, layer.op.kind, layer.inputs, shapes[layer.path], counts[layer.path],
-            layer.op.describe(), flops[layer.path], fields[layer.path], mem.layers[layer.path],
+            layer.path, layer.op.kind, layer.inputs, layer.op.describe(),
+            {name: per_layer[layer.path] for name, per_layer in values.items()},
         )
         for layer in network.layers
     )
-    total = sum((c.params for c in counts.values()), 0)
-    trainable = sum((c.trainable for c in counts.values()), 0)
-    buffers = sum((c.buffers for c in counts.values()), 0)
-    macs = sum((f.macs for f in flops.values()), 0)
-    elementwise = sum((f.elementwise for f in flops.values()), 0)
-    totals = Totals(total, trainable, total - trainable, buffers, macs, 2 * macs, elementwise)
-    return Analysis(network, rows, totals, mem, merge_constraints(network, shapes))
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready numbers: ints stay ints, symbolic expressions become strings."""
-    if isinstance(value, (int, float, str)) or value is None:
-        return value
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return str(value)
-
-
-def field_json(field: Field) -> dict[str, Any] | None:
-    """Araujo's size, jump and effective padding per spatial axis; null where all is seen.
-
-    Where the field depends on the unit's position, `size` is the largest over all units,
-    `smallest_size` the smallest, `stride` and `padding` null, and `reason` says why."""
-    if not isinstance(field, ReceptiveField):
-        return None
-    return {
-        "size": _plain(field.size),
-        "stride": _plain(field.stride),
-        "padding": _plain(field.padding),
-        "misaligned": field.misaligned,
-        "position_dependent": field.position_dependent,
-        "smallest_size": _plain(field.smallest),
-        "reason": field.varies or None,
-    }
-
-
-def sees_whole_input(field: Field, input_shape: Shape) -> bool:
-    """The layer sees all of the input, or its (largest) field covers it on every axis."""
-    return field == "global" or (isinstance(field, ReceptiveField) and field.covers(input_shape))
-
-
-def options_json(o: MemoryOptions) -> dict[str, Any]:
-    """The batch, dtype, optimizer and mixed precision that memory figures were priced with."""
-    return {"batch": _plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision}
-
-
-def memory_json(m: Memory) -> dict[str, Any]:
-    """Exact byte counts for the batch, dtype and optimizer the analysis was run with."""
-    return {
-        **options_json(m.options),
-        "weights": _plain(m.weights),
-        "buffers": _plain(m.buffers),
-        "activations_sum": _plain(m.activations_sum),
-        "inference_peak": _plain(m.inference_peak),
-        "inference_peak_layer": m.peak_layer,
-        "training_activations": _plain(m.training_activations),
-        "gradients": _plain(m.gradients),
-        "optimizer_state": _plain(m.optimizer_state),
-        "training_total": _plain(m.training_total),
-    }
+    return Analysis(network, rows, results, values, options, merge_constraints(network, results["shapes"]))
 
 
 def to_json(analysis: Analysis) -> dict[str, Any]:
-    """The documented JSON object of `archcalc analyze --json` (docs/json.md)."""
-    t = analysis.totals
+    """The documented JSON object of `archcalc analyze --json` (docs/json.md): every figure's
+    JSON totals and, per layer, its JSON fields, in registry order."""
+    figures = list(FIGURES.values())
+    fields = [(f.name, f.layer_json) for f in figures if f.layer_json is not None]
     return {
         "name": analysis.network.name,
         "input": _plain(analysis.network.input_shape),
@@ -146,60 +140,14 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "constraints": [
             {"layer": c.layer, "left": _plain(c.left), "right": _plain(c.right)} for c in analysis.constraints
         ],
-        "totals": {
-            "params": _plain(t.params),
-            "trainable_params": _plain(t.trainable_params),
-            "frozen_params": _plain(t.frozen_params),
-            "buffers": _plain(t.buffers),
-            "macs": _plain(t.macs),
-            "flops": _plain(t.flops),
-            "elementwise_flops": _plain(t.elementwise_flops),
-            "memory": memory_json(analysis.memory),
-        },
+        "totals": {t.key: _plain(analysis.total(t.key)) for f in figures for t in f.totals if t.json},
         "layers": [
             {
                 "name": r.path,
                 "op": r.op,
                 "inputs": list(r.inputs),
-                "output_shape": _plain(r.output_shape),
-                "params": _plain(r.params.params),
-                "trainable": not r.params.frozen,
-                "buffers": _plain(r.params.buffers),
-                "macs": _plain(r.flops.macs),
-                "flops": _plain(r.flops.flops),
-                "elementwise_flops": _plain(r.flops.elementwise),
-                "receptive_field": field_json(r.receptive_field),
-                "sees_whole_input": sees_whole_input(r.receptive_field, analysis.network.input_shape),
-                "output_bytes": _plain(r.memory.output),
-                "saved_for_backward_bytes": _plain(r.memory.saved),
+                **{k: v for name, layer_json in fields for k, v in layer_json(r.values[name], analysis).items()},
             }
             for r in analysis.layers
         ],
     }
-
-
-def weighted_layers(analysis: Analysis) -> int:
-    """Convolutions and linear layers: the layers that multiply by weights (their MACs are not 0)."""
-    return sum(1 for r in analysis.layers if r.flops.macs != 0)
-
-
-def depth(analysis: Analysis) -> int:
-    """Convolutions and linear layers on the longest path from input to output (ResNet-50: 50).
-
-    Projection shortcuts run beside the main path, so they add to `weighted_layers` but not here,
-    which is how the papers count depth.
-    """
-    on_path = {INPUT: 0}
-    for r in analysis.layers:
-        on_path[r.path] = max(on_path[i] for i in r.inputs) + (1 if r.flops.macs != 0 else 0)
-    return on_path[analysis.network.output]
-
-
-def last_spatial_field(analysis: Analysis) -> tuple[Dim, ...] | None:
-    """Receptive-field size of the last layer that still has spatial axes (before global pooling)."""
-    spatial = [
-        r for r in analysis.layers
-        if r.receptive_field is not None and any(not (isinstance(d, int) and d == 1) for d in r.output_shape[1:])
-    ]
-    field = spatial[-1].receptive_field if spatial else None
-    return field.size if isinstance(field, ReceptiveField) else None  # None: the whole input

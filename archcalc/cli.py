@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from archcalc.errors import ArchcalcError, OptionError, quote
-from archcalc.options import WholeNumber, parse_batch, parse_input
+from archcalc.options import FigureChoice, WholeNumber, parse_batch, parse_input
 
 EXIT_BAD_INPUT = 2
 
@@ -340,7 +340,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
       archcalc rf specs/resnet50.yaml --input 3,512,512
       archcalc rf specs/resnet50.yaml --at layer2.0.conv2 --unit 5,9 --json
     """
-    from archcalc.analysis import field_json, sees_whole_input
+    from archcalc.figures.receptive_field import field_json, sees_whole_input
 
     if (at is None) != (unit is None):
         raise OptionError("--at LAYER and --unit I,J go together: give both, or neither")
@@ -430,7 +430,7 @@ def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
 @main.command()
 @SPEC
 @INPUT
-@click.option("--what", type=click.Choice(["shapes", "params", "memory", "flops", "rf"]), default="memory", show_default=True)
+@click.option("--what", type=FigureChoice("formula"), default="memory", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "latex", "python", "json"]), default="text", show_default=True)
 @memory_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help="Write to this file instead of stdout.")
@@ -633,9 +633,6 @@ def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str,
         _print(comparison_table(result))
 
 
-_SWEEP_TITLES = {"training_bytes": "training memory", "inference_bytes": "inference memory", "flops": "FLOPs per batch"}
-
-
 def _sweep_table(result: Any) -> Any:
     """At most 20 grid points, evenly spaced, each figure exact and in readable units."""
     from rich.console import Group
@@ -647,7 +644,7 @@ def _sweep_table(result: Any) -> Any:
     o = result.options
     setting = f"{o.dtype}, {o.optimizer}" if result.label == "training_bytes" else o.dtype
     fixed = ", ".join(f"{n}={v}" for n, v in result.fixed.items())
-    title = f"{result.name}: {_SWEEP_TITLES[result.label]}" + (f" ({setting})" if result.unit == "bytes" else "")
+    title = f"{result.name}: {result.title}" + (f" ({setting})" if result.unit == "bytes" else "")
     table = Table()
     for column in (*result.names, result.unit, ""):
         table.add_column(column, justify="right")
@@ -687,7 +684,7 @@ def _sweep_plot(result: Any, path: str) -> None:
         axes.plot(x, y / scale, marker="." if len(x) <= 40 else None, label=label)
     fixed = ", ".join(f"{n}={v}" for n, v in {**result.fixed, **held}.items())
     # parse_math off: a `$` in the network's name is text, not matplotlib's mathtext
-    axes.set_title(terminal(f"{result.name}: {_SWEEP_TITLES[result.label]}" + (f" ({fixed})" if fixed else "")), parse_math=False)
+    axes.set_title(terminal(f"{result.name}: {result.title}" + (f" ({fixed})" if fixed else "")), parse_math=False)
     axes.set_xlabel(result.names[0])
     axes.set_ylabel(unit)
     axes.grid(alpha=0.3)
@@ -702,7 +699,7 @@ def _sweep_plot(result: Any, path: str) -> None:
 @SPEC
 @click.option("--batch", default="1", show_default=True, metavar="N|A..B[:S]", help="Batch size, or a range: A..B (both ends included), A..B:S (every S-th).")
 @click.option("--input", "input_shape", metavar="C,H,W", default=None, help="Input shape (batch excluded); any size may be a range, e.g. 3,64..512:32,224.")
-@click.option("--what", type=click.Choice(["memory", "flops"]), default="memory", show_default=True, help="Memory in bytes (the training or inference total), or FLOPs per batch.")
+@click.option("--what", type=FigureChoice("sweep"), default="memory", show_default=True, help="Memory in bytes (the training or inference total), or FLOPs per batch.")
 @click.option("--train/--infer", default=True, show_default=True, help="Training total, or inference total (weights and the inference peak).")
 @click.option("--dtype", default="float32", show_default=True, help="Activation (and weight) type: float32, float16, bfloat16, int8, float64.")
 @click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype.")

@@ -10,28 +10,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from archcalc.analysis import (
-    Analysis,
-    _plain,
-    depth,
-    last_spatial_field,
-    options_json,
-    weighted_layers,
-)
+from archcalc.analysis import Analysis, _plain
 from archcalc.errors import OptionError, SpecError
-from archcalc.figures.memory import MemoryOptions
+from archcalc.figures.figure import Total, Unit, compared
+from archcalc.figures.memory import MemoryOptions, options_json
 from archcalc.spec.graph import Network
-
-Kind = Literal["count", "flops", "bytes", "shape", "field"]
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One figure for every network; `kind` says how to show it, `better` how to rank it."""
+    """One figure for every network; `kind` (its unit) says how to show it, `better` how to rank it."""
 
     key: str
     label: str
-    kind: Kind
+    kind: Unit
     better: Literal["lower", "higher"] | None
     values: tuple[Any, ...]
 
@@ -77,6 +69,12 @@ def _scalar(value: Any) -> int | None:
     return None
 
 
+def _better(total: Total) -> Literal["lower", "higher"] | None:
+    if total.lower_is_better is None:
+        return None
+    return "lower" if total.lower_is_better else "higher"
+
+
 def check_names(networks: Sequence[Network]) -> None:
     """SpecError when two networks share a name: names label the columns."""
     seen: dict[str, str | None] = {}
@@ -94,26 +92,12 @@ def compare(analyses: Sequence[Analysis]) -> Comparison:
         raise OptionError(f"compare needs at least two specs, got {len(analyses)}")
     check_names([a.network for a in analyses])
     batch = analyses[0].memory.options.batch
-
-    def row(key: str, label: str, kind: Kind, better: Literal["lower", "higher"] | None, values: list[Any]) -> Metric:
-        return Metric(key, label, kind, better, tuple(values))
-
-    a = analyses
-    metrics = (
-        row("input", "Input", "shape", None, [x.network.input_shape for x in a]),
-        row("params", "Params", "count", "lower", [x.totals.params for x in a]),
-        row("trainable_params", "Trainable params", "count", "lower", [x.totals.trainable_params for x in a]),
-        row("flops", "FLOPs per example", "flops", "lower", [x.totals.flops for x in a]),
-        row("macs", "MACs per example", "flops", "lower", [x.totals.macs for x in a]),
-        row("training_memory", f"Training memory, batch {batch}", "bytes", "lower", [x.memory.training_total for x in a]),
-        row("inference_peak", f"Inference peak, batch {batch}", "bytes", "lower", [x.memory.inference_peak for x in a]),
-        row("receptive_field", "Receptive field (last spatial)", "field", None, [last_spatial_field(x) for x in a]),
-        row("weighted_layers", "Conv/linear layers", "count", None, [weighted_layers(x) for x in a]),
-        row("depth", "Depth (longest path)", "count", None, [depth(x) for x in a]),
-        row("output", "Output", "shape", None, [x.output_shape for x in a]),
+    metrics = tuple(
+        Metric(t.key, t.label.format(batch=batch), t.unit, _better(t), tuple(x.total(t.key) for x in analyses))
+        for t in compared()
     )
     return Comparison(
-        tuple(x.network.name for x in a), tuple(x.network.file for x in a), a[0].memory.options, metrics
+        tuple(x.network.name for x in analyses), tuple(x.network.file for x in analyses), analyses[0].memory.options, metrics
     )
 
 

@@ -97,3 +97,19 @@ class WholeNumber(click.ParamType):
         if value < self.minimum:
             self.fail(f"{value} is not in the range x>={self.minimum}", param, ctx)
         return value
+
+
+class FigureChoice(click.Choice):  # type: ignore[type-arg]
+    """The figures that can be written as formulas (`formula`) or swept (`sweep`), read from the
+    figure registry when the option is used, so a registered figure is a choice without editing
+    the CLI (and the registry is not imported to start the CLI)."""
+
+    def __init__(self, use: str) -> None:
+        self.use = use
+        self.case_sensitive = True
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from archcalc.figures.figure import formula_names, sweep_names
+
+        return formula_names() if self.use == "formula" else sweep_names()

@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from conftest import zoo
 
 from archcalc.cli import main
-from archcalc.compare import compare, depth, last_spatial_field, weighted_layers
+from archcalc.compare import compare
+from archcalc.figures.depth import depth, weighted_layers
+from archcalc.figures.receptive_field import last_spatial_field
 
 # torchvision docs: ResNet-18 has 11,689,512 parameters, ResNet-50 25,557,032.
 RESNET18_PARAMS = 11_689_512

@@ -9,10 +9,13 @@ the same size per layer (the gradient for the input and for the weights).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from archcalc.arith import Dim, Shape
-from archcalc.spec.graph import Network
+from archcalc.figures.figure import Figure, Formula, GlanceRow, Sweepable, Total, plain, walk
+from archcalc.spec.graph import Layer, Network
 
 TRAINING_STEP_FACTOR = 3
 
@@ -31,11 +34,48 @@ class LayerFlops:
 
 def flop_counts(network: Network, shapes: dict[str, Shape]) -> dict[str, LayerFlops]:
     """MACs and element-wise operations of every layer, for one example."""
-    counts = {}
-    for layer in network.layers:
+
+    def step(layer: Layer) -> LayerFlops:
         inputs = [shapes[i] for i in layer.inputs]
         output = shapes[layer.path]
-        counts[layer.path] = LayerFlops(
-            layer.op.macs(inputs, output), layer.op.elementwise_flops(inputs, output)
-        )
-    return counts
+        return LayerFlops(layer.op.macs(inputs, output), layer.op.elementwise_flops(inputs, output))
+
+    return walk(network, step)
+
+
+def _sum(attribute: str) -> Any:
+    """A total: the layers' figures summed."""
+    return lambda analysis: sum((getattr(f, attribute) for f in analysis.values["flops"].values()), 0)
+
+
+def _glance_text(g: Mapping[str, Any]) -> tuple[str, str]:
+    from archcalc.units import human_count
+
+    return "FLOPs per example", f"{human_count(g['flops'])}FLOP = {human_count(g['macs'])}MAC (torch.utils.flop_counter convention)"
+
+
+def _per_batch(analysis: Any) -> Any:
+    """Forward FLOPs of a whole batch: FLOPs per example x batch."""
+    return analysis.total("flops") * analysis.memory.options.batch
+
+
+FLOPS = Figure(
+    "flops", "FLOPs", "flops", lower_is_better=True,
+    needs=("shapes",),
+    run=lambda network, done, options: flop_counts(network, done["shapes"]),
+    layer_json=lambda f, analysis: {"macs": plain(f.macs), "flops": plain(f.flops), "elementwise_flops": plain(f.elementwise)},
+    totals=(
+        Total("macs", "MACs per example", "flops", _sum("macs"), lower_is_better=True, compare=21),
+        Total("flops", "FLOPs per example", "flops", lambda a: 2 * a.total("macs"), lower_is_better=True, compare=20),
+        Total("elementwise_flops", "Element-wise FLOPs per example", "flops", _sum("elementwise"), lower_is_better=True),
+    ),
+    formula=Formula(
+        lambda f: {"macs": f.macs, "flops": f.flops, "elementwise": f.elementwise} if f.macs != 0 or f.elementwise != 0 else {},
+        lambda a: {
+            "macs": a.total("macs"), "flops": a.total("flops"), "flops_per_batch": _per_batch(a),
+            "elementwise": a.total("elementwise_flops"),
+        },
+    ),
+    sweeps=(Sweepable("flops", "FLOPs per batch", "FLOPs", _per_batch),),
+    glance=GlanceRow(30, lambda a: {"macs": a.total("macs"), "flops": a.total("flops")}, _glance_text),
+)

@@ -7,15 +7,20 @@ tensor, so PyTorch's sharing (ReLU(inplace=True) after batch norm) is counted on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from archcalc.arith import Dim, Shape
 from archcalc.dtypes import BYTES
-from archcalc.errors import ArchcalcError, OptionError
+from archcalc.errors import OptionError
+from archcalc.figures.figure import Figure, Formula, GlanceRow, Sweepable, Total, plain, walk
 from archcalc.figures.params import ParamCount
 from archcalc.ops.base import elements
-from archcalc.spec.graph import INPUT, Network
+from archcalc.spec.graph import INPUT, Layer, Network
+
+if TYPE_CHECKING:
+    from archcalc.analysis import Analysis
 
 # Copies of the trainable parameters each optimizer keeps (torch.optim's state per parameter).
 OPTIMIZER_STATES: dict[str, int] = {
@@ -211,17 +216,13 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     # training: storages kept for backward, counted once each, plus per-layer extras
     grads = gradients(network, counts)
     kept: dict[str, Dim] = {}
-    layers: dict[str, LayerMemory] = {}
-    for layer in network.layers:
-        inputs = [shapes[i] for i in layer.inputs]
+
+    def step(layer: Layer) -> LayerMemory:
         output = shapes[layer.path]
         saved_bytes: Dim = 0
         grad = grads[layer.path]
         if grad.recorded:
-            try:
-                saved = layer.op.saved_for_backward(inputs, output)
-            except ArchcalcError as exc:
-                raise exc.located(layer.location, layer.path) from None
+            saved = layer.op.saved_for_backward([shapes[i] for i in layer.inputs], output)
             kept_inputs = saved.kept_inputs(grad.trains, grad.inputs)
             tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if saved.output else [])
             for t in tensors:
@@ -231,7 +232,9 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
                 extra = count * (BYTES[dtype] if dtype else size)
                 kept[f"{layer.path}#{n}"] = extra
                 saved_bytes += extra
-        layers[layer.path] = LayerMemory(elements(output) * size, saved_bytes)
+        return LayerMemory(elements(output) * size, saved_bytes)
+
+    layers = walk(network, step)
     training = sum(kept.values(), 0)
     return layers, Linear(0, peak), peak_layer, Linear(0, training)
 
@@ -278,3 +281,80 @@ def largest_batch(network: Network, shapes: dict[str, Shape], counts: dict[str, 
             f"need {fixed:,} bytes and each example {per_example:,} more"
         )
     return (budget - fixed) // per_example
+
+
+def options_json(o: MemoryOptions) -> dict[str, Any]:
+    """The batch, dtype, optimizer and mixed precision that memory figures were priced with."""
+    return {"batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision}
+
+
+def memory_json(m: Memory) -> dict[str, Any]:
+    """Exact byte counts for the batch, dtype and optimizer the analysis was run with."""
+    return {
+        **options_json(m.options),
+        "weights": plain(m.weights),
+        "buffers": plain(m.buffers),
+        "activations_sum": plain(m.activations_sum),
+        "inference_peak": plain(m.inference_peak),
+        "inference_peak_layer": m.peak_layer,
+        "training_activations": plain(m.training_activations),
+        "gradients": plain(m.gradients),
+        "optimizer_state": plain(m.optimizer_state),
+        "training_total": plain(m.training_total),
+    }
+
+
+def inference_parts(analysis: Analysis) -> tuple[Dim, list[Storage]]:
+    """The inference total as weights and buffers plus the batch times the largest, over layers,
+    of the live storages' bytes: a sweep takes that largest at every grid point, where one
+    symbolic peak (kept for sample sizes) would miss the peak of other inputs."""
+    m = analysis.memory
+    storages = live_storages(analysis.network, analysis.results["shapes"], m.options.activation_bytes)
+    return m.weights + m.buffers, list(storages.values())
+
+
+def _formulas(analysis: Analysis) -> dict[str, Any]:
+    m = analysis.memory
+    return {
+        "weights": m.weights, "buffers": m.buffers, "activations_sum": m.activations_sum,
+        "inference_peak": m.inference_peak, "training_activations": m.training_activations,
+        "gradients": m.gradients, "optimizer_state": m.optimizer_state, "training_total": m.training_total,
+    }
+
+
+def _glance_text(g: Mapping[str, Any]) -> tuple[str, str]:
+    from archcalc.units import human_bytes
+
+    return f"Memory at batch {g['batch']}", (
+        f"weights {human_bytes(g['weights'])}; inference peak {human_bytes(g['inference_peak'])} at "
+        f"{g['peak_layer']}; training total {human_bytes(g['training_total'])}"
+    )
+
+
+MEMORY = Figure(
+    "memory", "Memory", "bytes", lower_is_better=True,
+    needs=("shapes", "params"),
+    run=lambda network, done, options: memory(network, done["shapes"], done["params"], options),
+    per_layer=lambda m: m.layers,
+    layer_json=lambda m, analysis: {"output_bytes": plain(m.output), "saved_for_backward_bytes": plain(m.saved)},
+    totals=(
+        Total("memory", "Memory", "bytes", lambda a: memory_json(a.memory)),
+        Total(
+            "training_memory", "Training memory, batch {batch}", "bytes", lambda a: a.memory.training_total,
+            lower_is_better=True, json=False, compare=30,
+        ),
+        Total(
+            "inference_peak", "Inference peak, batch {batch}", "bytes", lambda a: a.memory.inference_peak,
+            lower_is_better=True, json=False, compare=31,
+        ),
+    ),
+    formula=Formula(lambda m: {"output_bytes": m.output, "saved_bytes": m.saved}, _formulas),
+    sweeps=(
+        Sweepable("training_bytes", "training memory", "bytes", lambda a: a.memory.training_total, train=True),
+        Sweepable("inference_bytes", "inference memory", "bytes", lambda a: a.memory.inference_total, train=False, peak=inference_parts),
+    ),
+    glance=GlanceRow(40, lambda a: {
+        "batch": a.memory.options.batch, "weights": a.memory.weights, "inference_peak": a.memory.inference_peak,
+        "peak_layer": a.memory.peak_layer, "training_total": a.memory.training_total,
+    }, _glance_text),
+)

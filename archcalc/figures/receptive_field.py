@@ -21,12 +21,16 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from archcalc.arith import Dim, Shape, maximum
-from archcalc.errors import ArchcalcError, OptionError
+from archcalc.errors import OptionError
+from archcalc.figures.figure import Figure, Formula, GlanceRow, Total, plain, walk
 from archcalc.ops.base import GLOBAL, UNDEFINED, Window
-from archcalc.spec.graph import INPUT, Network
+from archcalc.spec.graph import INPUT, Layer, Network
+
+if TYPE_CHECKING:
+    from archcalc.analysis import Analysis
 
 
 @dataclass(frozen=True)
@@ -107,28 +111,23 @@ def receptive_fields(network: Network, shapes: dict[str, Shape]) -> dict[str, Fi
     fields: dict[str, Field] = {
         INPUT: ReceptiveField((1,) * spatial, (1,) * spatial, (0,) * spatial) if spatial else None
     }
-    for layer in network.layers:
+
+    def step(layer: Layer) -> Field:
         incoming = [fields[i] for i in layer.inputs]
         if any(f == GLOBAL for f in incoming):
-            fields[layer.path] = GLOBAL
-            continue
+            return GLOBAL
         known = [f for f in incoming if isinstance(f, ReceptiveField)]
         if not known:
-            fields[layer.path] = None
-            continue
+            return None
         inputs = [shapes[i] for i in layer.inputs]
-        try:
-            step = layer.op.receptive_step(inputs)
-            if step == GLOBAL or len(shapes[layer.path]) - 1 != spatial:
-                fields[layer.path] = step if step == GLOBAL else None
-                continue
-            own = layer.op.receptive_varies(inputs)
-        except ArchcalcError as exc:
-            raise exc.located(layer.location, layer.path) from None
+        window = layer.op.receptive_step(inputs)
+        if window == GLOBAL or len(shapes[layer.path]) - 1 != spatial:
+            return GLOBAL if window == GLOBAL else None
+        own = layer.op.receptive_varies(inputs)
         misaligned = any(f.misaligned for f in known)
         inherited = next((f.varies for f in known if f.varies), "")
         jumps = {f.stride for f in known}
-        if own or step == UNDEFINED:
+        if own or window == UNDEFINED:
             reason = f"'{layer.path}' ({layer.op.kind}): {own}"
         elif inherited:
             reason = inherited
@@ -138,9 +137,10 @@ def receptive_fields(network: Network, shapes: dict[str, Shape]) -> dict[str, Fi
             misaligned = True
         else:
             field = _union(known) if len(known) > 1 else known[0]
-            fields[layer.path] = _step(field, step) if isinstance(step, Window) else field
-            continue
-        fields[layer.path] = _varying(reason, spatial, misaligned)
+            return _step(field, window) if isinstance(window, Window) else field
+        return _varying(reason, spatial, misaligned)
+
+    walk(network, step, fields)
     if any(isinstance(f, ReceptiveField) and f.varies for f in fields.values()) and _numeric(network, shapes):
         fields = _measured(network, shapes, fields)
     return fields
@@ -251,3 +251,71 @@ def unit_field(network: Network, shapes: dict[str, Shape], path: str, unit: Sequ
     if INPUT not in wanted:
         return (None,) * spatial
     return tuple((min(s), max(s)) for s in wanted[INPUT])
+
+
+def field_json(field: Field) -> dict[str, Any] | None:
+    """Araujo's size, jump and effective padding per spatial axis; null where all is seen.
+
+    Where the field depends on the unit's position, `size` is the largest over all units,
+    `smallest_size` the smallest, `stride` and `padding` null, and `reason` says why."""
+    if not isinstance(field, ReceptiveField):
+        return None
+    return {
+        "size": plain(field.size),
+        "stride": plain(field.stride),
+        "padding": plain(field.padding),
+        "misaligned": field.misaligned,
+        "position_dependent": field.position_dependent,
+        "smallest_size": plain(field.smallest),
+        "reason": field.varies or None,
+    }
+
+
+def sees_whole_input(field: Field, input_shape: Shape) -> bool:
+    """The layer sees all of the input, or its (largest) field covers it on every axis."""
+    return field == "global" or (isinstance(field, ReceptiveField) and field.covers(input_shape))
+
+
+def last_spatial_field(analysis: Analysis) -> tuple[Dim, ...] | None:
+    """Receptive-field size of the last layer that still has spatial axes (before global pooling)."""
+    spatial = [
+        r for r in analysis.layers
+        if r.receptive_field is not None and any(not (isinstance(d, int) and d == 1) for d in r.output_shape[1:])
+    ]
+    field = spatial[-1].receptive_field if spatial else None
+    return field.size if isinstance(field, ReceptiveField) else None  # None: the whole input
+
+
+def field_text(size: tuple[Dim, ...] | None) -> str:
+    """A field's size for people: one number when every axis agrees, `whole input` for None."""
+    if size is None:
+        return "whole input"
+    return str(size[0]) if len(set(size)) == 1 else "×".join(map(str, size))
+
+
+def _closed_form(field: Field) -> dict[str, Any]:
+    """Size, jump and padding per axis where Araujo's closed forms hold; {} elsewhere."""
+    if not isinstance(field, ReceptiveField) or field.varies:
+        return {}
+    return {
+        **{f"size{i}": v for i, v in enumerate(field.size)},
+        **{f"stride{i}": v for i, v in enumerate(field.stride)},
+        **{f"padding{i}": v for i, v in enumerate(field.padding)},
+    }
+
+
+RECEPTIVE_FIELD = Figure(
+    "rf", "Receptive field", "field", lower_is_better=None,
+    needs=("shapes",),
+    run=lambda network, done, options: receptive_fields(network, done["shapes"]),
+    layer_json=lambda field, analysis: {
+        "receptive_field": field_json(field),
+        "sees_whole_input": sees_whole_input(field, analysis.network.input_shape),
+    },
+    totals=(Total("receptive_field", "Receptive field (last spatial)", "field", last_spatial_field, json=False, compare=40),),
+    formula=Formula(_closed_form, lambda a: {}),
+    glance=GlanceRow(
+        50, lambda a: {"receptive_field": last_spatial_field(a)},
+        lambda g: ("Receptive field", f"{field_text(g['receptive_field'])} at the last spatial layer"),
+    ),
+)

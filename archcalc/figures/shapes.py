@@ -3,12 +3,14 @@ input that merges of differently rounded branches add."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from archcalc.arith import MAX_SIZE, Dim, Shape, equal
-from archcalc.errors import ArchcalcError, ShapeError
-from archcalc.spec.graph import INPUT, Network
+from archcalc.errors import ShapeError
+from archcalc.figures.figure import Figure, Formula, GlanceRow, Total, plain, walk
+from archcalc.spec.graph import INPUT, Layer, Network
 
 
 def output_shapes(network: Network) -> dict[str, Shape]:
@@ -17,15 +19,14 @@ def output_shapes(network: Network) -> dict[str, Shape]:
     if network.symbolic:
         from archcalc.symbolic.symbols import simplify_dim as tidy
     shapes: dict[str, Shape] = {INPUT: network.input_shape}
-    for layer in network.layers:
-        inputs = [shapes[i] for i in layer.inputs]
-        try:
-            shapes[layer.path] = shape = tuple(tidy(d) for d in layer.op.output_shape(inputs))
-            if any(isinstance(d, int) and d >= MAX_SIZE for d in shape):
-                raise ShapeError(f"the output {list(shape)} is beyond what any machine can hold (sizes stay below 2**1024)")
-        except ArchcalcError as exc:
-            raise exc.located(layer.location, layer.path) from None
-    return shapes
+
+    def step(layer: Layer) -> Shape:
+        shape = tuple(tidy(d) for d in layer.op.output_shape([shapes[i] for i in layer.inputs]))
+        if any(isinstance(d, int) and d >= MAX_SIZE for d in shape):
+            raise ShapeError(f"the output {list(shape)} is beyond what any machine can hold (sizes stay below 2**1024)")
+        return shape
+
+    return walk(network, step, shapes)
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,25 @@ def merge_constraints(network: Network, shapes: dict[str, Shape]) -> tuple[Const
 
 def _identity(dim: Any) -> Any:
     return dim
+
+
+def _glance_text(g: Mapping[str, Any]) -> tuple[str, str]:
+    from archcalc.render.tables import shape_text
+
+    return "Input → output", f"{shape_text(g['input'])} → {shape_text(g['output'])} (batch excluded)"
+
+
+SHAPES = Figure(
+    "shapes", "Output shape", "shape", lower_is_better=None,
+    run=lambda network, done, options: output_shapes(network),
+    layer_json=lambda shape, analysis: {"output_shape": plain(shape)},
+    totals=(  # analyze --json gives the input and output shapes beside its totals
+        Total("input", "Input", "shape", lambda a: a.network.input_shape, json=False, compare=0),
+        Total("output", "Output", "shape", lambda a: a.output_shape, json=False, compare=100),
+    ),
+    formula=Formula(
+        lambda shape: {f"dim{i}": d for i, d in enumerate(shape)},
+        lambda a: {f"output_dim{i}": d for i, d in enumerate(a.output_shape)},
+    ),
+    glance=GlanceRow(0, lambda a: {"input": a.network.input_shape, "output": a.output_shape}, _glance_text),
+)

@@ -7,10 +7,12 @@ import json
 from typing import Any
 
 from archcalc.arith import Dim
+from archcalc.figures.figure import glance_rows as figure_glance_rows
+from archcalc.figures.receptive_field import field_text
 from archcalc.render.escape import Markdown
 from archcalc.render.tables import count_text, shape_text
 from archcalc.review.report import Report, Stage, TreeNode, as_dict
-from archcalc.units import human_bytes, human_count
+from archcalc.units import human_bytes
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -21,23 +23,9 @@ def _share(part: Dim, whole: Dim) -> str:
     return ""
 
 
-def _field(size: tuple[Dim, ...] | None) -> str:
-    if size is None:
-        return "whole input"
-    return str(size[0]) if len(set(size)) == 1 else "×".join(map(str, size))
-
-
 def glance_rows(r: Report) -> list[tuple[str, str]]:
-    g = r.glance
-    frozen = f", frozen {count_text(g.frozen)}" if g.frozen else ""
-    return [
-        ("Input → output", f"{shape_text(g.input)} → {shape_text(g.output)} (batch excluded)"),
-        ("Layers", f"{g.layers}; {g.weighted} convolution/linear, depth {g.depth} (longest path)"),
-        ("Parameters", f"{count_text(g.params)} (trainable {count_text(g.trainable)}{frozen})"),
-        ("FLOPs per example", f"{human_count(g.flops)}FLOP = {human_count(g.macs)}MAC (torch.utils.flop_counter convention)"),
-        (f"Memory at batch {g.batch}", f"weights {human_bytes(g.weights)}; inference peak {human_bytes(g.inference_peak)} at {g.peak_layer}; training total {human_bytes(g.training_total)}"),
-        ("Receptive field", f"{_field(g.receptive_field)} at the last spatial layer"),
-    ]
+    """The at-a-glance panel: each figure's row (figure.GlanceRow), label and line."""
+    return [row.text(r.glance.values) for row in figure_glance_rows()]
 
 
 def _stage_cells(s: Stage, r: Report) -> list[str]:
@@ -45,8 +33,8 @@ def _stage_cells(s: Stage, r: Report) -> list[str]:
     total_flops = sum((x.flops for x in r.stages), 0)
     return [
         s.first, str(s.layers), shape_text(s.resolution) if s.resolution else "–", count_text(s.channels),
-        (_field(s.receptive_field) if s.receptive_field else "all") if s.resolution else "–",
-        _share(s.params, g.params),
+        (field_text(s.receptive_field) if s.receptive_field else "all") if s.resolution else "–",
+        _share(s.params, g.values["params"]),
         _share(s.flops, total_flops), human_bytes(s.activation_bytes),
     ]
 

@@ -10,16 +10,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from archcalc.analysis import (
-    Analysis,
-    LayerResult,
-    analyze,
-    depth,
-    last_spatial_field,
-    weighted_layers,
-)
+from archcalc.analysis import Analysis, LayerResult, analyze
 from archcalc.arith import Dim, Shape
 from archcalc.errors import OptionError
+from archcalc.figures.figure import glance_rows
 from archcalc.figures.memory import MemoryOptions
 from archcalc.figures.receptive_field import ReceptiveField
 from archcalc.review.findings import Finding, review, unknown_rules
@@ -28,25 +22,19 @@ from archcalc.spec.graph import Network
 
 @dataclass(frozen=True)
 class Glance:
-    """The headline figures."""
+    """The headline figures: every figure's glance fields (figure.GlanceRow), in their rows' places;
+    `glance.params` reads `values["params"]`."""
 
     name: str
-    input: Shape
-    output: Shape
-    layers: int
-    weighted: int  # convolution and linear layers
-    depth: int  # of those, on the longest path (ResNet-50: 50)
-    params: Dim
-    trainable: Dim
-    frozen: Dim
-    macs: Dim
-    flops: Dim
-    batch: Dim
-    weights: Dim
-    inference_peak: Dim
-    peak_layer: str
-    training_total: Dim
-    receptive_field: tuple[Dim, ...] | None  # of the last spatial layer
+    values: dict[str, Any]
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__") or key == "values":
+            raise AttributeError(key)
+        try:
+            return self.values[key]
+        except KeyError:
+            raise AttributeError(key) from None
 
 
 @dataclass(frozen=True)
@@ -148,13 +136,7 @@ def build_report(network: Network, options: MemoryOptions, ignore: Collection[st
 
         raise OptionError(f"unknown review rule(s) {', '.join(unknown)}; the rules are: {', '.join(RULES)}")
     analysis = analyze(network, options)
-    t, m = analysis.totals, analysis.memory
-    glance = Glance(
-        network.name, network.input_shape, analysis.output_shape, len(analysis.layers),
-        weighted_layers(analysis), depth(analysis),
-        t.params, t.trainable_params, t.frozen_params, t.macs, t.flops, options.batch,
-        m.weights, m.inference_peak, m.peak_layer, m.training_total, last_spatial_field(analysis),
-    )
+    glance = Glance(network.name, {k: v for row in glance_rows() for k, v in row.values(analysis).items()})
     return Report(glance, _stages(analysis), _tree(analysis), tuple(review(analysis, silenced)), silenced)
 
 
@@ -165,6 +147,8 @@ def as_dict(report: Report) -> dict[str, Any]:
     from archcalc.analysis import _plain
 
     def plain(value: Any) -> Any:
+        if isinstance(value, Glance):
+            return {"name": value.name, **{k: plain(v) for k, v in value.values.items()}}
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, (list, tuple)):

@@ -14,10 +14,9 @@ import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
 from archcalc.analysis import Analysis
-from archcalc.figures.receptive_field import ReceptiveField
+from archcalc.figures import FIGURES
 from archcalc.render.escape import Latex, python_names, python_string, terminal
 
-WHAT = ("shapes", "params", "memory", "flops", "rf")
 FORMATS = ("text", "latex", "python", "json")
 
 
@@ -37,39 +36,15 @@ def _s(value: Any) -> Any:
 
 
 def gather(analysis: Analysis, what: str) -> Formulas:
-    """The formulas of one kind of figure, from a (symbolic) analysis."""
-    layers: list[tuple[str, dict[str, Any]]] = []
-    totals: dict[str, Any] = {}
-    t, m = analysis.totals, analysis.memory
-    for r in analysis.layers:
-        if what == "shapes":
-            layers.append((r.path, {f"dim{i}": _s(d) for i, d in enumerate(r.output_shape)}))
-        elif what == "params" and r.params.params != 0:
-            layers.append((r.path, {"params": _s(r.params.params)}))
-        elif what == "flops" and (r.flops.macs != 0 or r.flops.elementwise != 0):
-            layers.append((r.path, {"macs": _s(r.flops.macs), "flops": _s(r.flops.flops), "elementwise": _s(r.flops.elementwise)}))
-        elif what == "memory":
-            layers.append((r.path, {"output_bytes": _s(r.memory.output), "saved_bytes": _s(r.memory.saved)}))
-        elif what == "rf" and isinstance(r.receptive_field, ReceptiveField) and not r.receptive_field.varies:
-            f = r.receptive_field
-            layers.append((r.path, {
-                **{f"size{i}": _s(v) for i, v in enumerate(f.size)},
-                **{f"stride{i}": _s(v) for i, v in enumerate(f.stride)},
-                **{f"padding{i}": _s(v) for i, v in enumerate(f.padding)},
-            }))
-    if what == "shapes":
-        totals = {f"output_dim{i}": _s(d) for i, d in enumerate(analysis.output_shape)}
-    elif what == "params":
-        totals = {"params": _s(t.params), "trainable_params": _s(t.trainable_params), "buffers": _s(t.buffers)}
-    elif what == "flops":
-        b = _s(m.options.batch)
-        totals = {"macs": _s(t.macs), "flops": _s(t.flops), "flops_per_batch": b * _s(t.flops), "elementwise": _s(t.elementwise_flops)}
-    elif what == "memory":
-        totals = {
-            "weights": _s(m.weights), "buffers": _s(m.buffers), "activations_sum": _s(m.activations_sum),
-            "inference_peak": _s(m.inference_peak), "training_activations": _s(m.training_activations),
-            "gradients": _s(m.gradients), "optimizer_state": _s(m.optimizer_state), "training_total": _s(m.training_total),
-        }
+    """The formulas of one figure (figure.Formula), from a (symbolic) analysis."""
+    formula = FIGURES[what].formula
+    assert formula is not None, f"{what} has no formulas"
+    layers = [
+        (r.path, {k: _s(v) for k, v in values.items()})
+        for r in analysis.layers
+        if (values := formula.layer(r.values[what]))
+    ]
+    totals = {k: _s(v) for k, v in formula.totals(analysis).items()}
     symbols = set()
     for _, values in layers:
         for v in values.values():

@@ -21,8 +21,9 @@ import sympy
 
 from archcalc.analysis import Analysis, analyze
 from archcalc.errors import ArchcalcError, OptionError, quote
-from archcalc.figures.memory import MemoryOptions, Storage, check_options, live_storages
-from archcalc.spec.graph import INPUT, Network, expand
+from archcalc.figures.figure import sweepable, swept
+from archcalc.figures.memory import MemoryOptions, Storage, check_options
+from archcalc.spec.graph import Network, expand
 from archcalc.spec.source import read_file
 from archcalc.spec.spec import Spec, parse_spec
 from archcalc.symbolic.symbols import symbol
@@ -100,7 +101,11 @@ class Sweep:
 
     @property
     def unit(self) -> str:
-        return "FLOPs" if self.label == "flops" else "bytes"
+        return swept(self.label).unit
+
+    @property
+    def title(self) -> str:
+        return swept(self.label).title
 
     def at(self, indices: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """The swept values, the figure and validity at flat (row-major) grid positions."""
@@ -136,11 +141,8 @@ class Sweep:
 
 
 def figure(analysis: Analysis, label: str) -> Any:
-    """The figure a sweep reports: training_bytes or inference_bytes (the totals), or flops
-    (per batch: forward FLOPs x batch)."""
-    if label == "flops":
-        return analysis.totals.flops * analysis.memory.options.batch
-    return analysis.memory.training_total if label == "training_bytes" else analysis.memory.inference_total
+    """The figure a sweep reports, by its column (figure.Sweepable): training_bytes, flops..."""
+    return swept(label).value(analysis)
 
 
 def axis_names(spec: Spec, count: int) -> list[str]:
@@ -294,9 +296,8 @@ def compile_figure(
     """
     options = options or MemoryOptions()
     check_options(replace(options, batch=1))
-    if what not in ("memory", "flops"):
-        raise OptionError(f"--what must be memory or flops, got {quote(what)}")
-    label = "flops" if what == "flops" else ("training_bytes" if train else "inference_bytes")
+    chosen = sweepable(what, train)
+    label = chosen.key
     swept = tuple(r for r in (batch, *(shape or ())) if r.swept)
     points = math.prod(len(r) for r in swept)
     if points > MAX_POINTS:
@@ -329,15 +330,11 @@ def compile_figure(
     # the peak of other inputs (ResNet-50 at 97x1, SqueezeNet 1.0 at 35x36); a sweep takes the
     # largest of them all.
     storages: list[Storage] = []
-    if label == "inference_bytes":
-        shapes = {INPUT: network.input_shape, **{r.path: r.output_shape for r in analysis.layers}}
-        size = analysis.memory.options.activation_bytes
-        storages = list(live_storages(network, shapes, size).values())
-    if storages:  # weights and buffers here; batch x the peak over every layer in `evaluate`
-        main = analysis.memory.weights + analysis.memory.buffers
+    if chosen.peak is not None:  # the fixed part here; batch x the peak over every layer in `evaluate`
+        main, storages = chosen.peak(analysis)
         bound = main + batch_value * sympy.Add(*(b for _, _, b in storages))
     else:
-        main = bound = figure(analysis, label)
+        main = bound = chosen.value(analysis)
     syms = list(symbols.values())
     dims = _dims(analysis)
     distinct = list(dict.fromkeys(b for _, _, b in storages))
