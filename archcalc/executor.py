@@ -56,27 +56,26 @@ def expected_arrays(network: Network) -> dict[str, dict[str, tuple[tuple[int, ..
 
 
 def random_weights(network: Network, seed: int = 0, dtype: Any = "float32") -> Weights:
-    """Seeded weights that keep activations bounded through deep stacks.
-
-    Matrices and kernels: uniform in +-1/sqrt(fan_in) (PyTorch's default bound); scales ('weight'
-    of a norm) near 1, shifts near 0, running variances in [0.5, 1.5].
-    """
+    """Seeded weights that keep activations bounded through deep stacks, each array started as
+    its op's `init` says (ops.base.Init): kernels and matrices uniform in +-1/sqrt(fan_in)
+    (PyTorch's default bound), scales near 1, shifts near 0, running variances in [0.5, 1.5]."""
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
     weights: Weights = {}
     for path, arrays in expected_arrays(network).items():
+        init = network.layer(path).op.init
         own = {}
         for name, (shape, _) in arrays.items():
-            if name == "num_batches_tracked":
+            scheme = init.get(name, "shift")
+            if scheme == "count":
                 own[name] = np.zeros(shape, dtype=np.int64)
                 continue
             unit = rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
-            if len(shape) >= 2 and name not in ("p1", "p2", "beta"):
-                bound = 1.0 / np.sqrt(max(1, int(np.prod(shape[1:]))))
-                values = (2 * unit - 1) * bound
-            elif name == "running_var":
+            if scheme == "fan_in":
+                values = (2 * unit - 1) * (1.0 / np.sqrt(max(1, int(np.prod(shape[1:])))))
+            elif scheme == "variance":
                 values = 0.5 + unit
-            elif name in ("weight", "p1", "beta"):
+            elif scheme == "scale":
                 values = 0.9 + 0.2 * unit
             else:
                 values = 0.2 * unit - 0.1

@@ -237,6 +237,7 @@ class AconC(_Activation):
     """ACON-C (Ma et al. 2021): (p1-p2)x * sigmoid(beta (p1-p2) x) + p2 x, learnable per channel."""
 
     kind = "acon_c"
+    init = {"p1": "scale", "beta": "scale"}
     flops_per_element = 8
 
     beta_init: float = Field(default=1.0)

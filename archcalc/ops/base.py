@@ -73,6 +73,30 @@ class Window:
     rounds_down: bool = True
 
 
+@dataclass(frozen=True)
+class SlidingWindow:
+    """A kernel an op slides over its input's spatial axes, one output per position (torch.nn.Conv2d's
+    and MaxPool2d's `kernel_size`, `stride` and `dilation`, one value per axis); padding, which may
+    depend on the input ('same'), is in the receptive step."""
+
+    kernel_size: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+
+
+Connectivity = Literal["dense", "convolution"]
+"""How learned weights connect an op's outputs to its inputs: `dense`, each output a weighted sum
+of every feature of the last axis (a fully connected layer, features last); `convolution`, a kernel
+shared across spatial positions, transposed or not (channels first)."""
+
+Init = Literal["fan_in", "scale", "shift", "variance", "count"]
+"""How an array starts in a seeded run (torch.nn.init's schemes, kept bounded through deep stacks):
+`fan_in` uniform in +-1/sqrt(fan_in), fan_in the product of the shape after axis 0 (the bound of
+PyTorch's default kaiming_uniform_(a=sqrt(5)) for conv and linear weights); `scale` near 1 (a
+norm's weight); `shift` near 0 (a bias, a running mean); `variance` in [0.5, 1.5] (a running
+variance); `count` an int64 zero (num_batches_tracked)."""
+
+
 GLOBAL: Literal["global"] = "global"
 """The receptive-field step of an op whose every output sees the whole input (linear, global pool)."""
 
@@ -126,6 +150,13 @@ class Op(BaseModel):
     aliases: ClassVar[tuple[str, ...]] = ()
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
+    connectivity: ClassVar[Connectivity | None] = None
+    """How learned weights multiply the input (None: no weights do, as in a norm's scale)."""
+    normalizes_channels: ClassVar[bool] = False
+    """Whether each channel (axis 0) is normalised by its own mean, so a constant added to a
+    channel before the op is cancelled (batch norm; Ioffe & Szegedy 2015, §3.2)."""
+    init: ClassVar[dict[str, Init]] = {}
+    """How each parameter and buffer starts in a seeded run, by name; one not named is a `shift`."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -150,6 +181,17 @@ class Op(BaseModel):
     def buffers(self, inputs: list[Shape]) -> dict[str, Shape]:
         """Non-learnable state by name (batch norm's running statistics)."""
         return {}
+
+    @property
+    def window(self) -> SlidingWindow | None:
+        """The kernel the op slides over its input (a convolution, a pool), or None."""
+        return None
+
+    @property
+    def joins_along(self) -> int | None:
+        """The axis a concatenation joins its inputs along, as torch.cat counts it (0 the batch,
+        1 the channels, negative from the end), or None for an op that concatenates nothing."""
+        return None
 
     @property
     def inplace_output(self) -> bool:

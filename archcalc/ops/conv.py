@@ -17,6 +17,7 @@ from archcalc.ops.base import (
     PositiveInt,
     ReceptiveStep,
     Saved,
+    SlidingWindow,
     Width,
     Window,
     elements,
@@ -44,6 +45,8 @@ class _Conv(Op):
     """Fields shared by convolutions: `out` channels; input channels are inferred."""
 
     dims: ClassVar[int] = 2
+    connectivity = "convolution"
+    init = {"weight": "fan_in"}
 
     out: Width
     kernel: PositiveInt | list[PositiveInt]
@@ -115,6 +118,10 @@ class _ConvForward(_Conv):
     """A convolution: floor((n + before + after - d*(k-1) - 1) / stride) + 1 per axis."""
 
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+    @property
+    def window(self) -> SlidingWindow:
+        return SlidingWindow(self.kernel_size, self.strides, self.dilations)
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         self._in_channels(inputs)

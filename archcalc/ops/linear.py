@@ -15,6 +15,8 @@ class Linear(Op):
 
     kind = "linear"
     aliases = ("dense", "affine")
+    connectivity = "dense"
+    init = {"weight": "fan_in"}
 
     out: Width
     bias: bool = True

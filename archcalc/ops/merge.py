@@ -122,6 +122,10 @@ class Concat(Op):
 
     dim: Whole = 1
 
+    @property
+    def joins_along(self) -> int:
+        return self.dim
+
     def _axis(self, inputs: list[Shape]) -> int:
         """The joined axis, batch excluded; a ShapeError unless `dim` names a feature axis."""
         rank = len(inputs[0]) + 1

@@ -36,6 +36,8 @@ class _BatchNorm(Op):
     """Per-channel affine weight and bias (if `affine`); running mean/var buffers, as PyTorch."""
 
     dims: ClassVar[int] = 2
+    normalizes_channels = True
+    init = {"weight": "scale", "running_var": "variance", "num_batches_tracked": "count"}
 
     eps: float = Field(default=1e-5, gt=0)
     momentum: float = Field(default=0.1, ge=0, le=1)
@@ -98,6 +100,7 @@ class LayerNorm(Op):
     axis), as torch.nn.LayerNorm."""
 
     kind = "layernorm"
+    init = {"weight": "scale"}
 
     normalized_shape: PositiveInt | list[PositiveInt] | None = None
     eps: float = Field(default=1e-5, gt=0)
@@ -167,6 +170,7 @@ class GroupNorm(Op):
     """Normalises channel groups; per-channel affine weight and bias, torch.nn.GroupNorm."""
 
     kind = "groupnorm"
+    init = {"weight": "scale"}
 
     groups: PositiveInt
     eps: float = Field(default=1e-5, gt=0)

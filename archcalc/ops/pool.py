@@ -18,6 +18,7 @@ from archcalc.ops.base import (
     PositiveInt,
     ReceptiveStep,
     Saved,
+    SlidingWindow,
     Window,
     elements,
     expect_rank,
@@ -76,6 +77,10 @@ class _Pool(Op):
     @property
     def spans(self) -> tuple[int, ...]:
         return tuple(effective_kernel(k, d) for k, d in zip(self.kernel_size, self.dilations))
+
+    @property
+    def window(self) -> SlidingWindow:
+        return SlidingWindow(self.kernel_size, self.strides, self.dilations)
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         shape = inputs[0]

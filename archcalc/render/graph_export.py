@@ -19,7 +19,6 @@ from typing import Any
 
 from archcalc.analysis import Analysis, _plain
 from archcalc.arith import Dim, Shape
-from archcalc.ops.merge import Concat
 from archcalc.render.escape import dot, mermaid, xml
 from archcalc.spec.graph import INPUT
 
@@ -99,7 +98,7 @@ def collapse(analysis: Analysis, depth: int | None = None) -> LayerGraph:
             source = group_of(source_path, depth)
             if source != target:
                 key = (source, target)
-                found[key] = found.get(key, False) or isinstance(layer.op, Concat)
+                found[key] = found.get(key, False) or layer.op.joins_along is not None
     edges = tuple(Edge(s, t, previous[t] != s, dense) for (s, t), dense in found.items())
     return LayerGraph(network.name, network.input_shape, depth, tuple(nodes), edges)
 

@@ -61,11 +61,7 @@ from archcalc.errors import ArchcalcError, OptionError
 from archcalc.figures.dropped_pixels import PROBES, AxisProgram, Drop, nearest_clean, period
 from archcalc.figures.memory import live_storages
 from archcalc.figures.receptive_field import ReceptiveField
-from archcalc.ops.base import GLOBAL, Op, Window, elements
-from archcalc.ops.conv import _Conv, _ConvForward
-from archcalc.ops.linear import Linear
-from archcalc.ops.merge import Concat
-from archcalc.ops.norm import _BatchNorm
+from archcalc.ops.base import GLOBAL, Op, SlidingWindow, Window, elements
 from archcalc.spec.graph import INPUT, Network
 from archcalc.units import human_bytes
 
@@ -216,6 +212,11 @@ def _positions(network: Network) -> dict[str, int]:
     return {p: i for i, p in enumerate(network.order)}
 
 
+def _kernel(op: Op) -> SlidingWindow | None:
+    """The window a convolution slides (one whose weights are a kernel it slides), or None."""
+    return op.window if op.connectivity == "convolution" else None
+
+
 # --- 1. representational bottleneck -------------------------------------------------------------
 
 
@@ -287,7 +288,7 @@ def representational_bottleneck(analysis: Analysis) -> list[Finding]:
     "a 5x5 convolution -> two 3x3",
 )
 def large_kernel(analysis: Analysis) -> list[Finding]:
-    """Weights of a k^D kernel, out*(in/g)*k^D, against a stack of n = (k-1)/2 3^D kernels:
+    """Weights of a k^D kernel (PyTorch's shape: out, in/g, *k), out*(in/g)*k^D, against a stack of n = (k-1)/2 3^D kernels:
     3^D * (out*(in/g) + (n-1)*out*(out/g)) (first in->out, then out->out, same groups)."""
     shapes = _shapes(analysis)
     network = analysis.network
@@ -295,27 +296,30 @@ def large_kernel(analysis: Analysis) -> list[Finding]:
     saved_total = 0
     for r in analysis.layers:
         op = network.layer(r.path).op
-        if not isinstance(op, _ConvForward):
+        window = _kernel(op)
+        if window is None:
             continue
-        k = op.kernel_size[0]
-        if k < 5 or any(x != k for x in op.kernel_size):
+        k = window.kernel_size[0]
+        if k < 5 or any(x != k for x in window.kernel_size):
             continue
-        kernel = "x".join([str(k)] * len(op.kernel_size))
-        if any(s != 1 for s in op.strides) or any(d != 1 for d in op.dilations) or k % 2 == 0:
+        kernel = "x".join([str(k)] * len(window.kernel_size))
+        if any(s != 1 for s in window.strides) or any(d != 1 for d in window.dilations) or k % 2 == 0:
             why = (
                 "strided"
-                if any(s != 1 for s in op.strides)
+                if any(s != 1 for s in window.strides)
                 else "dilated"
-                if any(d != 1 for d in op.dilations)
+                if any(d != 1 for d in window.dilations)
                 else "even"
             )
             skipped.append(f"{r.path} ({kernel} {why})")
             continue
-        cin, cout, g = shapes[r.inputs[0]][0], op.out, op.groups
+        cin = shapes[r.inputs[0]][0]
+        cout, per_group = op.parameters([shapes[i] for i in r.inputs])["weight"][:2]  # (out, in/g, *k)
         if not _ints(cin, cout):
             continue
-        taps = 3 ** len(op.kernel_size)
-        single = cout * (cin // g) * k ** len(op.kernel_size)
+        g = cin // per_group
+        taps = 3 ** len(window.kernel_size)
+        single = cout * (cin // g) * k ** len(window.kernel_size)
         depth = (k - 1) // 2
         stack = taps * (cout * (cin // g) + (depth - 1) * cout * (cout // g))
         if stack >= single:
@@ -540,11 +544,11 @@ def dilation_gridding(analysis: Analysis) -> list[Finding]:
     shapes = _shapes(analysis)
     dilated = {}
     for layer in network.layers:
-        op = layer.op
-        if isinstance(op, _ConvForward) and any(
-            d > 1 and k > 1 for d, k in zip(op.dilations, op.kernel_size)
+        window = _kernel(layer.op)
+        if window is not None and any(
+            d > 1 and k > 1 for d, k in zip(window.dilations, window.kernel_size)
         ):
-            dilated[layer.path] = op.dilations
+            dilated[layer.path] = window.dilations
     if len(dilated) < 2:
         return []
     pointwise: dict[str, bool] = {}
@@ -629,12 +633,12 @@ def dense_heavy(analysis: Analysis) -> list[Finding]:
     in networks with convolutions (in a plain multilayer perceptron they are the whole design)."""
     network = analysis.network
     shapes = _shapes(analysis)
-    if not any(isinstance(layer.op, _Conv) for layer in network.layers):
+    if not any(layer.op.connectivity == "convolution" for layer in network.layers):
         return []
     dense = [
         r
         for r in analysis.layers
-        if isinstance(network.layer(r.path).op, Linear)
+        if network.layer(r.path).op.connectivity == "dense"
         and r.receptive_field == GLOBAL
         and _ints(r.params.params)
     ]
@@ -683,10 +687,9 @@ def dense_heavy(analysis: Analysis) -> list[Finding]:
 
 def _bias_along_channels(op: Op, output: Shape) -> bool:
     """Whether the bias varies along axis 0 only, the axis batch norm normalises per channel:
-    a convolution's (channels first); a linear layer's when its output is a feature vector."""
-    if isinstance(op, _Conv):
-        return True
-    return isinstance(op, Linear) and len(output) == 1
+    a convolution's (channels first); a fully connected layer's (features last) when its output
+    is a feature vector."""
+    return op.connectivity == "convolution" or (op.connectivity == "dense" and len(output) == 1)
 
 
 @_rule(
@@ -701,13 +704,13 @@ def bias_before_batchnorm(analysis: Analysis) -> list[Finding]:
     layers, wasted = [], 0
     for r in analysis.layers:
         op = network.layer(r.path).op
-        if not getattr(op, "bias", False) or not _bias_along_channels(op, r.output_shape):
+        if not _bias_along_channels(op, r.output_shape):
             continue
         readers = list(network.readers[r.path])
         if (
             len(readers) != 1
             or r.path == network.output
-            or not isinstance(network.layer(readers[0]).op, _BatchNorm)
+            or not network.layer(readers[0]).op.normalizes_channels
         ):
             continue
         bias = op.parameters([shapes[i] for i in r.inputs]).get("bias")
@@ -744,7 +747,7 @@ def concat_growth(analysis: Analysis) -> list[Finding]:
     network = analysis.network
     shapes = _shapes(analysis)
     rows = {r.path: r for r in analysis.layers}
-    concats = {r.path for r in analysis.layers if isinstance(network.layer(r.path).op, Concat)}
+    concats = {r.path for r in analysis.layers if network.layer(r.path).op.joins_along is not None}
     if len(concats) < MIN_CONCAT_CHAIN:
         return []
 
@@ -780,10 +783,10 @@ def concat_growth(analysis: Analysis) -> list[Finding]:
     for members in groups.groups(order):
         if max(depth[c] for c in members) < MIN_CONCAT_CHAIN:
             continue  # concats that feed one more (Inception's nested ones) grow nothing
-        op = network.layer(members[0]).op
-        assert isinstance(op, Concat)
+        joined = network.layer(members[0]).op.joins_along
+        assert joined is not None
         out_first = rows[members[0]].output_shape
-        axis = op.dim % (len(out_first) + 1) - 1
+        axis = joined % (len(out_first) + 1) - 1
         growth = []
         for c in members:
             inputs = network.layer(c).inputs
