@@ -49,12 +49,6 @@ def test_each_rule_is_one_module_named_after_it_with_its_severities() -> None:
     )
 
 
-def test_findings_carry_a_severity_their_rule_declares() -> None:
-    for name in ("vgg16", "resnet50", "densenet121"):
-        for f in review(zoo(name)):
-            assert f.severity in RULES[f.rule].severities
-
-
 def test_findings_are_frozen_and_carry_their_rules_source() -> None:
     result = review(zoo("vgg16"))
     assert result
@@ -649,5 +643,5 @@ def test_every_zoo_spec_reviews() -> None:
         analysis = analyze(load(str(spec)))
         position = {p: i for i, p in enumerate(analysis.network.order)}
         for f in review(analysis):
-            assert f.rule in RULES and f.severity in ("info", "warning", "error")
+            assert f.rule in RULES and f.severity in RULES[f.rule].severities
             assert list(f.layers) == sorted(f.layers, key=position.__getitem__), (spec.stem, f.rule)
