@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import zoo
 
 from archcalc.executor import random_weights
 from archcalc.ops import REGISTRY
@@ -150,3 +151,29 @@ def test_random_weights_start_each_array_as_its_op_declares(tmp_path: Path) -> N
     assert w["ln"]["weight"].shape == (4, 4, 4)
     assert np.all((w["ln"]["weight"] >= 0.9) & (w["ln"]["weight"] <= 1.1))
     assert np.abs(w["ln"]["bias"]).max() <= 0.1
+
+
+# --- what ops declare agrees with what the passes compute ------------------------------------------
+
+ZOO = ("googlenet", "unet", "lenet5", "densenet121")  # kernels, transposed kernels, matrices, joins
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_declarations_agree_with_the_passes(name: str) -> None:
+    """Weights that multiply the input are exactly the layers with MACs (the FLOPs pass); a
+    sliding window is the receptive-field step's, span d*(k-1)+1 and the same stride; a join
+    along an axis makes that axis the sum of its inputs' (the shape pass)."""
+    analysis = zoo(name)
+    network = analysis.network
+    shapes = {"input": network.input_shape, **{r.path: r.output_shape for r in analysis.layers}}
+    for r in analysis.layers:
+        op, inputs = network.layer(r.path).op, [shapes[i] for i in r.inputs]
+        assert (op.connectivity is not None) == (r.flops.macs > 0), r.path
+        if op.window is not None:
+            step = op.receptive_step(inputs)
+            w = op.window
+            assert step.spans == tuple(d * (k - 1) + 1 for k, d in zip(w.kernel_size, w.dilations)), r.path
+            assert step.strides == w.strides, r.path
+        if op.joins_along is not None:
+            axis = op.joins_along % (len(r.output_shape) + 1) - 1
+            assert r.output_shape[axis] == sum(s[axis] for s in inputs), r.path
