@@ -20,8 +20,6 @@ from archcalc.units import human_bytes
 
 Severity = Literal["info", "warning", "error"]
 
-Check = Callable[[Analysis], "list[Finding]"]
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -33,6 +31,10 @@ class Finding:
     message: str
     figure: str
     source: str
+
+
+Check = Callable[[Analysis], list[Finding]]
+"""A rule's check: a pure function of one analysis."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,12 @@ def rule(id: str, title: str, source: str, severities: tuple[Severity, ...]) -> 
     return register
 
 
-def finding(rule: str, severity: Severity, layers: Iterable[str], message: str, figure: str) -> Finding:
-    """A finding of rule `rule`, carrying the rule's source."""
-    declared = RULES[rule]
+def finding(rule_id: str, severity: Severity, layers: Iterable[str], message: str, figure: str) -> Finding:
+    """A finding of rule `rule_id`, carrying the rule's source."""
+    declared = RULES[rule_id]
     if severity not in declared.severities:
-        raise AssertionError(f"rule {rule} declares severities {declared.severities}, not {severity}")
-    return Finding(rule, severity, tuple(layers), message, figure, declared.source)
+        raise AssertionError(f"rule {rule_id} declares severities {declared.severities}, not {severity}")
+    return Finding(rule_id, severity, tuple(layers), message, figure, declared.source)
 
 
 # --- reading the analysis -----------------------------------------------------------------------
