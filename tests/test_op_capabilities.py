@@ -48,6 +48,30 @@ def test_nothing_outside_ops_imports_a_concrete_op() -> None:
     assert offending == []
 
 
+def test_nothing_outside_ops_switches_on_an_op_kind() -> None:
+    """No `op.kind == "concat"` and no `REGISTRY["concat"]`: the spec loader looks kinds up by the
+    name the spec gives, and everything else asks the op."""
+    offending = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent.name == "ops" and path.parent.parent == PACKAGE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            sides = [node.left, *node.comparators] if isinstance(node, ast.Compare) else []
+            kinds = [
+                s for s in sides
+                if isinstance(s, ast.Attribute) and s.attr == "kind"
+                and ((isinstance(s.value, ast.Attribute) and s.value.attr == "op") or (isinstance(s.value, ast.Name) and s.value.id == "op"))
+            ]
+            constants = [s for s in sides if isinstance(s, (ast.Constant, ast.Tuple, ast.List, ast.Set))]
+            looked_up = (
+                isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+                and node.value.id == "REGISTRY" and isinstance(node.slice, ast.Constant)
+            )
+            if (kinds and constants) or looked_up:
+                offending.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert offending == []
+
+
 # --- window ---------------------------------------------------------------------------------------
 
 
