@@ -17,13 +17,20 @@ from archcalc.symbolic.sweep import parse_range, parse_shape, sweep
 @pytest.mark.parametrize(
     "width, says",
     [
-        ("$H // W + 1", "divisor is not a number"),  # floor(H/W): no integer division by a fixed number
+        (
+            "$H // W + 1",
+            "divisor is not a number",
+        ),  # floor(H/W): no integer division by a fixed number
         ("$(H * 1.5) // 1", "coefficient 1.5"),  # the sweep computes in whole numbers only
     ],
 )
-def test_a_width_the_sweep_cannot_compute_exactly_is_the_specs_error(tmp_path: Path, width: str, says: str) -> None:
+def test_a_width_the_sweep_cannot_compute_exactly_is_the_specs_error(
+    tmp_path: Path, width: str, says: str
+) -> None:
     path = tmp_path / "net.yaml"
-    path.write_text(f'name: net\ninput: [3, H, W]\nlayers:\n  - {{op: conv2d, out: "{width}", kernel: 1}}\n')
+    path.write_text(
+        f'name: net\ninput: [3, H, W]\nlayers:\n  - {{op: conv2d, out: "{width}", kernel: 1}}\n'
+    )
     with pytest.raises(SpecError, match=says):
         sweep(str(path), parse_range("1", "--batch"), parse_shape("3,8..10,4..5"))
 

@@ -36,9 +36,13 @@ def test_nothing_outside_ops_imports_a_concrete_op() -> None:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("archcalc.ops"):
                 names = {a.name for a in node.names}
-                if node.module == "archcalc.ops.base" or (node.module == "archcalc.ops" and names <= {"REGISTRY", "Op"}):
+                if node.module == "archcalc.ops.base" or (
+                    node.module == "archcalc.ops" and names <= {"REGISTRY", "Op"}
+                ):
                     continue
-                offending.append(f"{path.relative_to(PACKAGE)}:{node.lineno} from {node.module} import {', '.join(sorted(names))}")
+                offending.append(
+                    f"{path.relative_to(PACKAGE)}:{node.lineno} from {node.module} import {', '.join(sorted(names))}"
+                )
             if isinstance(node, ast.Import):
                 offending += [
                     f"{path.relative_to(PACKAGE)}:{node.lineno} import {a.name}"
@@ -58,14 +62,23 @@ def test_nothing_outside_ops_switches_on_an_op_kind() -> None:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             sides = [node.left, *node.comparators] if isinstance(node, ast.Compare) else []
             kinds = [
-                s for s in sides
-                if isinstance(s, ast.Attribute) and s.attr == "kind"
-                and ((isinstance(s.value, ast.Attribute) and s.value.attr == "op") or (isinstance(s.value, ast.Name) and s.value.id == "op"))
+                s
+                for s in sides
+                if isinstance(s, ast.Attribute)
+                and s.attr == "kind"
+                and (
+                    (isinstance(s.value, ast.Attribute) and s.value.attr == "op")
+                    or (isinstance(s.value, ast.Name) and s.value.id == "op")
+                )
             ]
-            constants = [s for s in sides if isinstance(s, (ast.Constant, ast.Tuple, ast.List, ast.Set))]
+            constants = [
+                s for s in sides if isinstance(s, (ast.Constant, ast.Tuple, ast.List, ast.Set))
+            ]
             looked_up = (
-                isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
-                and node.value.id == "REGISTRY" and isinstance(node.slice, ast.Constant)
+                isinstance(node, ast.Subscript)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "REGISTRY"
+                and isinstance(node.slice, ast.Constant)
             )
             if (kinds and constants) or looked_up:
                 offending.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
@@ -76,17 +89,24 @@ def test_nothing_outside_ops_switches_on_an_op_kind() -> None:
 
 
 def test_a_convolution_and_a_pool_declare_the_window_they_slide() -> None:
-    assert op("conv2d", out=8, kernel=[5, 3], stride=2, dilation=[1, 2]).window == SlidingWindow((5, 3), (2, 2), (1, 2))
+    assert op("conv2d", out=8, kernel=[5, 3], stride=2, dilation=[1, 2]).window == SlidingWindow(
+        (5, 3), (2, 2), (1, 2)
+    )
     assert op("conv1d", out=8, kernel=7).window == SlidingWindow((7,), (1,), (1,))
     # torch.nn.MaxPool2d: stride defaults to kernel_size
     assert op("max_pool2d", kernel=3).window == SlidingWindow((3, 3), (3, 3), (1, 1))
-    assert op("avg_pool3d", kernel=2, stride=1).window == SlidingWindow((2, 2, 2), (1, 1, 1), (1, 1, 1))
+    assert op("avg_pool3d", kernel=2, stride=1).window == SlidingWindow(
+        (2, 2, 2), (1, 1, 1), (1, 1, 1)
+    )
 
 
 @pytest.mark.parametrize(
     "kind, fields",
     [
-        ("conv_transpose2d", {"out": 4, "kernel": 3, "stride": 2}),  # scatters each input over a window
+        (
+            "conv_transpose2d",
+            {"out": 4, "kernel": 3, "stride": 2},
+        ),  # scatters each input over a window
         ("linear", {"out": 4}),
         ("adaptive_avg_pool2d", {"output": 1}),  # its windows vary in size
         ("relu", {}),
@@ -138,8 +158,14 @@ def test_every_declared_init_names_an_array_the_op_has() -> None:
         "groupnorm": (op("groupnorm", groups=2), [(4, 5)]),
         "acon_c": (op("acon_c"), [(3, 4, 4)]),
     }
-    declaring = {next(c for c in cls.__mro__ if "init" in c.__dict__) for cls in REGISTRY.values() if cls.init}
-    assert declaring <= {c for o, _ in samples.values() for c in type(o).__mro__}  # each declaration sampled
+    declaring = {
+        next(c for c in cls.__mro__ if "init" in c.__dict__)
+        for cls in REGISTRY.values()
+        if cls.init
+    }
+    assert declaring <= {
+        c for o, _ in samples.values() for c in type(o).__mro__
+    }  # each declaration sampled
     for kind, (o, inputs) in samples.items():
         arrays = {**o.parameters(inputs), **o.buffers(inputs)}
         assert set(o.init) <= set(arrays), kind
@@ -196,7 +222,9 @@ def test_declarations_agree_with_the_passes(name: str) -> None:
         if op.window is not None:
             step = op.receptive_step(inputs)
             w = op.window
-            assert step.spans == tuple(d * (k - 1) + 1 for k, d in zip(w.kernel_size, w.dilations)), r.path
+            assert step.spans == tuple(
+                d * (k - 1) + 1 for k, d in zip(w.kernel_size, w.dilations)
+            ), r.path
             assert step.strides == w.strides, r.path
         if op.joins_along is not None:
             axis = op.joins_along % (len(r.output_shape) + 1) - 1

@@ -52,7 +52,9 @@ class Rule:
 RULES: dict[str, Rule] = {}
 
 
-def rule(id: str, title: str, source: str, severities: tuple[Severity, ...]) -> Callable[[Check], Check]:
+def rule(
+    id: str, title: str, source: str, severities: tuple[Severity, ...]
+) -> Callable[[Check], Check]:
     """Register the decorated check as rule `id`."""
 
     def register(check: Check) -> Check:
@@ -62,11 +64,15 @@ def rule(id: str, title: str, source: str, severities: tuple[Severity, ...]) -> 
     return register
 
 
-def finding(rule_id: str, severity: Severity, layers: Iterable[str], message: str, figure: str) -> Finding:
+def finding(
+    rule_id: str, severity: Severity, layers: Iterable[str], message: str, figure: str
+) -> Finding:
     """A finding of rule `rule_id`, carrying the rule's source."""
     declared = RULES[rule_id]
     if severity not in declared.severities:
-        raise AssertionError(f"rule {rule_id} declares severities {declared.severities}, not {severity}")
+        raise AssertionError(
+            f"rule {rule_id} declares severities {declared.severities}, not {severity}"
+        )
     return Finding(rule_id, severity, tuple(layers), message, figure, declared.source)
 
 

@@ -57,7 +57,9 @@ def dense_heavy(analysis: Analysis) -> list[Finding]:
     )
     read = shapes[dense[0].inputs[0]][-1]  # features the first fully connected layer reads
     per_channel = (
-        read // maps[0] if maps is not None and integers(read, maps[0]) and read % maps[0] == 0 else 1
+        read // maps[0]
+        if maps is not None and integers(read, maps[0]) and read % maps[0] == 0
+        else 1
     )
     if maps is not None and per_channel > 1:
         advice = (

@@ -42,7 +42,11 @@ def large_kernel(analysis: Analysis) -> list[Finding]:
         if k < 5 or any(x != k for x in window.kernel_size):
             continue
         kernel = "x".join([str(k)] * len(window.kernel_size))
-        if any(s != 1 for s in window.strides) or any(d != 1 for d in window.dilations) or k % 2 == 0:
+        if (
+            any(s != 1 for s in window.strides)
+            or any(d != 1 for d in window.dilations)
+            or k % 2 == 0
+        ):
             why = (
                 "strided"
                 if any(s != 1 for s in window.strides)
@@ -53,7 +57,9 @@ def large_kernel(analysis: Analysis) -> list[Finding]:
             skipped.append(f"{r.path} ({kernel} {why})")
             continue
         cin = shapes[r.inputs[0]][0]
-        cout, per_group = op.parameters([shapes[i] for i in r.inputs])["weight"][:2]  # (out, in/g, *k)
+        cout, per_group = op.parameters([shapes[i] for i in r.inputs])["weight"][
+            :2
+        ]  # (out, in/g, *k)
         if not integers(cin, cout):
             continue
         g = cin // per_group

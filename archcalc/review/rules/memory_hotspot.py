@@ -27,7 +27,9 @@ def live_at_peak(analysis: Analysis) -> dict[str, int]:
     that made it (memory.live_storages: the liveness rule the memory pass uses)."""
     network = analysis.network
     at = network.order.index(analysis.memory.peak_layer)
-    storages = live_storages(network, output_shapes(analysis), analysis.memory.options.activation_bytes)
+    storages = live_storages(
+        network, output_shapes(analysis), analysis.memory.options.activation_bytes
+    )
     return {t: s.nbytes for t, s in storages.items() if s.born <= at <= s.last_use}
 
 

@@ -32,7 +32,9 @@ def representational_bottleneck(analysis: Analysis) -> list[Finding]:
     nothing. The head (outputs with fewer axes than the input) and the output are exempt."""
     network = analysis.network
     shapes = output_shapes(analysis)
-    if not integers(*network.input_shape) or not all(integers(*r.output_shape) for r in analysis.layers):
+    if not integers(*network.input_shape) or not all(
+        integers(*r.output_shape) for r in analysis.layers
+    ):
         return []
     last_read: dict[str, int] = {}
     for i, layer in enumerate(network.layers):
