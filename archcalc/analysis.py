@@ -52,6 +52,13 @@ class Analysis:
     def output_shape(self) -> Shape:
         return next(r.output_shape for r in self.layers if r.path == self.network.output)
 
+    def layer(self, path: str) -> LayerResult:
+        """The result of the layer at `path` (e.g. 'layer1.0.conv1'); KeyError if there is none."""
+        found = next((r for r in self.layers if r.path == path), None)
+        if found is None:
+            raise KeyError(path)
+        return found
+
 
 def analyze(network: Network, options: MemoryOptions | None = None) -> Analysis:
     """Shapes, parameters, FLOPs, receptive fields and memory of every layer, with totals."""

@@ -9,14 +9,30 @@ from typing import Any
 
 import click
 
-from archcalc.errors import ArchcalcError, OptionError
+from archcalc.errors import ArchcalcError, OptionError, quote
 from archcalc.options import WholeNumber, parse_batch, parse_input
 
 EXIT_BAD_INPUT = 2
 
 
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Remember --quiet for the whole invocation (click shares ctx.meta with every subcontext)."""
+    if value:
+        ctx.meta["archcalc.quiet"] = True
+
+
+# `--quiet`/`-q`: no notes on stderr (which built-in spec was used, which file was written)
+QUIET_DECLS = ("--quiet", "-q")
+QUIET_ATTRS: dict[str, Any] = {"is_flag": True, "expose_value": False, "callback": _quiet, "help": "Print no notes on stderr (errors and warnings still show)."}
+
+
 class _Group(click.Group):
-    """Turns every ArchcalcError into one message on stderr and exit status 2 (no traceback)."""
+    """Turns every ArchcalcError into one message on stderr and exit status 2 (no traceback), and
+    gives every command --quiet, as the group has it."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.append(click.Option(QUIET_DECLS, **QUIET_ATTRS))
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -33,21 +49,48 @@ def say(message: str, err: bool = True) -> None:
     click.echo(terminal(message), err=err)
 
 
+def note(message: str) -> None:
+    """A note on stderr (which built-in spec was used, which file was written), unless --quiet."""
+    if not click.get_current_context().meta.get("archcalc.quiet"):
+        say(message)
+
+
+STDIN = "-"  # the SPEC argument that reads the spec from standard input
+STDIN_NAME = "<stdin>"  # how messages name it: `<stdin>:3: ...`
+
+
 def _spec_path(spec: str) -> str:
     """The file a spec argument names (a zoo name says which built-in file it used, on stderr)."""
     from archcalc.spec.zoo import resolve
 
     path, builtin = resolve(spec)
     if builtin:
-        say(f"using the built-in spec {path}")
+        note(f"using the built-in spec {path}")
     return str(path)
 
 
-def _network(spec: str, input_shape: str | None, symbolic: bool = False) -> Any:
-    from archcalc.spec.graph import load
+def _spec_data(spec: str) -> tuple[Any, str]:
+    """The parsed spec and the name messages give it: a file, a zoo name, or `-` for standard
+    input (read once per command, bounded like a file, then parsed as often as needed)."""
+    from archcalc.spec.source import parse_text, read_file, read_stream
 
-    shape = parse_input(input_shape)
-    return load(_spec_path(spec), input_shape=shape, symbolic=symbolic)
+    if spec != STDIN:
+        path = _spec_path(spec)
+        return read_file(path), path
+    meta = click.get_current_context().meta
+    if "archcalc.stdin" not in meta:
+        stream = click.get_binary_stream("stdin")
+        if stream.isatty():
+            note("reading the spec from standard input (end it with Ctrl-D)")
+        meta["archcalc.stdin"] = read_stream(stream, STDIN_NAME)
+    return parse_text(meta["archcalc.stdin"], STDIN_NAME), STDIN_NAME
+
+
+def _network(spec: str, input_shape: str | None, symbolic: bool = False) -> Any:
+    from archcalc.spec.graph import load_data
+
+    data, file = _spec_data(spec)
+    return load_data(data, file, input_shape=parse_input(input_shape), symbolic=symbolic)
 
 
 def _analysis(spec: str, input_shape: str | None, symbolic: bool = False, options: Any = None) -> Any:
@@ -56,20 +99,36 @@ def _analysis(spec: str, input_shape: str | None, symbolic: bool = False, option
     return analyze(_network(spec, input_shape, symbolic), options)
 
 
-def _batch_value(batch: str) -> Any:
-    """The batch as an int, or as a positive-integer symbol."""
+def _symbolic_asked(ctx: click.Context) -> bool:
+    """Symbolic mode was asked for: --symbolic, or a size named in --input (3,H,W)."""
+    named = any(isinstance(d, str) for d in parse_input(ctx.params.get("input_shape")) or ())
+    return bool(ctx.params.get("symbolic")) or named
+
+
+def _batch_value(batch: str, symbolic: bool | None = None) -> Any:
+    """The batch as an int, or as a positive-integer symbol when symbolic mode was asked for
+    (`symbolic` None: as the command's --symbolic and --input say), so a mistyped --batch is
+    an error rather than a formula."""
     value = parse_batch(batch)
     if isinstance(value, str):
+        ctx = click.get_current_context()
+        if not (_symbolic_asked(ctx) if symbolic is None else symbolic):
+            named = "name the input's sizes, as in --input 3,H,W"
+            ways = f"add --symbolic, or {named}" if any(p.name == "symbolic" for p in ctx.command.params) else named
+            raise OptionError(
+                f"--batch {quote(value)} is a symbol, which only symbolic mode takes: {ways}; "
+                "for a number give digits, like --batch 32"
+            )
         from archcalc.symbolic.symbols import symbol
 
         return symbol(value)
     return value
 
 
-def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None) -> Any:
+def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, symbolic: bool | None = None) -> Any:
     from archcalc.figures.memory import MemoryOptions, check_options
 
-    options = MemoryOptions(_batch_value(batch), dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
+    options = MemoryOptions(_batch_value(batch, symbolic), dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
     check_options(options)
     return options
 
@@ -105,34 +164,30 @@ def memory_options(command: Any) -> Any:
 
 
 def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    """Print the installed version (run from a checkout: pyproject.toml's) and exit; looked up
-    only when asked, as metadata lookups cost startup time."""
+    """Print the installed version (run from a checkout: pyproject.toml's) and exit."""
     if not value:
         return
-    from importlib.metadata import PackageNotFoundError, version
+    from archcalc.version import version
 
-    try:
-        found = version("archcalc")
-    except PackageNotFoundError:
-        import re
-        from pathlib import Path
-
-        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-        match = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M) if pyproject.is_file() else None
-        found = f"{match[1] if match else 'unknown'} (not installed)"
-    click.echo(f"archcalc, version {found}")
+    found, installed = version()
+    click.echo(f"archcalc, version {found}" + ("" if installed else " (not installed)"))
     ctx.exit()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version, help="Show the version and exit.")
+@click.option(*QUIET_DECLS, **QUIET_ATTRS)
 def main() -> None:
     """Exact shapes, parameters (and more) of a network described in a YAML/JSON spec.
+
+    SPEC is a file, a built-in spec's name (`archcalc zoo` lists them), or - to read the spec
+    from standard input.
 
     \b
     Examples:
       archcalc summary specs/resnet18.yaml
       archcalc analyze specs/resnet50.yaml --json
+      cat specs/vgg16.yaml | archcalc summary -
     """
 
 
@@ -357,19 +412,19 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
 def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
     """The numeric network (the spec's sizes, or numeric --input), and a symbolic one: sizes named
     in --input, or the spec's own names, or C,H,W-style names by default."""
-    from archcalc.spec.graph import load
+    from archcalc.spec.graph import load_data
 
-    path = _spec_path(spec)
+    data, file = _spec_data(spec)
     shape = parse_input(input_shape)
     named = shape is not None and any(isinstance(d, str) for d in shape)
-    numeric = load(path, input_shape=None if named else shape)
+    numeric = load_data(data, file, input_shape=None if named else shape)
     if named:
-        return numeric, load(path, input_shape=shape, symbolic=True)
-    symbolic = load(path, input_shape=shape, symbolic=True)
+        return numeric, load_data(data, file, input_shape=shape, symbolic=True)
+    symbolic = load_data(data, file, input_shape=shape, symbolic=True)
     if symbolic.symbolic:  # the spec names its own sizes
         return numeric, symbolic
     names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}.get(len(numeric.input_shape) - 1, ())
-    return numeric, load(path, input_shape=(numeric.input_shape[0], *names), symbolic=True)
+    return numeric, load_data(data, file, input_shape=(numeric.input_shape[0], *names), symbolic=True)
 
 
 @main.command()
@@ -397,7 +452,7 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
     from archcalc.symbolic.formula import gather, render
 
     _, network = _named_input(spec, input_shape)
-    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
+    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, symbolic=True)
     result = run(network, options)
     modulus = math.lcm(1, *(period(network, axis) for axis in range(1, len(network.input_shape))))
     text = render(gather(result, what), fmt, modulus)
@@ -412,8 +467,8 @@ def _write(text: str, output: str | None, spec: str) -> None:
     from archcalc.render.files import write_text
     from archcalc.spec.zoo import resolve
 
-    write_text(output, [str(resolve(spec)[0])], text)
-    say(f"wrote {output}")
+    write_text(output, [] if spec == STDIN else [str(resolve(spec)[0])], text)
+    note(f"wrote {output}")
 
 
 @main.command()
@@ -640,7 +695,7 @@ def _sweep_plot(result: Any, path: str) -> None:
         axes.legend()
     with atomic(path, binary=True) as file:
         figure.savefig(file, format=Path(path).suffix[1:].lower(), dpi=150)
-    say(f"wrote {path}")
+    note(f"wrote {path}")
 
 
 @main.command("sweep")
@@ -674,6 +729,8 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
     from archcalc.symbolic.sweep import parse_range, parse_shape, write_csv, write_json
     from archcalc.symbolic.sweep import sweep as run_sweep
 
+    if spec == STDIN:
+        raise OptionError("sweep reads its spec from a file or the zoo, not standard input: save the spec and give its path")
     path, builtin = resolve(spec)
     batches = parse_range(batch, "--batch")
     shape = parse_shape(input_shape) if input_shape is not None else None
@@ -687,7 +744,7 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
         except ImportError:
             raise OptionError("--plot needs matplotlib, an optional extra: pip install 'archcalc[plot]'") from None
     if builtin:
-        say(f"using the built-in spec {path}")
+        note(f"using the built-in spec {path}")
     options = MemoryOptions(1, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
     result = run_sweep(str(path), batches, shape, what=what, train=train, options=options)
     if output is None:
@@ -695,7 +752,7 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
     else:
         with atomic(output) as file:
             (write_json if fmt == ".json" else write_csv)(result, file)
-        say(f"wrote {result.points:,} row{'s' if result.points != 1 else ''} to {output}")
+        note(f"wrote {result.points:,} row{'s' if result.points != 1 else ''} to {output}")
     if plot is not None:
         _sweep_plot(result, plot)
 

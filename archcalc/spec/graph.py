@@ -451,5 +451,12 @@ def _digraph(nodes: dict[str, Layer]) -> nx.DiGraph:
 
 def load(path: str, *, input_shape: tuple[int | str, ...] | None = None, symbolic: bool = False) -> Network:
     """Read, validate and expand a spec file (see `expand` for the options)."""
-    data = read_file(path)
-    return expand(parse_spec(data, path), data, path, input_shape=input_shape, symbolic=symbolic)
+    return load_data(read_file(path), path, input_shape=input_shape, symbolic=symbolic)
+
+
+def load_data(
+    data: Any, file: str | None = None, *, input_shape: tuple[int | str, ...] | None = None, symbolic: bool = False
+) -> Network:
+    """Validate and expand spec data already parsed: a file's or stdin's (`file` names it in
+    messages), or a dict built in Python (no file, no lines)."""
+    return expand(parse_spec(data, file), data, file, input_shape=input_shape, symbolic=symbolic)

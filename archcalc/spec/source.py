@@ -11,7 +11,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -149,10 +149,17 @@ def _check_json(text: str, file: str | None) -> str:
 def parse_text(text: str, file: str | None = None) -> Any:
     """Plain data (LineDict/LineList/scalars) from YAML or JSON text, or a SpecError.
 
-    A file named *.json must be valid JSON; any other name is read as YAML (JSON is YAML too).
+    A file named *.json must be valid JSON; any other name is read as YAML (JSON is YAML too),
+    except that text with tabs which is valid JSON (standard input has no suffix to say so) is
+    read as JSON, whose indentation may be tabs where YAML's may not.
     """
     if file is not None and file.lower().endswith(".json") and text.strip():
         text = _check_json(text, file)
+    elif "\t" in text and text.lstrip()[:1] in ("{", "["):
+        try:
+            text = _check_json(text, file)
+        except SpecError:
+            pass  # not JSON: YAML's own message follows
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise SpecError("the file holds a NUL byte: a spec is text", location=Location(file, line))
@@ -220,15 +227,37 @@ def read_text(path: Path) -> str:
         if not stat.S_ISREG(mode):
             raise SpecError(f"{path} is not a regular file (a device, FIFO or socket); a spec is a file")
         data = file.read(most + 1)
+    return _decoded(data, str(path), most)
+
+
+def _decoded(data: bytes, name: str, most: int) -> str:
+    """`data` as UTF-8 text, or a SpecError when it passes `most` bytes or is not UTF-8."""
     if len(data) > most:
         raise SpecError(
-            f"{path} is larger than {most:,} bytes, the limit for a spec; "
-            f"raise it with {MAX_BYTES_VARIABLE}=BYTES if the file is meant to be this large"
+            f"{name} is larger than {most:,} bytes, the limit for a spec; "
+            f"raise it with {MAX_BYTES_VARIABLE}=BYTES if the {'text' if name.startswith('<') else 'file'} is meant to be this large"
         )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"cannot read {path}: not UTF-8 text (byte {exc.start:,})") from None
+        raise SpecError(f"cannot read {name}: not UTF-8 text (byte {exc.start:,})") from None
+
+
+def read_stream(stream: BinaryIO, name: str = "<stdin>") -> str:
+    """The text of a stream (standard input), read only up to the limit for a file plus a byte."""
+    most = limit(MAX_BYTES_VARIABLE, MAX_BYTES)
+    return _decoded(stream.read(most + 1), name, most)
+
+
+def check_text(text: str, name: str) -> str:
+    """Spec text given as a string, held to the size limit of a file (its UTF-8 bytes)."""
+    most = limit(MAX_BYTES_VARIABLE, MAX_BYTES)
+    if len(text) > most or len(text.encode("utf-8", "surrogatepass")) > most:
+        raise SpecError(
+            f"{name} is larger than {most:,} bytes, the limit for a spec; "
+            f"raise it with {MAX_BYTES_VARIABLE}=BYTES if the text is meant to be this large"
+        )
+    return text
 
 
 def read_file(path: str | Path) -> Any:

@@ -12,7 +12,7 @@ from archcalc.errors import SpecError
 def zoo_dirs() -> list[Path]:
     """Where the built-in specs live: the source tree's specs/, or the installed copy."""
     candidates = [
-        Path(__file__).resolve().parent.parent / "specs",  # a source checkout or editable install
+        Path(__file__).resolve().parents[2] / "specs",  # a source checkout or editable install
         Path(sys.prefix) / "share" / "archcalc" / "specs",  # pip install . (pyproject data-files)
     ]
     return [d for d in candidates if d.is_dir()]
