@@ -4,6 +4,7 @@ one that does not), on zoo models whose answer is known, and the ignore mechanis
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from conftest import SPECS, zoo
@@ -36,6 +37,16 @@ def test_rules_are_registered_in_kebab_case_with_a_title_and_source() -> None:
     ]
     for rule_id, rule in RULES.items():
         assert rule.id == rule_id and rule.title and rule.source
+
+
+def test_each_rule_is_one_module_named_after_it_with_its_severities() -> None:
+    for rule_id, rule in RULES.items():
+        assert rule.check.__module__ == "archcalc.review.rules." + rule_id.replace("-", "_")
+        assert rule.severities and set(rule.severities) <= {"error", "warning", "info"}
+    rules = Path(RULES["large-kernel"].check.__code__.co_filename).parent
+    assert sorted(p.stem for p in rules.glob("*.py")) == sorted(
+        ["__init__", "base", *(r.replace("-", "_") for r in RULES)]
+    )
 
 
 def test_findings_are_frozen_and_carry_their_rules_source() -> None:
@@ -632,5 +643,5 @@ def test_every_zoo_spec_reviews() -> None:
         analysis = analyze(load(str(spec)))
         position = {p: i for i, p in enumerate(analysis.network.order)}
         for f in review(analysis):
-            assert f.rule in RULES and f.severity in ("info", "warning", "error")
+            assert f.rule in RULES and f.severity in RULES[f.rule].severities
             assert list(f.layers) == sorted(f.layers, key=position.__getitem__), (spec.stem, f.rule)

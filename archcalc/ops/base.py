@@ -184,7 +184,8 @@ class Op(BaseModel):
 
     @property
     def window(self) -> SlidingWindow | None:
-        """The kernel the op slides over its input (a convolution, a pool), or None."""
+        """The kernel the op slides over its input, one output per position (a convolution, a
+        pool), or None (a transposed convolution scatters each input over a window instead)."""
         return None
 
     @property

@@ -20,7 +20,7 @@ import numpy as np
 import sympy
 
 from archcalc.analysis import Analysis, analyze
-from archcalc.errors import ArchcalcError, OptionError, quote
+from archcalc.errors import ArchcalcError, OptionError, SpecError, quote
 from archcalc.figures.figure import sweepable, swept
 from archcalc.figures.memory import MemoryOptions, Storage, check_options
 from archcalc.spec.graph import Network, expand
@@ -183,10 +183,14 @@ class _Where(sympy.Function):
 
 
 def _quotient(arg: Any) -> tuple[Any, Any]:
-    """arg as p / q with p an integer expression and q a positive integer."""
+    """arg as p / q with p an integer expression and q a positive integer; a spec that divides by
+    a swept size (a width of `$H // W`) is refused."""
     p, q = sympy.fraction(sympy.together(arg))
     if not q.is_Integer:
-        raise ArchcalcError(f"cannot evaluate floor({arg}) with integer arithmetic: its divisor is not a number")
+        raise SpecError(
+            f"cannot evaluate floor({arg}) with integer arithmetic: its divisor is not a number "
+            "(a size in the spec divides by one the sweep varies)"
+        )
     return (p, q) if q > 0 else (-p, -q)
 
 
@@ -197,8 +201,8 @@ def _integer_form(expr: Any) -> Any:
 
     def piecewise(*pairs: Any) -> Any:
         *cases, (last, otherwise) = pairs
-        if otherwise is not sympy.true:
-            raise ArchcalcError(f"cannot evaluate {sympy.Piecewise(*pairs)} on a grid: it has no default")
+        if otherwise is not sympy.true:  # arith.where_at_least always gives one
+            raise AssertionError(f"cannot evaluate {sympy.Piecewise(*pairs)} on a grid: it has no default")
         for value, cond in reversed(cases):
             last = _Where(cond, value, last)
         return last
@@ -208,7 +212,11 @@ def _integer_form(expr: Any) -> Any:
     expr = expr.replace(sympy.Piecewise, piecewise)
     loose = [a for a in expr.atoms(sympy.Number) if not a.is_Integer]
     if loose:
-        raise ArchcalcError(f"cannot evaluate the formula with integer arithmetic: it has the coefficient {loose[0]}")
+        raise SpecError(
+            f"cannot evaluate the formula with integer arithmetic: it has the coefficient {loose[0]} "
+            "(a size in the spec is computed with a decimal number, e.g. `$(H * 1.5) // 1`; write it "
+            "with whole numbers, as `$3 * H // 2`)"
+        )
     return expr
 
 

@@ -1,0 +1,85 @@
+"""dense-heavy (warning): fully connected layers on the flattened maps holding > 50% of the
+params."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from archcalc.analysis import Analysis
+from archcalc.ops.base import GLOBAL
+from archcalc.review.rules.base import (
+    Finding,
+    finding,
+    integers,
+    listing,
+    output_shapes,
+    positions,
+    rule,
+    share,
+    size,
+)
+
+DENSE_SHARE = Fraction(1, 2)  # fully connected layers holding more than this share of params
+
+
+@rule(
+    "dense-heavy",
+    "Fully connected layers hold most of the parameters",
+    "Simonyan & Zisserman 2015 (VGG: most parameters sit in the fully connected layers); Lin, Chen "
+    "& Yan 2014, Network in Network, §3.2 global average pooling in place of fully connected layers",
+    severities=("warning",),
+)
+def dense_heavy(analysis: Analysis) -> list[Finding]:
+    """Linear layers on the flattened maps (their field is the whole input) over all parameters,
+    in networks with convolutions (in a plain multilayer perceptron they are the whole design)."""
+    network = analysis.network
+    shapes = output_shapes(analysis)
+    if not any(layer.op.connectivity == "convolution" for layer in network.layers):
+        return []
+    dense = [
+        r
+        for r in analysis.layers
+        if network.layer(r.path).op.connectivity == "dense"
+        and r.receptive_field == GLOBAL
+        and integers(r.params.params)
+    ]
+    held = sum((r.params.params for r in dense), 0)
+    total = analysis.totals.params
+    if not dense or not integers(total) or held <= DENSE_SHARE * total:
+        return []
+    largest = max(dense, key=lambda r: r.params.params)
+    features = shapes[largest.inputs[0]][-1]
+    rank = len(network.input_shape)
+    first = positions(network)[dense[0].path]
+    maps = next(
+        (r.output_shape for r in reversed(analysis.layers[:first]) if len(r.output_shape) == rank),
+        None,
+    )
+    read = shapes[dense[0].inputs[0]][-1]  # features the first fully connected layer reads
+    per_channel = (
+        read // maps[0]
+        if maps is not None and integers(read, maps[0]) and read % maps[0] == 0
+        else 1
+    )
+    if maps is not None and per_channel > 1:
+        advice = (
+            f"the head flattens {size(maps)} maps ({per_channel:,} positions per channel); global "
+            "average pooling before a single classifier (Network in Network; as ResNet and "
+            "GoogLeNet do) would remove most of these parameters"
+        )
+    else:
+        advice = (
+            "the maps are already pooled to one position, so the head's size is its widths' "
+            "product: fewer features before it, or a narrower hidden layer, would shrink it"
+        )
+    parts = [f"{r.path} {r.params.params:,}" for r in dense]
+    return [
+        finding(
+            "dense-heavy",
+            "warning",
+            [r.path for r in dense],
+            f"fully connected layers hold {held:,} of {total:,} parameters ({share(held, total)}): "
+            f"{listing(parts)}; the largest, {largest.path}, reads {features:,} features; {advice}",
+            f"{share(held, total)} of params",
+        )
+    ]
