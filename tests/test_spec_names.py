@@ -1,4 +1,5 @@
-"""Layer names: `names` patterns for a repeat's copies and `flat` calls numbered in their container.
+"""Layer names: `names` patterns for a repeat's copies, `flat` copies numbered in their container,
+`inline` calls whose layers are named as if written in their place.
 
 Expected paths are written out by hand from the rules in docs/spec-format.md ("Naming layers"),
 the way torchvision names nn.Sequential's children (0, 1, 2 ...) and DenseNet's
@@ -63,17 +64,17 @@ VGG = """\
       conv_relu:
         args: [out]
         layers:
-          - {name: conv, op: conv2d, out: $out, kernel: 3, padding: 1}
-          - {name: relu, op: relu}
+          - {op: conv2d, out: $out, kernel: 3, padding: 1}
+          - {op: relu}
       stage:
         args: [out, convs]
         layers:
-          - {name: convs, block: conv_relu, repeat: $convs, out: $out, flat: true}
-          - {name: pool, op: max_pool2d, kernel: 2, stride: 2}
+          - {name: convs, block: conv_relu, repeat: $convs, out: $out, inline: true}
+          - {op: max_pool2d, kernel: 2, stride: 2}
       features:
         layers:
-          - {name: stage1, block: stage, out: 8, convs: 1, flat: true}
-          - {name: stage2, block: stage, out: 16, convs: 2, flat: true}
+          - {name: stage1, block: stage, out: 8, convs: 1, inline: true}
+          - {name: stage2, block: stage, out: 16, convs: 2, inline: true}
     layers:
       - {name: features, block: features}
       - {op: flatten}
@@ -81,7 +82,7 @@ VGG = """\
 """
 
 
-def test_flat_calls_continue_the_containers_numbering(tmp_path: Path) -> None:
+def test_inline_calls_continue_the_containers_numbering(tmp_path: Path) -> None:
     # torchvision's make_layers: [conv, relu, pool] then [conv, relu, conv, relu, pool], one
     # nn.Sequential numbered 0 ... 7; at the top level flatten is entry 1, the linears 2 and 3
     assert paths(tmp_path, VGG) == [
@@ -91,35 +92,36 @@ def test_flat_calls_continue_the_containers_numbering(tmp_path: Path) -> None:
     ]
 
 
-def test_inside_a_flat_call_a_plain_block_takes_one_number_and_keeps_its_names(tmp_path: Path) -> None:
-    # SqueezeNet's features: conv, relu, pool, then Fire modules (features.3.squeeze ...)
+def test_flat_copies_are_numbered_in_the_container_and_keep_their_names(tmp_path: Path) -> None:
+    # MobileNetV2's features: a stem, then each inverted residual appended as features.N, whose
+    # layers keep their names (features.2.conv); inline rows of blocks continue the numbering
     assert paths(tmp_path, """\
-        name: fire
-        input: [3, 16, 16]
+        name: rows
+        input: [4, 16, 16]
         blocks:
-          fire:
+          res:
             layers:
-              - {name: squeeze, op: conv2d, out: 4, kernel: 1}
-              - {name: expand, op: conv2d, out: 8, kernel: 1}
-          stem:
+              - {name: conv, op: conv2d, out: 4, kernel: 3, padding: 1}
+              - {name: add, op: add, from: [input, conv]}
+          row:
+            args: [n]
             layers:
-              - {op: conv2d, out: 8, kernel: 3}
               - {op: relu}
+              - {name: rest, block: res, repeat: $n, flat: true}
           features:
             layers:
-              - {block: stem, flat: true}
+              - {op: conv2d, out: 4, kernel: 1}
               - {name: skipped, op: relu, when: false}
-              - {block: fire, repeat: 2, flat: true}
-              - {block: tail, flat: true}
-          tail:
-            layers:
-              - {name: fire3, block: fire}
+              - {block: row, n: 1, inline: true}
+              - {block: row, n: 2, inline: true}
+              - {name: tail, block: res}
         layers:
           - {name: features, block: features}
     """) == [
-        "features.0", "features.1",  # the stem; the skipped entry takes no number
-        "features.2", "features.3", "features.4", "features.5",  # two flat fires: one number a layer
-        "features.6.squeeze", "features.6.expand",  # a plain block in a flat call: one number
+        "features.0",  # the stem; the skipped entry takes no number
+        "features.1", "features.2.conv", "features.2.add",  # row 1: its relu, one copy
+        "features.3", "features.4.conv", "features.4.add", "features.5.conv", "features.5.add",
+        "features.tail.conv", "features.tail.add",  # a named entry keeps its name
     ]
 
 
@@ -136,19 +138,20 @@ def test_skipped_entries_take_no_number(tmp_path: Path) -> None:
     """) == ["0", "1"]
 
 
-def test_from_uses_the_entries_own_names_inside_a_flat_call(tmp_path: Path) -> None:
+def test_from_uses_the_entries_own_names_inside_an_inline_call(tmp_path: Path) -> None:
     network = load(str(_write(tmp_path, """\
         name: residual
         input: [4, 8, 8]
         blocks:
           res:
             layers:
-              - {name: conv, op: conv2d, out: 4, kernel: 3, padding: 1}
-              - {name: add, op: add, from: [input, conv]}
+              - {op: conv2d, out: 4, kernel: 3, padding: 1}
+              - {op: add, from: [input, 0]}  # entry 0 of this block, whichever number it takes
         layers:
           - {op: relu}
-          - {block: res, repeat: 2, flat: true}
+          - {block: res, repeat: 2, inline: true}
     """)))
+    # the relu is 0; the copies' layers take 1, 2 and 3, 4
     assert list(network.nodes) == ["0", "1", "2", "3", "4"]
     assert network.nodes["2"].inputs == ("0", "1")
     assert network.nodes["4"].inputs == ("2", "3")
@@ -163,7 +166,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 BAD = [
     # (entry, a piece of the message, the layer path reported)
     ('{name: r, op: relu, names: "a{$i}"}', "'names' names the copies of a 'repeat', but the entry has no 'repeat'", "r"),
-    ('{name: r, op: relu, repeat: 2, flat: true, names: "a{$i}"}', "'flat' names the copies", "r"),
+    ('{name: r, op: relu, repeat: 2, flat: true, names: "a{$i}"}', "but 'flat' numbers the copies in the container", "r"),
     ('{name: r, op: relu, repeat: 2, names: "same"}', "gives copies 0 and 1 the same name 'same'", "r"),
     ('{name: r, op: relu, repeat: 2, names: "a{$i / 2}"}', "must be a whole number, got 0.0", "r"),
     ('{name: r, op: relu, repeat: 2, names: "a{$i == 0}"}', "must be a whole number, got True", "r"),
@@ -176,6 +179,9 @@ BAD = [
     ('{name: r, op: relu, repeat: 2, names: [a, b]}', "'names' must be a text", "r"),
     ('{name: r, op: relu, repeat: 2, names: "' + "x" * 201 + '{$i}"}', "at most 200 characters", "r"),
     ("{name: r, op: relu, flat: 1}", "'flat' must be true or false, got 1", "r"),
+    ("{name: r, op: relu, inline: yes please}", "'inline' must be true or false", "r"),
+    ("{name: r, op: relu, inline: true}", "it does not apply to an op", "r"),
+    ("{name: r, block: b, inline: true, flat: true}", "it does not apply to 'flat' or 'names'", "r"),
 ]
 
 
@@ -188,7 +194,8 @@ def test_a_flat_number_taken_by_a_name_is_a_located_error(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(("entry", "message", "layer"), BAD)
 def test_bad_names_are_located_errors(tmp_path: Path, entry: str, message: str, layer: str) -> None:
-    found = error(tmp_path, f"name: bad\ninput: [4]\nlayers:\n  - {entry}\n")
+    found = error(tmp_path, f"name: bad\ninput: [4]\nlayers:\n  - {entry}\n"
+                            "blocks: {b: {layers: [{op: relu}]}}\n")
     assert message in found.message
     assert found.location is not None and found.location.line == 4
     assert found.layer == layer

@@ -93,8 +93,7 @@ class _Scope:
     env: dict[str, Any]
     input_ref: _Ref | None  # None at the top level: the network input
     frozen: bool
-    numbering: _Numbering = field(default_factory=lambda: _Numbering())  # shared by `flat` calls
-    flat: bool = False  # inside a `flat` call: every layer is named by the container's number
+    numbering: _Numbering = field(default_factory=lambda: _Numbering())  # shared by `inline` calls
     outputs: dict[str, str | _Ref] = field(default_factory=dict)
     lines: dict[str, int | None] = field(default_factory=dict)  # where each name was given
 
@@ -102,7 +101,8 @@ class _Scope:
 @dataclass
 class _Numbering:
     """The running index that names a container's unnamed layers, as `nn.Sequential` numbers its
-    children: one per entry present (a skipped one takes none), and one per layer of a `flat` call."""
+    children: one per entry present (a skipped one takes none), one per copy of a `flat` entry,
+    and those an `inline` call's layers take."""
 
     next: int = 0
 
@@ -180,8 +180,7 @@ class _Expander:
 
     def expand_entry(self, entry: dict[str, Any], index: int, previous: str, scope: _Scope, depth: int) -> str:
         name = entry.get("name", str(index))
-        named = "name" in entry and not scope.flat
-        leaf = str(name) if named else str(scope.numbering.next)  # in the layer path
+        leaf = str(name) if "name" in entry else str(scope.numbering.next)  # in the layer path
         path = scope.prefix + leaf
         if not isinstance(name, (str, int)) or not str(name) or "." in str(name) or str(name) == INPUT:
             raise SpecError(
@@ -207,14 +206,19 @@ class _Expander:
         repeat = self.value(entry, "repeat", env, path) if "repeat" in entry else None
         frozen = self.value(entry, "frozen", env, path) if "frozen" in entry else False
         flat = self.value(entry, "flat", env, path) if "flat" in entry else False
+        inline = self.value(entry, "inline", env, path) if "inline" in entry else False
         if not isinstance(when, bool):
             raise SpecError(f"'when' must be true or false, got {quote(when)}", location=self.where(entry, "when"), layer=path)
         if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0):
             raise SpecError(f"'repeat' must be a whole number >= 0, got {quote(repeat)}", location=self.where(entry, "repeat"), layer=path)
         if not isinstance(frozen, bool):
             raise SpecError(f"'frozen' must be true or false, got {quote(frozen)}", location=self.where(entry, "frozen"), layer=path)
-        if not isinstance(flat, bool):
-            raise SpecError(f"'flat' must be true or false, got {quote(flat)}", location=self.where(entry, "flat"), layer=path)
+        for key, given in (("flat", flat), ("inline", inline)):
+            if not isinstance(given, bool):
+                raise SpecError(f"'{key}' must be true or false, got {quote(given)}", location=self.where(entry, key), layer=path)
+        if inline and (has_op or flat or "names" in entry):
+            why = "an op" if has_op else "'flat' or 'names' (the copies add no level to number or name)"
+            raise SpecError(f"'inline' writes a block's layers in place of the call; it does not apply to {why}", location=self.where(entry, "inline"), layer=path)
         frozen = frozen or scope.frozen
         count = 1 if repeat is None else repeat
         self.spend(count if when and count else 1, entry, path)  # a skipped entry costs one
@@ -224,20 +228,20 @@ class _Expander:
             scope.outputs[name] = sources[0]
             return name
         copies = self.copy_names(entry, path, repeat is not None, count, flat, scope)
-        if not flat:
+        if not (flat or inline):
             scope.numbering.next += 1
         if has_op:
             scope.outputs[name] = self.expand_op(entry, path, copies, sources, scope, frozen)
         else:
-            scope.outputs[name] = self.expand_block(entry, path, copies, flat, sources, scope, frozen, depth)
+            scope.outputs[name] = self.expand_block(entry, path, copies, inline, sources, scope, frozen, depth)
         return name
 
     def copy_names(self, entry: dict[str, Any], path: str, indexed: bool, count: int, flat: bool, scope: _Scope) -> list[tuple[str, dict[str, Any]]]:
         """Each copy's path and expression names: `path`, or for a `repeat` `path.0`, `path.1`
-        ... or `path.` + the `names` pattern; a `flat` op's copies take the container's numbers
-        (a `flat` block's layers take them as they are expanded)."""
+        ... or `path.` + the `names` pattern; a `flat` entry's copies take the container's
+        next numbers (an `inline` call's are only messages' paths: its layers name themselves)."""
         if "names" in entry and (not indexed or flat):
-            why = "'flat' names the copies by the container's numbers" if flat else "the entry has no 'repeat'"
+            why = "'flat' numbers the copies in the container" if flat else "the entry has no 'repeat'"
             raise SpecError(f"'names' names the copies of a 'repeat', but {why}", location=self.where(entry, "names"), layer=path)
         copies = []
         seen: dict[str, int] = {}
@@ -254,7 +258,7 @@ class _Expander:
                         location=self.where(entry, "names"), layer=path)
                 seen[leaf] = i
                 here = f"{path}.{leaf}"
-            elif flat and "op" in entry:
+            elif flat:
                 here = scope.prefix + scope.numbering.take()
             else:
                 here = f"{path}.{i}" if indexed else path
@@ -300,7 +304,7 @@ class _Expander:
         return inputs[0]  # type: ignore[return-value]
 
     def expand_block(
-        self, entry: dict[str, Any], path: str, copies: list[tuple[str, dict[str, Any]]], flat: bool,
+        self, entry: dict[str, Any], path: str, copies: list[tuple[str, dict[str, Any]]], inline: bool,
         sources: list[_Ref], scope: _Scope, frozen: bool, depth: int,
     ) -> _Ref:
         block_name = entry["block"]
@@ -320,8 +324,8 @@ class _Expander:
         source = sources[0]
         for here, env in copies:
             args = self.block_args(block, block_name, given, env, entry, here)
-            if flat:  # no path of its own: its layers join the container's
-                inner = _Scope(scope.prefix, args, source, frozen, scope.numbering, flat=True)
+            if inline:  # no path of its own: its layers are named as if written in its place
+                inner = _Scope(scope.prefix, args, source, frozen, scope.numbering)
             else:
                 inner = _Scope(here + ".", args, source, frozen)
                 self.blocks[here] = block_name
