@@ -208,3 +208,11 @@ def test_cli_reports_a_bad_pattern_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith(f"archcalc: error: {spec}:4 layer 'r': 'names' gives copies 0 and 1")
     assert "Traceback" not in done.stderr
+
+
+def test_the_docs_vgg_example_names_features_0_to_9(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "spec-format.md").read_text()
+    section = docs[docs.index("### Naming layers"):]
+    example = section[section.index("```yaml\n") + 8:section.index("```\n", section.index("```yaml\n") + 8)]
+    spec = _write(tmp_path, "name: vgg_docs\ninput: [3, 32, 32]\n" + example)
+    assert list(load(str(spec)).nodes) == [f"features.{i}" for i in range(10)]
