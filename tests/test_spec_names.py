@@ -178,6 +178,8 @@ BAD = [
     ('{name: r, op: relu, repeat: 2, names: "{$j}"}', "j", "r"),
     ('{name: r, op: relu, repeat: 2, names: [a, b]}', "'names' must be a text", "r"),
     ('{name: r, op: relu, repeat: 2, names: "' + "x" * 201 + '{$i}"}', "at most 200 characters", "r"),
+    ('{name: r, op: relu, repeat: 2, names: "' + "{$i}" * 9 + '"}', "more than 8 {expressions}", "r"),
+    ('{name: r, op: relu, repeat: 2, names: "{(2 ** 60) ** 10}{(2 ** 60) ** 10}{$i}"}', "has at most 200 characters", "r"),
     ("{name: r, op: relu, flat: 1}", "'flat' must be true or false, got 1", "r"),
     ("{name: r, op: relu, inline: yes please}", "'inline' must be true or false", "r"),
     ("{name: r, op: relu, inline: true}", "it does not apply to an op", "r"),

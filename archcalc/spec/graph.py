@@ -2,7 +2,9 @@
 
 Names resolve within their block instance; `from` may name any entry of the same scope (or
 `input`, the scope's input), so a wrong reference can form a cycle, which is reported. An entry
-skipped by `when: false` or `repeat: 0` passes its input through under its own name.
+skipped by `when: false` or `repeat: 0` passes its input through under its own name. Layer
+paths are torchvision's kind: an unnamed entry takes its container's running number, and
+`names`, `flat` and `inline` name a repeat's copies (docs/spec-format.md, "Naming layers").
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ INPUT = "input"
 MAX_LAYERS = 20_000  # entries expanded (blocks and skipped ones too); 10,000 layers take about 1.5 s a command
 MAX_LAYERS_VARIABLE = "ARCHCALC_MAX_LAYERS"  # overrides MAX_LAYERS
 MAX_NESTING = 32
-MAX_PATTERN_CHARS = 200  # a `names` pattern; torchvision's longest child name has 20
+MAX_PATTERN_CHARS = 200  # a `names` pattern and the names it gives; torchvision's longest child name has 20
+MAX_PATTERN_EXPRESSIONS = 8  # {expressions} in one pattern (DenseNet's has one)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
@@ -86,19 +89,6 @@ class Network:
 
 
 @dataclass
-class _Scope:
-    """One block instance (or the top level) while it is being expanded."""
-
-    prefix: str
-    env: dict[str, Any]
-    input_ref: _Ref | None  # None at the top level: the network input
-    frozen: bool
-    numbering: _Numbering = field(default_factory=lambda: _Numbering())  # shared by `inline` calls
-    outputs: dict[str, str | _Ref] = field(default_factory=dict)
-    lines: dict[str, int | None] = field(default_factory=dict)  # where each name was given
-
-
-@dataclass
 class _Numbering:
     """The running index that names a container's unnamed layers, as `nn.Sequential` numbers its
     children: one per entry present (a skipped one takes none), one per copy of a `flat` entry,
@@ -109,6 +99,19 @@ class _Numbering:
     def take(self) -> str:
         self.next += 1
         return str(self.next - 1)
+
+
+@dataclass
+class _Scope:
+    """One block instance (or the top level) while it is being expanded."""
+
+    prefix: str
+    env: dict[str, Any]
+    input_ref: _Ref | None  # None at the top level: the network input
+    frozen: bool
+    numbering: _Numbering = field(default_factory=_Numbering)  # shared by `inline` calls
+    outputs: dict[str, str | _Ref] = field(default_factory=dict)
+    lines: dict[str, int | None] = field(default_factory=dict)  # where each name was given
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,7 @@ class _Expander:
             env = {**scope.env, "i": i} if indexed else scope.env
             if "names" in entry:
                 try:
-                    leaf = copy_name(entry["names"], env)
+                    leaf = _copy_name(entry["names"], env)
                 except ExpressionError as exc:
                     raise SpecError(str(exc), location=self.where(entry, "names"), layer=path) from None
                 if leaf in seen:
@@ -358,7 +361,7 @@ class _Expander:
         self.pending.append(pending)
 
 
-def copy_name(pattern: Any, env: dict[str, Any]) -> str:
+def _copy_name(pattern: Any, env: dict[str, Any]) -> str:
     """A repeated entry's copy name from its `names` pattern: the text with each `{expression}`
     replaced by its whole-number value (`denselayer{$i + 1}` -> denselayer1, denselayer2, ...)."""
     if not isinstance(pattern, str) or not 0 < len(pattern) <= MAX_PATTERN_CHARS:
@@ -366,16 +369,20 @@ def copy_name(pattern: Any, env: dict[str, Any]) -> str:
             f"'names' must be a text of at most {MAX_PATTERN_CHARS} characters such as "
             f"'denselayer{{$i + 1}}', got {quote(pattern)}")
     parts = _PLACEHOLDER.split(pattern)  # text, expression, text, ..., text
+    if any(c in text for text in parts[::2] for c in "{}"):
+        raise ExpressionError(f"'names' {quote(pattern)} has an unmatched brace; write expressions as {{$i + 1}}")
+    if len(parts) // 2 > MAX_PATTERN_EXPRESSIONS:
+        raise ExpressionError(f"'names' {quote(pattern)} has more than {MAX_PATTERN_EXPRESSIONS} {{expressions}}")
     for k in range(1, len(parts), 2):
         value = evaluate(parts[k], env)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ExpressionError(f"in 'names' {quote(pattern)}: {{{parts[k]}}} must be a whole number, got {quote(value)}")
         parts[k] = str(value)
     name = "".join(parts)
-    if any(c in parts[k] for k in range(0, len(parts), 2) for c in "{}"):
-        raise ExpressionError(f"'names' {quote(pattern)} has an unmatched brace; write expressions as {{$i + 1}}")
-    if "." in name or name == INPUT:
-        raise ExpressionError(f"'names' {quote(pattern)} gives {quote(name)}; a name has no dots and is not 'input'")
+    if "." in name or name == INPUT or len(name) > MAX_PATTERN_CHARS:
+        raise ExpressionError(
+            f"'names' {quote(pattern)} gives {quote(name)}; a name has no dots, is not 'input' and has at "
+            f"most {MAX_PATTERN_CHARS} characters")
     return name
 
 
