@@ -61,7 +61,7 @@ def test_alexnet_and_vgg16_feature_maps() -> None:
     assert alex["flatten"] == (256 * 6 * 6,)
     # VGG-16: five 2x2 pools halve 224 to 7.
     vgg = {r.path: r.output_shape for r in zoo("vgg16").layers}
-    assert vgg["stage5.pool"] == (512, 7, 7)
+    assert vgg["features.30"] == (512, 7, 7)  # the last max pooling
     assert vgg["flatten"] == (512 * 7 * 7,)
 
 

@@ -51,15 +51,10 @@ def reference(request: pytest.FixtureRequest) -> Reference:
 def matched_layers(reference: Reference) -> list[tuple[Call, LayerResult]]:
     """Each torch leaf-module call with the archcalc layer that computes the same thing.
 
-    AlexNet and the ResNets use torchvision's names. torchvision's ResNet blocks call one ReLU
-    module two or three times; the specs name those calls relu, relu2, relu3. VGG-16's spec names
-    its layers by stage, so there the leaf calls pair with the layers in execution order (torch
-    flattens with torch.flatten, not a module, so the spec's flatten layer has no partner); the
-    op-kind check below keeps its 13 convolutions and 3 linears aligned one to one.
+    AlexNet, VGG-16 and the ResNets use torchvision's names. torchvision's ResNet blocks call one
+    ReLU module two or three times; the specs name those calls relu, relu2, relu3.
     """
     layers = zoo(reference.name).layers
-    if reference.name == "vgg16":
-        return list(zip(reference.calls, [r for r in layers if r.op != "flatten"], strict=True))
     by_path = {r.path: r for r in layers}
     seen: dict[str, int] = {}
     pairs = []

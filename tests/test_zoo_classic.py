@@ -8,8 +8,6 @@ layer's name, shape and parameters.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from conftest import SPECS, zoo
 from torch_reference import Reference, archcalc_view, measure, torch_view
@@ -77,12 +75,12 @@ def test_densenet121_channels_by_hand() -> None:
     # block3 256 + 24*32 = 1024 -> 512 at 7x7; block4 512 + 16*32 = 1024 at 7x7.
     layers = {r.path: r.output_shape for r in zoo("densenet121").layers}
     assert layers["features.pool0"] == (64, 56, 56)
-    assert layers["features.denseblock1.0.concat"] == (96, 56, 56)
-    assert layers["features.denseblock1.5.concat"] == (256, 56, 56)
+    assert layers["features.denseblock1.denselayer1.concat"] == (96, 56, 56)
+    assert layers["features.denseblock1.denselayer6.concat"] == (256, 56, 56)
     assert layers["features.transition1.pool"] == (128, 28, 28)
-    assert layers["features.denseblock2.11.concat"] == (512, 28, 28)
+    assert layers["features.denseblock2.denselayer12.concat"] == (512, 28, 28)
     assert layers["features.transition2.pool"] == (256, 14, 14)
-    assert layers["features.denseblock3.23.concat"] == (1024, 14, 14)
+    assert layers["features.denseblock3.denselayer24.concat"] == (1024, 14, 14)
     assert layers["features.transition3.pool"] == (512, 7, 7)
     assert layers["features.norm5"] == (1024, 7, 7)
 
@@ -127,35 +125,28 @@ KIND = {
 
 
 def archcalc_path(torch_name: str, call: int) -> str:
-    """The spec's name for torch's module call: `repeat` indexes DenseNet's layers from 0
-    (denselayer1 -> 0), and a ResNet block's one ReLU module called 2 or 3 times is relu, relu2,
-    relu3 in the spec."""
-    path = re.sub(r"denselayer(\d+)", lambda m: str(int(m.group(1)) - 1), torch_name)
-    return path if call == 1 else f"{path}{call}"
+    """The spec's name for torch's module call: its own, except that a ResNet block's one ReLU
+    module called 2 or 3 times is relu, relu2, relu3 in the spec."""
+    return torch_name if call == 1 else f"{torch_name}{call}"
 
 
 def test_every_layer_matches_torch_by_name(reference: Reference) -> None:
-    """ResNets and DenseNets carry torchvision's names; VGG's spec names its layers by stage
-    (stage3.conv.1.conv), so there torch's calls pair with the layers in execution order."""
+    """VGG, ResNets and DenseNets carry torchvision's names: every module call has its layer."""
     layers = zoo(reference.name).layers
     # what torch does outside modules: torch.flatten, ResNet's `out += identity`, DenseNet's
     # torch.cat and its forward's F.relu and F.adaptive_avg_pool2d
     outside = {r.path for r in layers if r.op in ("flatten", "add", "concat")}
     if reference.name.startswith("densenet"):
         outside |= {"relu", "avgpool"}
-    if reference.name.startswith("vgg"):
-        in_order = [r for r in layers if r.path not in outside]
-        pairs = list(zip(reference.calls, in_order, strict=True))
-    else:
-        by_path = {r.path: r for r in layers}
-        seen: dict[str, int] = {}
-        pairs = []
-        for call in reference.calls:
-            seen[call.name] = seen.get(call.name, 0) + 1
-            path = archcalc_path(call.name, seen[call.name])
-            assert path in by_path, f"torch's {call.name} has no archcalc layer {path}"
-            pairs.append((call, by_path.pop(path)))
-        assert set(by_path) == outside
+    by_path = {r.path: r for r in layers}
+    seen: dict[str, int] = {}
+    pairs = []
+    for call in reference.calls:
+        seen[call.name] = seen.get(call.name, 0) + 1
+        path = archcalc_path(call.name, seen[call.name])
+        assert path in by_path, f"torch's {call.name} has no archcalc layer {path}"
+        pairs.append((call, by_path.pop(path)))
+    assert set(by_path) == outside
     mismatches = [
         (layer.path, torch_view(call, KIND), archcalc_view(layer))
         for call, layer in pairs

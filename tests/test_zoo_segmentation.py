@@ -76,7 +76,7 @@ def test_dilated_backbones_keep_the_map_by_hand() -> None:
     lraspp = {r.path: r.output_shape for r in zoo("lraspp_mobilenet_v3_large").layers}
     assert lraspp["backbone.4.block.3.1"] == (40, 65, 65)
     assert lraspp["backbone_high.13.block.3.1"] == (160, 33, 33)
-    assert lraspp["backbone_high.16.hardswish"] == (960, 33, 33)
+    assert lraspp["backbone_high.16.2"] == (960, 33, 33)
 
 
 def test_aspp_branches_by_hand() -> None:

@@ -2,12 +2,15 @@
 
 Names resolve within their block instance; `from` may name any entry of the same scope (or
 `input`, the scope's input), so a wrong reference can form a cycle, which is reported. An entry
-skipped by `when: false` or `repeat: 0` passes its input through under its own name.
+skipped by `when: false` or `repeat: 0` passes its input through under its own name. Layer
+paths are torchvision's kind: an unnamed entry takes its container's running number, and
+`names`, `flat` and `inline` name a repeat's copies (docs/spec-format.md, "Naming layers").
 """
 
 from __future__ import annotations
 
 import heapq
+import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -28,6 +31,9 @@ INPUT = "input"
 MAX_LAYERS = 20_000  # entries expanded (blocks and skipped ones too); 10,000 layers take about 1.5 s a command
 MAX_LAYERS_VARIABLE = "ARCHCALC_MAX_LAYERS"  # overrides MAX_LAYERS
 MAX_NESTING = 32
+MAX_PATTERN_CHARS = 200  # a `names` pattern and the names it gives; torchvision's longest child name has 20
+MAX_PATTERN_EXPRESSIONS = 8  # {expressions} in one pattern (DenseNet's has one)
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,19 @@ class Network:
 
 
 @dataclass
+class _Numbering:
+    """The running index that names a container's unnamed layers, as `nn.Sequential` numbers its
+    children: one per entry present (a skipped one takes none), one per copy of a `flat` entry,
+    and those an `inline` call's layers take."""
+
+    next: int = 0
+
+    def take(self) -> str:
+        self.next += 1
+        return str(self.next - 1)
+
+
+@dataclass
 class _Scope:
     """One block instance (or the top level) while it is being expanded."""
 
@@ -90,6 +109,7 @@ class _Scope:
     env: dict[str, Any]
     input_ref: _Ref | None  # None at the top level: the network input
     frozen: bool
+    numbering: _Numbering = field(default_factory=_Numbering)  # shared by `inline` calls
     outputs: dict[str, str | _Ref] = field(default_factory=dict)
     lines: dict[str, int | None] = field(default_factory=dict)  # where each name was given
 
@@ -163,7 +183,8 @@ class _Expander:
 
     def expand_entry(self, entry: dict[str, Any], index: int, previous: str, scope: _Scope, depth: int) -> str:
         name = entry.get("name", str(index))
-        path = scope.prefix + str(name)
+        leaf = str(name) if "name" in entry else str(scope.numbering.next)  # in the layer path
+        path = scope.prefix + leaf
         if not isinstance(name, (str, int)) or not str(name) or "." in str(name) or str(name) == INPUT:
             raise SpecError(
                 f"layer name {quote(name)} must be a non-empty string without dots, and not 'input'",
@@ -187,12 +208,20 @@ class _Expander:
         when = self.value(entry, "when", env, path) if "when" in entry else True
         repeat = self.value(entry, "repeat", env, path) if "repeat" in entry else None
         frozen = self.value(entry, "frozen", env, path) if "frozen" in entry else False
+        flat = self.value(entry, "flat", env, path) if "flat" in entry else False
+        inline = self.value(entry, "inline", env, path) if "inline" in entry else False
         if not isinstance(when, bool):
             raise SpecError(f"'when' must be true or false, got {quote(when)}", location=self.where(entry, "when"), layer=path)
         if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0):
             raise SpecError(f"'repeat' must be a whole number >= 0, got {quote(repeat)}", location=self.where(entry, "repeat"), layer=path)
         if not isinstance(frozen, bool):
             raise SpecError(f"'frozen' must be true or false, got {quote(frozen)}", location=self.where(entry, "frozen"), layer=path)
+        for key, given in (("flat", flat), ("inline", inline)):
+            if not isinstance(given, bool):
+                raise SpecError(f"'{key}' must be true or false, got {quote(given)}", location=self.where(entry, key), layer=path)
+        if inline and (has_op or flat or "names" in entry):
+            why = "an op" if has_op else "'flat' or 'names' (the copies add no level to number or name)"
+            raise SpecError(f"'inline' writes a block's layers in place of the call; it does not apply to {why}", location=self.where(entry, "inline"), layer=path)
         frozen = frozen or scope.frozen
         count = 1 if repeat is None else repeat
         self.spend(count if when and count else 1, entry, path)  # a skipped entry costs one
@@ -201,11 +230,43 @@ class _Expander:
                 raise SpecError("a skipped entry passes its input through, so it needs exactly one input", location=self.where(entry), layer=path)
             scope.outputs[name] = sources[0]
             return name
+        copies = self.copy_names(entry, path, repeat is not None, count, flat, scope)
+        if not (flat or inline):
+            scope.numbering.next += 1
         if has_op:
-            scope.outputs[name] = self.expand_op(entry, path, repeat is not None, count, sources, scope, frozen)
+            scope.outputs[name] = self.expand_op(entry, path, copies, sources, scope, frozen)
         else:
-            scope.outputs[name] = self.expand_block(entry, path, repeat is not None, count, sources, scope, frozen, depth)
+            scope.outputs[name] = self.expand_block(entry, path, copies, inline, sources, scope, frozen, depth)
         return name
+
+    def copy_names(self, entry: dict[str, Any], path: str, indexed: bool, count: int, flat: bool, scope: _Scope) -> list[tuple[str, dict[str, Any]]]:
+        """Each copy's path and expression names: `path`, or for a `repeat` `path.0`, `path.1`
+        ... or `path.` + the `names` pattern; a `flat` entry's copies take the container's
+        next numbers (an `inline` call's are only messages' paths: its layers name themselves)."""
+        if "names" in entry and (not indexed or flat):
+            why = "'flat' numbers the copies in the container" if flat else "the entry has no 'repeat'"
+            raise SpecError(f"'names' names the copies of a 'repeat', but {why}", location=self.where(entry, "names"), layer=path)
+        copies = []
+        seen: dict[str, int] = {}
+        for i in range(count):
+            env = {**scope.env, "i": i} if indexed else scope.env
+            if "names" in entry:
+                try:
+                    leaf = _copy_name(entry["names"], env)
+                except ExpressionError as exc:
+                    raise SpecError(str(exc), location=self.where(entry, "names"), layer=path) from None
+                if leaf in seen:
+                    raise SpecError(
+                        f"'names' gives copies {seen[leaf]} and {i} the same name '{leaf}'; use $i in it",
+                        location=self.where(entry, "names"), layer=path)
+                seen[leaf] = i
+                here = f"{path}.{leaf}"
+            elif flat:
+                here = scope.prefix + scope.numbering.take()
+            else:
+                here = f"{path}.{i}" if indexed else path
+            copies.append((here, env))
+        return copies
 
     def sources(self, entry: dict[str, Any], previous: str, scope: _Scope, path: str) -> list[_Ref]:
         """The entry's inputs as unresolved references: `from`, or else the previous entry."""
@@ -218,7 +279,7 @@ class _Expander:
         return [_Ref(scope, str(n), where, path) for n in names]
 
     def expand_op(
-        self, entry: dict[str, Any], path: str, indexed: bool, count: int,
+        self, entry: dict[str, Any], path: str, copies: list[tuple[str, dict[str, Any]]],
         sources: list[_Ref | str], scope: _Scope, frozen: bool,
     ) -> str:
         kind = entry["op"]
@@ -233,9 +294,7 @@ class _Expander:
             )
         fields = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
         inputs = sources
-        for i in range(count):
-            here = f"{path}.{i}" if indexed else path
-            env = {**scope.env, "i": i} if indexed else scope.env
+        for here, env in copies:
             values = {k: self.value(entry, k, env, here) for k in fields}
             try:
                 op = cls.model_validate(values)
@@ -248,7 +307,7 @@ class _Expander:
         return inputs[0]  # type: ignore[return-value]
 
     def expand_block(
-        self, entry: dict[str, Any], path: str, indexed: bool, count: int,
+        self, entry: dict[str, Any], path: str, copies: list[tuple[str, dict[str, Any]]], inline: bool,
         sources: list[_Ref], scope: _Scope, frozen: bool, depth: int,
     ) -> _Ref:
         block_name = entry["block"]
@@ -266,12 +325,13 @@ class _Expander:
             known = ", ".join(block.args) or "none"
             raise SpecError(f"block '{block_name}' has no argument {quote(unknown[0])} (its arguments: {known})", location=self.where(entry, unknown[0]), layer=path)
         source = sources[0]
-        for i in range(count):
-            here = f"{path}.{i}" if indexed else path
-            env = {**scope.env, "i": i} if indexed else scope.env
+        for here, env in copies:
             args = self.block_args(block, block_name, given, env, entry, here)
-            inner = _Scope(here + ".", args, source, frozen)
-            self.blocks[here] = block_name
+            if inline:  # no path of its own: its layers are named as if written in its place
+                inner = _Scope(scope.prefix, args, source, frozen, scope.numbering)
+            else:
+                inner = _Scope(here + ".", args, source, frozen)
+                self.blocks[here] = block_name
             last = self.expand_scope(block.layers, inner, depth + 1)
             out_name = block.output or last
             source = _Ref(inner, out_name, self.where(entry, "block"), here)
@@ -299,6 +359,31 @@ class _Expander:
             raise SpecError(f"two layers would both be named '{pending.path}'; rename one", location=pending.location, layer=pending.path)
         self.paths.add(pending.path)
         self.pending.append(pending)
+
+
+def _copy_name(pattern: Any, env: dict[str, Any]) -> str:
+    """A repeated entry's copy name from its `names` pattern: the text with each `{expression}`
+    replaced by its whole-number value (`denselayer{$i + 1}` -> denselayer1, denselayer2, ...)."""
+    if not isinstance(pattern, str) or not 0 < len(pattern) <= MAX_PATTERN_CHARS:
+        raise ExpressionError(
+            f"'names' must be a text of at most {MAX_PATTERN_CHARS} characters such as "
+            f"'denselayer{{$i + 1}}', got {quote(pattern)}")
+    parts = _PLACEHOLDER.split(pattern)  # text, expression, text, ..., text
+    if any(c in text for text in parts[::2] for c in "{}"):
+        raise ExpressionError(f"'names' {quote(pattern)} has an unmatched brace; write expressions as {{$i + 1}}")
+    if len(parts) // 2 > MAX_PATTERN_EXPRESSIONS:
+        raise ExpressionError(f"'names' {quote(pattern)} has more than {MAX_PATTERN_EXPRESSIONS} {{expressions}}")
+    for k in range(1, len(parts), 2):
+        value = evaluate(parts[k], env)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ExpressionError(f"in 'names' {quote(pattern)}: {{{parts[k]}}} must be a whole number, got {quote(value)}")
+        parts[k] = str(value)
+    name = "".join(parts)
+    if "." in name or name == INPUT or len(name) > MAX_PATTERN_CHARS:
+        raise ExpressionError(
+            f"'names' {quote(pattern)} gives {quote(name)}; a name has no dots, is not 'input' and has at "
+            f"most {MAX_PATTERN_CHARS} characters")
+    return name
 
 
 def _resolve(ref: _Ref | str, seen: frozenset[int] = frozenset()) -> str:

@@ -10,7 +10,7 @@ from archcalc.spec.spec import InputSpec
 _EXPRESSION = {"type": "string", "pattern": "\\$", "description": "an expression over block arguments, e.g. '$out * 4'"}
 
 _ENTRY_PROPERTIES: dict[str, Any] = {
-    "name": {"type": "string", "description": "the layer's name in its block (default: its index)"},
+    "name": {"type": "string", "description": "the layer's name in its block (default: its number in the container)"},
     "from": {
         "description": "earlier layer name(s) feeding this one, or 'input' (default: the previous entry)",
         "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
@@ -18,6 +18,8 @@ _ENTRY_PROPERTIES: dict[str, Any] = {
     "frozen": {"anyOf": [{"type": "boolean"}, _EXPRESSION], "description": "parameters not trained (transfer learning)"},
     "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, _EXPRESSION], "description": "stack N copies, named NAME.0 ... NAME.N-1; $i is the index"},
     "when": {"anyOf": [{"type": "boolean"}, _EXPRESSION], "description": "false skips the entry; its name then passes its input through"},
+    "names": {"type": "string", "maxLength": 200, "description": "with repeat: each copy's name, {expression} parts replaced, e.g. 'denselayer{$i + 1}'"},
+    "flat": {"anyOf": [{"type": "boolean"}, _EXPRESSION], "description": "number the copies in the container (features.2, features.3), not NAME.0, NAME.1"},
 }
 
 
@@ -48,7 +50,10 @@ def spec_schema() -> dict[str, Any]:
     block_call = {
         "type": "object",
         "title": "block call",
-        "properties": {"block": {"type": "string"}, **_ENTRY_PROPERTIES},
+        "properties": {
+            "block": {"type": "string"}, **_ENTRY_PROPERTIES,
+            "inline": {"anyOf": [{"type": "boolean"}, _EXPRESSION], "description": "name the block's layers as if written in place of the call"},
+        },
         "required": ["block"],
         "additionalProperties": {"description": "a block argument"},
     }

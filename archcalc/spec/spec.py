@@ -26,7 +26,7 @@ from archcalc.errors import Location, SpecError, quote
 from archcalc.ops.base import PositiveInt
 from archcalc.spec.source import line_of
 
-ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when")
+ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when", "names", "flat", "inline")
 
 
 def _keep_file_lists(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
