@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import click
 
@@ -325,7 +326,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
 @click.option("--batch", type=WholeNumber(1), default=32, show_default=True, help="Examples per batch for the memory figures.")
 @click.option("--optimizer", default="adam", show_default=True, help="Optimizer whose state counts in the training total.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html", "json"]), default=None, help="Write the report in this format instead of the terminal view.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="File for --format (default: stdout).")
+@click.option("--output", "-o", default=None, help="File for --format (default: stdout).")
 @click.option("--ignore", multiple=True, metavar="RULE", help="Silence a finding rule (repeatable).")
 def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: str | None, output: str | None, ignore: tuple[str, ...]) -> None:
     """The design review: the network at a glance, its blocks, its stages, and findings.
@@ -378,7 +379,7 @@ def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
 @click.option("--what", type=click.Choice(["shapes", "params", "memory", "flops", "rf"]), default="memory", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "latex", "python", "json"]), default="text", show_default=True)
 @memory_options
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help="Write to this file instead of stdout.")
+@click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
 def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, output: str | None) -> None:
     """Every figure as an exact formula in the input's sizes (and the batch B).
 
@@ -405,15 +406,25 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
 
 
 def _write(text: str, output: str | None, spec: str) -> None:
-    """Print, or write a file that is not the spec (archcalc.render.files)."""
+    """Print, or write a file that is not the spec."""
     if output is None:
         click.echo(text, nl=False)
         return
-    from archcalc.render.files import write_text
     from archcalc.spec.zoo import resolve
 
-    write_text(output, [str(resolve(spec)[0])], text)
-    say(f"wrote {output}")
+    _write_file(output, [str(resolve(spec)[0])], lambda file: file.write(text))
+
+
+def _write_file(
+    target: str, inputs: list[str], fill: Callable[[IO[Any]], None], option: str = "--output",
+    suffixes: tuple[str, ...] = (), binary: bool = False, what: str = "",
+) -> None:
+    """Every file a command writes: checked against its inputs and written atomically by
+    archcalc.render.files, then named on stderr (`what`: what was written, e.g. `4 rows to `)."""
+    from archcalc.render.files import write
+
+    write(target, inputs, fill, option, suffixes, binary)
+    say(f"wrote {what}{target}")
 
 
 @main.command()
@@ -578,69 +589,7 @@ def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str,
         _print(comparison_table(result))
 
 
-_SWEEP_TITLES = {"training_bytes": "training memory", "inference_bytes": "inference memory", "flops": "FLOPs per batch"}
-
-
-def _sweep_table(result: Any) -> Any:
-    """At most 20 grid points, evenly spaced, each figure exact and in readable units."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    from archcalc.units import human_bytes, human_count
-
-    o = result.options
-    setting = f"{o.dtype}, {o.optimizer}" if result.label == "training_bytes" else o.dtype
-    fixed = ", ".join(f"{n}={v}" for n, v in result.fixed.items())
-    title = f"{result.name}: {_SWEEP_TITLES[result.label]}" + (f" ({setting})" if result.unit == "bytes" else "")
-    table = Table()
-    for column in (*result.names, result.unit, ""):
-        table.add_column(column, justify="right")
-    indices = result.sample(20)
-    columns, values, valid = result.at(indices)
-    readable = human_bytes if result.unit == "bytes" else human_count
-    for k in range(len(indices)):
-        figure = [f"{int(values[k]):,}", readable(int(values[k]))] if valid[k] else ["-", "too small"]
-        table.add_row(*(str(c[k]) for c in columns), *figure)
-    shown = f", {len(indices)} shown" if len(indices) < result.points else ""
-    rejected = result.points - int(result.valid.sum())
-    caption = f"{result.points:,} point{'s' if result.points != 1 else ''} evaluated{shown}" + (f"; {rejected:,} too small for the network" if rejected else "")
-    return Group(Text(title + (f"; {fixed}" if fixed else ""), style="bold"), table, Text(caption, style="dim"))
-
-
-def _sweep_plot(result: Any, path: str) -> None:
-    """The figure against the first swept variable, a line per sampled value of the second."""
-    from pathlib import Path
-
-    from matplotlib.figure import Figure
-
-    from archcalc.render.escape import terminal
-    from archcalc.render.files import atomic
-
-    curves, held = result.lines()
-    top = int(result.figure[result.valid].max())
-    if result.unit == "bytes":
-        scales = [(2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "bytes")]
-    else:
-        scales = [(10**12, "TFLOPs"), (10**9, "GFLOPs"), (10**6, "MFLOPs"), (10**3, "kFLOPs"), (1, "FLOPs")]
-    scale, unit = next((f, u) for f, u in scales if top >= f or f == 1)
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
-    axes = figure.add_subplot()
-    x = result.values[0]
-    for picked, y in curves:
-        label = ", ".join(f"{n}={v}" for n, v in picked.items()) or None
-        axes.plot(x, y / scale, marker="." if len(x) <= 40 else None, label=label)
-    fixed = ", ".join(f"{n}={v}" for n, v in {**result.fixed, **held}.items())
-    # parse_math off: a `$` in the network's name is text, not matplotlib's mathtext
-    axes.set_title(terminal(f"{result.name}: {_SWEEP_TITLES[result.label]}" + (f" ({fixed})" if fixed else "")), parse_math=False)
-    axes.set_xlabel(result.names[0])
-    axes.set_ylabel(unit)
-    axes.grid(alpha=0.3)
-    if len(curves) > 1:
-        axes.legend()
-    with atomic(path, binary=True) as file:
-        figure.savefig(file, format=Path(path).suffix[1:].lower(), dpi=150)
-    say(f"wrote {path}")
+_GRID_SUFFIXES = (".csv", ".json")
 
 
 @main.command("sweep")
@@ -669,17 +618,20 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
       archcalc sweep specs/vgg16.yaml --what flops --input 3,32..512,224 --plot vgg16.png
     """
     from archcalc.figures.memory import MemoryOptions
-    from archcalc.render.files import atomic, check_target
+    from archcalc.render.files import check_target
+    from archcalc.render.sweep import PLOT_SUFFIXES
     from archcalc.spec.zoo import resolve
-    from archcalc.symbolic.sweep import parse_range, parse_shape, write_csv, write_json
+    from archcalc.symbolic.sweep import parse_range, parse_shape
     from archcalc.symbolic.sweep import sweep as run_sweep
 
     path, builtin = resolve(spec)
+    inputs = [str(path)]
     batches = parse_range(batch, "--batch")
     shape = parse_shape(input_shape) if input_shape is not None else None
-    fmt = check_target(output, [str(path)], "--output", (".csv", ".json")) if output is not None else None
+    # the targets are checked before the sweep (which can take a while), and again as written
+    fmt = check_target(output, inputs, "--output", _GRID_SUFFIXES) if output is not None else None
     if plot is not None:
-        check_target(plot, [str(path)], "--plot", (".png", ".svg", ".pdf"))
+        check_target(plot, inputs, "--plot", PLOT_SUFFIXES)
         if not (batches.swept or any(r.swept for r in shape or ())):
             raise OptionError("--plot needs a range to draw along, e.g. --batch 1..256 or --input 3,64..512,224")
         try:
@@ -691,13 +643,22 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
     options = MemoryOptions(1, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
     result = run_sweep(str(path), batches, shape, what=what, train=train, options=options)
     if output is None:
-        _print(_sweep_table(result))
+        from archcalc.render.sweep import sweep_table
+
+        _print(sweep_table(result))
     else:
-        with atomic(output) as file:
-            (write_json if fmt == ".json" else write_csv)(result, file)
-        say(f"wrote {result.points:,} row{'s' if result.points != 1 else ''} to {output}")
+        from archcalc.symbolic.sweep import write_csv, write_json
+
+        writer = write_json if fmt == ".json" else write_csv
+        rows = f"{result.points:,} row{'s' if result.points != 1 else ''} to "
+        _write_file(output, inputs, lambda file: writer(result, file), "--output", _GRID_SUFFIXES, what=rows)
     if plot is not None:
-        _sweep_plot(result, plot)
+        from pathlib import Path
+
+        from archcalc.render.sweep import draw
+
+        drawing = Path(plot).suffix[1:].lower()
+        _write_file(plot, inputs, lambda file: draw(result, file, drawing), "--plot", PLOT_SUFFIXES, binary=True)
 
 
 @main.command()
