@@ -16,6 +16,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from archcalc.analysis import Analysis
 from archcalc.figures.receptive_field import ReceptiveField
 from archcalc.render.escape import Latex, python_names, python_string, terminal
+from archcalc.symbolic.integer import floor_division
 
 WHAT = ("shapes", "params", "memory", "flops", "rf")
 FORMATS = ("text", "latex", "python", "json")
@@ -95,15 +96,7 @@ def divisible_forms(formulas: Formulas, modulus: int) -> dict[str, Any]:
 
 
 class _IntegerPrinter(PythonCodePrinter):
-    """Python source in exact integer arithmetic: floor(p/q) as (p)//(q), Max as max()."""
-
-    def _print_floor(self, expr: Any) -> str:
-        num, den = sympy.fraction(sympy.together(expr.args[0]))
-        return f"(({self._print(sympy.expand(num))}) // ({self._print(den)}))"
-
-    def _print_ceiling(self, expr: Any) -> str:
-        num, den = sympy.fraction(sympy.together(expr.args[0]))
-        return f"(-((-({self._print(sympy.expand(num))})) // ({self._print(den)})))"
+    """Python source with Max as max() and Min as min(); floors arrive as integer.FloorDiv."""
 
     def _print_Max(self, expr: Any) -> str:
         return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
@@ -128,7 +121,7 @@ def to_python(f: Formulas) -> str:
     spelled = "; ".join(f"{names[s.name]} is {s.name}" for s in f.symbols if names[s.name] != s.name)
 
     def code(value: Any) -> str:
-        return str(printer.doprint(value.xreplace(renamed)))
+        return str(printer.doprint(floor_division(value.xreplace(renamed))))
 
     lines = [
         python_string(f"{f.what} of {f.name} as exact formulas, exported by archcalc. Needs no imports."
