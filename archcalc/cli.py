@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable
 from typing import IO, Any
@@ -11,7 +10,7 @@ from typing import IO, Any
 import click
 
 from archcalc.errors import ArchcalcError, OptionError
-from archcalc.options import WholeNumber, parse_batch, parse_input
+from archcalc.options import WholeNumber, parse_batch, parse_input, parse_unit
 
 EXIT_BAD_INPUT = 2
 
@@ -254,14 +253,6 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> Non
     _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch))
 
 
-def parse_unit(text: str) -> tuple[int, ...]:
-    """`--unit 3,7`: one whole-number index per spatial axis."""
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() for p in parts):
-        raise OptionError(f"--unit must be whole numbers >= 0 separated by commas, one per spatial axis, like 3,7; got {text!r}")
-    return tuple(int(p) for p in parts)
-
-
 @main.command()
 @SPEC
 @INPUT
@@ -286,19 +277,14 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
       archcalc rf specs/resnet50.yaml --input 3,512,512
       archcalc rf specs/resnet50.yaml --at layer2.0.conv2 --unit 5,9 --json
     """
-    from archcalc.analysis import field_json, sees_whole_input
-
     if (at is None) != (unit is None):
         raise OptionError("--at LAYER and --unit I,J go together: give both, or neither")
     analysis = _analysis(spec, input_shape, symbolic)
     if at is None:
         if as_json:
-            layers = [
-                {"name": r.path, "receptive_field": field_json(r.receptive_field),
-                 "sees_whole_input": sees_whole_input(r.receptive_field, analysis.network.input_shape)}
-                for r in analysis.layers
-            ]
-            click.echo(json.dumps({"name": analysis.network.name, "layers": layers}, indent=2))
+            from archcalc.render.fields import fields_json
+
+            click.echo(json.dumps(fields_json(analysis), indent=2))
             return
         from archcalc.render.tables import rf_table
 
@@ -314,8 +300,9 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
     indices = parse_unit(unit)  # type: ignore[arg-type]
     interval = unit_field(network, output_shapes(network), at, indices)
     if as_json:
-        sizes = [None if i is None else i[1] - i[0] + 1 for i in interval]
-        click.echo(json.dumps({"layer": at, "unit": list(indices), "interval": [None if i is None else list(i) for i in interval], "size": sizes}, indent=2))
+        from archcalc.render.fields import unit_json
+
+        click.echo(json.dumps(unit_json(at, indices, interval), indent=2))  # type: ignore[arg-type]
         return
     click.echo(unit_field_text(network, at, indices, interval))
 
@@ -356,21 +343,10 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
 
 
 def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
-    """The numeric network (the spec's sizes, or numeric --input), and a symbolic one: sizes named
-    in --input, or the spec's own names, or C,H,W-style names by default."""
-    from archcalc.spec.graph import load
+    """The numeric network and one with its input sizes named (archcalc.symbolic.named)."""
+    from archcalc.symbolic.named import named_input
 
-    path = _spec_path(spec)
-    shape = parse_input(input_shape)
-    named = shape is not None and any(isinstance(d, str) for d in shape)
-    numeric = load(path, input_shape=None if named else shape)
-    if named:
-        return numeric, load(path, input_shape=shape, symbolic=True)
-    symbolic = load(path, input_shape=shape, symbolic=True)
-    if symbolic.symbolic:  # the spec names its own sizes
-        return numeric, symbolic
-    names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}.get(len(numeric.input_shape) - 1, ())
-    return numeric, load(path, input_shape=(numeric.input_shape[0], *names), symbolic=True)
+    return named_input(_spec_path(spec), parse_input(input_shape))
 
 
 @main.command()
@@ -394,14 +370,11 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
       archcalc formula vgg16 --what flops --format python -o vgg16_flops.py
     """
     from archcalc.analysis import analyze as run
-    from archcalc.figures.dropped_pixels import period
-    from archcalc.symbolic.formula import gather, render
+    from archcalc.symbolic.formula import gather, modulus, render
 
     _, network = _named_input(spec, input_shape)
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
-    result = run(network, options)
-    modulus = math.lcm(1, *(period(network, axis) for axis in range(1, len(network.input_shape))))
-    text = render(gather(result, what), fmt, modulus)
+    text = render(gather(run(network, options), what), fmt, modulus(network))
     _write(text, output, spec)
 
 
@@ -445,14 +418,11 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
     """
     from archcalc.figures.shapes import merge_constraints, output_shapes
     from archcalc.render.tables import solve_table
+    from archcalc.symbolic.named import sizes_at
     from archcalc.symbolic.solve import valid_inputs as solve_inputs
 
     numeric, network = _named_input(spec, input_shape)
-    at = {
-        s.name: n for s, n in zip(network.input_shape[1:], numeric.input_shape[1:])
-        if hasattr(s, "name") and isinstance(n, int)
-    }
-    _print(solve_table(network.name, solve_inputs(network, at), merge_constraints(network, output_shapes(network))))
+    _print(solve_table(network.name, solve_inputs(network, sizes_at(numeric, network)), merge_constraints(network, output_shapes(network))))
 
 
 @main.command()
@@ -473,22 +443,15 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
       archcalc verify specs/resnet18.yaml
       archcalc verify specs/vgg16.yaml --batch 2 --input 3,64,64 --seed 7
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from archcalc.options import parse_bytes
     from archcalc.render.tables import mismatch_table
-    from archcalc.render.terminal import Console
+    from archcalc.render.terminal import progress
     from archcalc.verify import verify as run_verify
 
     cap = parse_bytes(max_memory) if max_memory else None
     network = _network(spec, input_shape)
-    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("running", total=len(network.order))
-        result = run_verify(
-            network, batch=batch, dtype=dtype, seed=seed, max_memory=cap,
-            progress=lambda done, total, path: bar.update(task, completed=done, description=path),
-        )
+    with progress(len(network.order), "running") as update:
+        result = run_verify(network, batch=batch, dtype=dtype, seed=seed, max_memory=cap, progress=update)
     if result.mismatches:
         _print(mismatch_table(result))
         sys.exit(1)
@@ -510,24 +473,12 @@ def zoo() -> None:
     Example:
       archcalc zoo
     """
-    from rich.table import Table
-
     from archcalc.analysis import analyze
-    from archcalc.render.tables import count_text, shape_text
+    from archcalc.render.tables import zoo_table
     from archcalc.spec.graph import load
     from archcalc.spec.zoo import zoo_specs
-    from archcalc.units import human_count
 
-    table = Table(title="archcalc's built-in specs", title_justify="left")
-    for column in ("Name", "Input", "Params", "FLOPs", "Output"):
-        table.add_column(column, justify="left" if column == "Name" else "right")
-    for name, path in zoo_specs().items():
-        result = analyze(load(str(path)))
-        table.add_row(
-            name, shape_text(result.network.input_shape), count_text(result.totals.params),
-            human_count(result.totals.flops), shape_text(result.output_shape),
-        )
-    _print(table)
+    _print(zoo_table({name: analyze(load(str(path))) for name, path in zoo_specs().items()}))
 
 
 @main.command("graph")

@@ -329,3 +329,20 @@ def comparison_table(comparison: Any) -> Any:
             cells.append(cell)
         table.add_row(metric.label, *cells)
     return table
+
+
+def zoo_table(analyses: dict[str, Analysis]) -> Any:
+    """The built-in specs by name: input, parameters, FLOPs and output shape of each."""
+    from rich.table import Table
+
+    from archcalc.units import human_count
+
+    table = Table(title="archcalc's built-in specs", title_justify="left")
+    for column in ("Name", "Input", "Params", "FLOPs", "Output"):
+        table.add_column(column, justify="left" if column == "Name" else "right")
+    for name, result in analyses.items():
+        table.add_row(
+            name, shape_text(result.network.input_shape), count_text(result.totals.params),
+            human_count(result.totals.flops), shape_text(result.output_shape),
+        )
+    return table

@@ -7,6 +7,7 @@ runs without archcalc or sympy and gives exactly the numeric engine's figures.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from archcalc.analysis import Analysis
 from archcalc.figures.receptive_field import ReceptiveField
 from archcalc.render.escape import Latex, python_names, python_string, terminal
+from archcalc.spec.graph import Network
 from archcalc.symbolic.integer import floor_division
 
 WHAT = ("shapes", "params", "memory", "flops", "rf")
@@ -79,6 +81,14 @@ def gather(analysis: Analysis, what: str) -> Formulas:
         symbols |= v.free_symbols
     ordered = tuple(sorted(symbols, key=lambda s: s.name))
     return Formulas(what, analysis.network.name, ordered, tuple(layers), totals)
+
+
+def modulus(network: Network) -> int:
+    """The size whose multiples, on every spatial axis, round alike at every layer: the lcm of
+    the axes' periods (dropped_pixels.period), where the floors of the formulas vanish."""
+    from archcalc.figures.dropped_pixels import period
+
+    return math.lcm(1, *(period(network, axis) for axis in range(1, len(network.input_shape))))
 
 
 def divisible_forms(formulas: Formulas, modulus: int) -> dict[str, Any]:
