@@ -66,10 +66,12 @@ def _batch_value(batch: str) -> Any:
     return value
 
 
-def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None) -> Any:
+def _memory_options(batch: str | int, dtype: str = "float32", weight_dtype: str | None = None, optimizer: str = "adam", mixed: str | None = None) -> Any:
+    """The MemoryOptions of every command, checked: `batch` as given (--batch text, or a whole number)."""
     from archcalc.figures.memory import MemoryOptions, check_options
 
-    options = MemoryOptions(_batch_value(batch), dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
+    value = _batch_value(batch) if isinstance(batch, str) else batch
+    options = MemoryOptions(value, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
     check_options(options)
     return options
 
@@ -246,10 +248,9 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> Non
       archcalc flops specs/resnet50.yaml
       archcalc flops specs/vgg16.yaml --input 3,320,320 --batch 8
     """
-    from archcalc.figures.memory import MemoryOptions
     from archcalc.render.tables import flops_table
 
-    options = MemoryOptions(_batch_value(batch))
+    options = _memory_options(batch)
     _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch))
 
 
@@ -327,12 +328,10 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
       archcalc report specs/vgg16.yaml --batch 64 --ignore dense-heavy
       archcalc report densenet121 --format markdown -o review.md
     """
-    from archcalc.figures.memory import MemoryOptions, check_options
     from archcalc.render.report_format import FORMATS, terminal
     from archcalc.review.report import build_report
 
-    options = MemoryOptions(batch=batch, optimizer=optimizer.lower())
-    check_options(options)
+    options = _memory_options(batch, optimizer=optimizer)
     result = build_report(_network(spec, input_shape), options, ignore)
     if fmt is None:
         if output is not None:
@@ -568,7 +567,6 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
       archcalc sweep resnet50 --batch 1..256 --infer --dtype float16 -o resnet50.csv
       archcalc sweep specs/vgg16.yaml --what flops --input 3,32..512,224 --plot vgg16.png
     """
-    from archcalc.figures.memory import MemoryOptions
     from archcalc.render.files import check_target
     from archcalc.render.sweep import PLOT_SUFFIXES
     from archcalc.spec.zoo import resolve
@@ -591,7 +589,7 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
             raise OptionError("--plot needs matplotlib, an optional extra: pip install 'archcalc[plot]'") from None
     if builtin:
         say(f"using the built-in spec {path}")
-    options = MemoryOptions(1, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
+    options = _memory_options(1, dtype, weight_dtype, optimizer, mixed)
     result = run_sweep(str(path), batches, shape, what=what, train=train, options=options)
     if output is None:
         from archcalc.render.sweep import sweep_table
