@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import click
 
 from archcalc.errors import ArchcalcError, OptionError, quote
-from archcalc.options import FigureChoice, WholeNumber, parse_batch, parse_input
+from archcalc.options import FigureChoice, WholeNumber, parse_batch, parse_input, parse_unit
 
 EXIT_BAD_INPUT = 2
 
@@ -125,10 +125,15 @@ def _batch_value(batch: str, symbolic: bool | None = None) -> Any:
     return value
 
 
-def _memory_options(batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, symbolic: bool | None = None) -> Any:
+def _memory_options(
+    batch: str | int, dtype: str = "float32", weight_dtype: str | None = None, optimizer: str = "adam",
+    mixed: str | None = None, symbolic: bool | None = None,
+) -> Any:
+    """The MemoryOptions of every command, checked: `batch` as given (--batch text, or a whole number)."""
     from archcalc.figures.memory import MemoryOptions, check_options
 
-    options = MemoryOptions(_batch_value(batch, symbolic), dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
+    value = _batch_value(batch, symbolic) if isinstance(batch, str) else batch
+    options = MemoryOptions(value, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
     check_options(options)
     return options
 
@@ -301,19 +306,10 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> Non
       archcalc flops specs/resnet50.yaml
       archcalc flops specs/vgg16.yaml --input 3,320,320 --batch 8
     """
-    from archcalc.figures.memory import MemoryOptions
     from archcalc.render.tables import flops_table
 
-    options = MemoryOptions(_batch_value(batch))
+    options = _memory_options(batch)
     _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch))
-
-
-def parse_unit(text: str) -> tuple[int, ...]:
-    """`--unit 3,7`: one whole-number index per spatial axis."""
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() for p in parts):
-        raise OptionError(f"--unit must be whole numbers >= 0 separated by commas, one per spatial axis, like 3,7; got {text!r}")
-    return tuple(int(p) for p in parts)
 
 
 @main.command()
@@ -340,19 +336,14 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
       archcalc rf specs/resnet50.yaml --input 3,512,512
       archcalc rf specs/resnet50.yaml --at layer2.0.conv2 --unit 5,9 --json
     """
-    from archcalc.figures.receptive_field import field_json, sees_whole_input
-
     if (at is None) != (unit is None):
         raise OptionError("--at LAYER and --unit I,J go together: give both, or neither")
     analysis = _analysis(spec, input_shape, symbolic)
     if at is None:
         if as_json:
-            layers = [
-                {"name": r.path, "receptive_field": field_json(r.receptive_field),
-                 "sees_whole_input": sees_whole_input(r.receptive_field, analysis.network.input_shape)}
-                for r in analysis.layers
-            ]
-            click.echo(json.dumps({"name": analysis.network.name, "layers": layers}, indent=2))
+            from archcalc.render.fields import fields_json
+
+            click.echo(json.dumps(fields_json(analysis), indent=2))
             return
         from archcalc.render.tables import rf_table
 
@@ -368,8 +359,9 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
     indices = parse_unit(unit)  # type: ignore[arg-type]
     interval = unit_field(network, output_shapes(network), at, indices)
     if as_json:
-        sizes = [None if i is None else i[1] - i[0] + 1 for i in interval]
-        click.echo(json.dumps({"layer": at, "unit": list(indices), "interval": [None if i is None else list(i) for i in interval], "size": sizes}, indent=2))
+        from archcalc.render.fields import unit_json
+
+        click.echo(json.dumps(unit_json(at, indices, interval), indent=2))  # type: ignore[arg-type]
         return
     click.echo(unit_field_text(network, at, indices, interval))
 
@@ -380,7 +372,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
 @click.option("--batch", type=WholeNumber(1), default=32, show_default=True, help="Examples per batch for the memory figures.")
 @click.option("--optimizer", default="adam", show_default=True, help="Optimizer whose state counts in the training total.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html", "json"]), default=None, help="Write the report in this format instead of the terminal view.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="File for --format (default: stdout).")
+@click.option("--output", "-o", default=None, help="File for --format (default: stdout).")
 @click.option("--ignore", multiple=True, metavar="RULE", help="Silence a finding rule (repeatable).")
 def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: str | None, output: str | None, ignore: tuple[str, ...]) -> None:
     """The design review: the network at a glance, its blocks, its stages, and findings.
@@ -394,12 +386,10 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
       archcalc report specs/vgg16.yaml --batch 64 --ignore dense-heavy
       archcalc report densenet121 --format markdown -o review.md
     """
-    from archcalc.figures.memory import MemoryOptions, check_options
     from archcalc.render.report_format import FORMATS, terminal
     from archcalc.review.report import build_report
 
-    options = MemoryOptions(batch=batch, optimizer=optimizer.lower())
-    check_options(options)
+    options = _memory_options(batch, optimizer=optimizer)
     result = build_report(_network(spec, input_shape), options, ignore)
     if fmt is None:
         if output is not None:
@@ -410,21 +400,11 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
 
 
 def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
-    """The numeric network (the spec's sizes, or numeric --input), and a symbolic one: sizes named
-    in --input, or the spec's own names, or C,H,W-style names by default."""
-    from archcalc.spec.graph import load_data
+    """The numeric network and one with its input sizes named (archcalc.symbolic.named)."""
+    from archcalc.symbolic.named import named_input
 
     data, file = _spec_data(spec)
-    shape = parse_input(input_shape)
-    named = shape is not None and any(isinstance(d, str) for d in shape)
-    numeric = load_data(data, file, input_shape=None if named else shape)
-    if named:
-        return numeric, load_data(data, file, input_shape=shape, symbolic=True)
-    symbolic = load_data(data, file, input_shape=shape, symbolic=True)
-    if symbolic.symbolic:  # the spec names its own sizes
-        return numeric, symbolic
-    names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}.get(len(numeric.input_shape) - 1, ())
-    return numeric, load_data(data, file, input_shape=(numeric.input_shape[0], *names), symbolic=True)
+    return named_input(data, file, parse_input(input_shape))
 
 
 @main.command()
@@ -433,7 +413,7 @@ def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
 @click.option("--what", type=FigureChoice("formula"), default="memory", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "latex", "python", "json"]), default="text", show_default=True)
 @memory_options
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help="Write to this file instead of stdout.")
+@click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
 def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, output: str | None) -> None:
     """Every figure as an exact formula in the input's sizes (and the batch B).
 
@@ -448,27 +428,34 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
       archcalc formula vgg16 --what flops --format python -o vgg16_flops.py
     """
     from archcalc.analysis import analyze as run
-    from archcalc.figures.dropped_pixels import period
-    from archcalc.symbolic.formula import gather, render
+    from archcalc.symbolic.formula import gather, modulus, render
 
     _, network = _named_input(spec, input_shape)
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, symbolic=True)
-    result = run(network, options)
-    modulus = math.lcm(1, *(period(network, axis) for axis in range(1, len(network.input_shape))))
-    text = render(gather(result, what), fmt, modulus)
+    text = render(gather(run(network, options), what), fmt, modulus(network))
     _write(text, output, spec)
 
 
 def _write(text: str, output: str | None, spec: str) -> None:
-    """Print, or write a file that is not the spec (archcalc.render.files)."""
+    """Print, or write a file that is not the spec."""
     if output is None:
         click.echo(text, nl=False)
         return
-    from archcalc.render.files import write_text
     from archcalc.spec.zoo import resolve
 
-    write_text(output, [] if spec == STDIN else [str(resolve(spec)[0])], text)
-    note(f"wrote {output}")
+    _write_file(output, [] if spec == STDIN else [str(resolve(spec)[0])], lambda file: file.write(text))
+
+
+def _write_file(
+    target: str, inputs: list[str], fill: Callable[[IO[Any]], None], option: str = "--output",
+    suffixes: tuple[str, ...] = (), binary: bool = False, what: str = "",
+) -> None:
+    """Every file a command writes: checked against its inputs and written atomically by
+    archcalc.render.files, then named on stderr (`what`: what was written, e.g. `4 rows to `)."""
+    from archcalc.render.files import write
+
+    write(target, inputs, fill, option, suffixes, binary)
+    note(f"wrote {what}{target}")
 
 
 @main.command()
@@ -489,14 +476,11 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
     """
     from archcalc.figures.shapes import merge_constraints, output_shapes
     from archcalc.render.tables import solve_table
+    from archcalc.symbolic.named import sizes_at
     from archcalc.symbolic.solve import valid_inputs as solve_inputs
 
     numeric, network = _named_input(spec, input_shape)
-    at = {
-        s.name: n for s, n in zip(network.input_shape[1:], numeric.input_shape[1:])
-        if hasattr(s, "name") and isinstance(n, int)
-    }
-    _print(solve_table(network.name, solve_inputs(network, at), merge_constraints(network, output_shapes(network))))
+    _print(solve_table(network.name, solve_inputs(network, sizes_at(numeric, network)), merge_constraints(network, output_shapes(network))))
 
 
 @main.command()
@@ -517,22 +501,15 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
       archcalc verify specs/resnet18.yaml
       archcalc verify specs/vgg16.yaml --batch 2 --input 3,64,64 --seed 7
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from archcalc.options import parse_bytes
     from archcalc.render.tables import mismatch_table
-    from archcalc.render.terminal import Console
+    from archcalc.render.terminal import progress
     from archcalc.verify import verify as run_verify
 
     cap = parse_bytes(max_memory) if max_memory else None
     network = _network(spec, input_shape)
-    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("running", total=len(network.order))
-        result = run_verify(
-            network, batch=batch, dtype=dtype, seed=seed, max_memory=cap,
-            progress=lambda done, total, path: bar.update(task, completed=done, description=path),
-        )
+    with progress(len(network.order), "running") as update:
+        result = run_verify(network, batch=batch, dtype=dtype, seed=seed, max_memory=cap, progress=update)
     if result.mismatches:
         _print(mismatch_table(result))
         sys.exit(1)
@@ -554,24 +531,12 @@ def zoo() -> None:
     Example:
       archcalc zoo
     """
-    from rich.table import Table
-
     from archcalc.analysis import analyze
-    from archcalc.render.tables import count_text, shape_text
+    from archcalc.render.tables import zoo_table
     from archcalc.spec.graph import load
     from archcalc.spec.zoo import zoo_specs
-    from archcalc.units import human_count
 
-    table = Table(title="archcalc's built-in specs", title_justify="left")
-    for column in ("Name", "Input", "Params", "FLOPs", "Output"):
-        table.add_column(column, justify="left" if column == "Name" else "right")
-    for name, path in zoo_specs().items():
-        result = analyze(load(str(path)))
-        table.add_row(
-            name, shape_text(result.network.input_shape), count_text(result.totals.params),
-            human_count(result.totals.flops), shape_text(result.output_shape),
-        )
-    _print(table)
+    _print(zoo_table({name: analyze(load(str(path))) for name, path in zoo_specs().items()}))
 
 
 @main.command("graph")
@@ -633,66 +598,7 @@ def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str,
         _print(comparison_table(result))
 
 
-def _sweep_table(result: Any) -> Any:
-    """At most 20 grid points, evenly spaced, each figure exact and in readable units."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    from archcalc.units import human_bytes, human_count
-
-    o = result.options
-    setting = f"{o.dtype}, {o.optimizer}" if result.label == "training_bytes" else o.dtype
-    fixed = ", ".join(f"{n}={v}" for n, v in result.fixed.items())
-    title = f"{result.name}: {result.title}" + (f" ({setting})" if result.unit == "bytes" else "")
-    table = Table()
-    for column in (*result.names, result.unit, ""):
-        table.add_column(column, justify="right")
-    indices = result.sample(20)
-    columns, values, valid = result.at(indices)
-    readable = human_bytes if result.unit == "bytes" else human_count
-    for k in range(len(indices)):
-        figure = [f"{int(values[k]):,}", readable(int(values[k]))] if valid[k] else ["-", "too small"]
-        table.add_row(*(str(c[k]) for c in columns), *figure)
-    shown = f", {len(indices)} shown" if len(indices) < result.points else ""
-    rejected = result.points - int(result.valid.sum())
-    caption = f"{result.points:,} point{'s' if result.points != 1 else ''} evaluated{shown}" + (f"; {rejected:,} too small for the network" if rejected else "")
-    return Group(Text(title + (f"; {fixed}" if fixed else ""), style="bold"), table, Text(caption, style="dim"))
-
-
-def _sweep_plot(result: Any, path: str) -> None:
-    """The figure against the first swept variable, a line per sampled value of the second."""
-    from pathlib import Path
-
-    from matplotlib.figure import Figure
-
-    from archcalc.render.escape import terminal
-    from archcalc.render.files import atomic
-
-    curves, held = result.lines()
-    top = int(result.figure[result.valid].max())
-    if result.unit == "bytes":
-        scales = [(2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "bytes")]
-    else:
-        scales = [(10**12, "TFLOPs"), (10**9, "GFLOPs"), (10**6, "MFLOPs"), (10**3, "kFLOPs"), (1, "FLOPs")]
-    scale, unit = next((f, u) for f, u in scales if top >= f or f == 1)
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
-    axes = figure.add_subplot()
-    x = result.values[0]
-    for picked, y in curves:
-        label = ", ".join(f"{n}={v}" for n, v in picked.items()) or None
-        axes.plot(x, y / scale, marker="." if len(x) <= 40 else None, label=label)
-    fixed = ", ".join(f"{n}={v}" for n, v in {**result.fixed, **held}.items())
-    # parse_math off: a `$` in the network's name is text, not matplotlib's mathtext
-    axes.set_title(terminal(f"{result.name}: {result.title}" + (f" ({fixed})" if fixed else "")), parse_math=False)
-    axes.set_xlabel(result.names[0])
-    axes.set_ylabel(unit)
-    axes.grid(alpha=0.3)
-    if len(curves) > 1:
-        axes.legend()
-    with atomic(path, binary=True) as file:
-        figure.savefig(file, format=Path(path).suffix[1:].lower(), dpi=150)
-    note(f"wrote {path}")
+_GRID_SUFFIXES = (".csv", ".json")
 
 
 @main.command("sweep")
@@ -720,20 +626,22 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
       archcalc sweep resnet50 --batch 1..256 --infer --dtype float16 -o resnet50.csv
       archcalc sweep specs/vgg16.yaml --what flops --input 3,32..512,224 --plot vgg16.png
     """
-    from archcalc.figures.memory import MemoryOptions
-    from archcalc.render.files import atomic, check_target
+    from archcalc.render.files import check_target
+    from archcalc.render.sweep import PLOT_SUFFIXES
     from archcalc.spec.zoo import resolve
-    from archcalc.symbolic.sweep import parse_range, parse_shape, write_csv, write_json
+    from archcalc.symbolic.sweep import parse_range, parse_shape
     from archcalc.symbolic.sweep import sweep as run_sweep
 
     if spec == STDIN:
         raise OptionError("sweep reads its spec from a file or the zoo, not standard input: save the spec and give its path")
     path, builtin = resolve(spec)
+    inputs = [str(path)]
     batches = parse_range(batch, "--batch")
     shape = parse_shape(input_shape) if input_shape is not None else None
-    fmt = check_target(output, [str(path)], "--output", (".csv", ".json")) if output is not None else None
+    # the targets are checked before the sweep (which can take a while), and again as written
+    fmt = check_target(output, inputs, "--output", _GRID_SUFFIXES) if output is not None else None
     if plot is not None:
-        check_target(plot, [str(path)], "--plot", (".png", ".svg", ".pdf"))
+        check_target(plot, inputs, "--plot", PLOT_SUFFIXES)
         if not (batches.swept or any(r.swept for r in shape or ())):
             raise OptionError("--plot needs a range to draw along, e.g. --batch 1..256 or --input 3,64..512,224")
         try:
@@ -742,16 +650,25 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
             raise OptionError("--plot needs matplotlib, an optional extra: pip install 'archcalc[plot]'") from None
     if builtin:
         note(f"using the built-in spec {path}")
-    options = MemoryOptions(1, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
+    options = _memory_options(1, dtype, weight_dtype, optimizer, mixed)
     result = run_sweep(str(path), batches, shape, what=what, train=train, options=options)
     if output is None:
-        _print(_sweep_table(result))
+        from archcalc.render.sweep import sweep_table
+
+        _print(sweep_table(result))
     else:
-        with atomic(output) as file:
-            (write_json if fmt == ".json" else write_csv)(result, file)
-        note(f"wrote {result.points:,} row{'s' if result.points != 1 else ''} to {output}")
+        from archcalc.symbolic.sweep import write_csv, write_json
+
+        writer = write_json if fmt == ".json" else write_csv
+        rows = f"{result.points:,} row{'s' if result.points != 1 else ''} to "
+        _write_file(output, inputs, lambda file: writer(result, file), "--output", _GRID_SUFFIXES, what=rows)
     if plot is not None:
-        _sweep_plot(result, plot)
+        from pathlib import Path
+
+        from archcalc.render.sweep import draw
+
+        drawing = Path(plot).suffix[1:].lower()
+        _write_file(plot, inputs, lambda file: draw(result, file, drawing), "--plot", PLOT_SUFFIXES, binary=True)
 
 
 @main.command()

@@ -113,3 +113,11 @@ class FigureChoice(click.Choice):  # type: ignore[type-arg]
         from archcalc.figures.figure import formula_names, sweep_names
 
         return formula_names() if self.use == "formula" else sweep_names()
+
+
+def parse_unit(text: str) -> tuple[int, ...]:
+    """`--unit 3,7`: one whole-number index per spatial axis."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(_WHOLE.fullmatch(p) for p in parts):
+        raise OptionError(f"--unit must be whole numbers >= 0 separated by commas, one per spatial axis, like 3,7; got {text!r}")
+    return tuple(whole_number(p, "--unit") for p in parts)

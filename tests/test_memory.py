@@ -128,6 +128,30 @@ def test_fit_finds_the_largest_batch_exactly() -> None:
     assert largest_batch(network, shapes, counts, options, budget - 1, train=True) == 4
 
 
+@pytest.mark.parametrize("options", [
+    MemoryOptions(dtype="float16", weight_dtype="float32", optimizer="adamw"),
+    MemoryOptions(optimizer="momentum", mixed_precision="bf16"),
+    MemoryOptions(dtype="float64", optimizer="amsgrad"),
+])
+@pytest.mark.parametrize("train", [True, False])
+def test_fit_keeps_every_option_and_agrees_with_the_total_at_that_batch(analyse_text, options: MemoryOptions, train: bool) -> None:
+    from dataclasses import replace
+
+    from archcalc.figures.memory import memory
+
+    network = analyse_text(SMALL).network
+    shapes = output_shapes(network)
+    counts = parameter_counts(network, shapes)
+
+    def total(batch: int) -> int:
+        m = memory(network, shapes, counts, replace(options, batch=batch))
+        return m.training_total if train else m.inference_total
+
+    budget = (total(37) + total(38)) // 2  # the totals at batches 37 and 38 differ by an example's bytes
+    assert total(37) < budget < total(38)
+    assert largest_batch(network, shapes, counts, replace(options, batch=5), budget, train) == 37
+
+
 def test_mixed_precision_halves_activations_and_keeps_fp32_master(analyse_text) -> None:
     from archcalc.analysis import analyze
 

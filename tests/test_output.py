@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from archcalc.cli import main
 from archcalc.errors import OptionError
-from archcalc.render.files import atomic, write_text
+from archcalc.render.files import atomic, write
 
 NET = {"name": "net", "input": [1, 8, 8], "layers": [{"op": "conv2d", "out": 2, "kernel": 3}]}
 
@@ -39,6 +39,21 @@ def test_output_over_the_spec_is_refused(spec: Path, command: tuple[str, ...]) -
     code, _, err = run(command[0], str(spec), *command[1:], "-o", str(spec))
     assert code == 2 and "being read" in err and "Traceback" not in err
     assert spec.read_text() == before
+
+
+@pytest.mark.parametrize("command", [
+    ("graph", "--format", "json"),
+    ("formula", "--what", "params"),
+    ("report", "--format", "json"),
+    ("sweep", "--batch", "1..4"),
+    ("sweep", "--batch", "1..4", "--plot"),
+])
+def test_every_command_refuses_a_folder_in_the_same_words(spec: Path, tmp_path: Path, command: tuple[str, ...]) -> None:
+    plot = command[-1] == "--plot"
+    folder = tmp_path / ("out.png" if plot else "out.csv")  # names sweep accepts: the folder is what is refused
+    folder.mkdir()
+    code, _, err = run(command[0], str(spec), *command[1:], *([] if plot else ["-o"]), str(folder))
+    assert code == 2 and f"cannot write {folder}: it is a directory" in err and "Traceback" not in err
 
 
 def test_other_names_for_the_spec_are_refused(spec: Path, tmp_path: Path) -> None:
@@ -99,10 +114,10 @@ def test_rewriting_keeps_the_file_mode(tmp_path: Path) -> None:
     target = tmp_path / "shared.dot"
     target.write_text("x")
     target.chmod(0o640)
-    write_text(str(target), [], "digraph {}\n")
+    write(str(target), [], lambda file: file.write("digraph {}\n"))
     assert target.read_text() == "digraph {}\n" and target.stat().st_mode & 0o777 == 0o640
     fresh = tmp_path / "fresh.dot"
-    write_text(str(fresh), [], "y")
+    write(str(fresh), [], lambda file: file.write("y"))
     umask = os.umask(0)
     os.umask(umask)
     assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
@@ -112,5 +127,5 @@ def test_an_existing_spec_that_is_not_the_input_is_still_refused(spec: Path, tmp
     other = tmp_path / "other.yaml"
     other.write_text("name: other\n")
     with pytest.raises(OptionError, match="looks like a spec"):
-        write_text(str(other), [str(spec)], "text")
+        write(str(other), [str(spec)], lambda file: file.write("text"))
     assert other.read_text() == "name: other\n"

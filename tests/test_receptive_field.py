@@ -257,6 +257,7 @@ def test_unit_query_cli_and_errors(tmp_path) -> None:
         (["--at", "conv", "--unit", "0"], "needs 2 indices"),
         (["--at", "conv", "--unit", "0,8"], "outside 0..7"),
         (["--at", "conv", "--unit", "a,b"], "whole numbers"),
+        (["--at", "conv", "--unit", "²,3"], "whole numbers"),  # a digit to str.isdigit, not to int()
         (["--at", "conv"], "go together"),
         (["--at", "fc", "--unit", "0,0"], "spatial axes"),
     ]:

@@ -8,7 +8,7 @@ tensor, so PyTorch's sharing (ReLU(inplace=True) after batch norm) is counted on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from archcalc.arith import Dim, Shape
@@ -264,15 +264,20 @@ def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCo
     )
 
 
+def batch_total(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, train: bool) -> Linear:
+    """The training total (weights, buffers, gradients, optimizer state; saved activations per
+    example) or the inference total (weights, buffers; the inference peak per example) as
+    fixed + batch * per_example bytes, from the figures at batch 1 under `options`."""
+    one = memory(network, shapes, counts, replace(options, batch=1))
+    if train:
+        return Linear(one.weights + one.buffers + one.gradients + one.optimizer_state, one.training_activations)
+    return Linear(one.weights + one.buffers, one.inference_peak)
+
+
 def largest_batch(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, budget: int, train: bool) -> int:
     """The largest batch whose total (training or inference) fits `budget` bytes, exactly."""
-    one = memory(network, shapes, counts, MemoryOptions(1, options.dtype, options.weight_dtype, options.optimizer, options.mixed_precision))
-    if train:
-        fixed = one.weights + one.buffers + one.gradients + one.optimizer_state
-        per_example = one.training_activations
-    else:
-        fixed = one.weights + one.buffers
-        per_example = one.inference_peak
+    total = batch_total(network, shapes, counts, options, train)
+    fixed, per_example = total.fixed, total.per_example
     if per_example == 0:
         raise nothing_per_example(budget, fixed)
     if budget < fixed + per_example:

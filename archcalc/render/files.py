@@ -83,7 +83,3 @@ def write(target: str, inputs: Iterable[str], fill: Callable[[IO[Any]], None], o
     with atomic(target, binary) as file:
         fill(file)
 
-
-def write_text(target: str, inputs: Iterable[str], text: str, option: str = "--output") -> None:
-    """Check the target, then write `text` to it atomically (UTF-8)."""
-    write(target, inputs, lambda file: file.write(text), option)

@@ -20,6 +20,7 @@ from typing import Any
 from archcalc.analysis import Analysis, _plain
 from archcalc.arith import Dim, Shape
 from archcalc.render.escape import dot, mermaid, xml
+from archcalc.spec.blocks import Blocks, prefix
 from archcalc.spec.graph import INPUT
 
 
@@ -55,47 +56,24 @@ class LayerGraph:
     edges: tuple[Edge, ...]
 
 
-def group_of(path: str, depth: int | None) -> str:
-    """The node a layer belongs to at `depth`: its path cut to `depth` components."""
-    if depth is None or path == INPUT:
-        return path
-    return ".".join(path.split(".")[:depth])
-
-
-def _block_name(group: str, members: list[Any], blocks: dict[str, str]) -> str:
-    """What a folded node is: its block's name, `basic ×2` for repeated blocks, else its ops."""
-    if group in blocks:
-        return blocks[group]
-    copies = [name for path, name in blocks.items() if path.rpartition(".")[0] == group]
-    if copies and len(set(copies)) == 1:
-        return copies[0] if len(copies) == 1 else f"{copies[0]} ×{len(copies)}"
-    kinds = {m.op for m in members}
-    if len(kinds) == 1:
-        return f"{kinds.pop()} ×{len(members)}"
-    return "block"
-
-
 def collapse(analysis: Analysis, depth: int | None = None) -> LayerGraph:
     """The network's graph with blocks folded to `depth` path components (None: every layer)."""
     network = analysis.network
-    members: dict[str, list[Any]] = {}
-    for result in analysis.layers:
-        members.setdefault(group_of(result.path, depth), []).append(result)
     nodes = [Node(INPUT, INPUT, False, network.input_shape, 0, ())]
-    for group, rows in members.items():
-        if len(rows) == 1 and rows[0].path == group:
-            r = rows[0]
-            nodes.append(Node(group, r.op, False, r.output_shape, r.params.params, (group,), r.detail))
-        else:
+    for group in Blocks(network.blocks).fold(analysis.layers, depth):
+        rows = group.members
+        if group.folded:
             params = sum((r.params.params for r in rows), 0)
-            name = _block_name(group, rows, network.blocks)
-            nodes.append(Node(group, name, True, rows[-1].output_shape, params, tuple(r.path for r in rows)))
+            nodes.append(Node(group.name, group.kind, True, rows[-1].output_shape, params, tuple(r.path for r in rows)))
+        else:
+            r = rows[0]
+            nodes.append(Node(group.name, r.op, False, r.output_shape, r.params.params, (group.name,), r.detail))
     previous = {b.id: a.id for a, b in pairwise(nodes)}
     found: dict[tuple[str, str], bool] = {}  # (source, target) -> feeds a concatenation
     for layer in network.layers:
-        target = group_of(layer.path, depth)
+        target = prefix(layer.path, depth)
         for source_path in layer.inputs:
-            source = group_of(source_path, depth)
+            source = prefix(source_path, depth)
             if source != target:
                 key = (source, target)
                 found[key] = found.get(key, False) or layer.op.joins_along is not None

@@ -8,6 +8,7 @@ from typing import Any
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.arith import Dim, Shape
 from archcalc.figures.flops import TRAINING_STEP_FACTOR
+from archcalc.spec.blocks import Blocks
 
 
 def shape_text(shape: Shape) -> str:
@@ -38,19 +39,14 @@ class Row:
 def fold(analysis: Analysis, depth: int | None) -> list[Row]:
     """Rows with paths cut to `depth` components: a block's rows merge into one (params summed)."""
     rows: list[Row] = []
-    blocks = analysis.network.blocks
-    for r in analysis.layers:
-        parts = r.path.split(".")
-        if depth is None or len(parts) <= depth:
-            rows.append(_row(r))
+    for group in Blocks(analysis.network.blocks).fold(analysis.layers, depth):
+        members = group.members
+        if not group.folded:
+            rows.append(_row(members[0]))
             continue
-        group = ".".join(parts[:depth])
-        if rows and rows[-1].path == group:
-            last = rows[-1]
-            rows[-1] = Row(group, last.op, "", r.output_shape, last.params + r.params.params, last.frozen and r.params.frozen)
-        else:
-            kind = blocks.get(group) or blocks.get(".".join(parts[: depth + 1]), "block")
-            rows.append(Row(group, f"{kind} (block)", "", r.output_shape, r.params.params, r.params.frozen))
+        params = sum((r.params.params for r in members), 0)
+        frozen = all(r.params.frozen for r in members)
+        rows.append(Row(group.name, f"{group.kind} (block)", "", members[-1].output_shape, params, frozen))
     return rows
 
 
@@ -332,4 +328,21 @@ def comparison_table(comparison: Any) -> Any:
                 cell.append(f" ×{ratio:.2f}", style="dim")
             cells.append(cell)
         table.add_row(metric.label, *cells)
+    return table
+
+
+def zoo_table(analyses: dict[str, Analysis]) -> Any:
+    """The built-in specs by name: input, parameters, FLOPs and output shape of each."""
+    from rich.table import Table
+
+    from archcalc.units import human_count
+
+    table = Table(title="archcalc's built-in specs", title_justify="left")
+    for column in ("Name", "Input", "Params", "FLOPs", "Output"):
+        table.add_column(column, justify="left" if column == "Name" else "right")
+    for name, result in analyses.items():
+        table.add_row(
+            name, shape_text(result.network.input_shape), count_text(result.totals.params),
+            human_count(result.totals.flops), shape_text(result.output_shape),
+        )
     return table

@@ -8,7 +8,8 @@ so a `Text` built from user data cannot carry an escape sequence either.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console as _RichConsole
@@ -115,3 +116,15 @@ def _tree_lines(tree: Any) -> list[str] | None:
         return all(grow(child, inner, "└── " if i == last else "├── ") for i, child in enumerate(node.children))
 
     return lines if grow(tree, "", "") else None
+
+
+@contextmanager
+def progress(total: int, description: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A bar on stderr, gone when done: `update(done, total, path)` moves it and names the
+    layer (as text, never markup)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done, _total, path: bar.update(task, completed=done, description=path)

@@ -17,6 +17,7 @@ from archcalc.figures.figure import glance_rows
 from archcalc.figures.memory import MemoryOptions
 from archcalc.figures.receptive_field import ReceptiveField
 from archcalc.review.findings import Finding, review, unknown_rules
+from archcalc.spec.blocks import Blocks
 from archcalc.spec.graph import Network
 
 
@@ -95,36 +96,18 @@ def _stages(analysis: Analysis) -> tuple[Stage, ...]:
 
 def _tree(analysis: Analysis, levels: int = 2) -> tuple[TreeNode, ...]:
     """Blocks and top-level layers, two levels deep: stages, then block instances."""
-    blocks = analysis.network.blocks
+    blocks = Blocks(analysis.network.blocks)
 
-    def build(prefix: str, rows: list[LayerResult], level: int) -> tuple[TreeNode, ...]:
-        order: list[str] = []
-        members: dict[str, list[LayerResult]] = {}
-        for r in rows:
-            head = r.path[len(prefix):].split(".")[0]
-            name = prefix + head
-            if name not in members:
-                order.append(name)
-                members[name] = []
-            members[name].append(r)
-        nodes = []
-        for name in order:
-            group = members[name]
-            single = len(group) == 1 and group[0].path == name
-            kind = group[0].op if single else blocks.get(name) or _repeated_kind(blocks, name)
-            children = () if single or level >= levels else build(name + ".", group, level + 1)
-            nodes.append(TreeNode(name, kind, sum((r.params.params for r in group), 0), group[-1].output_shape, children))
-        return tuple(nodes)
+    def build(rows: tuple[LayerResult, ...], level: int) -> tuple[TreeNode, ...]:
+        return tuple(
+            TreeNode(
+                group.name, group.kind, sum((r.params.params for r in group.members), 0), group.members[-1].output_shape,
+                build(group.members, level + 1) if group.folded and level < levels else (),
+            )
+            for group in blocks.fold(rows, level)
+        )
 
-    return build("", list(analysis.layers), 1)
-
-
-def _repeated_kind(blocks: dict[str, str], name: str) -> str:
-    """`basic ×2` for a repeated block call, from its instances' block names."""
-    kinds = [kind for path, kind in blocks.items() if path.rsplit(".", 1)[0] == name]
-    if kinds and all(k == kinds[0] for k in kinds):
-        return f"{kinds[0]} ×{len(kinds)}"
-    return ", ".join(sorted(set(kinds))) or "group"
+    return build(analysis.layers, 1)
 
 
 def build_report(network: Network, options: MemoryOptions, ignore: Collection[str] = ()) -> Report:

@@ -7,6 +7,7 @@ runs without archcalc or sympy and gives exactly the numeric engine's figures.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from sympy.printing.pycode import PythonCodePrinter
 from archcalc.analysis import Analysis
 from archcalc.figures import FIGURES
 from archcalc.render.escape import Latex, python_names, python_string, terminal
+from archcalc.spec.graph import Network
+from archcalc.symbolic.integer import floor_division
 
 FORMATS = ("text", "latex", "python", "json")
 
@@ -55,6 +58,14 @@ def gather(analysis: Analysis, what: str) -> Formulas:
     return Formulas(what, analysis.network.name, ordered, tuple(layers), totals)
 
 
+def modulus(network: Network) -> int:
+    """The size whose multiples, on every spatial axis, round alike at every layer: the lcm of
+    the axes' periods (dropped_pixels.period), where the floors of the formulas vanish."""
+    from archcalc.figures.dropped_pixels import period
+
+    return math.lcm(1, *(period(network, axis) for axis in range(1, len(network.input_shape))))
+
+
 def divisible_forms(formulas: Formulas, modulus: int) -> dict[str, Any]:
     """The totals for every spatial symbol a multiple of `modulus` (where the floors vanish)."""
     if modulus <= 1:
@@ -70,15 +81,7 @@ def divisible_forms(formulas: Formulas, modulus: int) -> dict[str, Any]:
 
 
 class _IntegerPrinter(PythonCodePrinter):
-    """Python source in exact integer arithmetic: floor(p/q) as (p)//(q), Max as max()."""
-
-    def _print_floor(self, expr: Any) -> str:
-        num, den = sympy.fraction(sympy.together(expr.args[0]))
-        return f"(({self._print(sympy.expand(num))}) // ({self._print(den)}))"
-
-    def _print_ceiling(self, expr: Any) -> str:
-        num, den = sympy.fraction(sympy.together(expr.args[0]))
-        return f"(-((-({self._print(sympy.expand(num))})) // ({self._print(den)})))"
+    """Python source with Max as max() and Min as min(); floors arrive as integer.FloorDiv."""
 
     def _print_Max(self, expr: Any) -> str:
         return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
@@ -103,7 +106,7 @@ def to_python(f: Formulas) -> str:
     spelled = "; ".join(f"{names[s.name]} is {s.name}" for s in f.symbols if names[s.name] != s.name)
 
     def code(value: Any) -> str:
-        return str(printer.doprint(value.xreplace(renamed)))
+        return str(printer.doprint(floor_division(value.xreplace(renamed))))
 
     lines = [
         python_string(f"{f.what} of {f.name} as exact formulas, exported by archcalc. Needs no imports."

@@ -16,7 +16,7 @@ import sympy
 from archcalc.arith import Shape
 from archcalc.errors import ArchcalcError, OptionError
 from archcalc.figures.dropped_pixels import AxisProgram, Drop, nearest_clean, period, residues
-from archcalc.figures.memory import Memory, MemoryOptions, memory, nothing_per_example
+from archcalc.figures.memory import MemoryOptions, batch_total, nothing_per_example
 from archcalc.figures.params import ParamCount
 from archcalc.figures.shapes import output_shapes
 from archcalc.spec.graph import Network
@@ -124,9 +124,8 @@ class Fit:
 
 def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, budget: int, train: bool) -> Fit:
     """Solve total(batch, sizes) <= budget from the formula: batch = floor((budget - fixed) / per_example)."""
-    one: Memory = memory(network, shapes, counts, MemoryOptions(1, options.dtype, options.weight_dtype, options.optimizer, options.mixed_precision))
-    fixed = one.weights + one.buffers + (one.gradients + one.optimizer_state if train else 0)
-    per_example = one.training_activations if train else one.inference_peak
+    total = batch_total(network, shapes, counts, options, train)
+    fixed, per_example = total.fixed, total.per_example
     if not isinstance(fixed, int):
         raise OptionError(
             f"the weights and optimizer state depend on {', '.join(sorted(map(str, fixed.free_symbols)))}: "

@@ -26,6 +26,7 @@ from archcalc.figures.memory import MemoryOptions, Storage, check_options
 from archcalc.spec.graph import Network, expand
 from archcalc.spec.source import read_file
 from archcalc.spec.spec import Spec, parse_spec
+from archcalc.symbolic.integer import floor_division
 from archcalc.symbolic.symbols import symbol
 
 MAX_POINTS = 10_000_000
@@ -164,16 +165,6 @@ def axis_names(spec: Spec, count: int) -> list[str]:
     return free
 
 
-class _FloorDiv(sympy.Function):
-    """floor(p / q) for an integer p and an integer q > 0, compiled to NumPy's exact p // q."""
-
-    is_integer = True
-
-    def _numpycode(self, printer: Any) -> str:
-        p, q = self.args
-        return f"(({printer._print(p)}) // ({printer._print(q)}))"
-
-
 class _Where(sympy.Function):
     """Piecewise (a, cond), (b, True) compiled to numpy.where, which keeps integer arrays."""
 
@@ -182,22 +173,9 @@ class _Where(sympy.Function):
         return f"{printer._module_format('numpy.where')}({printer._print(cond)}, {printer._print(a)}, {printer._print(b)})"
 
 
-def _quotient(arg: Any) -> tuple[Any, Any]:
-    """arg as p / q with p an integer expression and q a positive integer; a spec that divides by
-    a swept size (a width of `$H // W`) is refused."""
-    p, q = sympy.fraction(sympy.together(arg))
-    if not q.is_Integer:
-        raise SpecError(
-            f"cannot evaluate floor({arg}) with integer arithmetic: its divisor is not a number "
-            "(a size in the spec divides by one the sweep varies)"
-        )
-    return (p, q) if q > 0 else (-p, -q)
-
-
 def _integer_form(expr: Any) -> Any:
-    """`expr` with floor, ceiling and Piecewise replaced by their exact integer counterparts."""
-    if not isinstance(expr, sympy.Basic):
-        return sympy.Integer(expr)
+    """`expr` with floor, ceiling (integer.floor_division) and Piecewise replaced by their exact
+    integer counterparts."""
 
     def piecewise(*pairs: Any) -> Any:
         *cases, (last, otherwise) = pairs
@@ -207,9 +185,7 @@ def _integer_form(expr: Any) -> Any:
             last = _Where(cond, value, last)
         return last
 
-    expr = expr.replace(sympy.floor, lambda arg: _FloorDiv(*_quotient(arg)))
-    expr = expr.replace(sympy.ceiling, lambda arg: -_FloorDiv(*_quotient(-arg)))
-    expr = expr.replace(sympy.Piecewise, piecewise)
+    expr = floor_division(expr).replace(sympy.Piecewise, piecewise)
     loose = [a for a in expr.atoms(sympy.Number) if not a.is_Integer]
     if loose:
         raise SpecError(
