@@ -52,7 +52,8 @@ figure { margin: 1rem 0; overflow-x: auto; }
 .findings > li.error { border-color: #cf222e; }
 .findings > li.warning { border-color: #bf8700; }
 .findings > li.info { border-color: #0969da; }
-.findings p { margin: 0.2rem 0; }
+.findings h3, .findings p { margin: 0.2rem 0; }
+.findings h3 { font-size: 1rem; font-weight: normal; }
 .badge { display: inline-block; font-size: 0.75rem; font-weight: 700; letter-spacing: 0.04em;
   text-transform: uppercase; padding: 0 0.45rem; border-radius: 0.6rem; color: #ffffff; }
 .badge.error { background: #cf222e; }
@@ -129,8 +130,8 @@ def _charts(r: Report) -> str:
     ]
     figures = [
         (bar_chart("Activation memory per stage", memory_bars, "memory"),
-         "Activation memory per stage: the stage's outputs at the batch, and its share of all stages' "
-         f"({total_memory:,} bytes)."),
+         (f"Activation memory per stage: the stage's outputs at the batch, and its share of all "
+          f"stages' ({total_memory:,} bytes).")),
         (bar_chart("FLOPs per stage", flop_bars, "flops"),
          f"FLOPs per stage, per example, and each stage's share ({total_flops:,} FLOPs in all)."),
     ]
@@ -141,8 +142,8 @@ def _finding(f: Finding) -> str:
     layers = ", ".join(f"<code>{esc(p)}</code>" for p in f.layers)
     return (
         f'<li class="{esc(f.severity)}">\n'
-        f'<p><span class="badge {esc(f.severity)}">{esc(f.severity)}</span> <code>{esc(f.rule)}</code>'
-        f' <span class="muted">{esc(f.figure)}</span></p>\n'
+        f'<h3><span class="badge {esc(f.severity)}">{esc(f.severity)}</span> <code>{esc(f.rule)}</code>'
+        f' <span class="muted">{esc(f.figure)}</span></h3>\n'
         f"<p>{esc(f.message)}</p>\n"
         f'<p class="muted">Layers ({len(f.layers)}): {layers}</p>\n'
         f'<p class="muted">Source: {esc(f.source)}</p>\n'

@@ -34,7 +34,7 @@ def _text_width(texts: Sequence[str]) -> int:
 
 
 def bar_chart(title: str, bars: Sequence[Bar], css_class: str) -> str:
-    """A horizontal bar chart, bars scaled to the largest value (all zero: no bar drawn)."""
+    """A horizontal bar chart, bars scaled to the largest value; a zero (or negative) value has no bar."""
     label_width = _text_width([b.label for b in bars])
     text_width = _text_width([b.text for b in bars])
     width = label_width + BAR_WIDTH + text_width
@@ -42,19 +42,19 @@ def bar_chart(title: str, bars: Sequence[Bar], css_class: str) -> str:
     top = max((b.value for b in bars), default=0)
     summary = f"{title}: " + "; ".join(f"{b.label} {b.text}" for b in bars)
     lines = [
-        f'<svg class="chart {esc(css_class)}" role="img" aria-label="{esc(summary)}" '
-        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        (f'<svg class="chart {esc(css_class)}" role="img" aria-label="{esc(summary)}" '
+         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'),
         f"<title>{esc(title)}</title>",
     ]
     for i, bar in enumerate(bars):
         y = 2 + i * ROW
-        length = round(BAR_WIDTH * bar.value / top) if top > 0 and bar.value > 0 else 0
+        length = max(1, round(BAR_WIDTH * bar.value / top)) if bar.value > 0 else 0  # a nonzero value shows
         baseline = y + ROW // 2 + FONT // 3
         lines += [
             "<g>",
             f"<title>{esc(bar.tooltip)}</title>",
             f'<text class="label" x="{label_width - 8}" y="{baseline}" text-anchor="end">{esc(bar.label)}</text>',
-            f'<rect class="bar" x="{label_width}" y="{y + 3}" width="{max(length, 1) if bar.value else 0}" height="{ROW - 6}"></rect>',
+            f'<rect class="bar" x="{label_width}" y="{y + 3}" width="{length}" height="{ROW - 6}"></rect>',
             f'<text class="value" x="{label_width + length + 6}" y="{baseline}">{esc(bar.text)}</text>',
             "</g>",
         ]
