@@ -34,13 +34,13 @@ table { border-collapse: collapse; margin: 0.5rem 0; }
 caption { caption-side: bottom; text-align: left; font-size: 0.85rem; padding-top: 0.4rem; }
 th, td { border-bottom: 1px solid var(--rule); padding: 0.25rem 0.75rem; vertical-align: top; }
 thead th { background: var(--head); }
-.glance th { text-align: left; white-space: nowrap; }
+.glance th { text-align: left; }
 .stages td { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .stages th[scope=row] { text-align: left; font-weight: normal; }
 .tree, .tree ul { list-style: none; padding-left: 1.2rem; margin: 0; }
 .tree { padding-left: 0; }
 .tree li { margin: 0.1rem 0; }
-.tree .about { color: var(--muted); white-space: nowrap; }
+.tree .about { color: var(--muted); }
 summary { cursor: pointer; }
 figure { margin: 1rem 0; overflow-x: auto; }
 .chart { display: block; max-width: 100%; height: auto; }
