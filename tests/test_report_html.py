@@ -30,6 +30,7 @@ class Page(html.parser.HTMLParser):
         self.starts: list[tuple[str, dict[str, str | None], tuple[str, ...]]] = []  # tag, attributes, parents
         self.text: dict[str, list[str]] = {}  # element path ("table/tbody/tr/td") -> the texts directly in it
         self.tables: list[list[list[str]]] = []  # each table's rows of cell texts
+        self.headed: list[bool] = []  # each table: has a header cell
         self.feed(text)
         self.close()
         if self.stack:
@@ -42,10 +43,12 @@ class Page(html.parser.HTMLParser):
         self.starts.append((tag, dict(attrs), tuple(self.stack)))
         if tag == "table":
             self.tables.append([])
+            self.headed.append(False)
         elif tag == "tr":
             self.tables[-1].append([])
         elif tag in ("td", "th"):
             self.tables[-1][-1].append("")
+            self.headed[-1] |= tag == "th"
         if tag not in VOID:
             self.stack.append(tag)
 
@@ -91,8 +94,7 @@ def test_page_is_well_formed_html5(resnet50: str) -> None:
     assert [parents for _, parents in page.tags("title") if "svg" not in parents] == [("html", "head")]
     assert page.texts("head/title") == ["Design review: resnet50"]
     assert len(page.tags("h1")) == 1 and len(page.tags("h2")) == 4
-    tables = [parents for _, parents in page.tags("table")]
-    assert len(tables) == 2
+    assert page.headed == [True, True]  # the glance table, headed by row; the stage table
     for attrs, _ in page.tags("th"):
         assert attrs.get("scope") in ("row", "col")
     assert sum("thead" in parents for _, parents in page.tags("th")) == 8  # the stage table's columns
