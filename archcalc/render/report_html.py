@@ -8,6 +8,8 @@ written here, as literals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from archcalc.render.escape import html as esc
 from archcalc.render.report_format import STAGE_CAPTION, STAGE_COLUMNS, glance_rows, stage_cells
 from archcalc.render.svg import Bar, bar_chart
@@ -113,29 +115,27 @@ def _flop_text(flops: int) -> str:
 
 def _charts(r: Report) -> str:
     """Activation memory and FLOPs per stage; a symbolic analysis has no lengths to draw."""
-    memory = [s.activation_bytes for s in r.stages]
-    flops = [s.flops for s in r.stages]
-    if not all(isinstance(v, int) for v in memory + flops):
+    n = len(r.stages)
+    numbers = [v for v in [*(s.activation_bytes for s in r.stages), *(s.flops for s in r.stages)] if isinstance(v, int)]
+    if len(numbers) < 2 * n:
         return '<p class="muted">No charts: the stages\' figures are formulas, not numbers.</p>'
-    total_memory, total_flops = sum(memory), sum(flops)
-    memory_bars = [
-        Bar(_label(s), s.activation_bytes, f"{human_bytes(s.activation_bytes)} ({_share(s.activation_bytes, total_memory)})",
-            f"{_where(s)}: {s.activation_bytes:,} bytes of outputs at the batch")
-        for s in r.stages
+    return "\n".join([
+        _chart(r, "Activation memory per stage", "memory", numbers[:n], human_bytes, "bytes of outputs at the batch",
+               "the stage's outputs at the batch, and its share of all stages' ({total:,} bytes)."),
+        _chart(r, "FLOPs per stage", "flops", numbers[n:], _flop_text, "FLOPs per example",
+               "per example, and each stage's share ({total:,} FLOPs in all)."),
+    ])
+
+
+def _chart(r: Report, title: str, css_class: str, values: list[int], text: Callable[[int], str], unit: str, caption: str) -> str:
+    """One figure: a bar per stage, labelled with `text(value)` and its share, the exact value in its tooltip."""
+    total = sum(values)
+    bars = [
+        Bar(_label(s), v, f"{text(v)} ({_share(v, total)})", f"{_where(s)}: {v:,} {unit}")
+        for s, v in zip(r.stages, values, strict=True)
     ]
-    flop_bars = [
-        Bar(_label(s), s.flops, f"{_flop_text(s.flops)} ({_share(s.flops, total_flops)})",
-            f"{_where(s)}: {s.flops:,} FLOPs per example")
-        for s in r.stages
-    ]
-    figures = [
-        (bar_chart("Activation memory per stage", memory_bars, "memory"),
-         (f"Activation memory per stage: the stage's outputs at the batch, and its share of all "
-          f"stages' ({total_memory:,} bytes).")),
-        (bar_chart("FLOPs per stage", flop_bars, "flops"),
-         f"FLOPs per stage, per example, and each stage's share ({total_flops:,} FLOPs in all)."),
-    ]
-    return "\n".join(f"<figure>\n{svg}\n<figcaption>{esc(caption)}</figcaption>\n</figure>" for svg, caption in figures)
+    return (f"<figure>\n{bar_chart(title, bars, css_class)}\n"
+            f"<figcaption>{esc(title)}: {esc(caption.format(total=total))}</figcaption>\n</figure>")
 
 
 def _finding(f: Finding) -> str:
