@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from archcalc.cli import main
+from archcalc.render.svg import Bar, bar_chart
 
 SPECS = Path(__file__).parent.parent / "specs"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -28,7 +29,7 @@ class Page(html.parser.HTMLParser):
         self.errors: list[str] = []
         self.decls: list[str] = []
         self.starts: list[tuple[str, dict[str, str | None], tuple[str, ...]]] = []  # tag, attributes, parents
-        self.text: dict[str, list[str]] = {}  # element path ("table/tbody/tr/td") -> the texts directly in it
+        self.data: list[tuple[tuple[str, ...], str]] = []  # each text, with the elements it is in
         self.tables: list[list[list[str]]] = []  # each table's rows of cell texts
         self.headed: list[bool] = []  # each table: has a header cell
         self.feed(text)
@@ -62,7 +63,7 @@ class Page(html.parser.HTMLParser):
             self.stack.pop()
 
     def handle_data(self, data: str) -> None:
-        self.text.setdefault("/".join(self.stack), []).append(data)
+        self.data.append((tuple(self.stack), data))
         if {"td", "th"} & set(self.stack):
             self.tables[-1][-1][-1] += data
 
@@ -71,7 +72,7 @@ class Page(html.parser.HTMLParser):
 
     def texts(self, suffix: str) -> list[str]:
         """Texts of the elements whose path ends in `suffix`."""
-        return [t for path, texts in self.text.items() if path.endswith(suffix) for t in texts]
+        return [t for stack, t in self.data if "/".join(stack).endswith(suffix)]
 
 
 def report_html(*args: str) -> str:
@@ -143,8 +144,13 @@ def test_bars_are_to_scale(resnet50: str) -> None:
 
 def test_block_tree_nests_as_the_blocks_do(resnet50: str) -> None:
     page = Page(resnet50)
-    nested = [t for t in page.texts("ul/li/details/ul/li/code")]
-    assert nested[:3] == ["layer1.0", "layer1.1", "layer1.2"] and len(nested) == 3 + 4 + 6 + 3
+    data = json.loads(CliRunner().invoke(main, ["report", str(SPECS / "resnet50.yaml"), "--format", "json"]).stdout)
+
+    def walk(nodes: list[dict], depth: int) -> list[tuple[int, str]]:
+        return [item for n in nodes for item in [(depth, n["name"]), *walk(n["children"], depth + 1)]]
+
+    shown = [(stack.count("ul"), text) for stack, text in page.data if stack[-1:] == ("code",) and "ul" in stack]
+    assert shown == walk(data["tree"], 1)
     assert page.texts("details/summary/code") == ["layer1", "layer2", "layer3", "layer4"]
 
 
@@ -183,6 +189,15 @@ def test_hostile_names_appear_only_escaped(tmp_path: Path) -> None:
     assert f"{HOSTILE[0]} · 3×3" in page.texts("svg/g/text") and HOSTILE[0] in page.texts("tbody/tr/th/code")
     labels = [attrs["aria-label"] for attrs, _ in page.tags("svg")]
     assert labels and all(HOSTILE[0] in (label or "") for label in labels)
+
+
+def test_a_chart_of_zeros_draws_no_bar_and_escapes_its_text() -> None:
+    svg = bar_chart("<b>", [Bar("<i>", 0, "0 & 0", '"q"'), Bar("x", 0, "0", "0")], "a'b")
+    page = Page(svg)
+    assert page.errors == [] and not {tag for tag, _, _ in page.starts} - {"svg", "title", "g", "text", "rect"}
+    assert [attrs["width"] for attrs, _ in page.tags("rect")] == ["0", "0"]
+    assert page.texts("svg/title") == ["<b>"] and page.texts("svg/g/title") == ['"q"', "0"]
+    assert page.tags("svg")[0][0]["aria-label"] == "<b>: <i> 0 & 0; x 0" and page.tags("svg")[0][0]["class"] == "chart a'b"
 
 
 def test_symbolic_report_says_why_it_has_no_charts(tmp_path: Path) -> None:
