@@ -17,6 +17,7 @@ from archcalc.render.tables import count_text, shape_text
 from archcalc.review.findings import Finding
 from archcalc.review.report import Report, Stage, TreeNode
 from archcalc.units import human_bytes, human_count
+from archcalc.version import version
 
 STYLE = """
 :root { color-scheme: light dark; --ink: #1b1f24; --paper: #ffffff; --muted: #59636e; --rule: #d1d9e0;
@@ -65,6 +66,7 @@ figure { margin: 1rem 0; overflow-x: auto; }
 
 
 def _glance(r: Report) -> str:
+    """The at-a-glance table: each figure's row, its label as the row header."""
     rows = "\n".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(v)}</td></tr>' for k, v in glance_rows(r))
     return f'<div class="scroll"><table class="glance">\n<tbody>\n{rows}\n</tbody>\n</table></div>'
 
@@ -83,6 +85,7 @@ def _tree(nodes: tuple[TreeNode, ...]) -> str:
 
 
 def _stages(r: Report) -> str:
+    """The stage table, cells as in the terminal and Markdown views, the column key as caption."""
     head = "".join(f'<th scope="col">{esc(c)}</th>' for c in STAGE_COLUMNS)
     rows = []
     for s in r.stages:
@@ -94,16 +97,19 @@ def _stages(r: Report) -> str:
 
 
 def _where(s: Stage) -> str:
+    """`conv1 to relu, 3 layers at 112×112`: what a bar's tooltip is about."""
     size = shape_text(s.resolution) if s.resolution else "no spatial axes"
     span = s.first if s.first == s.last else f"{s.first} to {s.last}"
     return f"{span}, {s.layers} layer{'s' if s.layers != 1 else ''} at {size}"
 
 
 def _label(s: Stage) -> str:
+    """A bar's label: the stage's first layer and its size."""
     return f"{s.first} · {shape_text(s.resolution) if s.resolution else '–'}"
 
 
 def _share(part: int, whole: int) -> str:
+    """part / whole as a percentage with one decimal; – when the whole is 0."""
     return f"{part / whole:.1%}" if whole else "–"
 
 
@@ -139,6 +145,7 @@ def _chart(r: Report, title: str, css_class: str, values: list[int], text: Calla
 
 
 def _finding(f: Finding) -> str:
+    """One finding: severity badge, rule and figure as its heading, then message, layers, source."""
     layers = ", ".join(f"<code>{esc(p)}</code>" for p in f.layers)
     return (
         f'<li class="{esc(f.severity)}">\n'
@@ -152,6 +159,7 @@ def _finding(f: Finding) -> str:
 
 
 def _findings(r: Report) -> str:
+    """The findings, counted by severity, then the silenced rules."""
     parts = []
     if r.findings:
         counts = {sev: sum(f.severity == sev for f in r.findings) for sev in ("error", "warning", "info")}
@@ -166,8 +174,6 @@ def _findings(r: Report) -> str:
 
 def page(r: Report) -> str:
     """The whole review as an HTML5 document."""
-    from archcalc.version import version
-
     name = esc(r.glance.name)
     sections = [
         ("At a glance", _glance(r)),
