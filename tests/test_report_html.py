@@ -200,6 +200,19 @@ def test_a_chart_of_zeros_draws_no_bar_and_escapes_its_text() -> None:
     assert page.tags("svg")[0][0]["aria-label"] == "<b>: <i> 0 & 0; x 0" and page.tags("svg")[0][0]["class"] == "chart a'b"
 
 
+def test_chart_texts_fit_inside_the_chart() -> None:
+    """Each text is held to its width in monospace columns (2 for a fullwidth character, 4 for an
+    escaped ESC shown as `\\x1b`); the chart is wide enough that none crosses its edge."""
+    svg = bar_chart("t", [Bar("ＨＨ\x1b", 5, "5 B", "5"), Bar("a.b", 10, "10 B", "10")], "c")
+    page = Page(svg)
+    width = float(page.tags("svg")[0][0]["width"] or 0)
+    texts = [attrs for attrs, _ in page.tags("text")]
+    assert [round(float(a["textlength"] or 0) / (13 * 0.6)) for a in texts] == [8, 3, 3, 4]  # columns: 2+2+4, 3, 3, 4
+    for a in texts:
+        x, length = float(a["x"] or 0), float(a["textlength"] or 0)
+        assert (0 <= x - length) if a["text-anchor"] == "end" else (x + length <= width)
+
+
 def test_symbolic_report_says_why_it_has_no_charts(tmp_path: Path) -> None:
     spec = tmp_path / "small.json"
     spec.write_text(json.dumps({"name": "small", "input": [3, 8, 8], "layers": [{"op": "conv2d", "out": 4, "kernel": 3}]}))

@@ -29,7 +29,7 @@ body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: v
   background: var(--paper); max-width: 70rem; margin: 2rem auto; padding: 0 1.5rem; }
 h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
 h2 { font-size: 1.25rem; border-bottom: 1px solid var(--rule); padding-bottom: 0.2rem; margin-top: 2rem; }
-code, .tree, .chart .label { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
+code, .tree, .chart text { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 code { overflow-wrap: anywhere; }
 .muted, caption, figcaption, footer { color: var(--muted); }
 .scroll { overflow-x: auto; }

@@ -7,14 +7,17 @@ Every piece of text goes through escape.html, in elements and attributes alike.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from archcalc.render.escape import html as esc
+from archcalc.render.escape import visible
 
 ROW = 24  # pixels per bar
-FONT = 13  # pixels; labels are monospace, 0.6 em a character (DejaVu Sans Mono: 0.602)
-CHAR = FONT * 0.62
+FONT = 13  # pixels, monospace: a column is 0.6 em (DejaVu Sans Mono, Menlo: 0.602 em)
+COLUMN = FONT * 0.6
+GAP = 8  # pixels between a label, its bar and its figure
 BAR_WIDTH = 320  # pixels for the longest bar
 
 
@@ -28,16 +31,23 @@ class Bar:
     tooltip: str
 
 
-def _text_width(texts: Sequence[str]) -> int:
-    """Pixels a column of monospace text needs, so no label or figure is cut."""
-    return round(max((len(t) for t in texts), default=0) * CHAR) + 12
+def _width(text: str) -> int:
+    """Pixels `text` takes in monospace, as shown (escape.visible); wide East Asian characters take two columns."""
+    shown = visible(text, "\t\n")
+    return round(COLUMN * sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in shown))
+
+
+def _text(css_class: str, x: int, y: int, text: str, anchor: str = "start") -> str:
+    """A <text> held to its computed width (textLength), so a font wider than expected cannot
+    push it past the chart's edge, where it would be cut."""
+    return (f'<text class="{css_class}" x="{x}" y="{y}" text-anchor="{anchor}" textLength="{_width(text)}" '
+            f'lengthAdjust="spacingAndGlyphs">{esc(text)}</text>')
 
 
 def bar_chart(title: str, bars: Sequence[Bar], css_class: str) -> str:
     """A horizontal bar chart, bars scaled to the largest value; a zero (or negative) value has no bar."""
-    label_width = _text_width([b.label for b in bars])
-    text_width = _text_width([b.text for b in bars])
-    width = label_width + BAR_WIDTH + text_width
+    label_width = max((_width(b.label) for b in bars), default=0) + 2 * GAP
+    width = label_width + BAR_WIDTH + GAP + max((_width(b.text) for b in bars), default=0) + GAP
     height = ROW * len(bars) + 4
     top = max((b.value for b in bars), default=0)
     summary = f"{title}: " + "; ".join(f"{b.label} {b.text}" for b in bars)
@@ -53,9 +63,9 @@ def bar_chart(title: str, bars: Sequence[Bar], css_class: str) -> str:
         lines += [
             "<g>",
             f"<title>{esc(bar.tooltip)}</title>",
-            f'<text class="label" x="{label_width - 8}" y="{baseline}" text-anchor="end">{esc(bar.label)}</text>',
+            _text("label", label_width - GAP, baseline, bar.label, "end"),
             f'<rect class="bar" x="{label_width}" y="{y + 3}" width="{length}" height="{ROW - 6}"></rect>',
-            f'<text class="value" x="{label_width + length + 6}" y="{baseline}">{esc(bar.text)}</text>',
+            _text("value", label_width + length + GAP, baseline, bar.text),
             "</g>",
         ]
     lines.append("</svg>")
