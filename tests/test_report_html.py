@@ -164,6 +164,13 @@ def test_findings_carry_severity_and_source(resnet50: str) -> None:
     assert [t for t in page.texts("ol/li/p") if t.startswith("Source: ")] == [f"Source: {f['source']}" for f in data["findings"]]
 
 
+def test_silenced_rules_are_listed_and_no_finding_says_so() -> None:
+    rules = ["dense-heavy", "memory-hotspot", "receptive-field-coverage"]  # all VGG-16 triggers at 224
+    page = Page(report_html(str(SPECS / "vgg16.yaml"), *(arg for rule in rules for arg in ("--ignore", rule))))
+    assert not page.tags("ol") and "None: every rule passed." in page.texts("section/p")
+    assert page.texts("section/p/code") == rules
+
+
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</title><style>*{}</style>&amp;"]
 
 
