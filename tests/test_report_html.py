@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from archcalc.cli import main
+from archcalc.render.report_format import STAGE_COLUMNS
 from archcalc.render.svg import Bar, bar_chart
 
 SPECS = Path(__file__).parent.parent / "specs"
@@ -98,7 +99,7 @@ def test_page_is_well_formed_html5(resnet50: str) -> None:
     assert page.headed == [True, True]  # the glance table, headed by row; the stage table
     for attrs, _ in page.tags("th"):
         assert attrs.get("scope") in ("row", "col")
-    assert sum("thead" in parents for _, parents in page.tags("th")) == 8  # the stage table's columns
+    assert sum("thead" in parents for _, parents in page.tags("th")) == len(STAGE_COLUMNS)
 
 
 def test_page_is_self_contained(resnet50: str) -> None:
@@ -126,7 +127,7 @@ def test_figures_shown_are_the_reports(resnet50: str) -> None:
     bytes_shown = [int(re.search(r": ([\d,]+) bytes", t)[1].replace(",", "")) for t in tooltips if "bytes" in t]
     assert bytes_shown == [s["activation_bytes"] for s in data["stages"]]
     head, *rows = page.tables[1]
-    assert head == ["From layer", "#", "Size", "Ch", "RF", "Params", "FLOPs", "Memory"]
+    assert head == list(STAGE_COLUMNS)
     assert [(row[0], row[1]) for row in rows] == [(s["first"], str(s["layers"])) for s in data["stages"]]
     assert rows[0][2:4] == ["112×112", "64"]
 
