@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
@@ -28,7 +27,7 @@ def glance_rows(r: Report) -> list[tuple[str, str]]:
     return [row.text(r.glance.values) for row in figure_glance_rows()]
 
 
-def _stage_cells(s: Stage, r: Report) -> list[str]:
+def stage_cells(s: Stage, r: Report) -> list[str]:
     g = r.glance
     total_flops = sum((x.flops for x in r.stages), 0)
     return [
@@ -40,6 +39,10 @@ def _stage_cells(s: Stage, r: Report) -> list[str]:
 
 
 STAGE_COLUMNS = ("From layer", "#", "Size", "Ch", "RF", "Params", "FLOPs", "Memory")
+STAGE_CAPTION = (
+    "#: layers; Ch: channels; RF: receptive field (all: the whole input); Params, FLOPs: "
+    "shares of the network's; Memory: the stage's outputs at the batch"
+)
 
 
 def terminal(r: Report) -> Any:
@@ -70,11 +73,10 @@ def terminal(r: Report) -> Any:
     stages = Table(
         box=box.SIMPLE_HEAD,
         title="Stages: runs of layers at one resolution",
-        caption="#: layers; Ch: channels; RF: receptive field (all: the whole input); Params, FLOPs: "
-        "shares of the network's; Memory: the stage's outputs at the batch",
+        caption=STAGE_CAPTION,
         title_justify="left",
     )
-    rows = [_stage_cells(s, r) for s in r.stages]
+    rows = [stage_cells(s, r) for s in r.stages]
     for i, column in enumerate(STAGE_COLUMNS):
         if column == "From layer":  # the one column that gives way on a narrow terminal
             stages.add_column(column, overflow="ellipsis", min_width=8, max_width=26)
@@ -113,7 +115,7 @@ def markdown(r: Report) -> str:
 
     grow(r.tree, 0)
     lines += ["", "## Stages", "", md("| {} |").format(row.join(STAGE_COLUMNS)), "|" + "---|" * len(STAGE_COLUMNS)]
-    lines += [md("| {} |").format(row.join(_stage_cells(s, r))) for s in r.stages]
+    lines += [md("| {} |").format(row.join(stage_cells(s, r))) for s in r.stages]
     lines += ["", "## Findings", ""]
     if not r.findings:
         lines.append("None: every rule passed.")
@@ -131,12 +133,10 @@ def markdown(r: Report) -> str:
 
 
 def html(r: Report) -> str:
-    """A self-contained HTML page of the terminal rendering."""
-    from archcalc.render.terminal import Console
+    """A self-contained HTML page: tables, the block tree, charts per stage (report_html.py)."""
+    from archcalc.render.report_html import page
 
-    console = Console(record=True, width=120, file=io.StringIO(), color_system="truecolor")
-    console.print(terminal(r))
-    return console.export_html(inline_styles=True, clear=True)
+    return page(r)
 
 
 def as_json(r: Report) -> str:
