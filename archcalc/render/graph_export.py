@@ -20,6 +20,7 @@ from typing import Any
 from archcalc.analysis import Analysis, _plain
 from archcalc.arith import Dim, Shape
 from archcalc.ops.merge import Concat
+from archcalc.render import json_text
 from archcalc.render.escape import dot, mermaid, xml
 from archcalc.spec.graph import INPUT
 
@@ -238,7 +239,7 @@ def graph_json(graph: LayerGraph) -> dict[str, Any]:
 
 
 def to_json(graph: LayerGraph) -> str:
-    return json.dumps(graph_json(graph), indent=2) + "\n"
+    return json_text.dumps(graph_json(graph)) + "\n"
 
 
 FORMATS: dict[str, Callable[[LayerGraph], str]] = {
