@@ -12,10 +12,9 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from archcalc.arith import Shape
 from archcalc.errors import Location, SpecError, quote
+from archcalc.model import validation_error
 from archcalc.ops import REGISTRY, Op
 from archcalc.spec.expr import ExpressionError, evaluate, is_expression, substitute
 from archcalc.spec.source import LineDict, limit, read_file
@@ -239,7 +238,7 @@ class _Expander:
             values = {k: self.value(entry, k, env, here) for k in fields}
             try:
                 op = cls.model_validate(values)
-            except ValidationError as exc:
+            except validation_error() as exc:
                 allowed = [*cls.model_fields, *ENTRY_KEYS]
                 error = describe_validation_error(exc, entry, self.file, fields=allowed)
                 raise error.located(layer=here) from None
