@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from typing import Any
@@ -10,7 +11,6 @@ import click
 
 from archcalc.errors import ArchcalcError, OptionError
 from archcalc.options import WholeNumber, parse_batch, parse_input
-from archcalc.render import json_text
 
 EXIT_BAD_INPUT = 2
 
@@ -177,7 +177,7 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     result = _analysis(spec, input_shape, symbolic, options)
     if as_json:
-        click.echo(json_text.dumps(to_json(result)))
+        click.echo(json.dumps(to_json(result), indent=2))
     else:
         _print(summary_table(result))
 
@@ -297,7 +297,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
                  "sees_whole_input": sees_whole_input(r.receptive_field, analysis.network.input_shape)}
                 for r in analysis.layers
             ]
-            click.echo(json_text.dumps({"name": analysis.network.name, "layers": layers}))
+            click.echo(json.dumps({"name": analysis.network.name, "layers": layers}, indent=2))
             return
         from archcalc.render.tables import rf_table
 
@@ -314,7 +314,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
     interval = unit_field(network, output_shapes(network), at, indices)
     if as_json:
         sizes = [None if i is None else i[1] - i[0] + 1 for i in interval]
-        click.echo(json_text.dumps({"layer": at, "unit": list(indices), "interval": [None if i is None else list(i) for i in interval], "size": sizes}))
+        click.echo(json.dumps({"layer": at, "unit": list(indices), "interval": [None if i is None else list(i) for i in interval], "size": sizes}, indent=2))
         return
     click.echo(unit_field_text(network, at, indices, interval))
 
@@ -573,7 +573,7 @@ def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str,
     check_names(networks)
     result = compare([run(n, options) for n in networks])
     if as_json:
-        click.echo(json_text.dumps(comparison_json(result)))
+        click.echo(json.dumps(comparison_json(result), indent=2))
     else:
         _print(comparison_table(result))
 
@@ -710,7 +710,7 @@ def schema() -> None:
     """
     from archcalc.spec.schema import spec_schema
 
-    click.echo(json_text.dumps(spec_schema()))
+    click.echo(json.dumps(spec_schema(), indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,7 +20,6 @@ from typing import Any
 from archcalc.analysis import Analysis, _plain
 from archcalc.arith import Dim, Shape
 from archcalc.ops.merge import Concat
-from archcalc.render import json_text
 from archcalc.render.escape import dot, mermaid, xml
 from archcalc.spec.graph import INPUT
 
@@ -239,7 +238,7 @@ def graph_json(graph: LayerGraph) -> dict[str, Any]:
 
 
 def to_json(graph: LayerGraph) -> str:
-    return json_text.dumps(graph_json(graph)) + "\n"
+    return json.dumps(graph_json(graph), indent=2) + "\n"
 
 
 FORMATS: dict[str, Callable[[LayerGraph], str]] = {

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 from archcalc.arith import Dim
-from archcalc.render import json_text
 from archcalc.render.escape import Markdown
 from archcalc.render.tables import count_text, shape_text
 from archcalc.review.report import Report, Stage, TreeNode, as_dict
@@ -152,7 +152,7 @@ def html(r: Report) -> str:
 
 
 def as_json(r: Report) -> str:
-    return json_text.dumps(as_dict(r)) + "\n"
+    return json.dumps(as_dict(r), indent=2) + "\n"
 
 
 FORMATS = {"markdown": markdown, "html": html, "json": as_json}
