@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable
@@ -242,7 +243,7 @@ def _compile(cls: type[Model]) -> dict[str, Callable[[Any], Any]] | None:
     when some field is of a kind not checked here (then pydantic checks every value)."""
     checks: dict[str, Callable[[Any], Any]] = {}
     try:
-        hints = typing.get_type_hints(cls, include_extras=True)
+        hints = _field_types(cls)
         for name, info in cls.model_fields.items():
             check = _check(hints[name])
             if info.constraints:
@@ -251,6 +252,22 @@ def _compile(cls: type[Model]) -> dict[str, Callable[[Any], Any]] | None:
     except (TypeError, NameError):
         return None
     return checks
+
+
+def _field_types(cls: type[Model]) -> dict[str, Any]:
+    """Each field's annotation, evaluated in the module of the class declaring it (as
+    typing.get_type_hints, which also evaluates every ClassVar of every base, each time)."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        for name, annotation in inspect.get_annotations(klass).items():
+            if name in cls.model_fields:
+                found[name] = _evaluate(annotation, klass.__module__) if isinstance(annotation, str) else annotation
+    return found
+
+
+@functools.cache
+def _evaluate(annotation: str, module: str) -> Any:
+    return eval(annotation, vars(sys.modules[module]))  # an annotation in our own source
 
 
 def _exact(kind: type) -> Callable[[Any], Any]:
