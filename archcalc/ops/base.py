@@ -7,6 +7,7 @@ these methods and never switch on op names.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -246,4 +247,13 @@ def spatial_tuple(value: int | list[int], dims: int, field: str) -> tuple[int, .
 
 def elements(shape: Shape) -> Dim:
     """Number of elements of a (per-example) shape."""
+    try:
+        return _elements(shape)
+    except TypeError:  # a list, which cannot key the cache
+        return product(list(shape))
+
+
+@functools.lru_cache(maxsize=4096)
+def _elements(shape: Shape) -> Dim:
+    """elements() of a tuple, remembered: every pass asks it of every layer's shapes, which repeat."""
     return product(list(shape))
