@@ -3,6 +3,8 @@ every op and the spec's own models, on values of every plain kind (pydantic deci
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +69,14 @@ def test_zoo_specs_take_the_fast_path_with_pydantic_values(path: Path) -> None:
     fast = Spec._fast(data)
     assert fast.model_dump() == _pydantic_result(Spec, data).model_dump()
     assert fast.layers is data["layers"]  # the loader's own list, which knows its lines
+
+
+def test_a_valid_spec_is_analysed_without_importing_pydantic() -> None:
+    """Start-up (issue 12): pydantic loads only when a value needs it."""
+    code = (
+        "import sys\nfrom archcalc.cli import main\n"
+        "try:\n    main(['analyze', sys.argv[1], '--json'])\nexcept SystemExit:\n    pass\n"
+        "assert 'pydantic' not in sys.modules, 'pydantic was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(SPECS / "resnet50.yaml")], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
