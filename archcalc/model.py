@@ -225,10 +225,12 @@ def _declared(value: Any) -> Any:
     origin = _ORIGIN.get(type(value))
     if origin is not None:
         return origin._from(value)
-    if isinstance(value, list):
-        return [_declared(v) for v in value]
+    if isinstance(value, list):  # a container without models stays the object it is (the
+        items = [_declared(v) for v in value]  # loader's, which knows its lines)
+        return value if all(a is b for a, b in zip(items, value)) else items
     if isinstance(value, dict):
-        return {k: _declared(v) for k, v in value.items()}
+        mapping = {k: _declared(v) for k, v in value.items()}
+        return value if all(mapping[k] is v for k, v in value.items()) else mapping
     return value
 
 

@@ -13,8 +13,10 @@ from conftest import SPECS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from archcalc.errors import ArchcalcError
 from archcalc.model import _REQUIRED, Model, _Decline, _pydantic, validation_error
 from archcalc.ops import REGISTRY
+from archcalc.spec.graph import load
 from archcalc.spec.source import read_file
 from archcalc.spec.spec import BlockDef, InputSpec, Spec
 
@@ -80,3 +82,13 @@ def test_a_valid_spec_is_analysed_without_importing_pydantic() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code, str(SPECS / "resnet50.yaml")], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_spec_pydantic_coerces_keeps_the_lines_of_its_layers(tmp_path: Path) -> None:
+    """224.0 is a whole number pydantic turns into 224 (the fast check declines it); the layers
+    are still the loader's, so a later error names its line."""
+    path = tmp_path / "net.yaml"
+    path.write_text("name: n\ninput: [3, 8.0, 8]\nlayers:\n  - {op: conv2d, out: 4, kernel: 3}\n  - {op: add, from: [nowhere]}\n")
+    with pytest.raises(ArchcalcError) as error:
+        load(str(path))
+    assert error.value.location is not None and error.value.location.line == 5
