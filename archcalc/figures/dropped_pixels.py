@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import Any
 
 from archcalc.arith import Shape
 from archcalc.errors import ArchcalcError
 from archcalc.figures.shapes import output_shapes
-from archcalc.ops.base import Op, Window
+from archcalc.ops.base import Op, ReceptiveStep, Window
 from archcalc.spec.graph import INPUT, Network
 
 
@@ -81,6 +82,10 @@ class AxisProgram:
         slots: dict[str, int | None] = {INPUT: 0}
         self.steps: list[_WindowStep | _SameStep | _ShapeStep] = []
         count = 1
+        # A repeated entry's op is one object: its step, and whether its padding varies, on the
+        # same inputs are worked out once.
+        steps: dict[tuple[Any, ...], ReceptiveStep] = {}
+        varies: dict[tuple[Any, ...], bool] = {}
         for layer in network.layers:
             output = shapes[layer.path]
             in_shapes = tuple(shapes[i] for i in layer.inputs)
@@ -88,10 +93,13 @@ class AxisProgram:
             if not tracked or len(output) != len(in_shapes[0]) or len(output) <= axis:
                 slots[layer.path] = None
                 continue
-            try:
-                step = layer.op.receptive_step(list(in_shapes))
-            except ArchcalcError:
-                step = None
+            key = (id(layer.op), *in_shapes)
+            if key not in steps:
+                try:
+                    steps[key] = layer.op.receptive_step(list(in_shapes))
+                except ArchcalcError:
+                    steps[key] = None
+            step = steps[key]
             first = slots[layer.inputs[0]]
             if isinstance(step, Window) and step.rounds_down and first is not None:
                 i = axis - 1
@@ -99,7 +107,9 @@ class AxisProgram:
                     count, first, int(step.spans[i]), int(step.strides[i]), int(step.before[i]),
                     int(step.after[i]), layer.path, None, in_shapes,
                 )
-                if self._padding_varies(layer.op, window, in_shapes):
+                if key not in varies:
+                    varies[key] = self._padding_varies(layer.op, window, in_shapes)
+                if varies[key]:
                     window = replace(window, op=layer.op)
                 self.steps.append(window)
                 slots[layer.path] = count

@@ -19,12 +19,17 @@ def output_shapes(network: Network) -> dict[str, Shape]:
     if network.symbolic:
         from archcalc.symbolic.symbols import simplify_dim as tidy
     shapes: dict[str, Shape] = {INPUT: network.input_shape}
+    known: dict[tuple[Any, ...], Shape] = {}  # a repeated entry's op (one object) on the same inputs
 
     def step(layer: Layer) -> Shape:
-        shape = tuple(tidy(d) for d in layer.op.output_shape([shapes[i] for i in layer.inputs]))
-        if any(isinstance(d, int) and d >= MAX_SIZE for d in shape):
-            raise ShapeError(f"the output {list(shape)} is beyond what any machine can hold (sizes stay below 2**1024)")
-        return shape
+        inputs = [shapes[i] for i in layer.inputs]
+        key = (id(layer.op), *inputs)
+        if key not in known:
+            shape = tuple(tidy(d) for d in layer.op.output_shape(inputs))
+            if any(isinstance(d, int) and d >= MAX_SIZE for d in shape):
+                raise ShapeError(f"the output {list(shape)} is beyond what any machine can hold (sizes stay below 2**1024)")
+            known[key] = shape
+        return known[key]
 
     return walk(network, step, shapes)
 

@@ -6,10 +6,9 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
-
 from archcalc.arith import Dim, Shape
 from archcalc.errors import ShapeError
+from archcalc.model import Field
 from archcalc.ops.base import (
     GLOBAL,
     INPUT,

@@ -1,19 +1,20 @@
 """The contract every op (layer kind) fulfils, and the registry that maps spec names to ops.
 
-An op is a pydantic model of its spec fields that also answers each question a pass asks
-(output shape, parameter arrays, ...). Passes call these methods and never switch on op names.
+An op is a model of its spec fields (archcalc.model: pydantic's declarations, pydantic's errors)
+that also answers each question a pass asks (output shape, parameter arrays, ...). Passes call
+these methods and never switch on op names.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
-
 from archcalc.arith import MAX_SIZE, Dim, Shape, product
 from archcalc.errors import ShapeError
+from archcalc.model import BeforeValidator, Field, Model, WithJsonSchema
 
 REGISTRY: dict[str, type[Op]] = {}
 
@@ -141,10 +142,10 @@ INPUT = Saved(inputs=(0,))
 OUTPUT = Saved(output=True)
 
 
-class Op(BaseModel):
+class Op(Model):
     """Base of all ops. Subclasses set `kind` (the spec name) and override what differs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config: ClassVar[dict[str, Any]] = {"extra": "forbid", "frozen": True}
 
     kind: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
@@ -289,4 +290,13 @@ def spatial_tuple(value: int | list[int], dims: int, field: str) -> tuple[int, .
 
 def elements(shape: Shape) -> Dim:
     """Number of elements of a (per-example) shape."""
+    try:
+        return _elements(shape)
+    except TypeError:  # a list, which cannot key the cache
+        return product(list(shape))
+
+
+@functools.lru_cache(maxsize=4096)
+def _elements(shape: Shape) -> Dim:
+    """elements() of a tuple, remembered: every pass asks it of every layer's shapes, which repeat."""
     return product(list(shape))

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, WithJsonSchema, model_validator
-
 from archcalc.arith import Dim, Shape, provably_below
 from archcalc.errors import ShapeError
+from archcalc.model import BeforeValidator, WithJsonSchema, model_validator
 from archcalc.ops.base import (
     NOTHING,
     Op,

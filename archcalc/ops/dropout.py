@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
-
 from archcalc.arith import Shape
+from archcalc.model import Field
 from archcalc.ops.base import NOTHING, Op, Saved, elements
 
 

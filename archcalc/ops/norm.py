@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field
-
 from archcalc.arith import Dim, Shape, equal
 from archcalc.errors import ShapeError
+from archcalc.model import Field
 from archcalc.ops.base import (
     GLOBAL,
     INPUT,

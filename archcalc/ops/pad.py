@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import field_validator, model_validator
-
 from archcalc.arith import Shape, provably_below
 from archcalc.errors import ShapeError
+from archcalc.model import field_validator, model_validator
 from archcalc.ops.base import INPUT, NOTHING, Op, ReceptiveStep, Saved, Window
 from archcalc.ops.window import np, padding_escapes
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
-
 from archcalc.arith import Dim, Shape, ceil_div, maximum, product, provably_below
 from archcalc.errors import ShapeError
+from archcalc.model import Field, model_validator
 from archcalc.ops.base import (
     GLOBAL,
     INPUT,

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, Literal
 
-from pydantic import PositiveFloat, PositiveInt, model_validator
-
 from archcalc.arith import Dim, Shape, provably_below
 from archcalc.errors import ShapeError
+from archcalc.model import PositiveFloat, PositiveInt, model_validator
 from archcalc.ops.base import (
     NOTHING,
     UNDEFINED,

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, WithJsonSchema, model_validator
-
 from archcalc.arith import Dim, Shape, equal, product
 from archcalc.errors import ShapeError
+from archcalc.model import BeforeValidator, WithJsonSchema, model_validator
 from archcalc.ops.base import GLOBAL, UNDEFINED, Op, ReceptiveStep, Whole
 
 

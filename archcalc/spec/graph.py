@@ -15,10 +15,9 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from archcalc.arith import Shape
 from archcalc.errors import Location, SpecError, quote
+from archcalc.model import validation_error
 from archcalc.ops import REGISTRY, Op
 from archcalc.spec.expr import ExpressionError, evaluate, is_expression, substitute
 from archcalc.spec.source import LineDict, limit, read_file
@@ -143,6 +142,7 @@ class _Expander:
         self.blocks: dict[str, str] = {}
         self.expanded = 0  # entries expanded so far: layers, block instances and skipped entries
         self.most = limit(MAX_LAYERS_VARIABLE, MAX_LAYERS)
+        self.ops: dict[tuple[Any, ...], Op] = {}  # (op class, values) -> the op: repeats share one
 
     def spend(self, entries: int, entry: dict[str, Any], path: str) -> None:
         """Count entries about to be expanded, refusing before the work once past the limit."""
@@ -296,12 +296,17 @@ class _Expander:
         inputs = sources
         for here, env in copies:
             values = {k: self.value(entry, k, env, here) for k in fields}
-            try:
-                op = cls.model_validate(values)
-            except ValidationError as exc:
-                allowed = [*cls.model_fields, *ENTRY_KEYS]
-                error = describe_validation_error(exc, entry, self.file, fields=allowed)
-                raise error.located(layer=here) from None
+            key = _op_key(cls, values)
+            op = self.ops.get(key) if key else None
+            if op is None:
+                try:
+                    op = cls.model_validate(values)
+                except validation_error() as exc:
+                    allowed = [*cls.model_fields, *ENTRY_KEYS]
+                    error = describe_validation_error(exc, entry, self.file, fields=allowed)
+                    raise error.located(layer=here) from None
+                if key:
+                    self.ops[key] = op
             self.add(_Pending(here, op, list(inputs), frozen, self.where(entry, "op")))
             inputs = [here]
         return inputs[0]  # type: ignore[return-value]
@@ -384,6 +389,23 @@ def _copy_name(pattern: Any, env: dict[str, Any]) -> str:
             f"'names' {quote(pattern)} gives {quote(name)}; a name has no dots, is not 'input' and has at "
             f"most {MAX_PATTERN_CHARS} characters")
     return name
+
+
+def _op_key(cls: type[Op], values: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What decides a validated op: its class and its values with their types (1, 1.0 and True
+    differ), or None when a value is not plain data (then the op is validated afresh)."""
+
+    def plain(value: Any) -> Any:
+        if type(value) in (int, float, str, bool) or value is None:
+            return (type(value), value)
+        if isinstance(value, list):
+            return (list, *map(plain, value))
+        raise TypeError
+
+    try:
+        return (cls, *[(k, plain(v)) for k, v in values.items()])
+    except TypeError:
+        return None
 
 
 def _resolve(ref: _Ref | str, seen: frozenset[int] = frozenset()) -> str:

@@ -1,4 +1,5 @@
-"""The spec file's top-level structure (pydantic v2). Layer entries are checked when expanded.
+"""The spec file's top-level structure (pydantic v2 declarations, archcalc.model). Layer entries are
+checked when expanded.
 
     name: resnet18
     input: [3, 224, 224]            # or {shape: [...], dtype: float32}; batch excluded
@@ -10,21 +11,16 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection
-from typing import Any
-
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    field_validator,
-)
+from typing import TYPE_CHECKING, Any
 
 from archcalc.dtypes import DType
 from archcalc.errors import Location, SpecError, quote
+from archcalc.model import Field, Model, field_validator, validation_error
 from archcalc.ops.base import PositiveInt
 from archcalc.spec.source import line_of
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError, ValidatorFunctionWrapHandler
 
 ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when", "names", "flat", "inline")
 
@@ -35,19 +31,15 @@ def _keep_file_lists(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     return value
 
 
-class InputSpec(BaseModel):
+class InputSpec(Model):
     """The network's input: its shape without the batch axis, and its element type."""
-
-    model_config = ConfigDict(extra="forbid")
 
     shape: list[PositiveInt | str] = Field(min_length=1)  # a name is a symbol (see `symbols`)
     dtype: DType = "float32"
 
 
-class BlockDef(BaseModel):
+class BlockDef(Model):
     """A reusable sub-network. `args` maps each argument to its default (null: required)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     args: dict[str, Any] = {}
     layers: list[dict[str, Any]] = Field(min_length=1)
@@ -62,10 +54,8 @@ class BlockDef(BaseModel):
     _layers_keep_lines = field_validator("layers", mode="wrap")(_keep_file_lists)
 
 
-class Spec(BaseModel):
+class Spec(Model):
     """A whole network description."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
     input: InputSpec
@@ -187,6 +177,6 @@ def parse_spec(data: Any, file: str | None = None) -> Spec:
             location=Location(file, getattr(data, "line", None)),
         )
     try:
-        return Spec.model_validate(data)
-    except ValidationError as exc:
+        return Spec.model_validate(data)  # type: ignore[no-any-return]
+    except validation_error() as exc:
         raise describe_validation_error(exc, data, file, fields=Spec.model_fields) from None
