@@ -127,3 +127,14 @@ def test_a_block_that_reduces_in_its_middle_joins_the_next_stage() -> None:
     assert [(s.resolution, s.channels) for s in densenet.stages[:5]] == [
         ((112, 112), 64), ((56, 56), 128), ((28, 28), 256), ((14, 14), 512), ((7, 7), 1024)
     ]
+
+
+def test_default_batch_is_one_as_in_the_other_commands() -> None:
+    # memory, analyze and flops default to --batch 1; the report does too, and says so.
+    code, out, _ = run("report", str(SPECS / "resnet18.yaml"), "--format", "json")
+    assert code == 0 and json.loads(out)["glance"]["batch"] == 1
+    code, out, _ = run("report", str(SPECS / "resnet18.yaml"))
+    assert code == 0 and "Memory at batch 1" in out
+    for command in ("memory", "analyze", "flops"):
+        default = next(p.default for p in main.commands[command].params if p.name == "batch")
+        assert str(default) == "1", command
