@@ -138,3 +138,14 @@ def test_default_batch_is_one_as_in_the_other_commands() -> None:
     for command in ("memory", "analyze", "flops"):
         default = next(p.default for p in main.commands[command].params if p.name == "batch")
         assert str(default) == "1", command
+
+
+def test_squeeze_and_excitation_stays_inside_its_stage() -> None:
+    """MobileNetV3-Large (Howard et al. 2019, Table 1): stages end at 112x112 with 16 channels, 56x56
+    with 24, 28x28 with 40, 14x14 with 112 and 7x7 with 960; the 1x1 maps of the
+    squeeze-and-excitation blocks inside them are no stages of their own."""
+    report = build_report(load(str(SPECS / "mobilenet_v3_large.yaml")), MemoryOptions())
+    assert [(s.resolution, s.channels) for s in report.stages] == [
+        ((112, 112), 16), ((56, 56), 24), ((28, 28), 40), ((14, 14), 112), ((7, 7), 960),
+        ((1, 1), 960), ((), 1000),
+    ]

@@ -110,6 +110,27 @@ def _block(blocks: dict[str, str], paths: list[str]) -> str:
     return block
 
 
+def _without_detours(
+    groups: list[list[int]], rows: list[LayerResult], blocks: dict[str, str]
+) -> list[list[int]]:
+    """Groups with each detour folded into its neighbours: a group held, with the layer before it
+    and the layer after it, by one block that the previous group does not start in
+    (squeeze-and-excitation's pooled 1x1 maps inside a MobileNetV3 block)."""
+    merged: list[list[int]] = []
+    for group in groups:
+        if len(merged) >= 2:
+            before, detour = merged[-2], merged[-1]
+            paths = [rows[before[-1]].path, *(rows[i].path for i in detour), rows[group[0]].path]
+            block = _block(blocks, paths)
+            same = rows[before[-1]].output_shape[1:] == rows[group[-1]].output_shape[1:]
+            if same and block and not rows[before[0]].path.startswith(block + "."):
+                before.extend(merged.pop())
+                before.extend(group)
+                continue
+        merged.append(group)
+    return merged
+
+
 def _stages(analysis: Analysis) -> tuple[Stage, ...]:
     """Stages made of whole blocks: the layers between two cuts, when one block holds them (a
     residual or Inception block), go to the stage of the resolution they end at; where a stage ends
@@ -130,6 +151,7 @@ def _stages(analysis: Analysis) -> tuple[Stage, ...]:
         whole = _block(blocks, [rows[unit[0]].path, rows[unit[-1]].path])
         for piece in [unit] if whole else [[i] for i in unit]:
             _join(groups, piece, rows)
+    groups = _without_detours(groups, rows, blocks)
     for here, after in pairwise(groups):
         block = _block(blocks, [rows[here[-1]].path, rows[after[0]].path])
         if not block or len(after) < 2 or not rows[after[1]].path.startswith(block + "."):
