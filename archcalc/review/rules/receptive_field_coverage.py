@@ -78,9 +78,10 @@ def receptive_field_coverage(analysis: Analysis) -> list[Finding]:
                 "info",
                 [last.path],
                 f"{where} sees a field of {size(sizes)} on a {size(inputs)} input: at least half of "
-                "it, not all; the head then combines the whole map. Usual in classifiers of VGG's "
-                "era (torchvision's VGG-11 sees 150 of 224, AlexNet 195) and in U-Net; check the "
-                "field covers the largest object the task needs seen whole",
+                "it, not all. A classifier's head (global pooling or fully connected layers) then "
+                "combines the whole map; a per-pixel output sees only the field. Usual in VGG-era "
+                "classifiers (torchvision's VGG-11 sees 150 of 224, AlexNet 195) and in U-Net; check "
+                "the field covers the largest object the task needs seen whole",
                 f"field {size(sizes)} < input {size(inputs)}",
             )
         ]
