@@ -369,7 +369,7 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
 @main.command()
 @SPEC
 @INPUT
-@click.option("--batch", type=WholeNumber(1), default=32, show_default=True, help="Examples per batch for the memory figures.")
+@click.option("--batch", type=WholeNumber(1), default=1, show_default=True, help="Examples per batch for the memory figures: 1 (per example), as memory, analyze and flops; give your training batch to size training memory.")
 @click.option("--optimizer", default="adam", show_default=True, help="Optimizer whose state counts in the training total.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html", "json"]), default=None, help="Write the report in this format instead of the terminal view.")
 @click.option("--output", "-o", default=None, help="File for --format (default: stdout).")
@@ -378,7 +378,9 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
     """The design review: the network at a glance, its blocks, its stages, and findings.
 
     Findings come with a severity, the layers concerned, the figure that triggered them and the
-    rule's source. Silence a rule with --ignore RULE or `ignore: [RULE]` in the spec.
+    rule's source. Silence a rule with --ignore RULE or `ignore: [RULE]` in the spec. Memory is
+    per example (batch 1) as in memory, analyze and flops, and the report says at which batch;
+    pass --batch with your training batch to review training memory.
 
     \b
     Examples:

@@ -137,7 +137,7 @@ def test_markdown_report_is_inert(spec: Path) -> None:
     assert code == 0, err
     no_control(out)
     assert "<script" not in out and "<img" not in out and not re.search(r"(?<!\\)\]\(javascript:", out)
-    header = [line for line in out.splitlines() if line.startswith("| From layer")][0]
+    header = next(line for line in out.splitlines() if line.startswith("| Last layer"))
     columns = len(re.split(r"(?<!\\)\|", header))
     for line in out.splitlines():  # no name adds a cell: a `|` of a name is escaped
         if line.startswith("|"):

@@ -84,7 +84,7 @@ def report_html(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def resnet50() -> str:
-    return report_html(str(SPECS / "resnet50.yaml"))
+    return report_html(str(SPECS / "resnet50.yaml"), "--batch", "32")
 
 
 def test_page_is_well_formed_html5(resnet50: str) -> None:
@@ -123,12 +123,12 @@ def test_figures_shown_are_the_reports(resnet50: str) -> None:
     total = sum(int(re.search(r": ([\d,]+) FLOPs", t)[1].replace(",", "")) for t in flops)
     assert round(total / 2 / 1e9, 2) == 4.09  # torchvision docs: ResNet-50 has 4.09 GFLOPS (counted as MACs)
     assert f"({total:,} FLOPs in all)" in "".join(page.texts("figure/figcaption"))
-    data = json.loads(CliRunner().invoke(main, ["report", str(SPECS / "resnet50.yaml"), "--format", "json"]).stdout)
+    data = json.loads(CliRunner().invoke(main, ["report", str(SPECS / "resnet50.yaml"), "--batch", "32", "--format", "json"]).stdout)
     bytes_shown = [int(re.search(r": ([\d,]+) bytes", t)[1].replace(",", "")) for t in tooltips if "bytes" in t]
     assert bytes_shown == [s["activation_bytes"] for s in data["stages"]]
     head, *rows = page.tables[1]
     assert head == list(STAGE_COLUMNS)
-    assert [(row[0], row[1]) for row in rows] == [(s["first"], str(s["layers"])) for s in data["stages"]]
+    assert [(row[0], row[1]) for row in rows] == [(s["last"], str(s["layers"])) for s in data["stages"]]  # Last layer, Layers
     assert rows[0][2:4] == ["112×112", "64"]
 
 
@@ -145,7 +145,7 @@ def test_bars_are_to_scale(resnet50: str) -> None:
 
 def test_block_tree_nests_as_the_blocks_do(resnet50: str) -> None:
     page = Page(resnet50)
-    data = json.loads(CliRunner().invoke(main, ["report", str(SPECS / "resnet50.yaml"), "--format", "json"]).stdout)
+    data = json.loads(CliRunner().invoke(main, ["report", str(SPECS / "resnet50.yaml"), "--batch", "32", "--format", "json"]).stdout)
 
     def walk(nodes: list[dict], depth: int) -> list[tuple[int, str]]:
         return [item for n in nodes for item in [(depth, n["name"]), *walk(n["children"], depth + 1)]]
@@ -157,7 +157,7 @@ def test_block_tree_nests_as_the_blocks_do(resnet50: str) -> None:
 
 def test_findings_carry_severity_and_source(resnet50: str) -> None:
     page = Page(resnet50)
-    data = json.loads(CliRunner().invoke(main, ["report", str(SPECS / "resnet50.yaml"), "--format", "json"]).stdout)
+    data = json.loads(CliRunner().invoke(main, ["report", str(SPECS / "resnet50.yaml"), "--batch", "32", "--format", "json"]).stdout)
     badges = [attrs["class"] for attrs, _ in page.tags("span") if (attrs.get("class") or "").startswith("badge")]
     assert data["findings"] and badges == [f"badge {f['severity']}" for f in data["findings"]]
     assert page.texts("ol/li/h3/span")[::2] == [f["severity"] for f in data["findings"]]
@@ -181,8 +181,8 @@ def test_hostile_names_appear_only_escaped(tmp_path: Path) -> None:
         "name": HOSTILE[2], "input": [3, 8, 8],
         "layers": [
             {"op": "conv2d", "out": 4, "kernel": 3, "stride": 2, "name": HOSTILE[0]},  # first of a stage: a chart label
-            {"op": "relu", "name": HOSTILE[1]},
-            {"op": "conv2d", "out": 4, "kernel": 1, "name": "last"},
+            {"op": "relu", "name": "mid"},
+            {"op": "conv2d", "out": 4, "kernel": 1, "name": HOSTILE[1]},  # last of its stage: the table's row
         ],
     }))
     text = report_html(str(spec))
@@ -194,7 +194,7 @@ def test_hostile_names_appear_only_escaped(tmp_path: Path) -> None:
     for name in HOSTILE:
         assert name not in text
     assert page.texts("head/title") == [f"Design review: {HOSTILE[2]}"]  # read back as the text it was
-    assert f"{HOSTILE[0]} · 3×3" in page.texts("svg/g/text") and HOSTILE[0] in page.texts("tbody/tr/th/code")
+    assert f"{HOSTILE[0]} · 3×3" in page.texts("svg/g/text") and HOSTILE[1] in page.texts("tbody/tr/th/code")
     labels = [attrs["aria-label"] for attrs, _ in page.tags("svg")]
     assert labels and all(HOSTILE[0] in (label or "") for label in labels)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from archcalc.analysis import Analysis, field_json, sees_whole_input
+from archcalc.analysis import Analysis
+from archcalc.figures.receptive_field import field_json, sees_whole_input
 
 
 def fields_json(analysis: Analysis) -> dict[str, Any]:

@@ -31,18 +31,26 @@ def stage_cells(s: Stage, r: Report) -> list[str]:
     g = r.glance
     total_flops = sum((x.flops for x in r.stages), 0)
     return [
-        s.first, str(s.layers), shape_text(s.resolution) if s.resolution else "–", count_text(s.channels),
+        s.last, str(s.layers), shape_text(s.resolution) if s.resolution else "–", count_text(s.channels),
         (field_text(s.receptive_field) if s.receptive_field else "all") if s.resolution else "–",
         _share(s.params, g.values["params"]),
         _share(s.flops, total_flops), human_bytes(s.activation_bytes),
     ]
 
 
-STAGE_COLUMNS = ("From layer", "#", "Size", "Ch", "RF", "Params", "FLOPs", "Memory")
-STAGE_CAPTION = (
-    "#: layers; Ch: channels; RF: receptive field (all: the whole input); Params, FLOPs: "
-    "shares of the network's; Memory: the stage's outputs at the batch"
-)
+STAGE_COLUMNS = ("Last layer", "Layers", "Out size", "Out ch", "RF", "Params", "FLOPs", "Outputs")
+
+
+def stage_legend(r: Report) -> str:
+    """What each stage column shows, in words (the terminal's caption, the Markdown's note)."""
+    batch = r.glance.values.get("batch", 1)
+    return (
+        "A stage: whole blocks whose output has one resolution (a block that reduces the resolution "
+        "belongs to the stage of its output). Last layer: the stage's output; Layers: how many it "
+        "runs; Out size, Out ch: the last layer's output; RF: the last layer's receptive field, in input pixels (all: the whole input); Params, "
+        "FLOPs: the stage's share of the network's; Outputs: bytes of all its layers' outputs at "
+        f"batch {batch}"
+    )
 
 
 def terminal(r: Report) -> Any:
@@ -72,14 +80,15 @@ def terminal(r: Report) -> Any:
 
     stages = Table(
         box=box.SIMPLE_HEAD,
-        title="Stages: runs of layers at one resolution",
-        caption=STAGE_CAPTION,
+        title="Stages: whole blocks, by the resolution of their output",
+        caption=stage_legend(r),
+        caption_justify="left",
         title_justify="left",
     )
     rows = [stage_cells(s, r) for s in r.stages]
     for i, column in enumerate(STAGE_COLUMNS):
-        if column == "From layer":  # the one column that gives way on a narrow terminal
-            stages.add_column(column, overflow="ellipsis", min_width=8, max_width=26)
+        if column == "Last layer":  # the one column that gives way on a narrow terminal
+            stages.add_column(column, overflow="fold", min_width=8, max_width=26)
         else:  # figures are never cut
             width = max(len(column), *(len(row[i]) for row in rows))
             stages.add_column(column, justify="right", no_wrap=True, min_width=width)
@@ -114,7 +123,7 @@ def markdown(r: Report) -> str:
             grow(n.children, indent + 1)
 
     grow(r.tree, 0)
-    lines += ["", "## Stages", "", md("| {} |").format(row.join(STAGE_COLUMNS)), "|" + "---|" * len(STAGE_COLUMNS)]
+    lines += ["", "## Stages", "", md("{}.").format(stage_legend(r)), "", md("| {} |").format(row.join(STAGE_COLUMNS)), "|" + "---|" * len(STAGE_COLUMNS)]
     lines += [md("| {} |").format(row.join(stage_cells(s, r))) for s in r.stages]
     lines += ["", "## Findings", ""]
     if not r.findings:

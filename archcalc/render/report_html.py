@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from archcalc.render.escape import html as esc
-from archcalc.render.report_format import STAGE_CAPTION, STAGE_COLUMNS, glance_rows, stage_cells
+from archcalc.render.report_format import STAGE_COLUMNS, glance_rows, stage_cells, stage_legend
 from archcalc.render.svg import Bar, bar_chart
 from archcalc.render.tables import count_text, shape_text
 from archcalc.review.findings import Finding
@@ -92,7 +92,7 @@ def _stages(r: Report) -> str:
         first, *rest = stage_cells(s, r)
         rows.append(f'<tr><th scope="row"><code>{esc(first)}</code></th>' + "".join(f"<td>{esc(c)}</td>" for c in rest) + "</tr>")
     body = "\n".join(rows)
-    return (f'<div class="scroll"><table class="stages">\n<caption>{esc(STAGE_CAPTION)}</caption>\n'
+    return (f'<div class="scroll"><table class="stages">\n<caption>{esc(stage_legend(r))}</caption>\n'
             f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table></div>")
 
 

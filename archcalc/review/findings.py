@@ -17,7 +17,8 @@ The API the report command and its renderers rely on (keep it stable):
         layers    the layer paths concerned, in network order (may be empty);
         message   what is wrong and what to do, with the figures that show it;
         figure    the number that triggered it, short (`4.15x`, `89.36% of params`);
-        source    the paper or course deck the rule comes from.
+        source    where a reader can look the rule up: papers (authors, title, venue, year,
+                  arXiv id or DOI), PyTorch documentation (page, section) or a docs/ page.
     live_at_peak(analysis) -> dict[str, int]
         Per-example bytes of each storage alive at the inference peak, by the layer that made it.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from archcalc.analysis import Analysis, LayerResult, analyze
@@ -17,8 +18,9 @@ from archcalc.figures.figure import glance_rows
 from archcalc.figures.memory import MemoryOptions
 from archcalc.figures.receptive_field import ReceptiveField
 from archcalc.review.findings import Finding, review, unknown_rules
+from archcalc.review.rules.base import common_prefix
 from archcalc.spec.blocks import Blocks
-from archcalc.spec.graph import Network
+from archcalc.spec.graph import INPUT, Network
 
 
 @dataclass(frozen=True)
@@ -40,17 +42,23 @@ class Glance:
 
 @dataclass(frozen=True)
 class Stage:
-    """A run of consecutive layers at one spatial resolution (the head: no spatial axes)."""
+    """Consecutive layers whose output ends at one spatial resolution (the head: no spatial axes).
+
+    A stage ends at its last output at that resolution; a block that starts at the previous
+    resolution and reduces it (ResNet's layer2.0, whose 1x1 conv1 runs at 56x56) belongs to the
+    stage of its output, as in He et al. 2016, Table 1. `channels`, `receptive_field` and
+    `resolution` are those of the stage's last layer (its output); `params`, `flops` and
+    `activation_bytes` add up all its layers."""
 
     first: str
     last: str
     layers: int
     resolution: Shape
-    channels: Dim
-    receptive_field: tuple[Dim, ...] | None
+    channels: Dim  # of the last layer's output: the stage's output
+    receptive_field: tuple[Dim, ...] | None  # of the last layer, in input pixels per axis
     params: Dim
     flops: Dim
-    activation_bytes: Dim  # outputs of its layers, at the batch
+    activation_bytes: Dim  # outputs of all its layers, at the batch
 
 
 @dataclass(frozen=True)
@@ -71,25 +79,101 @@ class Report:
     ignored: tuple[str, ...]
 
 
+def _cuts(analysis: Analysis) -> list[bool]:
+    """Whether each layer's output is a cut: every tensor made before it is read by it or before it,
+    so everything after it depends on the network's input through it alone (a block's output)."""
+    network = analysis.network
+    last_read: dict[str, int] = {}
+    for i, layer in enumerate(network.layers):
+        for source in layer.inputs:
+            last_read[source] = i
+    reach = last_read.get(INPUT, -1)
+    cuts = []
+    for i, r in enumerate(analysis.layers):
+        cuts.append(reach <= i)
+        reach = max(reach, last_read.get(r.path, i))
+    return cuts
+
+
+def _join(groups: list[list[int]], piece: list[int], rows: list[LayerResult]) -> None:
+    """Add a piece to the last group if it ends at the same resolution, else start a new group."""
+    if groups and rows[groups[-1][-1]].output_shape[1:] == rows[piece[-1]].output_shape[1:]:
+        groups[-1].extend(piece)
+    else:
+        groups.append(piece)
+
+
+def _block(blocks: dict[str, str], paths: list[str]) -> str:
+    """The innermost block instance holding every one of `paths` ('' when none)."""
+    block = common_prefix(paths)
+    while block and block not in blocks:
+        block = block.rpartition(".")[0]
+    return block
+
+
+def _without_detours(
+    groups: list[list[int]], rows: list[LayerResult], blocks: dict[str, str]
+) -> list[list[int]]:
+    """Groups with each detour folded into its neighbours: a group held, with the layer before it
+    and the layer after it, by one block that the previous group does not start in
+    (squeeze-and-excitation's pooled 1x1 maps inside a MobileNetV3 block)."""
+    merged: list[list[int]] = []
+    for group in groups:
+        if len(merged) >= 2:
+            before, detour = merged[-2], merged[-1]
+            paths = [rows[before[-1]].path, *(rows[i].path for i in detour), rows[group[0]].path]
+            block = _block(blocks, paths)
+            same = rows[before[-1]].output_shape[1:] == rows[group[-1]].output_shape[1:]
+            if same and block and not rows[before[0]].path.startswith(block + "."):
+                before.extend(merged.pop())
+                before.extend(group)
+                continue
+        merged.append(group)
+    return merged
+
+
 def _stages(analysis: Analysis) -> tuple[Stage, ...]:
+    """Stages made of whole blocks: the layers between two cuts, when one block holds them (a
+    residual or Inception block), go to the stage of the resolution they end at; where a stage ends
+    inside a block that goes on after the layer that reduces the resolution (MobileNetV2's
+    expansion before its strided depthwise convolution), the block's earlier layers join the next
+    stage too. A block that ends with the reducing layer (VGG's, DenseNet's transition) is split,
+    as the papers' tables split it."""
     batch = analysis.memory.options.batch
-    groups: list[list[LayerResult]] = []
-    for r in analysis.layers:
-        resolution = tuple(r.output_shape[1:])
-        if groups and tuple(groups[-1][-1].output_shape[1:]) == resolution:
-            groups[-1].append(r)
-        else:
-            groups.append([r])
+    blocks = analysis.network.blocks
+    rows = list(analysis.layers)
+    units: list[list[int]] = [[]]
+    for i, cut in enumerate(_cuts(analysis)):
+        units[-1].append(i)
+        if cut:
+            units.append([])
+    groups: list[list[int]] = []
+    for unit in (u for u in units if u):
+        whole = _block(blocks, [rows[unit[0]].path, rows[unit[-1]].path])
+        for piece in [unit] if whole else [[i] for i in unit]:
+            _join(groups, piece, rows)
+    groups = _without_detours(groups, rows, blocks)
+    for here, after in pairwise(groups):
+        block = _block(blocks, [rows[here[-1]].path, rows[after[0]].path])
+        if not block or len(after) < 2 or not rows[after[1]].path.startswith(block + "."):
+            continue  # no block, or the block ends with the layer that reduces
+        start = len(here)
+        while start > 0 and rows[here[start - 1]].path.startswith(block + "."):
+            start -= 1
+        if start > 0:  # the block does not hold the whole stage
+            after[:0] = here[start:]
+            del here[start:]
     stages = []
     for group in groups:
-        fields = [r.receptive_field for r in group if isinstance(r.receptive_field, ReceptiveField)]
+        members = [rows[i] for i in group]
+        out = members[-1]
         stages.append(Stage(
-            group[0].path, group[-1].path, len(group), tuple(group[-1].output_shape[1:]),
-            group[-1].output_shape[0] if group[-1].output_shape else 1,
-            fields[-1].size if fields else None,
-            sum((r.params.params for r in group), 0),
-            sum((r.flops.flops for r in group), 0),
-            batch * sum((r.memory.output for r in group), 0),
+            members[0].path, out.path, len(members), tuple(out.output_shape[1:]),
+            out.output_shape[0] if out.output_shape else 1,
+            out.receptive_field.size if isinstance(out.receptive_field, ReceptiveField) else None,
+            sum((r.params.params for r in members), 0),
+            sum((r.flops.flops for r in members), 0),
+            batch * sum((r.memory.output for r in members), 0),
         ))
     return tuple(stages)
 

@@ -20,7 +20,9 @@ def _bias_along_channels(op: Op, output: Shape) -> bool:
 @rule(
     "bias-before-batchnorm",
     "A bias cancelled by the batch norm that follows",
-    "Ioffe & Szegedy 2015, Batch Normalization, §3.2 (the bias is cancelled by the mean subtraction)",
+    "Ioffe & Szegedy, Batch Normalization: Accelerating Deep Network Training by Reducing Internal "
+    "Covariate Shift, ICML 2015 (arXiv:1502.03167), §3.2: the bias is cancelled by the mean "
+    "subtraction, its role taken by beta",
     severities=("info",),
 )
 def bias_before_batchnorm(analysis: Analysis) -> list[Finding]:

@@ -24,8 +24,9 @@ MIN_CONCAT_CHAIN = 3  # concatenations in a row before growth is reported
 @rule(
     "concat-growth",
     "Chains of concatenations (dense connectivity): activation memory quadratic in depth",
-    "Huang et al. 2017, Densely Connected Convolutional Networks; Pleiss et al. 2017, "
-    "Memory-Efficient Implementation of DenseNets",
+    "Huang, Liu, van der Maaten & Weinberger, Densely Connected Convolutional Networks, CVPR 2017 "
+    "(arXiv:1608.06993); Pleiss et al., Memory-Efficient Implementation of DenseNets, 2017 "
+    "(arXiv:1707.06990)",
     severities=("info",),
 )
 def concat_growth(analysis: Analysis) -> list[Finding]:

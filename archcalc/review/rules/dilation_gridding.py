@@ -37,8 +37,10 @@ def _runs(values: list[str]) -> str:
 @rule(
     "dilation-gridding",
     "Consecutive dilated convolutions whose rates share a common factor",
-    "Wang et al. 2018, Understanding Convolution for Semantic Segmentation, §3.2 hybrid dilated "
-    "convolution (HDC)",
+    "Wang et al., Understanding Convolution for Semantic Segmentation, WACV 2018 "
+    "(arXiv:1702.08502), §3.2 hybrid dilated convolution (HDC); Yu, Koltun & Funkhouser, Dilated "
+    "Residual Networks, CVPR 2017 (arXiv:1705.09914), §4 gridding artifacts; Yu & Koltun, "
+    "Multi-Scale Context Aggregation by Dilated Convolutions, ICLR 2016 (arXiv:1511.07122)",
     severities=("warning",),
 )
 def dilation_gridding(analysis: Analysis) -> list[Finding]:
@@ -117,7 +119,11 @@ def dilation_gridding(analysis: Analysis) -> list[Finding]:
                 f"{len(members)} consecutive dilated convolutions from {members[0]} to {members[-1]} have "
                 f"dilation rates {_runs(rates)} with the common factor {factor}: {holes}, so local "
                 "detail is lost in a checkerboard pattern (gridding); use rates without a common factor "
-                "in each group, e.g. 1, 2, 5 repeated (hybrid dilated convolution)",
+                "in each group, e.g. 1, 2, 5 repeated (hybrid dilated convolution). A warning even in "
+                "torchvision's FCN, DeepLabV3 and LR-ASPP, whose backbones trade their last strides for "
+                "dilation: Wang et al. 2018 (§3.2) name this the gridding issue in such a backbone and "
+                "Yu et al. 2017 (§4) show its artifacts in dilated ResNets, at the cost of the fine "
+                "detail segmentation needs",
                 f"common factor {factor}",
             )
         )

@@ -20,9 +20,10 @@ from archcalc.review.rules.base import (
 @rule(
     "large-kernel",
     "A large stride-1 convolution a stack of 3x3 convolutions would do with fewer weights",
-    "Simonyan & Zisserman 2015, Very Deep Convolutional Networks (VGG), §2.3; Szegedy et al. 2016, "
-    "§3.1 factorization into smaller convolutions; course deck 001, design principles (2): "
-    "a 5x5 convolution -> two 3x3",
+    "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, "
+    "ICLR 2015 (arXiv:1409.1556), §2.3: a stack of 3x3 convolutions in place of a larger kernel; "
+    "Szegedy et al., Rethinking the Inception Architecture for Computer Vision, CVPR 2016 "
+    "(arXiv:1512.00567), §3.1: a 5x5 convolution factorized into two 3x3",
     severities=("info",),
 )
 def large_kernel(analysis: Analysis) -> list[Finding]:

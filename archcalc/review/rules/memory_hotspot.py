@@ -36,7 +36,8 @@ def live_at_peak(analysis: Analysis) -> dict[str, int]:
 @rule(
     "memory-hotspot",
     "Where the activation memory goes: the inference peak and the largest keepers for training",
-    "docs/memory.md (PyTorch's saved tensors per op; liveness in execution order)",
+    "docs/memory.md#what-each-op-keeps-for-backward (the tensors PyTorch saves per op); "
+    "PyTorch documentation, Autograd mechanics, section Saved tensors",
     severities=("info",),
 )
 def memory_hotspot(analysis: Analysis) -> list[Finding]:

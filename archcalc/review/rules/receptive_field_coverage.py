@@ -1,7 +1,10 @@
 """receptive-field-coverage: a warning when the last spatial layer's field (global pooling aside)
-is smaller than the input on some axis; info when it is more than 4x the input on some axis."""
+is under half the input on some axis; information when it is under the input but at least half
+of it (VGG, AlexNet, SqueezeNet, U-Net), or more than 4x the input on some axis."""
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 from archcalc.analysis import Analysis
 from archcalc.errors import ArchcalcError
@@ -10,17 +13,21 @@ from archcalc.ops.base import GLOBAL
 from archcalc.review.rules.base import Finding, finding, integers, output_shapes, rule, size
 
 COVERAGE_EXCESS = 4  # a field more than this many times the input is reported
+COVERAGE_FLOOR = Fraction(1, 2)  # a field under this share of the input is a warning
 
 
 @rule(
     "receptive-field-coverage",
     "The last spatial layer's receptive field against the input",
-    "course deck 003: the last convolutional layers should see a field comparable to the whole "
-    "image; Araujo, Norris & Sim 2019, Computing Receptive Fields of CNNs (Distill)",
+    "Araujo, Norris & Sim, Computing Receptive Fields of Convolutional Neural Networks, Distill "
+    "2019 (doi:10.23915/distill.00021); Luo, Li, Urtasun & Zemel, Understanding the Effective "
+    "Receptive Field in Deep Convolutional Neural Networks, NIPS 2016 (arXiv:1701.04128); "
+    "docs/receptive-fields.md",
     severities=("warning", "info"),
 )
 def receptive_field_coverage(analysis: Analysis) -> list[Finding]:
-    """Warning when the field is below the input size on an axis; info above 4x the input.
+    """Warning when the field is under half the input on an axis; info when it is under the input
+    but at least half of it, or above 4x the input.
 
     The last spatial layer is the last whose output keeps the input's axes, global pooling
     (the head) aside; a field that is the whole input already (squeeze-and-excitation's global
@@ -50,15 +57,31 @@ def receptive_field_coverage(analysis: Analysis) -> list[Finding]:
         where = f"the last spatial layer, {last.path} (whose field depends on the unit's position; its largest unit),"
     else:
         where = f"the last spatial layer, {last.path} (effective stride {size(field.stride)}),"
-    if any(r < n for r, n in zip(sizes, inputs)):
+    if any(r < COVERAGE_FLOOR * n for r, n in zip(sizes, inputs)):
         return [
             finding(
                 "receptive-field-coverage",
                 "warning",
                 [last.path],
-                f"{where} sees a field of {size(sizes)} on a {size(inputs)} input: no unit before the "
-                "head combines the whole image; add depth or downsampling before the head (or feed a "
+                f"{where} sees a field of {size(sizes)} on a {size(inputs)} input, under half of it: "
+                "no unit before the head combines the two halves of the image, and an object larger "
+                "than half the image is only ever seen in parts (the effective field, Luo et al. "
+                "2016, is smaller still); add depth or downsampling before the head (or feed a "
                 "smaller input) so the field covers the input",
+                f"field {size(sizes)} < half the input {size(inputs)}",
+            )
+        ]
+    if any(r < n for r, n in zip(sizes, inputs)):
+        return [
+            finding(
+                "receptive-field-coverage",
+                "info",
+                [last.path],
+                f"{where} sees a field of {size(sizes)} on a {size(inputs)} input: at least half of "
+                "it, not all. A classifier's head (global pooling or fully connected layers) then "
+                "combines the whole map; a per-pixel output sees only the field. Usual in VGG-era "
+                "classifiers (torchvision's VGG-11 sees 150 of 224, AlexNet 195) and in U-Net; check "
+                "the field covers the largest object the task needs seen whole",
                 f"field {size(sizes)} < input {size(inputs)}",
             )
         ]

@@ -18,8 +18,9 @@ EARLY_FRACTION = Fraction(1, 3)  # "early": the first third of the layers in exe
 @rule(
     "representational-bottleneck",
     "An abrupt drop in the number of elements early in the network",
-    "Szegedy et al. 2016, Rethinking the Inception Architecture for Computer Vision, §2 principle 1; "
-    "course deck 001, design principles (1): avoid representational bottlenecks, especially early",
+    "Szegedy, Vanhoucke, Ioffe, Shlens & Wojna, Rethinking the Inception Architecture for Computer "
+    "Vision, CVPR 2016 (arXiv:1512.00567), §2 principle 1: avoid representational bottlenecks, "
+    "especially early in the network",
     severities=("warning",),
 )
 def representational_bottleneck(analysis: Analysis) -> list[Finding]:
