@@ -153,6 +153,21 @@ SPEC = click.argument("spec")
 INPUT = click.option("--input", "input_shape", metavar="C,H,W", help="Override the spec's input shape (batch excluded).")
 BATCH = click.option("--batch", default="1", show_default=True, help="Examples per batch, or a symbol (B).")
 SYMBOLIC = click.option("--symbolic", is_flag=True, help="Keep the spec's named sizes as symbols: every figure becomes a formula.")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/json.md) and nothing else.")
+
+
+def _echo_json(document: Any) -> None:
+    """Print one JSON document on stdout and nothing else (archcalc.render.json_out.dumps)."""
+    from archcalc.render.json_out import dumps
+
+    click.echo(dumps(document), nl=False)
+
+
+def _format_or_json(fmt: str | None, as_json: bool) -> str | None:
+    """--json is --format json: the format, once the two do not disagree."""
+    if as_json and fmt not in (None, "json"):
+        raise OptionError(f"--json is --format json; drop one of --json and --format {fmt}")
+    return "json" if as_json else fmt
 
 
 def memory_options(command: Any) -> Any:
@@ -201,7 +216,8 @@ def main() -> None:
 @INPUT
 @SYMBOLIC
 @click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components.")
-def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | None) -> None:
+@JSON
+def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | None, as_json: bool) -> None:
     """Per-layer table of output shapes and parameters, with totals.
 
     \b
@@ -211,6 +227,11 @@ def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | Non
       archcalc summary specs/alexnet.yaml --input 3,256,256
       archcalc summary specs/resnet18.yaml --input 3,H,W
     """
+    if as_json:
+        from archcalc.render.json_out import summary_json
+
+        _echo_json(summary_json(_analysis(spec, input_shape, symbolic), depth))
+        return
     from archcalc.render.tables import summary_table
 
     _print(summary_table(_analysis(spec, input_shape, symbolic), depth))
@@ -249,7 +270,8 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
 @memory_options
 @click.option("--train/--infer", default=True, show_default=True, help="Training (saved activations, gradients, optimizer state) or inference only.")
 @click.option("--fit", metavar="BUDGET", default=None, help="Find the largest batch that fits this budget, e.g. 16GiB.")
-def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None) -> None:
+@JSON
+def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None, as_json: bool) -> None:
     """Memory of weights, activations (sum and inference peak) and a training step.
 
     Training keeps what PyTorch's autograd saves for backward (deduplicated by storage), plus
@@ -273,6 +295,12 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     network = _network(spec, input_shape, symbolic)
+    if as_json:
+        from archcalc.analysis import analyze as run_json
+        from archcalc.render.json_out import memory_document
+
+        _echo_json(memory_document(run_json(network, options), train, _fit_json(network, options, fit, train)))
+        return
     found = None
     if fit is not None:
         budget = parse_bytes(fit)
@@ -290,12 +318,34 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     _print(memory_table(run(network, options), train, found))
 
 
+def _fit_json(network: Any, options: Any, fit: str | None, train: bool) -> dict[str, Any] | None:
+    """What --fit BUDGET found, as memory --json's `fit` (solved as a formula in symbolic mode)."""
+    if fit is None:
+        return None
+    from archcalc.figures.memory import batch_total, largest_batch
+    from archcalc.figures.params import parameter_counts
+    from archcalc.figures.shapes import output_shapes
+    from archcalc.options import parse_bytes
+    from archcalc.render.json_out import fit_json, solved_fit_json
+
+    budget = parse_bytes(fit)
+    shapes = output_shapes(network)
+    counts = parameter_counts(network, shapes)
+    if network.symbolic:
+        from archcalc.symbolic.solve import fit as solve_fit
+
+        return solved_fit_json(solve_fit(network, shapes, counts, options, budget, train), train)
+    found = largest_batch(network, shapes, counts, options, budget, train)
+    return fit_json(budget, batch_total(network, shapes, counts, options, train), found, train)
+
+
 @main.command()
 @SPEC
 @INPUT
 @SYMBOLIC
 @BATCH
-def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> None:
+@JSON
+def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, as_json: bool) -> None:
     """Multiply-accumulates and FLOPs per layer and in total.
 
     FLOPs follow torch.utils.flop_counter: 2 per multiply-add of convolutions and linear layers,
@@ -309,6 +359,11 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> Non
     from archcalc.render.tables import flops_table
 
     options = _memory_options(batch)
+    if as_json:
+        from archcalc.render.json_out import flops_json
+
+        _echo_json(flops_json(_analysis(spec, input_shape, symbolic, options)))
+        return
     _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch))
 
 
@@ -374,7 +429,8 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html", "json"]), default=None, help="Write the report in this format instead of the terminal view.")
 @click.option("--output", "-o", default=None, help="File for --format (default: stdout).")
 @click.option("--ignore", multiple=True, metavar="RULE", help="Silence a finding rule (repeatable).")
-def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: str | None, output: str | None, ignore: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: str | None, output: str | None, ignore: tuple[str, ...], as_json: bool) -> None:
     """The design review: the network at a glance, its blocks, its stages, and findings.
 
     Findings come with a severity, the layers concerned, the figure that triggered them and the
@@ -386,6 +442,7 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
       archcalc report specs/vgg16.yaml --batch 64 --ignore dense-heavy
       archcalc report densenet121 --format markdown -o review.md
     """
+    fmt = _format_or_json(fmt, as_json)
     from archcalc.render.report_format import FORMATS, terminal
     from archcalc.review.report import build_report
 
@@ -411,10 +468,11 @@ def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
 @SPEC
 @INPUT
 @click.option("--what", type=FigureChoice("formula"), default="memory", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "latex", "python", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "latex", "python", "json"]), default=None, help="text (the default), latex, python or json.")
 @memory_options
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
-def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, output: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def formula(spec: str, input_shape: str | None, what: str, fmt: str | None, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, output: str | None, as_json: bool) -> None:
     """Every figure as an exact formula in the input's sizes (and the batch B).
 
     Spatial sizes are the spec's own names, or H, W (L; D, H, W) by default; `--batch B` keeps
@@ -427,6 +485,7 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
       archcalc formula resnet18 --what shapes --format latex -o shapes.tex
       archcalc formula vgg16 --what flops --format python -o vgg16_flops.py
     """
+    fmt = _format_or_json(fmt, as_json) or "text"
     from archcalc.analysis import analyze as run
     from archcalc.symbolic.formula import gather, modulus, render
 
@@ -462,7 +521,8 @@ def _write_file(
 @SPEC
 @INPUT
 @click.option("--valid-inputs", is_flag=True, required=True, help="Solve for the input sizes every layer accepts.")
-def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
+@JSON
+def solve(spec: str, input_shape: str | None, valid_inputs: bool, as_json: bool) -> None:
     """Solve the shape formulas: the smallest valid input, and the sizes that lose no pixels.
 
     A strided layer whose last window stops short of the input's end drops rows or columns
@@ -480,6 +540,11 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
     from archcalc.symbolic.solve import valid_inputs as solve_inputs
 
     numeric, network = _named_input(spec, input_shape)
+    if as_json:
+        from archcalc.render.json_out import solve_json
+
+        _echo_json(solve_json(network.name, solve_inputs(network, sizes_at(numeric, network)), merge_constraints(network, output_shapes(network))))
+        return
     _print(solve_table(network.name, solve_inputs(network, sizes_at(numeric, network)), merge_constraints(network, output_shapes(network))))
 
 
@@ -490,7 +555,8 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
 @click.option("--seed", type=WholeNumber(0), default=0, show_default=True, help="Seed of the random weights and input.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run when weights, activations and temporaries would pass this (default: half the available memory), e.g. 4GiB.")
-def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str, max_memory: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the checked figures and mismatches as JSON (docs/json.md); the exit status is the same.")
+def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str, max_memory: str | None, as_json: bool) -> None:
     """Run the spec forward with NumPy and check the analysis against what happened.
 
     Every layer's output shape and parameter count, and the peak bytes of live activations,
@@ -510,6 +576,11 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     network = _network(spec, input_shape)
     with progress(len(network.order), "running") as update:
         result = run_verify(network, batch=batch, dtype=dtype, seed=seed, max_memory=cap, progress=update)
+    if as_json:
+        from archcalc.render.json_out import verify_json
+
+        _echo_json(verify_json(result, seed))
+        sys.exit(1 if result.mismatches else 0)
     if result.mismatches:
         _print(mismatch_table(result))
         sys.exit(1)
@@ -521,7 +592,8 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
 
 
 @main.command()
-def zoo() -> None:
+@JSON
+def zoo(as_json: bool) -> None:
     """List the built-in specs with their parameters and FLOPs.
 
     A built-in spec can be named without its path from any directory:
@@ -536,16 +608,23 @@ def zoo() -> None:
     from archcalc.spec.graph import load
     from archcalc.spec.zoo import zoo_specs
 
-    _print(zoo_table({name: analyze(load(str(path))) for name, path in zoo_specs().items()}))
+    analyses = {name: analyze(load(str(path))) for name, path in zoo_specs().items()}
+    if as_json:
+        from archcalc.render.json_out import zoo_json
+
+        _echo_json(zoo_json(analyses))
+        return
+    _print(zoo_table(analyses))
 
 
 @main.command("graph")
 @SPEC
 @INPUT
-@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid", "graphml", "json"]), default="dot", show_default=True, help="Graphviz DOT, a Mermaid flowchart, GraphML, or JSON nodes and edges.")
+@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid", "graphml", "json"]), default=None, help="Graphviz DOT (the default), a Mermaid flowchart, GraphML, or JSON nodes and edges.")
 @click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components into one node each.")
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
-def graph_command(spec: str, input_shape: str | None, fmt: str, depth: int | None, output: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def graph_command(spec: str, input_shape: str | None, fmt: str | None, depth: int | None, output: str | None, as_json: bool) -> None:
     """Export the layer graph: nodes with op, output shape and parameters; edges between them.
 
     Skip connections (an input that is not the node just before) are dashed, inputs of a
@@ -558,6 +637,7 @@ def graph_command(spec: str, input_shape: str | None, fmt: str, depth: int | Non
       archcalc graph specs/resnet50.yaml --depth 2 -o resnet50.dot   # then: dot -Tsvg resnet50.dot
       archcalc graph densenet121 --format graphml -o densenet121.graphml
     """
+    fmt = _format_or_json(fmt, as_json) or "dot"
     from archcalc.render.graph_export import FORMATS, collapse
 
     layer_graph = collapse(_analysis(spec, input_shape), depth)
@@ -672,7 +752,8 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
 
 
 @main.command()
-def schema() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Accepted for uniformity: the schema is JSON already.")
+def schema(as_json: bool) -> None:
     """Print the JSON Schema of the spec format (for editor completion and validation).
 
     \b
