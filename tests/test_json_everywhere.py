@@ -113,6 +113,7 @@ def test_summary_rows_are_analyze_layers_and_folded_blocks_sum_them() -> None:
         assert {k: row[k] for k in keys} == {k: layers[row["name"]][k] for k in keys}
     folded, _ = run(["summary", RESNET18, "--json", "--depth", "1"])
     block = next(row for row in folded["layers"] if row["name"] == "layer1")
+    assert block["block"] and not any(row["block"] for row in flat["layers"])
     assert block["params"] == sum(layers[p]["params"] for p in block["layers"])
     assert block["output_shape"] == layers[block["layers"][-1]]["output_shape"]
     # every layer in exactly one row, in order

@@ -62,7 +62,7 @@ def summary_json(analysis: Analysis, depth: int | None = None) -> dict[str, Any]
     for group in Blocks(analysis.network.blocks).fold(analysis.layers, depth):
         members = group.members
         if not group.folded:
-            rows.append({**_fields(members[0], analysis, SUMMARY_FIGURES), "detail": members[0].detail, "layers": [members[0].path]})
+            rows.append({**_fields(members[0], analysis, SUMMARY_FIGURES), "block": False, "detail": members[0].detail, "layers": [members[0].path]})
             continue
         rows.append({
             "name": group.name,
@@ -71,6 +71,7 @@ def summary_json(analysis: Analysis, depth: int | None = None) -> dict[str, Any]
             "params": plain(sum((r.params.params for r in members), 0)),
             "trainable": not all(r.params.frozen for r in members),
             "buffers": plain(sum((r.params.buffers for r in members), 0)),
+            "block": True,
             "detail": "",
             "layers": [r.path for r in members],
         })
