@@ -297,9 +297,11 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     network = _network(spec, input_shape, symbolic)
     if as_json:
         from archcalc.analysis import analyze as run_json
-        from archcalc.render.json_out import memory_document
+        from archcalc.options import parse_bytes
+        from archcalc.render.json_out import fit_document, memory_document
 
-        _echo_json(memory_document(run_json(network, options), train, _fit_json(network, options, fit, train)))
+        found_json = None if fit is None else fit_document(network, options, parse_bytes(fit), train)
+        _echo_json(memory_document(run_json(network, options), train, found_json))
         return
     found = None
     if fit is not None:
@@ -316,27 +318,6 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     from archcalc.analysis import analyze as run
 
     _print(memory_table(run(network, options), train, found))
-
-
-def _fit_json(network: Any, options: Any, fit: str | None, train: bool) -> dict[str, Any] | None:
-    """What --fit BUDGET found, as memory --json's `fit` (solved as a formula in symbolic mode)."""
-    if fit is None:
-        return None
-    from archcalc.figures.memory import batch_total, largest_batch
-    from archcalc.figures.params import parameter_counts
-    from archcalc.figures.shapes import output_shapes
-    from archcalc.options import parse_bytes
-    from archcalc.render.json_out import fit_json, solved_fit_json
-
-    budget = parse_bytes(fit)
-    shapes = output_shapes(network)
-    counts = parameter_counts(network, shapes)
-    if network.symbolic:
-        from archcalc.symbolic.solve import fit as solve_fit
-
-        return solved_fit_json(solve_fit(network, shapes, counts, options, budget, train), train)
-    found = largest_batch(network, shapes, counts, options, budget, train)
-    return fit_json(budget, batch_total(network, shapes, counts, options, train), found, train)
 
 
 @main.command()

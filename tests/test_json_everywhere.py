@@ -3,6 +3,7 @@ docs/json.md), and the same figures under the same keys as the `analyze --json` 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,22 @@ def test_schema_json_is_the_spec_schema() -> None:
     out = runner.invoke(main, ["schema", "--json"]).stdout
     assert out == runner.invoke(main, ["schema"]).stdout
     jsonschema.Draft202012Validator.check_schema(json.loads(out))
+
+
+def test_verify_json_on_a_mismatch_exits_1_and_still_prints_the_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    import archcalc.verify as verification
+
+    real = verification.verify
+
+    def disagreeing(network: Any, **kwargs: Any) -> Any:
+        result = real(network, **kwargs)
+        wrong = verification.Mismatch("c1", "parameters", "156", "155")
+        return dataclasses.replace(result, mismatches=(wrong,))
+
+    monkeypatch.setattr(verification, "verify", disagreeing)
+    result = CliRunner().invoke(main, ["verify", LENET, "--json"])
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    valid("verify", document)
+    assert not document["agree"]
+    assert document["mismatches"] == [{"layer": "c1", "figure": "parameters", "analysed": "156", "measured": "155"}]

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from archcalc.figures import FIGURES
 from archcalc.figures.figure import plain
-from archcalc.figures.memory import Linear, memory_json
 from archcalc.figures.flops import TRAINING_STEP_FACTOR
+from archcalc.figures.memory import Linear, MemoryOptions, batch_total, largest_batch, memory_json
+from archcalc.figures.params import parameter_counts
+from archcalc.figures.shapes import output_shapes
 from archcalc.spec.blocks import Blocks
 
 if TYPE_CHECKING:
     from archcalc.analysis import Analysis, LayerResult
+    from archcalc.spec.graph import Network
     from archcalc.symbolic.solve import AxisSolution, Fit
     from archcalc.verify import Verification
 
@@ -96,6 +99,19 @@ def fit_json(budget: int, total: Linear, batch: Any, train: bool) -> dict[str, A
         "given_batch": None,
         "square_input": None,
     }
+
+
+def fit_document(network: Network, options: MemoryOptions, budget: int, train: bool) -> dict[str, Any]:
+    """memory --fit's `fit`: the largest batch (figures.memory.largest_batch), or in symbolic
+    mode the formula symbolic.solve.fit derives."""
+    shapes = output_shapes(network)
+    counts = parameter_counts(network, shapes)
+    if network.symbolic:
+        from archcalc.symbolic.solve import fit
+
+        return solved_fit_json(fit(network, shapes, counts, options, budget, train), train)
+    found = largest_batch(network, shapes, counts, options, budget, train)
+    return fit_json(budget, batch_total(network, shapes, counts, options, train), found, train)
 
 
 def solved_fit_json(found: Fit, train: bool) -> dict[str, Any]:
