@@ -216,3 +216,16 @@ def test_verify_json_on_a_mismatch_exits_1_and_still_prints_the_json(monkeypatch
     valid("verify", document)
     assert not document["agree"]
     assert document["mismatches"] == [{"layer": "c1", "figure": "parameters", "analysed": "156", "measured": "155"}]
+
+
+def test_docs_link_every_schema_and_every_schema_is_tested() -> None:
+    docs = (SCHEMAS.parent.parent / "docs" / "json.md").read_text()
+    files = {p.name for p in SCHEMAS.glob("*.json")}
+    assert {f for f in files if f"(../archcalc/schemas/{f})" in docs} == files
+    assert {f"{name}.json" for name, _ in CASES} | {"zoo.json"} == files
+
+
+def test_json_does_not_depend_on_the_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    wide = CliRunner().invoke(main, ["summary", RESNET18, "--json"]).stdout
+    monkeypatch.setenv("COLUMNS", "40")
+    assert CliRunner().invoke(main, ["summary", RESNET18, "--json"]).stdout == wide
