@@ -514,6 +514,7 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool, as_json: bool)
     Examples:
       archcalc solve resnet50 --valid-inputs
       archcalc solve specs/vgg16.yaml --valid-inputs --input 3,H,W
+      archcalc solve resnet50 --valid-inputs --json
     """
     from archcalc.figures.shapes import merge_constraints, output_shapes
     from archcalc.render.tables import solve_table
@@ -547,6 +548,7 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     Examples:
       archcalc verify specs/resnet18.yaml
       archcalc verify specs/vgg16.yaml --batch 2 --input 3,64,64 --seed 7
+      archcalc verify resnet18 --json > checked.json
     """
     from archcalc.options import parse_bytes
     from archcalc.render.tables import mismatch_table
@@ -581,8 +583,9 @@ def zoo(as_json: bool) -> None:
     `archcalc memory resnet18` uses it when no file of that name exists here.
 
     \b
-    Example:
+    Examples:
       archcalc zoo
+      archcalc zoo --json
     """
     from archcalc.analysis import analyze
     from archcalc.render.tables import zoo_table
