@@ -19,10 +19,20 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "archcalc" / "schemas"
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 LENET = str(SPECS / "lenet5.yaml")
 RESNET18 = str(SPECS / "resnet18.yaml")
+# a transposed convolution with stride 2: the field depends on the unit's position (docs/json.md)
+UPSAMPLE = """
+name: upsample
+input: [2, 8, 8]
+layers:
+  - {name: conv, op: conv2d, out: 4, kernel: 3, padding: 1}
+  - {name: up, op: conv_transpose2d, out: 2, kernel: 2, stride: 2}
+  - {name: head, op: conv2d, out: 2, kernel: 3}
+"""
 
 # command -> its schema; sweep writes its grid with -o FILE.json instead (docs/json.md)
 CASES: list[tuple[str, list[str]]] = [
     ("analyze", ["analyze", LENET, "--json"]),
+    ("analyze", ["analyze", "-", "--json", "--input", "2,H,W"]),  # UPSAMPLE: a field unknown on every axis
     ("summary", ["summary", LENET, "--json"]),
     ("summary", ["summary", RESNET18, "--json", "--depth", "1"]),
     ("summary", ["summary", RESNET18, "--json", "--input", "3,H,W"]),
@@ -37,6 +47,7 @@ CASES: list[tuple[str, list[str]]] = [
     ("verify", ["verify", LENET, "--json"]),
     ("verify", ["verify", RESNET18, "--json", "--input", "3,32,32"]),
     ("compare", ["compare", LENET, RESNET18, "--json"]),
+    ("compare", ["compare", LENET, "-", "--json", "--input", "2,H,W", "--batch", "B"]),
     ("report", ["report", LENET, "--json"]),
     ("report", ["report", RESNET18, "--format", "json"]),
     ("formula", ["formula", LENET, "--json", "--what", "params"]),
@@ -52,8 +63,8 @@ def schema(name: str) -> dict[str, Any]:
 
 
 def run(args: list[str]) -> tuple[dict[str, Any], str]:
-    """The command's JSON (stdout must be nothing else) and its stderr."""
-    result = CliRunner().invoke(main, args)
+    """The command's JSON (stdout must be nothing else) and its stderr; `-` reads UPSAMPLE."""
+    result = CliRunner().invoke(main, args, input=UPSAMPLE)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), result.stderr
 
