@@ -735,15 +735,31 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
         _write_file(plot, inputs, lambda file: draw(result, file, drawing), "--plot", PLOT_SUFFIXES, binary=True)
 
 
+class _OutputSchemas(click.Choice):
+    """The commands whose --json output has a shipped schema, listed when --help is asked for."""
+
+    def __init__(self) -> None:
+        from archcalc.schemas import output_schemas
+
+        super().__init__(list(output_schemas()))
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Accepted for uniformity: the schema is JSON already.")
-def schema(as_json: bool) -> None:
+@click.option("--output-of", "command", type=_OutputSchemas(), default=None, help="Instead: the JSON Schema of this command's --json output (docs/json.md).")
+def schema(as_json: bool, command: str | None) -> None:
     """Print the JSON Schema of the spec format (for editor completion and validation).
 
     \b
-    Example:
+    Examples:
       archcalc schema > archcalc.spec.schema.json
+      archcalc schema --output-of summary > summary.schema.json
     """
+    if command is not None:
+        from archcalc.schemas import output_schema
+
+        _echo_json(output_schema(command))
+        return
     from archcalc.spec.schema import spec_schema
 
     click.echo(json.dumps(spec_schema(), indent=2))

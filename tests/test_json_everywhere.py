@@ -203,6 +203,12 @@ def test_json_is_format_json(command: list[str]) -> None:
     assert clash.exit_code == 2 and "--json is --format json" in clash.stderr and clash.stdout == ""
 
 
+def test_schema_output_of_prints_each_shipped_schema() -> None:
+    for path in SCHEMAS.glob("*.json"):
+        out = CliRunner().invoke(main, ["schema", "--output-of", path.stem]).stdout
+        assert json.loads(out) == json.loads(path.read_text())
+
+
 def test_schema_json_is_the_spec_schema() -> None:
     runner = CliRunner()
     out = runner.invoke(main, ["schema", "--json"]).stdout
