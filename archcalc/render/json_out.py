@@ -9,6 +9,7 @@ totals' keys. Each document's JSON Schema is archcalc/schemas/COMMAND.json (docs
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from archcalc.figures import FIGURES
@@ -16,7 +17,7 @@ from archcalc.figures.figure import plain
 from archcalc.figures.flops import TRAINING_STEP_FACTOR
 from archcalc.figures.memory import Linear, MemoryOptions, batch_total, largest_batch, memory_json
 from archcalc.figures.params import parameter_counts
-from archcalc.figures.shapes import output_shapes
+from archcalc.figures.shapes import Constraint, output_shapes
 from archcalc.spec.blocks import Blocks
 
 if TYPE_CHECKING:
@@ -51,8 +52,9 @@ def _fields(row: LayerResult, analysis: Analysis, figures: tuple[str, ...]) -> d
     return fields
 
 
-def _constraints(analysis: Analysis) -> list[dict[str, Any]]:
-    return [{"layer": c.layer, "left": plain(c.left), "right": plain(c.right)} for c in analysis.constraints]
+def _constraints(constraints: Iterable[Constraint]) -> list[dict[str, Any]]:
+    """Sizes merges need equal, for some inputs only, as analyze --json's `constraints`."""
+    return [{"layer": c.layer, "left": plain(c.left), "right": plain(c.right)} for c in constraints]
 
 
 SUMMARY_FIGURES = ("shapes", "params")
@@ -81,7 +83,7 @@ def summary_json(analysis: Analysis, depth: int | None = None) -> dict[str, Any]
     return {
         **_head(analysis),
         "depth": depth,
-        "constraints": _constraints(analysis),
+        "constraints": _constraints(analysis.constraints),
         "totals": _totals(analysis, SUMMARY_FIGURES),
         "layers": rows,
     }
@@ -152,7 +154,7 @@ def flops_json(analysis: Analysis) -> dict[str, Any]:
     }
 
 
-def solve_json(name: str, solutions: list[AxisSolution], constraints: Any = ()) -> dict[str, Any]:
+def solve_json(name: str, solutions: list[AxisSolution], constraints: Iterable[Constraint] = ()) -> dict[str, Any]:
     """solve --json: per spatial axis, sizes as residue classes size = modulus*k + r."""
     return {
         "name": name,
@@ -169,7 +171,7 @@ def solve_json(name: str, solutions: list[AxisSolution], constraints: Any = ()) 
             }
             for s in solutions
         ],
-        "constraints": [{"layer": c.layer, "left": plain(c.left), "right": plain(c.right)} for c in constraints],
+        "constraints": _constraints(constraints),
     }
 
 
