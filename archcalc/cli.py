@@ -153,6 +153,21 @@ SPEC = click.argument("spec")
 INPUT = click.option("--input", "input_shape", metavar="C,H,W", help="Override the spec's input shape (batch excluded).")
 BATCH = click.option("--batch", default="1", show_default=True, help="Examples per batch, or a symbol (B).")
 SYMBOLIC = click.option("--symbolic", is_flag=True, help="Keep the spec's named sizes as symbols: every figure becomes a formula.")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/json.md) and nothing else.")
+
+
+def _echo_json(document: Any) -> None:
+    """Print one JSON document on stdout and nothing else (archcalc.render.json_out.dumps)."""
+    from archcalc.render.json_out import dumps
+
+    click.echo(dumps(document), nl=False)
+
+
+def _format_or_json(fmt: str | None, as_json: bool) -> str | None:
+    """--json is --format json: the format, once the two do not disagree."""
+    if as_json and fmt not in (None, "json"):
+        raise OptionError(f"--json is --format json; drop one of --json and --format {fmt}")
+    return "json" if as_json else fmt
 
 
 def memory_options(command: Any) -> Any:
@@ -201,7 +216,8 @@ def main() -> None:
 @INPUT
 @SYMBOLIC
 @click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components.")
-def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | None) -> None:
+@JSON
+def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | None, as_json: bool) -> None:
     """Per-layer table of output shapes and parameters, with totals.
 
     \b
@@ -211,6 +227,11 @@ def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | Non
       archcalc summary specs/alexnet.yaml --input 3,256,256
       archcalc summary specs/resnet18.yaml --input 3,H,W
     """
+    if as_json:
+        from archcalc.render.json_out import summary_json
+
+        _echo_json(summary_json(_analysis(spec, input_shape, symbolic), depth))
+        return
     from archcalc.render.tables import summary_table
 
     _print(summary_table(_analysis(spec, input_shape, symbolic), depth))
@@ -249,7 +270,8 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
 @memory_options
 @click.option("--train/--infer", default=True, show_default=True, help="Training (saved activations, gradients, optimizer state) or inference only.")
 @click.option("--fit", metavar="BUDGET", default=None, help="Find the largest batch that fits this budget, e.g. 16GiB.")
-def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None) -> None:
+@JSON
+def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None, as_json: bool) -> None:
     """Memory of weights, activations (sum and inference peak) and a training step.
 
     Training keeps what PyTorch's autograd saves for backward (deduplicated by storage), plus
@@ -273,6 +295,14 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     network = _network(spec, input_shape, symbolic)
+    if as_json:
+        from archcalc.analysis import analyze as run_json
+        from archcalc.options import parse_bytes
+        from archcalc.render.json_out import fit_document, memory_document
+
+        found_json = None if fit is None else fit_document(network, options, parse_bytes(fit), train)
+        _echo_json(memory_document(run_json(network, options), train, found_json))
+        return
     found = None
     if fit is not None:
         budget = parse_bytes(fit)
@@ -295,7 +325,8 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
 @INPUT
 @SYMBOLIC
 @BATCH
-def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> None:
+@JSON
+def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, as_json: bool) -> None:
     """Multiply-accumulates and FLOPs per layer and in total.
 
     FLOPs follow torch.utils.flop_counter: 2 per multiply-add of convolutions and linear layers,
@@ -309,6 +340,11 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> Non
     from archcalc.render.tables import flops_table
 
     options = _memory_options(batch)
+    if as_json:
+        from archcalc.render.json_out import flops_json
+
+        _echo_json(flops_json(_analysis(spec, input_shape, symbolic, options)))
+        return
     _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch))
 
 
@@ -374,7 +410,8 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html", "json"]), default=None, help="Write the report in this format instead of the terminal view.")
 @click.option("--output", "-o", default=None, help="File for --format (default: stdout).")
 @click.option("--ignore", multiple=True, metavar="RULE", help="Silence a finding rule (repeatable).")
-def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: str | None, output: str | None, ignore: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: str | None, output: str | None, ignore: tuple[str, ...], as_json: bool) -> None:
     """The design review: the network at a glance, its blocks, its stages, and findings.
 
     Findings come with a severity, the layers concerned, the figure that triggered them and the
@@ -388,6 +425,7 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
       archcalc report specs/vgg16.yaml --batch 64 --ignore dense-heavy
       archcalc report densenet121 --format markdown -o review.md
     """
+    fmt = _format_or_json(fmt, as_json)
     from archcalc.render.report_format import FORMATS, terminal
     from archcalc.review.report import build_report
 
@@ -413,10 +451,11 @@ def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
 @SPEC
 @INPUT
 @click.option("--what", type=FigureChoice("formula"), default="memory", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "latex", "python", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "latex", "python", "json"]), default=None, help="text (the default), latex, python or json.")
 @memory_options
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
-def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, output: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def formula(spec: str, input_shape: str | None, what: str, fmt: str | None, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, output: str | None, as_json: bool) -> None:
     """Every figure as an exact formula in the input's sizes (and the batch B).
 
     Spatial sizes are the spec's own names, or H, W (L; D, H, W) by default; `--batch B` keeps
@@ -429,6 +468,7 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str, batch: str,
       archcalc formula resnet18 --what shapes --format latex -o shapes.tex
       archcalc formula vgg16 --what flops --format python -o vgg16_flops.py
     """
+    fmt = _format_or_json(fmt, as_json) or "text"
     from archcalc.analysis import analyze as run
     from archcalc.symbolic.formula import gather, modulus, render
 
@@ -464,7 +504,8 @@ def _write_file(
 @SPEC
 @INPUT
 @click.option("--valid-inputs", is_flag=True, required=True, help="Solve for the input sizes every layer accepts.")
-def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
+@JSON
+def solve(spec: str, input_shape: str | None, valid_inputs: bool, as_json: bool) -> None:
     """Solve the shape formulas: the smallest valid input, and the sizes that lose no pixels.
 
     A strided layer whose last window stops short of the input's end drops rows or columns
@@ -475,6 +516,7 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
     Examples:
       archcalc solve resnet50 --valid-inputs
       archcalc solve specs/vgg16.yaml --valid-inputs --input 3,H,W
+      archcalc solve resnet50 --valid-inputs --json
     """
     from archcalc.figures.shapes import merge_constraints, output_shapes
     from archcalc.render.tables import solve_table
@@ -482,6 +524,11 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
     from archcalc.symbolic.solve import valid_inputs as solve_inputs
 
     numeric, network = _named_input(spec, input_shape)
+    if as_json:
+        from archcalc.render.json_out import solve_json
+
+        _echo_json(solve_json(network.name, solve_inputs(network, sizes_at(numeric, network)), merge_constraints(network, output_shapes(network))))
+        return
     _print(solve_table(network.name, solve_inputs(network, sizes_at(numeric, network)), merge_constraints(network, output_shapes(network))))
 
 
@@ -492,7 +539,8 @@ def solve(spec: str, input_shape: str | None, valid_inputs: bool) -> None:
 @click.option("--seed", type=WholeNumber(0), default=0, show_default=True, help="Seed of the random weights and input.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--max-memory", metavar="SIZE", default=None, help="Refuse to run when weights, activations and temporaries would pass this (default: half the available memory), e.g. 4GiB.")
-def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str, max_memory: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the checked figures and mismatches as JSON (docs/json.md); the exit status is the same.")
+def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str, max_memory: str | None, as_json: bool) -> None:
     """Run the spec forward with NumPy and check the analysis against what happened.
 
     Every layer's output shape and parameter count, and the peak bytes of live activations,
@@ -502,6 +550,7 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     Examples:
       archcalc verify specs/resnet18.yaml
       archcalc verify specs/vgg16.yaml --batch 2 --input 3,64,64 --seed 7
+      archcalc verify resnet18 --json > checked.json
     """
     from archcalc.options import parse_bytes
     from archcalc.render.tables import mismatch_table
@@ -512,6 +561,11 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
     network = _network(spec, input_shape)
     with progress(len(network.order), "running") as update:
         result = run_verify(network, batch=batch, dtype=dtype, seed=seed, max_memory=cap, progress=update)
+    if as_json:
+        from archcalc.render.json_out import verify_json
+
+        _echo_json(verify_json(result, seed))
+        sys.exit(1 if result.mismatches else 0)
     if result.mismatches:
         _print(mismatch_table(result))
         sys.exit(1)
@@ -523,31 +577,40 @@ def verify(spec: str, input_shape: str | None, batch: int, seed: int, dtype: str
 
 
 @main.command()
-def zoo() -> None:
+@JSON
+def zoo(as_json: bool) -> None:
     """List the built-in specs with their parameters and FLOPs.
 
     A built-in spec can be named without its path from any directory:
     `archcalc memory resnet18` uses it when no file of that name exists here.
 
     \b
-    Example:
+    Examples:
       archcalc zoo
+      archcalc zoo --json
     """
     from archcalc.analysis import analyze
     from archcalc.render.tables import zoo_table
     from archcalc.spec.graph import load
     from archcalc.spec.zoo import zoo_specs
 
-    _print(zoo_table({name: analyze(load(str(path))) for name, path in zoo_specs().items()}))
+    analyses = {name: analyze(load(str(path))) for name, path in zoo_specs().items()}
+    if as_json:
+        from archcalc.render.json_out import zoo_json
+
+        _echo_json(zoo_json(analyses))
+        return
+    _print(zoo_table(analyses))
 
 
 @main.command("graph")
 @SPEC
 @INPUT
-@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid", "graphml", "json"]), default="dot", show_default=True, help="Graphviz DOT, a Mermaid flowchart, GraphML, or JSON nodes and edges.")
+@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid", "graphml", "json"]), default=None, help="Graphviz DOT (the default), a Mermaid flowchart, GraphML, or JSON nodes and edges.")
 @click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components into one node each.")
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
-def graph_command(spec: str, input_shape: str | None, fmt: str, depth: int | None, output: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def graph_command(spec: str, input_shape: str | None, fmt: str | None, depth: int | None, output: str | None, as_json: bool) -> None:
     """Export the layer graph: nodes with op, output shape and parameters; edges between them.
 
     Skip connections (an input that is not the node just before) are dashed, inputs of a
@@ -560,6 +623,7 @@ def graph_command(spec: str, input_shape: str | None, fmt: str, depth: int | Non
       archcalc graph specs/resnet50.yaml --depth 2 -o resnet50.dot   # then: dot -Tsvg resnet50.dot
       archcalc graph densenet121 --format graphml -o densenet121.graphml
     """
+    fmt = _format_or_json(fmt, as_json) or "dot"
     from archcalc.render.graph_export import FORMATS, collapse
 
     layer_graph = collapse(_analysis(spec, input_shape), depth)
@@ -673,14 +737,31 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
         _write_file(plot, inputs, lambda file: draw(result, file, drawing), "--plot", PLOT_SUFFIXES, binary=True)
 
 
+class _OutputSchemas(click.Choice):
+    """The commands whose --json output has a shipped schema, listed when --help is asked for."""
+
+    def __init__(self) -> None:
+        from archcalc.schemas import output_schemas
+
+        super().__init__(list(output_schemas()))
+
+
 @main.command()
-def schema() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Accepted for uniformity: the schema is JSON already.")
+@click.option("--output-of", "command", type=_OutputSchemas(), default=None, help="Instead: the JSON Schema of this command's --json output (docs/json.md).")
+def schema(as_json: bool, command: str | None) -> None:
     """Print the JSON Schema of the spec format (for editor completion and validation).
 
     \b
-    Example:
+    Examples:
       archcalc schema > archcalc.spec.schema.json
+      archcalc schema --output-of summary > summary.schema.json
     """
+    if command is not None:
+        from archcalc.schemas import output_schema
+
+        _echo_json(output_schema(command))
+        return
     from archcalc.spec.schema import spec_schema
 
     click.echo(json.dumps(spec_schema(), indent=2))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from archcalc.analysis import Analysis, analyze
 from archcalc.errors import OptionError, quote
@@ -24,9 +24,15 @@ class Mismatch:
 
 @dataclass(frozen=True)
 class Verification:
+    """The analysis, what disagreed, and what the run measured (peak bytes, and per layer the
+    output shape and parameter count)."""
+
     analysis: Analysis
     mismatches: tuple[Mismatch, ...]
     peak_bytes: int
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)
+    peak_layer: str = ""
 
 
 def verify(
@@ -62,4 +68,5 @@ def verify(
     peak = analysis.memory.inference_peak
     if run.peak_bytes != peak:
         found.append(Mismatch(run.peak_layer, "inference peak (bytes)", f"{peak:,} at {analysis.memory.peak_layer}", f"{run.peak_bytes:,}"))
-    return Verification(analysis, tuple(found), run.peak_bytes)
+    measured = {r.path: sizes.get(r.path, 0) for r in analysis.layers}
+    return Verification(analysis, tuple(found), run.peak_bytes, dict(run.shapes), measured, run.peak_layer)

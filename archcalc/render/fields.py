@@ -9,7 +9,7 @@ from archcalc.figures.receptive_field import field_json, sees_whole_input
 
 
 def fields_json(analysis: Analysis) -> dict[str, Any]:
-    """The network's name and, per layer, its field (analysis.field_json) and whether it sees
+    """The network's name and, per layer, its field (receptive_field.field_json) and whether it sees
     the whole input."""
     shape = analysis.network.input_shape
     layers = [

@@ -1,0 +1,214 @@
+"""The JSON documents of the commands whose output is otherwise a table (summary, memory, flops,
+solve, verify, zoo), and the one writer every `--json` prints with.
+
+Keys are the `analyze --json` contract's (analysis.to_json): a layer's fields come from the same
+figures' `layer_json`, a memory block is figures.memory.memory_json, totals are the declared
+totals' keys. Each document's JSON Schema is archcalc/schemas/COMMAND.json (docs/json.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from archcalc.figures import FIGURES
+from archcalc.figures.figure import plain
+from archcalc.figures.flops import TRAINING_STEP_FACTOR
+from archcalc.figures.memory import Linear, MemoryOptions, batch_total, largest_batch, memory_json
+from archcalc.figures.params import parameter_counts
+from archcalc.figures.shapes import Constraint, output_shapes
+from archcalc.spec.blocks import Blocks
+
+if TYPE_CHECKING:
+    from archcalc.analysis import Analysis, LayerResult
+    from archcalc.spec.graph import Network
+    from archcalc.symbolic.solve import AxisSolution, Fit
+    from archcalc.verify import Verification
+
+
+def dumps(document: Any) -> str:
+    """The text every --json prints: two-space indented JSON and a newline, as analyze --json."""
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _head(analysis: Analysis) -> dict[str, Any]:
+    """The network's name, input and output shapes (batch excluded), as analyze --json opens."""
+    return {"name": analysis.network.name, "input": plain(analysis.network.input_shape), "output": plain(analysis.output_shape)}
+
+
+def _totals(analysis: Analysis, figures: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON totals of the named figures, under analyze --json's keys."""
+    return {t.key: plain(analysis.total(t.key)) for name in figures for t in FIGURES[name].totals if t.json}
+
+
+def _fields(row: LayerResult, analysis: Analysis, figures: tuple[str, ...]) -> dict[str, Any]:
+    """One layer's name, op and the named figures' JSON fields, as in analyze --json's layers."""
+    fields: dict[str, Any] = {"name": row.path, "op": row.op}
+    for name in figures:
+        layer_json = FIGURES[name].layer_json
+        if layer_json is not None:
+            fields.update(layer_json(row.values[name], analysis))
+    return fields
+
+
+def _constraints(constraints: Iterable[Constraint]) -> list[dict[str, Any]]:
+    """Sizes merges need equal, for some inputs only, as analyze --json's `constraints`."""
+    return [{"layer": c.layer, "left": plain(c.left), "right": plain(c.right)} for c in constraints]
+
+
+SUMMARY_FIGURES = ("shapes", "params")
+
+
+def summary_json(analysis: Analysis, depth: int | None = None) -> dict[str, Any]:
+    """summary --json: shapes and parameters per row (a layer, or a block folded at `depth`:
+    parameters and buffers summed, its last layer's output shape, trainable unless all frozen)."""
+    rows: list[dict[str, Any]] = []
+    for group in Blocks(analysis.network.blocks).fold(analysis.layers, depth):
+        members = group.members
+        if not group.folded:
+            rows.append({**_fields(members[0], analysis, SUMMARY_FIGURES), "block": False, "detail": members[0].detail, "layers": [members[0].path]})
+            continue
+        rows.append({
+            "name": group.name,
+            "op": group.kind,
+            "output_shape": plain(members[-1].output_shape),
+            "params": plain(sum((r.params.params for r in members), 0)),
+            "trainable": not all(r.params.frozen for r in members),
+            "buffers": plain(sum((r.params.buffers for r in members), 0)),
+            "block": True,
+            "detail": "",
+            "layers": [r.path for r in members],
+        })
+    return {
+        **_head(analysis),
+        "depth": depth,
+        "constraints": _constraints(analysis.constraints),
+        "totals": _totals(analysis, SUMMARY_FIGURES),
+        "layers": rows,
+    }
+
+
+def fit_json(budget: int, total: Linear, batch: Any, train: bool) -> dict[str, Any]:
+    """The largest batch that fits `budget` bytes: fixed + batch * per_example <= budget."""
+    return {
+        "budget": budget,
+        "mode": "training" if train else "inference",
+        "fixed": plain(total.fixed),
+        "per_example": plain(total.per_example),
+        "batch": plain(batch),
+        "batch_at_defaults": None,
+        "given_batch": None,
+        "square_input": None,
+    }
+
+
+def fit_document(network: Network, options: MemoryOptions, budget: int, train: bool) -> dict[str, Any]:
+    """memory --fit's `fit`: the largest batch (figures.memory.largest_batch), or in symbolic
+    mode the formula symbolic.solve.fit derives."""
+    shapes = output_shapes(network)
+    counts = parameter_counts(network, shapes)
+    if network.symbolic:
+        from archcalc.symbolic.solve import fit
+
+        return solved_fit_json(fit(network, shapes, counts, options, budget, train), train)
+    found = largest_batch(network, shapes, counts, options, budget, train)
+    return fit_json(budget, batch_total(network, shapes, counts, options, train), found, train)
+
+
+def solved_fit_json(found: Fit, train: bool) -> dict[str, Any]:
+    """A budget solved in symbolic mode: the largest batch as a formula in the input's sizes (and
+    its value at the spec's sizes), and at the given batch the largest square input."""
+    return {
+        **fit_json(found.budget, Linear(found.fixed, found.per_example), found.batch, train),
+        "batch_at_defaults": found.batch_at_defaults,
+        "given_batch": found.given_batch,
+        "square_input": found.square_input,
+    }
+
+
+def memory_document(analysis: Analysis, train: bool, fit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """memory --json: analyze's memory block, the inference total, and what --fit found (or null)."""
+    m = analysis.memory
+    return {
+        **_head(analysis),
+        "mode": "training" if train else "inference",
+        "memory": memory_json(m),
+        "inference_total": plain(m.inference_total),
+        "fit": fit,
+    }
+
+
+def flops_json(analysis: Analysis) -> dict[str, Any]:
+    """flops --json: per-example MACs, FLOPs and element-wise work per layer and in total, the
+    FLOPs at the batch and the training step's estimate (TRAINING_STEP_FACTOR x forward)."""
+    batch = analysis.options.batch
+    return {
+        **_head(analysis),
+        "batch": plain(batch),
+        "totals": _totals(analysis, ("flops",)),
+        "flops_at_batch": plain(batch * analysis.total("flops")),
+        "training_step_factor": TRAINING_STEP_FACTOR,
+        "training_step_flops": plain(TRAINING_STEP_FACTOR * batch * analysis.total("flops")),
+        "layers": [_fields(r, analysis, ("flops",)) for r in analysis.layers],
+    }
+
+
+def solve_json(name: str, solutions: list[AxisSolution], constraints: Iterable[Constraint] = ()) -> dict[str, Any]:
+    """solve --json: per spatial axis, sizes as residue classes size = modulus*k + r."""
+    return {
+        "name": name,
+        "axes": [
+            {
+                "name": s.name,
+                "smallest_valid": s.smallest,
+                "modulus": s.modulus,
+                "valid_residues": list(s.valid),
+                "no_drop_residues": list(s.residues),
+                "size": s.at_size,
+                "dropping": [{"layer": d.path, "size": d.size, "lost": d.lost} for d in s.dropping],
+                "nearest_no_drop": s.nearest,
+            }
+            for s in solutions
+        ],
+        "constraints": _constraints(constraints),
+    }
+
+
+def verify_json(result: Verification, seed: int) -> dict[str, Any]:
+    """verify --json: per layer the analysed and measured output shape and parameters, the
+    analysed and measured inference peak, and the mismatches (empty when all agree)."""
+    analysis = result.analysis
+    m = analysis.memory
+    return {
+        "name": analysis.network.name,
+        "batch": m.options.batch,
+        "dtype": m.options.dtype,
+        "seed": seed,
+        "agree": not result.mismatches,
+        "inference_peak": m.inference_peak,
+        "inference_peak_layer": m.peak_layer,
+        "measured_inference_peak": result.peak_bytes,
+        "measured_inference_peak_layer": result.peak_layer,
+        "layers": [
+            {
+                **_fields(r, analysis, SUMMARY_FIGURES),
+                "measured_output_shape": list(result.shapes[r.path]),
+                "measured_params": result.params[r.path],
+            }
+            for r in analysis.layers
+        ],
+        "mismatches": [
+            {"layer": x.layer, "figure": x.figure, "analysed": x.analysed, "measured": x.measured} for x in result.mismatches
+        ],
+    }
+
+
+def zoo_json(analyses: dict[str, Analysis]) -> dict[str, Any]:
+    """zoo --json: every built-in spec's name, file, shapes and analyze --json totals (batch 1)."""
+    return {
+        "specs": [
+            {**_head(a), "name": name, "file": a.network.file, "totals": _totals(a, tuple(FIGURES))}
+            for name, a in analyses.items()
+        ]
+    }
