@@ -1,0 +1,58 @@
+"""The docs' tables are well formed, and docs/zoo.md's table is the zoo: one row per spec, with
+its input and, where PyTorch's figures are recorded, PyTorch's parameter count."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import SPECS
+
+ROOT = SPECS.parent
+PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+SEPARATOR = re.compile(r"\|( *:?-+:? *\|)+")
+
+
+def _cells(row: str) -> list[str]:
+    """A table row's cells: split at pipes not escaped with a backslash (GitHub's rule, which
+    splits inside code spans too)."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip().removeprefix("|").removesuffix("|"))]
+
+
+def _tables(page: Path) -> list[tuple[int, list[str]]]:
+    """Each table outside code fences: its first line's number and its rows."""
+    tables: list[tuple[int, list[str]]] = []
+    fenced, start, rows = False, 0, []
+    for number, line in enumerate([*page.read_text().splitlines(), ""], 1):
+        fenced ^= line.startswith("```")
+        if not fenced and line.startswith("|"):
+            start, rows = (start if rows else number), [*rows, line]
+        elif rows:
+            tables.append((start, rows))
+            rows = []
+    return tables
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_every_table_row_has_the_header_s_cells(page: Path) -> None:
+    for start, rows in _tables(page):
+        assert len(rows) >= 3 and SEPARATOR.fullmatch(rows[1].strip()), f"{page.name}:{start}: header, separator, rows"
+        widths = [len(_cells(row)) for row in rows]
+        assert set(widths) == {widths[0]}, f"{page.name}:{start}: cells per row {widths}"
+
+
+def test_the_zoo_page_lists_every_spec_once_with_its_input() -> None:
+    (_, rows), *_ = _tables(ROOT / "docs" / "zoo.md")
+    assert _cells(rows[0]) == ["spec", "source", "input", "params", "check"]
+    listed = [_cells(row) for row in rows[2:]]
+    assert sorted(cells[0] for cells in listed) == sorted(f"`{p.name}`" for p in SPECS.glob("*.yaml"))
+    recorded = json.loads((ROOT / "tests" / "data" / "torch_measurements.json").read_text())["zoo"]
+    for name, _, shown_input, params, _ in listed:
+        spec = yaml.safe_load((SPECS / name.strip("`")).read_text())
+        assert shown_input == "×".join(str(n) for n in spec["input"]), name
+        torch = recorded.get(spec["name"])
+        if torch is not None:  # what torch counted (tests/record_torch.py)
+            assert params == f"{torch['params']:,}", name
