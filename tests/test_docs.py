@@ -56,3 +56,10 @@ def test_the_zoo_page_lists_every_spec_once_with_its_input() -> None:
         torch = recorded.get(spec["name"])
         if torch is not None:  # what torch counted (tests/record_torch.py)
             assert params == f"{torch['params']:,}", name
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_no_page_points_at_the_project_s_bookkeeping(page: Path) -> None:
+    # a reader cannot look up "issue 5" or wait for "a later feature": say what holds today
+    stale = re.compile(r"\bissue \d+|\ba later (feature|version|wave)\b|\bwave \d+\b|\bTODO\b", re.IGNORECASE)
+    assert not stale.findall(page.read_text()), page.name
