@@ -63,3 +63,9 @@ def test_no_page_points_at_the_project_s_bookkeeping(page: Path) -> None:
     # a reader cannot look up "issue 5" or wait for "a later feature": say what holds today
     stale = re.compile(r"\bissue \d+|\ba later (feature|version|wave)\b|\bwave \d+\b|\bTODO\b", re.IGNORECASE)
     assert not stale.findall(page.read_text()), page.name
+
+
+def test_the_readme_counts_the_torchvision_classifiers_it_checks() -> None:
+    recorded = json.loads((ROOT / "tests" / "data" / "torch_measurements.json").read_text())["zoo"]
+    classifiers = [name for name, entry in recorded.items() if entry["builder"].startswith("torchvision.models.") and ".segmentation." not in entry["builder"]]
+    assert f"{len(classifiers)} of torchvision's classifier constructors" in (ROOT / "README.md").read_text()
