@@ -69,3 +69,22 @@ def test_the_readme_counts_the_torchvision_classifiers_it_checks() -> None:
     recorded = json.loads((ROOT / "tests" / "data" / "torch_measurements.json").read_text())["zoo"]
     classifiers = [name for name, entry in recorded.items() if entry["builder"].startswith("torchvision.models.") and ".segmentation." not in entry["builder"]]
     assert f"{len(classifiers)} of torchvision's classifier constructors" in (ROOT / "README.md").read_text()
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_every_link_reaches_a_file_and_heading(page: Path) -> None:
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.DOTALL | re.MULTILINE)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name}: {target}"
+        if anchor and linked.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.MULTILINE)
+            assert anchor in {_anchor(h) for h in headings}, f"{page.name}: {target}"
