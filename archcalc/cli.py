@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from archcalc.errors import ArchcalcError, OptionError, quote
 from archcalc.options import FigureChoice, WholeNumber, parse_batch, parse_input, parse_unit
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 EXIT_BAD_INPUT = 2
 
@@ -149,7 +152,7 @@ def _print(renderable: Any) -> None:
         print_full_width(console, renderable)
 
 
-def _complete_spec(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+def _complete_spec(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Shell completion of SPEC: files (the shell lists them), then the zoo's names that start
     with what was typed (bash shows files only when no name matches; zsh and fish show both)."""
     from click.shell_completion import CompletionItem
