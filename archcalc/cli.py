@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from archcalc.errors import ArchcalcError, OptionError, quote
 from archcalc.options import FigureChoice, WholeNumber, parse_batch, parse_input, parse_unit
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 EXIT_BAD_INPUT = 2
 
@@ -149,7 +152,18 @@ def _print(renderable: Any) -> None:
         print_full_width(console, renderable)
 
 
-SPEC = click.argument("spec")
+def _complete_spec(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Shell completion of SPEC: files (the shell lists them), then the zoo's names that start
+    with what was typed (bash shows files only when no name matches; zsh and fish show both)."""
+    from click.shell_completion import CompletionItem
+
+    from archcalc.spec.zoo import zoo_specs
+
+    names = [CompletionItem(name, help="built-in spec") for name in zoo_specs() if name.startswith(incomplete)]
+    return [CompletionItem(incomplete, type="file"), *names]
+
+
+SPEC = click.argument("spec", shell_complete=_complete_spec)
 INPUT = click.option("--input", "input_shape", metavar="C,H,W", help="Override the spec's input shape (batch excluded).")
 BATCH = click.option("--batch", default="1", show_default=True, help="Examples per batch, or a symbol (B).")
 SYMBOLIC = click.option("--symbolic", is_flag=True, help="Keep the spec's named sizes as symbols: every figure becomes a formula.")
@@ -633,7 +647,7 @@ def graph_command(spec: str, input_shape: str | None, fmt: str | None, depth: in
 
 
 @main.command("compare")
-@click.argument("specs", nargs=-1, required=True)
+@click.argument("specs", nargs=-1, required=True, shell_complete=_complete_spec)
 @INPUT
 @memory_options
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON and nothing else.")
