@@ -321,6 +321,47 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_plot_of_three_variables_has_a_panel_per_value_of_the_third() -> None:
+    # not one slice titled W=224: heatmaps over B and H, one for each of 4 of the 7 widths
+    pytest.importorskip("matplotlib")
+    from archcalc.render.sweep import sweep_figure
+
+    path = SPECS / "resnet18.yaml"
+    result = sweep(str(path), parse_range("1..10", "b"), parse_shape("3,32..64:16,32..224:32"))
+    figure = sweep_figure(result)
+    panels = [a for a in figure.axes if a.get_label() != "<colorbar>"]
+    assert [a.get_title() for a in panels] == ["W=32", "W=96", "W=160", "W=224"]  # first and last among them
+    assert "W (4 of 7 values)" in figure.get_suptitle() and "C=3" in figure.get_suptitle()
+    assert panels[0].get_xlabel() == "B" and panels[0].get_ylabel() == "H"
+    cells = panels[-1].collections[0].get_array()  # rows H, columns B
+    assert cells.shape == (3, 10)
+    expected = numeric(path, 10, (3, 64, 224))["training_bytes"]
+    assert cells[2, 9] * 2**20 == pytest.approx(expected, rel=1e-12)  # in MiB (239 MiB)
+    assert figure.axes[-1].get_ylabel() == "MiB"  # the colour bar
+
+
+def test_a_plot_of_two_variables_is_a_heatmap_of_both() -> None:
+    pytest.importorskip("matplotlib")
+    from archcalc.render.sweep import sweep_figure
+
+    result = sweep(str(SPECS / "alexnet.yaml"), parse_range("2", "b"), parse_shape("3,50..80,60..90"), what="flops")
+    figure = sweep_figure(result)
+    (panel,) = [a for a in figure.axes if a.get_label() != "<colorbar>"]
+    cells = panel.collections[0].get_array()
+    assert cells.shape == (31, 31) and cells.mask.sum() == result.rejected  # gray where rejected
+    assert "too small for alexnet" in figure.axes[-1].get_ylabel()
+    assert "B=2" in figure.get_suptitle() and (panel.get_xlabel(), panel.get_ylabel()) == ("H", "W")
+
+
+def test_few_values_of_a_second_variable_are_lines() -> None:
+    pytest.importorskip("matplotlib")
+    from archcalc.render.sweep import sweep_figure
+
+    result = sweep(str(SPECS / "resnet18.yaml"), parse_range("1..64", "b"), parse_shape("3,32..224:32,224"))
+    (axes,) = sweep_figure(result).axes
+    assert [line.get_label() for line in axes.get_lines()] == [f"H={h}" for h in range(32, 225, 32)]
+
+
 def test_plot_without_matplotlib_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     code, _, err = run("sweep", str(SPECS / "resnet18.yaml"), "--batch", "1..4", "--plot", str(tmp_path / "p.png"))
@@ -336,3 +377,146 @@ def test_plot_needs_a_range() -> None:
 def test_help_has_examples() -> None:
     code, out, _ = run("sweep", "-h")
     assert code == 0 and "Example" in out and "1,000,000,000" in out
+
+
+# --- chunks: bounded memory, the same numbers and bytes ---------------------------------------
+
+
+def python_csv(result, figures: np.ndarray, valid: np.ndarray) -> str:
+    """The CSV written a row at a time with Python's str() from the whole grid in memory."""
+    lines = [",".join([*result.names, result.label])]
+    for index in itertools.product(*map(range, result.shape)):
+        row = [str(int(v[i])) for v, i in zip(result.values, index)]
+        lines.append(",".join([*row, str(int(figures[index])) if valid[index] else ""]))
+    return "\n".join(lines) + "\n"
+
+
+def test_chunks_cross_axes_and_give_the_whole_grids_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 7 points a chunk over a 3 x 4 x 5 grid: chunks of one B and one H at a time, W split in
+    # 5 = 5 (k = 2: 5 <= 7); with 23, one B and 4 H's of 5 W's... every shape of block occurs
+    path = SPECS / "alexnet.yaml"
+    result = sweep(str(path), parse_range("1..9:4", "b"), parse_shape("3,60..69:3,62..66"), train=False)
+    figures, valid = result.grid()
+    for chunk in (1, 3, 7, 23, 60):
+        monkeypatch.setattr("archcalc.symbolic.sweep.CHUNK", chunk)
+        seen = list(result.chunks())
+        assert all(len(v) <= chunk for _, _, v in seen)
+        positions = [np.concatenate(p) for p in zip(*(c for c, _, _ in seen))]
+        flat = np.ravel_multi_index(positions, result.shape)
+        assert np.array_equal(flat, np.arange(result.points))  # every point once, in row-major order
+        assert np.array_equal(np.concatenate([f for _, f, _ in seen])[valid.ravel()], figures[valid])
+        assert np.array_equal(np.concatenate([v for _, _, v in seen]), valid.ravel())
+    for index in [(0, 0, 0), (1, 2, 3), (2, 3, 4)]:
+        b, h, w = (int(v[i]) for v, i in zip(result.values, index))
+        expected = numeric(path, b, (3, h, w))
+        assert bool(valid[index]) == (expected is not None)
+        if expected is not None:
+            assert int(figures[index]) == expected["inference_bytes"]
+
+
+def test_the_survey_counts_rejected_points_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # AlexNet rejects heights and widths below 63 (its first features have 1 element at 63)
+    whole = sweep(str(SPECS / "alexnet.yaml"), parse_range("1..3", "b"), parse_shape("3,55..70,60..64"), what="flops")
+    monkeypatch.setattr("archcalc.symbolic.sweep.CHUNK", 4)
+    chunked = sweep(str(SPECS / "alexnet.yaml"), parse_range("1..3", "b"), parse_shape("3,55..70,60..64"), what="flops")
+    _, valid = whole.grid()
+    assert chunked.rejected == whole.rejected == int((~valid).sum()) > 0
+    for k in range(3):
+        assert np.array_equal(chunked.accepted[k], valid.any(axis=tuple(i for i in range(3) if i != k)))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_files_written_in_small_chunks_are_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+    spec = str(SPECS / "alexnet.yaml")
+    args = ("sweep", spec, "--batch", "1..9:4", "--input", "3,56..70:7,63..64", "--infer")
+    code, _, _ = run(*args, "-o", str(tmp_path / f"whole{suffix}"))
+    assert code == 0
+    monkeypatch.setattr("archcalc.symbolic.sweep.CHUNK", 5)
+    code, _, _ = run(*args, "-o", str(tmp_path / f"chunked{suffix}"))
+    assert code == 0
+    whole = (tmp_path / f"whole{suffix}").read_bytes()
+    assert (tmp_path / f"chunked{suffix}").read_bytes() == whole
+    if suffix == ".csv":
+        result = sweep(spec, parse_range("1..9:4", "b"), parse_shape("3,56..70:7,63..64"), train=False)
+        assert whole.decode() == python_csv(result, *result.grid())
+    else:
+        assert len(json.loads(whole)["rows"]) == 18
+
+
+def test_numbers_of_every_length_are_written_as_python_writes_them(tmp_path: Path) -> None:
+    # FLOPs of a 1x1 convolution to 1 channel without bias: 2 x B x H x W, so the figures run
+    # from 1 digit to 14, zeros inside them included (200000000000 = 2 x 100000000000 x 1 x 1)
+    import io
+
+    from archcalc.symbolic.sweep import write_csv, write_json
+
+    path = tmp_path / "one.yaml"
+    path.write_text("name: one\ninput: [1, 8, 8]\nlayers:\n  - {op: conv2d, out: 1, kernel: 1, bias: false}\n")
+    batches = "1..1000000000000:99999999999"  # 1, 100000000000, 199999999999, ...
+    result = sweep(str(path), parse_range(batches, "b"), parse_shape("1,1..5,1..2"), what="flops")
+    figures, valid = result.grid()
+    out = io.StringIO()
+    write_csv(result, out)
+    assert out.getvalue() == python_csv(result, figures, valid)
+    out = io.StringIO()
+    write_json(result, out)
+    rows = json.loads(out.getvalue())["rows"]
+    assert [r["flops"] for r in rows] == [2 * r["B"] * r["H"] * r["W"] for r in rows]
+    assert {len(str(r["flops"])) for r in rows} >= {1, 2, 12, 13, 14}
+
+
+def test_python_ints_past_int64_are_written_in_chunks_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from archcalc.symbolic.sweep import write_csv
+
+    path = SPECS / "resnet18.yaml"
+    result = sweep(str(path), parse_range("1..1000000000:333333333", "b"), parse_shape("3,4096,4095..4096"), what="flops")
+    figures, valid = result.grid()
+    assert figures.dtype == object
+    monkeypatch.setattr("archcalc.symbolic.sweep.CHUNK", 3)
+    out = io.StringIO()
+    write_csv(result, out)
+    assert out.getvalue() == python_csv(result, figures, valid)
+    last = out.getvalue().splitlines()[-1].split(",")
+    assert int(last[-1]) == numeric(path, 1_000_000_000, (3, 4096, 4096))["flops"] > 2**63
+
+
+def test_memory_stays_bounded_whatever_the_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every evaluation covers at most CHUNK points: the table needs 20 of 200 million, the
+    # survey of rejected sizes the 1,001 heights only (no output size depends on the batch)
+    from archcalc.symbolic import sweep as sweeping
+
+    sizes: list[int] = []
+    evaluate = sweeping._evaluate
+
+    def counted(f, axes, outer):  # type: ignore[no-untyped-def]
+        figures, valid = evaluate(f, axes, outer)
+        sizes.append(valid.size)
+        return figures, valid
+
+    monkeypatch.setattr(sweeping, "_evaluate", counted)
+    monkeypatch.setattr(sweeping, "CHUNK", 1000)
+    result = sweep(str(SPECS / "resnet18.yaml"), parse_range("1..200000", "b"), parse_shape("3,64..1064,224"))
+    assert result.points == 200_200_000 and max(sizes) <= 1000 and sum(sizes) < 2_000
+    code, out, _ = run("sweep", str(SPECS / "resnet18.yaml"), "--batch", "1..200000", "--input", "3,64..1064,224")
+    assert code == 0 and "200,200,000 points evaluated, 20 shown" in out and max(sizes) <= 1000
+
+
+def test_the_readme_example_has_a_table_and_a_file(tmp_path: Path) -> None:
+    # README: archcalc sweep resnet50 --batch 1..512 --input 3,64..512,64..512 -o grid.csv
+    # (103,219,712 rows, 2.4 GB, tens of seconds); the table of that grid here, and the file of
+    # a grid of the same shape of options, every 64th size
+    code, out, _ = run("sweep", "resnet50", "--batch", "1..512", "--input", "3,64..512,64..512")
+    assert code == 0 and "103,219,712 points evaluated, 18 shown" in out  # 3 x 3 x 2 sizes
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    expected = numeric(SPECS / "resnet50.yaml", 512, (3, 512, 512))["training_bytes"]
+    assert rows[-1].split("│")[1:4] == [" 512 ", " 512 ", " 512 "] and f"{expected:,}" in rows[-1]
+    target = tmp_path / "grid.csv"
+    code, _, err = run("sweep", "resnet50", "--batch", "1..512:64", "--input", "3,64..512:64,64..512:64", "-o", str(target))
+    assert code == 0 and "wrote 512 rows" in err
+    with target.open() as file:
+        picked = list(csv.DictReader(file))[::97]
+    for row in picked:
+        b, h, w = int(row["B"]), int(row["H"]), int(row["W"])
+        assert int(row["training_bytes"]) == numeric(SPECS / "resnet50.yaml", b, (3, h, w))["training_bytes"]
