@@ -353,6 +353,18 @@ def test_a_plot_of_two_variables_is_a_heatmap_of_both() -> None:
     assert "B=2" in figure.get_suptitle() and (panel.get_xlabel(), panel.get_ylabel()) == ("H", "W")
 
 
+def test_a_dollar_in_the_name_is_text_in_every_label_of_a_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from archcalc.render.sweep import sweep_figure
+
+    path = tmp_path / "cost.yaml"
+    path.write_text("name: $5 net\ninput: [1, 8, 8]\nlayers:\n  - {op: conv2d, out: 2, kernel: 5}\n")
+    figure = sweep_figure(sweep(str(path), parse_range("1..10", "b"), parse_shape("1,1..12,8")))
+    texts = [figure._suptitle, *(t for a in figure.axes for t in (a.title, a.xaxis.label, a.yaxis.label))]
+    assert any("$5 net" in t.get_text() for t in texts)
+    assert all(not t.get_parse_math() for t in texts if "$" in t.get_text())
+
+
 def test_few_values_of_a_second_variable_are_lines() -> None:
     pytest.importorskip("matplotlib")
     from archcalc.render.sweep import sweep_figure

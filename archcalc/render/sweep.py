@@ -128,7 +128,7 @@ def sweep_figure(result: Sweep) -> Any:
                 axes.set_xlabel(label(0), parse_math=False)
             if c == 0:
                 axes.set_ylabel(label(1), parse_math=False)
-    figure.colorbar(mesh, ax=grid, label=unit + rejected)
+    figure.colorbar(mesh, ax=grid).set_label(unit + rejected, parse_math=False)
     panels = [label(k) for k in (2, 3) if k < len(names) and len(picks[k]) < shape[k]]
     figure.suptitle(title + (f"\npanels: {', '.join(panels)}" if panels else ""), parse_math=False)
     return figure
