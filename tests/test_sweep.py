@@ -515,6 +515,22 @@ def test_memory_stays_bounded_whatever_the_grid(monkeypatch: pytest.MonkeyPatch)
     assert code == 0 and "200,200,000 points evaluated, 20 shown" in out and max(sizes) <= 1000
 
 
+def test_progress_is_reported_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from archcalc.symbolic.sweep import write_json
+
+    monkeypatch.setattr("archcalc.symbolic.sweep.CHUNK", 10)
+    calls: list[tuple[int, int, str]] = []
+    result = sweep(str(SPECS / "alexnet.yaml"), parse_range("1..3", "b"), parse_shape("3,60..64,62..65"), progress=lambda *a: calls.append(a))
+    assert calls[-1] == (20, 20, "checking input sizes")  # 5 x 4 sizes; the batch never changes them
+    calls.clear()
+    write_json(result, io.StringIO(), lambda *a: calls.append(a))
+    # blocks of whole rows of 4 widths within one batch: 2 heights (8 points), 2, then 1
+    assert [c[0] for c in calls] == [8, 16, 20, 28, 36, 40, 48, 56, 60]
+    assert {c[1:] for c in calls} == {(60, "writing rows")}
+
+
 def test_the_readme_example_has_a_table_and_a_file(tmp_path: Path) -> None:
     # README: archcalc sweep resnet50 --batch 1..512 --input 3,64..512,64..512 -o grid.csv
     # (103,219,712 rows, 2.4 GB, tens of seconds); the table of that grid here, and the file of

@@ -1,8 +1,9 @@
 """Sweeps: one figure (memory or FLOPs) over a grid of batch sizes and input shapes.
 
 Each swept size becomes a symbol; the figure is derived once by the symbolic engine, compiled
-once into NumPy code and evaluated over the whole grid by broadcasting. floor(p/q) is compiled
-to p // q on integer arrays, so every value is exact, as the numeric engine's.
+once into NumPy code and evaluated by broadcasting, a block of at most CHUNK points at a time, so
+memory stays bounded whatever the grid. floor(p/q) is compiled to p // q on integer arrays, so
+every value is exact, as the numeric engine's.
 """
 
 from __future__ import annotations
