@@ -672,8 +672,11 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
 
         writer = write_json if fmt == ".json" else write_csv
         rows = f"{result.points:,} row{'s' if result.points != 1 else ''} to "
-        with _sweep_progress() as update:
-            _write_file(output, inputs, lambda file: writer(result, file, update), "--output", _GRID_SUFFIXES, what=rows)
+        from archcalc.render.files import write
+
+        with _sweep_progress() as update:  # the note after it: the bar would erase it
+            write(output, inputs, lambda file: writer(result, file, update), "--output", _GRID_SUFFIXES)
+        note(f"wrote {rows}{output}")
     if plot is not None:
         from pathlib import Path
 
