@@ -365,6 +365,20 @@ def test_a_dollar_in_the_name_is_text_in_every_label_of_a_plot(tmp_path: Path) -
     assert all(not t.get_parse_math() for t in texts if "$" in t.get_text())
 
 
+def test_a_fifth_variable_is_held_at_its_largest_and_the_title_says_so(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from archcalc.render.sweep import sweep_figure
+
+    path = tmp_path / "volume.yaml"
+    path.write_text("name: volume\ninput: [1, 4, 4, 4]\nlayers:\n  - {op: conv3d, out: 2, kernel: 1}\n")
+    result = sweep(str(path), parse_range("1..10", "b"), parse_shape("1..3,2..5,2..3,2..4"), what="flops")
+    assert result.names == ("B", "C", "H", "W", "D")  # positional names of four input axes
+    figure = sweep_figure(result)
+    panels = [a for a in figure.axes if a.get_label() != "<colorbar>"]
+    assert [a.get_title() for a in panels] == [f"H={h}, W={w}" for w in (2, 3) for h in (2, 3, 4, 5)]
+    assert "D=4 (held at its largest)" in figure.get_suptitle()
+
+
 def test_few_values_of_a_second_variable_are_lines() -> None:
     pytest.importorskip("matplotlib")
     from archcalc.render.sweep import sweep_figure
