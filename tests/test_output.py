@@ -99,7 +99,7 @@ def test_a_failed_sweep_leaves_the_old_csv(spec: Path, tmp_path: Path, monkeypat
     target = tmp_path / "grid.csv"
     target.write_text("previous grid\n")
 
-    def failing(result: Any, out: IO[str]) -> None:
+    def failing(result: Any, out: IO[str], progress: Any = None) -> None:
         out.write("B,params\n1,")
         raise OSError(28, "No space left on device")
 

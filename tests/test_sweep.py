@@ -61,16 +61,19 @@ def assert_agrees(
     """Every figure at every grid point equals the numeric engine's; returns how many points the
     network accepts."""
     first = results["flops"]
+    grids = {label: results[label].grid() for label in LABELS}
     accepted = 0
-    for index in itertools.product(*map(range, first.figure.shape)):
+    for index in itertools.product(*map(range, first.shape)):
         point = {**first.fixed, **{n: int(v[i]) for n, v, i in zip(first.names, first.values, index)}}
         expected = numeric(path, point["B"], tuple(point[a] for a in axes), options)
         for label in LABELS:
-            result = results[label]
-            assert bool(result.valid[index]) == (expected is not None), (label, point)
+            figure, valid = grids[label]
+            assert bool(valid[index]) == (expected is not None), (label, point)
             if expected is not None:
-                assert int(result.figure[index]) == expected[label], (label, point)
+                assert int(figure[index]) == expected[label], (label, point)
         accepted += expected is not None
+    for label in LABELS:
+        assert results[label].rejected == first.points - accepted
     return accepted
 
 
@@ -137,7 +140,7 @@ GRID = ("1..7:3", "3,97..225:32,1..81:16")
 def test_every_point_agrees_with_the_numeric_engine(name: str) -> None:
     path = SPECS / f"{name}.yaml"
     results = sweeps(path, *GRID)
-    assert results["flops"].figure.shape == (3, 5, 6)
+    assert results["flops"].shape == (3, 5, 6)
     assert assert_agrees(path, results) > 0
 
 
@@ -154,13 +157,14 @@ def test_the_inference_peak_is_taken_over_every_layer() -> None:
     # every point, as the numeric engine does, and so does the engine's symbolic peak (a Max).
     path = SPECS / "squeezenet1_0.yaml"
     result = sweep(str(path), parse_range("1", "b"), parse_shape("3,33..37,34..38"), train=False)
-    assert int(result.figure[2, 2]) == numeric(path, 1, (3, 35, 36))["inference_bytes"] == 5_098_912
+    figures, _ = result.grid()
+    assert int(figures[2, 2]) == numeric(path, 1, (3, 35, 36))["inference_bytes"] == 5_098_912
     network = load(str(path), input_shape=(3, "H", "W"))
     single = analyze(network, MemoryOptions(1)).memory.inference_total
     assert single.subs({network.symbols["H"]: 35, network.symbols["W"]: 36}) == 5_098_912
     for index in itertools.product(range(5), range(5)):
         h, w = 33 + index[0], 34 + index[1]
-        assert int(result.figure[index]) == numeric(path, 1, (3, h, w))["inference_bytes"]
+        assert int(figures[index]) == numeric(path, 1, (3, h, w))["inference_bytes"]
 
 
 def test_a_spec_with_named_sizes_sweeps_them(tmp_path: Path) -> None:
@@ -181,7 +185,7 @@ def test_channels_can_be_swept() -> None:
     result = sweep(str(path), parse_range("2", "b"), parse_shape("1..4,64,65"))
     assert result.names == ("C",)
     for i, c in enumerate(range(1, 5)):
-        assert int(result.figure[i]) == numeric(path, 2, (c, 64, 65))["training_bytes"]
+        assert int(result.grid()[0][i]) == numeric(path, 2, (c, 64, 65))["training_bytes"]
 
 
 def test_floor_stays_exact_where_float64_floors_go_wrong(tmp_path: Path) -> None:
@@ -193,26 +197,28 @@ def test_floor_stays_exact_where_float64_floors_go_wrong(tmp_path: Path) -> None
     result = sweep(str(path), parse_range("1", "b"), parse_shape("1,1..1000000,6..8"), what="flops")
     h = np.arange(1, 1_000_001).reshape(-1, 1)
     w = np.arange(6, 9).reshape(1, -1)
-    assert np.array_equal(result.figure, 2 * 2 * ((h - 1) // 3 + 1) * ((w - 1) // 7 + 1))
+    figures, _ = result.grid()
+    assert np.array_equal(figures, 2 * 2 * ((h - 1) // 3 + 1) * ((w - 1) // 7 + 1))
     H = sympy.Symbol("H", integer=True, positive=True)
     naive = sympy.lambdify(H, sympy.floor((H - 1) / 3), modules="numpy")(h[:, 0]).astype(np.int64)
     assert (naive != (h[:, 0] - 1) // 3).sum() > 100_000  # why the floor is compiled as //
     for hh, ww in [(1, 6), (2, 8), (999_997, 7), (999_999, 8), (1_000_000, 8)]:
-        assert int(result.figure[hh - 1, ww - 6]) == numeric(path, 1, (1, hh, ww))["flops"]
+        assert int(figures[hh - 1, ww - 6]) == numeric(path, 1, (1, hh, ww))["flops"]
 
 
 def test_past_int64_the_sweep_computes_with_python_ints() -> None:
     path = SPECS / "resnet50.yaml"
     result = sweep(str(path), parse_range("1..1000000000:999999999", "b"), parse_shape("3,4096,4096"), what="flops")
-    assert result.figure.dtype == object
-    assert int(result.figure[-1]) == numeric(path, 1_000_000_000, (3, 4096, 4096))["flops"] > 2**63
+    figures, _ = result.grid()
+    assert figures.dtype == object
+    assert int(figures[-1]) == numeric(path, 1_000_000_000, (3, 4096, 4096))["flops"] > 2**63
 
 
 def test_only_the_batch_swept_keeps_the_spec_input() -> None:
     path = SPECS / "resnet18.yaml"
     result = sweep(str(path), parse_range("1..100", "b"))
     assert result.names == ("B",) and result.fixed == {"C": 3, "H": 224, "W": 224}
-    assert [int(result.figure[b - 1]) for b in (1, 37, 100)] == [numeric(path, b, (3, 224, 224))["training_bytes"] for b in (1, 37, 100)]
+    assert [int(result.grid()[0][b - 1]) for b in (1, 37, 100)] == [numeric(path, b, (3, 224, 224))["training_bytes"] for b in (1, 37, 100)]
 
 
 def test_a_grid_the_network_rejects_entirely_is_an_error() -> None:
@@ -223,12 +229,12 @@ def test_a_grid_the_network_rejects_entirely_is_an_error() -> None:
 # --- caps and the command line ----------------------------------------------------------------
 
 
-def test_more_than_ten_million_points_is_refused_before_any_work() -> None:
-    with pytest.raises(OptionError, match="10,000,000"):
-        sweep("does-not-exist.yaml", parse_range("1..1000", "b"), parse_shape("3,1..100,1..101"))
-    assert MAX_POINTS == 10_000_000
-    code, _, err = run("sweep", str(SPECS / "resnet50.yaml"), "--batch", "1..512", "--input", "3,64..512,64..512")
-    assert code == 2 and "103,219,712 points" in err and "10,000,000" in err
+def test_more_than_a_billion_points_is_refused_before_any_work() -> None:
+    with pytest.raises(OptionError, match="1,000,000,000"):
+        sweep("does-not-exist.yaml", parse_range("1..1001", "b"), parse_shape("3,1..1000,1..1000"))
+    assert MAX_POINTS == 1_000_000_000
+    code, _, err = run("sweep", str(SPECS / "resnet50.yaml"), "--batch", "1..5000", "--input", "3,64..512,64..512")
+    assert code == 2 and "1,008,005,000 points" in err and "1,000,000,000" in err  # 5,000 x 449 x 449
 
 
 def test_an_empty_range_exits_2() -> None:
@@ -315,6 +321,73 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_plot_of_three_variables_has_a_panel_per_value_of_the_third() -> None:
+    # not one slice titled W=224: heatmaps over B and H, one for each of 4 of the 7 widths
+    pytest.importorskip("matplotlib")
+    from archcalc.render.sweep import sweep_figure
+
+    path = SPECS / "resnet18.yaml"
+    result = sweep(str(path), parse_range("1..10", "b"), parse_shape("3,32..64:16,32..224:32"))
+    figure = sweep_figure(result)
+    panels = [a for a in figure.axes if a.get_label() != "<colorbar>"]
+    assert [a.get_title() for a in panels] == ["W=32", "W=96", "W=160", "W=224"]  # first and last among them
+    assert "W (4 of 7 values)" in figure.get_suptitle() and "C=3" in figure.get_suptitle()
+    assert panels[0].get_xlabel() == "B" and panels[0].get_ylabel() == "H"
+    cells = panels[-1].collections[0].get_array()  # rows H, columns B
+    assert cells.shape == (3, 10)
+    expected = numeric(path, 10, (3, 64, 224))["training_bytes"]
+    assert cells[2, 9] * 2**20 == pytest.approx(expected, rel=1e-12)  # in MiB (239 MiB)
+    assert figure.axes[-1].get_ylabel() == "MiB"  # the colour bar
+
+
+def test_a_plot_of_two_variables_is_a_heatmap_of_both() -> None:
+    pytest.importorskip("matplotlib")
+    from archcalc.render.sweep import sweep_figure
+
+    result = sweep(str(SPECS / "alexnet.yaml"), parse_range("2", "b"), parse_shape("3,50..80,60..90"), what="flops")
+    figure = sweep_figure(result)
+    (panel,) = [a for a in figure.axes if a.get_label() != "<colorbar>"]
+    cells = panel.collections[0].get_array()
+    assert cells.shape == (31, 31) and cells.mask.sum() == result.rejected  # gray where rejected
+    assert "too small for alexnet" in figure.axes[-1].get_ylabel()
+    assert "B=2" in figure.get_suptitle() and (panel.get_xlabel(), panel.get_ylabel()) == ("H", "W")
+
+
+def test_a_dollar_in_the_name_is_text_in_every_label_of_a_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from archcalc.render.sweep import sweep_figure
+
+    path = tmp_path / "cost.yaml"
+    path.write_text("name: $5 net\ninput: [1, 8, 8]\nlayers:\n  - {op: conv2d, out: 2, kernel: 5}\n")
+    figure = sweep_figure(sweep(str(path), parse_range("1..10", "b"), parse_shape("1,1..12,8")))
+    texts = [figure._suptitle, *(t for a in figure.axes for t in (a.title, a.xaxis.label, a.yaxis.label))]
+    assert any("$5 net" in t.get_text() for t in texts)
+    assert all(not t.get_parse_math() for t in texts if "$" in t.get_text())
+
+
+def test_a_fifth_variable_is_held_at_its_largest_and_the_title_says_so(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from archcalc.render.sweep import sweep_figure
+
+    path = tmp_path / "volume.yaml"
+    path.write_text("name: volume\ninput: [1, 4, 4, 4]\nlayers:\n  - {op: conv3d, out: 2, kernel: 1}\n")
+    result = sweep(str(path), parse_range("1..10", "b"), parse_shape("1..3,2..5,2..3,2..4"), what="flops")
+    assert result.names == ("B", "C", "H", "W", "D")  # positional names of four input axes
+    figure = sweep_figure(result)
+    panels = [a for a in figure.axes if a.get_label() != "<colorbar>"]
+    assert [a.get_title() for a in panels] == [f"H={h}, W={w}" for w in (2, 3) for h in (2, 3, 4, 5)]
+    assert "D=4 (held at its largest)" in figure.get_suptitle()
+
+
+def test_few_values_of_a_second_variable_are_lines() -> None:
+    pytest.importorskip("matplotlib")
+    from archcalc.render.sweep import sweep_figure
+
+    result = sweep(str(SPECS / "resnet18.yaml"), parse_range("1..64", "b"), parse_shape("3,32..224:32,224"))
+    (axes,) = sweep_figure(result).axes
+    assert [line.get_label() for line in axes.get_lines()] == [f"H={h}" for h in range(32, 225, 32)]
+
+
 def test_plot_without_matplotlib_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     code, _, err = run("sweep", str(SPECS / "resnet18.yaml"), "--batch", "1..4", "--plot", str(tmp_path / "p.png"))
@@ -329,4 +402,163 @@ def test_plot_needs_a_range() -> None:
 
 def test_help_has_examples() -> None:
     code, out, _ = run("sweep", "-h")
-    assert code == 0 and "Example" in out and "10,000,000" in out
+    assert code == 0 and "Example" in out and "1,000,000,000" in out
+
+
+# --- chunks: bounded memory, the same numbers and bytes ---------------------------------------
+
+
+def python_csv(result, figures: np.ndarray, valid: np.ndarray) -> str:
+    """The CSV written a row at a time with Python's str() from the whole grid in memory."""
+    lines = [",".join([*result.names, result.label])]
+    for index in itertools.product(*map(range, result.shape)):
+        row = [str(int(v[i])) for v, i in zip(result.values, index)]
+        lines.append(",".join([*row, str(int(figures[index])) if valid[index] else ""]))
+    return "\n".join(lines) + "\n"
+
+
+def test_chunks_cross_axes_and_give_the_whole_grids_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 7 points a chunk over a 3 x 4 x 5 grid: chunks of one B and one H at a time, W split in
+    # 5 = 5 (k = 2: 5 <= 7); with 23, one B and 4 H's of 5 W's... every shape of block occurs
+    path = SPECS / "alexnet.yaml"
+    result = sweep(str(path), parse_range("1..9:4", "b"), parse_shape("3,60..69:3,62..66"), train=False)
+    figures, valid = result.grid()
+    for chunk in (1, 3, 7, 23, 60):
+        monkeypatch.setattr("archcalc.symbolic.sweep.CHUNK", chunk)
+        seen = list(result.chunks())
+        assert all(len(v) <= chunk for _, _, v in seen)
+        positions = [np.concatenate(p) for p in zip(*(c for c, _, _ in seen))]
+        flat = np.ravel_multi_index(positions, result.shape)
+        assert np.array_equal(flat, np.arange(result.points))  # every point once, in row-major order
+        assert np.array_equal(np.concatenate([f for _, f, _ in seen])[valid.ravel()], figures[valid])
+        assert np.array_equal(np.concatenate([v for _, _, v in seen]), valid.ravel())
+    for index in [(0, 0, 0), (1, 2, 3), (2, 3, 4)]:
+        b, h, w = (int(v[i]) for v, i in zip(result.values, index))
+        expected = numeric(path, b, (3, h, w))
+        assert bool(valid[index]) == (expected is not None)
+        if expected is not None:
+            assert int(figures[index]) == expected["inference_bytes"]
+
+
+def test_the_survey_counts_rejected_points_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # AlexNet rejects heights and widths below 63 (its first features have 1 element at 63)
+    whole = sweep(str(SPECS / "alexnet.yaml"), parse_range("1..3", "b"), parse_shape("3,55..70,60..64"), what="flops")
+    monkeypatch.setattr("archcalc.symbolic.sweep.CHUNK", 4)
+    chunked = sweep(str(SPECS / "alexnet.yaml"), parse_range("1..3", "b"), parse_shape("3,55..70,60..64"), what="flops")
+    _, valid = whole.grid()
+    assert chunked.rejected == whole.rejected == int((~valid).sum()) > 0
+    for k in range(3):
+        assert np.array_equal(chunked.accepted[k], valid.any(axis=tuple(i for i in range(3) if i != k)))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_files_written_in_small_chunks_are_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+    spec = str(SPECS / "alexnet.yaml")
+    args = ("sweep", spec, "--batch", "1..9:4", "--input", "3,56..70:7,63..64", "--infer")
+    code, _, _ = run(*args, "-o", str(tmp_path / f"whole{suffix}"))
+    assert code == 0
+    monkeypatch.setattr("archcalc.symbolic.sweep.CHUNK", 5)
+    code, _, _ = run(*args, "-o", str(tmp_path / f"chunked{suffix}"))
+    assert code == 0
+    whole = (tmp_path / f"whole{suffix}").read_bytes()
+    assert (tmp_path / f"chunked{suffix}").read_bytes() == whole
+    if suffix == ".csv":
+        result = sweep(spec, parse_range("1..9:4", "b"), parse_shape("3,56..70:7,63..64"), train=False)
+        assert whole.decode() == python_csv(result, *result.grid())
+    else:
+        assert len(json.loads(whole)["rows"]) == 18
+
+
+def test_numbers_of_every_length_are_written_as_python_writes_them(tmp_path: Path) -> None:
+    # FLOPs of a 1x1 convolution to 1 channel without bias: 2 x B x H x W, so the figures run
+    # from 1 digit to 14, zeros inside them included (200000000000 = 2 x 100000000000 x 1 x 1)
+    import io
+
+    from archcalc.symbolic.sweep import write_csv, write_json
+
+    path = tmp_path / "one.yaml"
+    path.write_text("name: one\ninput: [1, 8, 8]\nlayers:\n  - {op: conv2d, out: 1, kernel: 1, bias: false}\n")
+    batches = "1..1000000000000:99999999999"  # 1, 100000000000, 199999999999, ...
+    result = sweep(str(path), parse_range(batches, "b"), parse_shape("1,1..5,1..2"), what="flops")
+    figures, valid = result.grid()
+    out = io.StringIO()
+    write_csv(result, out)
+    assert out.getvalue() == python_csv(result, figures, valid)
+    out = io.StringIO()
+    write_json(result, out)
+    rows = json.loads(out.getvalue())["rows"]
+    assert [r["flops"] for r in rows] == [2 * r["B"] * r["H"] * r["W"] for r in rows]
+    assert {len(str(r["flops"])) for r in rows} >= {1, 2, 12, 13, 14}
+
+
+def test_python_ints_past_int64_are_written_in_chunks_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from archcalc.symbolic.sweep import write_csv
+
+    path = SPECS / "resnet18.yaml"
+    result = sweep(str(path), parse_range("1..1000000000:333333333", "b"), parse_shape("3,4096,4095..4096"), what="flops")
+    figures, valid = result.grid()
+    assert figures.dtype == object
+    monkeypatch.setattr("archcalc.symbolic.sweep.CHUNK", 3)
+    out = io.StringIO()
+    write_csv(result, out)
+    assert out.getvalue() == python_csv(result, figures, valid)
+    last = out.getvalue().splitlines()[-1].split(",")
+    assert int(last[-1]) == numeric(path, 1_000_000_000, (3, 4096, 4096))["flops"] > 2**63
+
+
+def test_memory_stays_bounded_whatever_the_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every evaluation covers at most CHUNK points: the table needs 20 of 200 million, the
+    # survey of rejected sizes the 1,001 heights only (no output size depends on the batch)
+    from archcalc.symbolic import sweep as sweeping
+
+    sizes: list[int] = []
+    evaluate = sweeping._evaluate
+
+    def counted(f, axes, outer):  # type: ignore[no-untyped-def]
+        figures, valid = evaluate(f, axes, outer)
+        sizes.append(valid.size)
+        return figures, valid
+
+    monkeypatch.setattr(sweeping, "_evaluate", counted)
+    monkeypatch.setattr(sweeping, "CHUNK", 1000)
+    result = sweep(str(SPECS / "resnet18.yaml"), parse_range("1..200000", "b"), parse_shape("3,64..1064,224"))
+    assert result.points == 200_200_000 and max(sizes) <= 1000 and sum(sizes) < 2_000
+    code, out, _ = run("sweep", str(SPECS / "resnet18.yaml"), "--batch", "1..200000", "--input", "3,64..1064,224")
+    assert code == 0 and "200,200,000 points evaluated, 20 shown" in out and max(sizes) <= 1000
+
+
+def test_progress_is_reported_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from archcalc.symbolic.sweep import write_json
+
+    monkeypatch.setattr("archcalc.symbolic.sweep.CHUNK", 10)
+    calls: list[tuple[int, int, str]] = []
+    result = sweep(str(SPECS / "alexnet.yaml"), parse_range("1..3", "b"), parse_shape("3,60..64,62..65"), progress=lambda *a: calls.append(a))
+    assert calls[-1] == (20, 20, "checking input sizes")  # 5 x 4 sizes; the batch never changes them
+    calls.clear()
+    write_json(result, io.StringIO(), lambda *a: calls.append(a))
+    # blocks of whole rows of 4 widths within one batch: 2 heights (8 points), 2, then 1
+    assert [c[0] for c in calls] == [8, 16, 20, 28, 36, 40, 48, 56, 60]
+    assert {c[1:] for c in calls} == {(60, "writing rows")}
+
+
+def test_the_readme_example_has_a_table_and_a_file(tmp_path: Path) -> None:
+    # README: archcalc sweep resnet50 --batch 1..512 --input 3,64..512,64..512 -o grid.csv
+    # (103,219,712 rows, 2.4 GB, tens of seconds); the table of that grid here, and the file of
+    # a grid of the same shape of options, every 64th size
+    code, out, _ = run("sweep", "resnet50", "--batch", "1..512", "--input", "3,64..512,64..512")
+    assert code == 0 and "103,219,712 points evaluated, 18 shown" in out  # 3 x 3 x 2 sizes
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    expected = numeric(SPECS / "resnet50.yaml", 512, (3, 512, 512))["training_bytes"]
+    assert rows[-1].split("│")[1:4] == [" 512 ", " 512 ", " 512 "] and f"{expected:,}" in rows[-1]
+    target = tmp_path / "grid.csv"
+    code, _, err = run("sweep", "resnet50", "--batch", "1..512:64", "--input", "3,64..512:64,64..512:64", "-o", str(target))
+    assert code == 0 and "wrote 512 rows" in err
+    with target.open() as file:
+        picked = list(csv.DictReader(file))[::97]
+    for row in picked:
+        b, h, w = int(row["B"]), int(row["H"]), int(row["W"])
+        assert int(row["training_bytes"]) == numeric(SPECS / "resnet50.yaml", b, (3, h, w))["training_bytes"]

@@ -120,11 +120,11 @@ def _tree_lines(tree: Any) -> list[str] | None:
 
 @contextmanager
 def progress(total: int, description: str) -> Iterator[Callable[[int, int, str], None]]:
-    """A bar on stderr, gone when done: `update(done, total, path)` moves it and names the
-    layer (as text, never markup)."""
+    """A bar on stderr, gone when done: `update(done, total, what)` moves it and says what
+    is being done, e.g. the layer running (as text, never markup)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda done, _total, path: bar.update(task, completed=done, description=path)
+        yield lambda done, total, what: bar.update(task, completed=done, total=total, description=what)

@@ -1,8 +1,9 @@
 """Sweeps: one figure (memory or FLOPs) over a grid of batch sizes and input shapes.
 
 Each swept size becomes a symbol; the figure is derived once by the symbolic engine, compiled
-once into NumPy code and evaluated over the whole grid by broadcasting. floor(p/q) is compiled
-to p // q on integer arrays, so every value is exact, as the numeric engine's.
+once into NumPy code and evaluated by broadcasting, a block of at most CHUNK points at a time, so
+memory stays bounded whatever the grid. floor(p/q) is compiled to p // q on integer arrays, so
+every value is exact, as the numeric engine's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
@@ -29,13 +30,14 @@ from archcalc.spec.spec import Spec, parse_spec
 from archcalc.symbolic.integer import floor_division
 from archcalc.symbolic.symbols import symbol
 
-MAX_POINTS = 10_000_000
+MAX_POINTS = 1_000_000_000  # a bound on time: writing a billion rows takes minutes
 BATCH = "B"
 CHANNELS = "C"
 SPATIAL = ("H", "W", "D")
 _INT64_SAFE = 2**62  # figures at or past this are computed with Python ints (exact, slower)
 _RANGE = re.compile(r"\s*(-?[0-9]+)\s*(?:\.\.\s*(-?[0-9]+)\s*(?::\s*(-?[0-9]+)\s*)?)?")
-_CHUNK = 100_000  # rows formatted at a time when writing files
+CHUNK = 1 << 20  # grid points computed at a time: memory stays bounded whatever the grid
+Progress = Callable[[int, int, str], None]  # progress(points done, points in all, what is done)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,12 @@ def parse_shape(text: str) -> tuple[Range, ...]:
 
 @dataclass(frozen=True)
 class Sweep:
-    """A figure over a grid: axis k of `figure` runs over `values[k]`, the sizes of `names[k]`."""
+    """A figure over a grid: axis k runs over `values[k]`, the sizes of `names[k]`.
+
+    The points are computed from `compiled` when asked for (`at`, `grid`, `chunks`), so memory
+    stays bounded whatever the size of the grid; `rejected` and `accepted` come from one pass
+    over the sizes the network's output sizes depend on.
+    """
 
     name: str  # the network's
     label: str  # the figure: training_bytes, inference_bytes or flops
@@ -93,12 +100,17 @@ class Sweep:
     names: tuple[str, ...]  # the swept variables, the batch first, then input axes in order
     values: tuple[np.ndarray, ...]
     fixed: dict[str, int]  # the sizes not swept
-    figure: np.ndarray  # int64; dtype object (Python ints) where int64 could overflow
-    valid: np.ndarray  # False where a layer's output would be empty (the network rejects it)
+    compiled: CompiledFigure
+    rejected: int  # points where a layer's output would be empty (the network rejects them)
+    accepted: tuple[np.ndarray, ...]  # per axis and value: is some point there accepted
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.values)
 
     @property
     def points(self) -> int:
-        return int(self.figure.size)
+        return math.prod(self.shape)
 
     @property
     def unit(self) -> str:
@@ -108,37 +120,58 @@ class Sweep:
     def title(self) -> str:
         return swept(self.label).title
 
+    def grid(self, picks: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The figure (int64, or Python ints where int64 could overflow) and validity on the
+        sub-grid of positions picks[k] along each axis k; by default the whole grid, which
+        takes 9 bytes a point (`chunks` walks a large grid in bounded memory)."""
+        chosen = [v if p is None else v[p] for v, p in zip(self.values, picks or [None] * len(self.values))]
+        return _evaluate(self.compiled, chosen, outer=True)
+
     def at(self, indices: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """The swept values, the figure and validity at flat (row-major) grid positions."""
-        coords = np.unravel_index(indices, self.figure.shape) if self.names else ()
+        coords = np.unravel_index(indices, self.shape) if self.names else ()
         columns = [values[c] for values, c in zip(self.values, coords)]
-        return columns, self.figure.reshape(-1)[indices], self.valid.reshape(-1)[indices]
+        figure, valid = _evaluate(self.compiled, columns, outer=False)
+        return columns, np.broadcast_to(figure, np.shape(indices)), np.broadcast_to(valid, np.shape(indices))
+
+    def chunks(self) -> Iterator[tuple[list[np.ndarray], np.ndarray, np.ndarray]]:
+        """Every point in row-major order, at most CHUNK at a time: its position along each
+        axis (a column per variable), the figure and validity, each flat."""
+        for block in _blocks(self.shape, CHUNK):
+            figure, valid = self.grid(block)
+            yield [c.ravel() for c in np.meshgrid(*block, indexing="ij")], figure.ravel(), valid.ravel()
 
     def sample(self, most: int = 20) -> np.ndarray:
         """Flat positions of an evenly spaced sub-grid of at most `most` points, in row-major
         order: each axis gets about as many values as the others, its first and last included."""
-        sizes = [len(v) for v in self.values]
+        sizes = self.shape
         counts = [1] * len(sizes)
         while True:
             room = [k for k, n in enumerate(sizes) if counts[k] < n and math.prod(counts) // counts[k] * (counts[k] + 1) <= most]
             if not room:
                 break
             counts[min(room, key=lambda k: counts[k])] += 1
-        picks = [np.unique(np.linspace(0, n - 1, c).round().astype(np.int64)) for n, c in zip(sizes, counts)]
-        return np.atleast_1d(np.ravel_multi_index([g.ravel() for g in np.meshgrid(*picks, indexing="ij")], self.figure.shape))
+        picks = [evenly(n, c) for n, c in zip(sizes, counts)]
+        return np.atleast_1d(np.ravel_multi_index([g.ravel() for g in np.meshgrid(*picks, indexing="ij")], sizes))
 
-    def lines(self, most: int = 6) -> tuple[list[tuple[dict[str, int], np.ndarray]], dict[str, int]]:
-        """Curves along the first swept variable (float, NaN where the input is rejected): one
-        per value of the second, at most `most` of them evenly spaced; any further variables
-        held at their largest value. Returns (the value picking each curve, curve) pairs and the
-        held values."""
-        held = {n: int(v[-1]) for n, v in zip(self.names[2:], self.values[2:])}
-        grid = np.where(self.valid, self.figure, np.nan).astype(float)[(..., *(-1,) * len(held))]
-        if len(self.names) < 2:
-            return [({}, grid)], held
-        second = self.values[1]
-        picks = np.unique(np.linspace(0, len(second) - 1, min(most, len(second))).round().astype(np.int64))
-        return [({self.names[1]: int(second[j])}, grid[:, j]) for j in picks], held
+
+def evenly(n: int, count: int) -> np.ndarray:
+    """At most `count` evenly spaced positions in range(n), the first and last included."""
+    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(np.int64))
+
+
+def _blocks(shape: tuple[int, ...], most: int) -> Iterator[list[np.ndarray]]:
+    """The grid in row-major runs of at most `most` points, as positions along each axis: the
+    leading axes one position at a time, one axis in slices, the trailing axes whole."""
+    if not shape:
+        yield []
+        return
+    k = next(k for k in range(len(shape)) if math.prod(shape[k + 1 :]) <= most)
+    step = most // math.prod(shape[k + 1 :])
+    trailing = [np.arange(n) for n in shape[k + 1 :]]
+    for leading in itertools.product(*map(range, shape[:k])):
+        for first in range(0, shape[k], step):
+            yield [*(np.array([i]) for i in leading), np.arange(first, min(first + step, shape[k])), *trailing]
 
 
 def figure(analysis: Analysis, label: str) -> Any:
@@ -268,6 +301,7 @@ class CompiledFigure:
     dims: int
     storages: tuple[tuple[int, int, int], ...]  # (first use, last use, index in the outputs)
     wide: bool  # int64 could overflow: compute with Python ints
+    limited: tuple[bool, ...]  # per swept variable: does some output size depend on it
 
 
 def compile_figure(
@@ -321,6 +355,7 @@ def compile_figure(
         main = bound = chosen.value(analysis)
     syms = list(symbols.values())
     dims = _dims(analysis)
+    sized = set().union(*(d.free_symbols for d in dims))
     distinct = list(dict.fromkeys(b for _, _, b in storages))
     index = {b: 1 + len(dims) + i for i, b in enumerate(distinct)}
     return CompiledFigure(
@@ -329,40 +364,75 @@ def compile_figure(
         _compile([main, *dims, *distinct], syms), len(dims),
         tuple((first, last, index[b]) for first, last, b in storages),
         _largest_at_corners(bound, syms, list(swept)) >= _INT64_SAFE,
+        tuple(s in sized for s in syms),
     )
 
 
-def evaluate(f: CompiledFigure) -> Sweep:
-    """The figure at every grid point, by broadcasting the swept sizes through `f.function`."""
+def _evaluate(f: CompiledFigure, axes: list[np.ndarray], outer: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The figure and validity where the swept variables take the values `axes` (arrays of one
+    length, point by point; or, `outer`, every combination of them, by broadcasting)."""
     dtype: Any = object if f.wide else np.int64
-    count = len(f.ranges)
-    axes = [r.values.astype(dtype).reshape([-1 if i == k else 1 for i in range(count)]) for k, r in enumerate(f.ranges)]
+    count = len(axes)
+    if outer:
+        axes = [a.reshape([-1 if i == k else 1 for i in range(count)]) for k, a in enumerate(axes)]
+    axes = [a.astype(dtype) for a in axes]
+    shape = np.broadcast_shapes(*(a.shape for a in axes))
     outputs = f.function(*axes)
     value = outputs[0]
     if f.storages:
         peak = _inference_peak([(first, last, outputs[i]) for first, last, i in f.storages], len(f.network.order), dtype)
         value = value + (axes[0] if BATCH in f.names else f.fixed[BATCH]) * peak
-    grid = tuple(len(r) for r in f.ranges)
-    valid = np.ones(grid, dtype=bool)
+    valid = np.ones(shape, dtype=bool)
     for d in outputs[1 : 1 + f.dims]:
         valid &= np.asarray(d >= 1, dtype=bool)
+    return np.broadcast_to(np.asarray(value, dtype=dtype), shape), valid
+
+
+def _survey(f: CompiledFigure, progress: Progress | None = None) -> tuple[int, tuple[np.ndarray, ...]]:
+    """How many points the network rejects and, per axis and value, whether it accepts some
+    point there: validity over the variables output sizes depend on, a chunk at a time (the
+    others, the batch always among them, only repeat it)."""
+    sizes = tuple(len(r) if limited else 1 for r, limited in zip(f.ranges, f.limited))
+    accepted = [np.zeros(len(r), dtype=bool) for r in f.ranges]
+    rejected = done = 0
+    for block in _blocks(sizes, CHUNK):
+        _, valid = _evaluate(f, [r.values[b] for r, b in zip(f.ranges, block)], outer=True)
+        rejected += valid.size - int(np.count_nonzero(valid))
+        for k, positions in enumerate(block):
+            others = tuple(i for i in range(valid.ndim) if i != k)
+            accepted[k][positions] |= valid.any(axis=others) if f.limited[k] else valid.any()
+        done += valid.size
+        if progress is not None:
+            progress(done, math.prod(sizes), "checking input sizes")
+    for k, limited in enumerate(f.limited):
+        if not limited:
+            accepted[k][:] = accepted[k][0]
+    repeats = math.prod(len(r) for r, limited in zip(f.ranges, f.limited) if not limited)
+    return rejected * repeats, tuple(accepted)
+
+
+def evaluate(f: CompiledFigure, progress: Progress | None = None) -> Sweep:
+    """The sweep of `f`'s figure over its grid, its points computed when asked for; which
+    points the network rejects is found now (`_survey`)."""
+    rejected, accepted = _survey(f, progress)
     return Sweep(
         f.network.name, f.label, f.options, f.names, tuple(r.values for r in f.ranges), f.fixed,
-        np.asarray(np.broadcast_to(np.asarray(value, dtype=dtype), grid), order="C"), valid,
+        f, rejected, accepted,
     )
 
 
 def sweep(
     path: str, batch: Range, shape: tuple[Range, ...] | None = None, *, what: str = "memory",
-    train: bool = True, options: MemoryOptions | None = None,
+    train: bool = True, options: MemoryOptions | None = None, progress: Progress | None = None,
 ) -> Sweep:
-    """The figure (`figure`) of the spec at every point of the grid batch x shape.
+    """The figure (`figure`) of the spec over the grid batch x shape.
 
     Points where a layer's output would be empty are marked invalid; the grid's corners are
-    checked against the numeric engine.
+    checked against the numeric engine. `progress(done, total, what)` follows the pass that
+    finds the invalid points.
     """
     f = compile_figure(path, batch, shape, what=what, train=train, options=options)
-    result = evaluate(f)
+    result = evaluate(f, progress)
     check_corners(f, result)
     return result
 
@@ -373,17 +443,20 @@ def check_corners(f: CompiledFigure, result: Sweep) -> None:
     The smallest sizes are where a check that output sizes do not show (reflect padding, say)
     fails first; the largest batch and sizes are where an overflow would show.
     """
-    if not result.valid.any():
+    if result.rejected == result.points:
         raise OptionError(
             f"no point of the grid is an input {result.name} accepts: some layer's output would "
             "have no elements; raise the smallest sizes of the ranges"
         )
-    ends = []
-    for k, name in enumerate(result.names):
-        seen = result.valid.any(axis=tuple(i for i in range(result.valid.ndim) if i != k))
-        ends.append(sorted({int(np.argmax(seen)), len(seen) - 1}) if name != BATCH else [len(seen) - 1])
-    for corner in itertools.product(*ends):
-        if not result.valid[corner]:
+    ends = [
+        sorted({int(np.argmax(seen)), len(seen) - 1}) if name != BATCH else [len(seen) - 1]
+        for name, seen in zip(result.names, result.accepted)
+    ]
+    corners = list(itertools.product(*ends))
+    flat = np.array([np.ravel_multi_index(c, result.shape) if c else 0 for c in corners], dtype=np.int64)
+    _, figures, valid = result.at(flat)
+    for corner, value, ok in zip(corners, figures.tolist(), valid.tolist()):
+        if not ok:
             continue
         point = {n: int(v[i]) for n, v, i in zip(result.names, result.values, corner)}
         where = ", ".join(f"{n}={v}" for n, v in point.items())
@@ -395,32 +468,77 @@ def check_corners(f: CompiledFigure, result: Sweep) -> None:
         except ArchcalcError as exc:
             raise type(exc)(f"at {where}: {exc.message}", location=exc.location, layer=exc.layer) from None
         expected = figure(numeric, f.label)
-        if int(result.figure[corner]) != expected:
+        if int(value) != expected:
             raise ArchcalcError(
-                f"at {where} the sweep gives {int(result.figure[corner]):,} {result.unit} but the "
+                f"at {where} the sweep gives {int(value):,} {result.unit} but the "
                 f"numeric engine {expected:,}: a bug in archcalc's symbolic engine, please report it"
             )
 
 
-def _text_rows(result: Sweep, template: str, missing: str) -> Iterator[str]:
-    """Every grid point formatted with `template` (one {} per column), a chunk at a time."""
-    for start in range(0, result.points, _CHUNK):
-        indices = np.arange(start, min(start + _CHUNK, result.points))
-        columns, values, valid = result.at(indices)
-        figures = values.tolist()
-        if not valid.all():
-            figures = [v if ok else missing for v, ok in zip(figures, valid.tolist())]
-        yield "".join(map(template.format, *(c.tolist() for c in columns), figures))
+# the j-th of the four ASCII digits of 0000..9999
+_DIGITS = np.frombuffer("".join(f"{i:04d}" for i in range(10_000)).encode(), dtype=np.uint8).reshape(10_000, 4).T.copy()
 
 
-def write_csv(result: Sweep, out: TextIO) -> None:
+def _decimal(numbers: np.ndarray, missing_at: np.ndarray | None = None, missing: str = "") -> np.ndarray:
+    """str() of every non-negative int64 in `numbers` (`missing` where `missing_at`) as column
+    i of a (width, n) array of ASCII bytes, right-aligned after NUL bytes: four digits at a
+    time from a table, without a Python loop."""
+    width = max(len(str(int(numbers.max(initial=0)))), len(missing))
+    groups = -(-width // 4)
+    text = np.empty((groups * 4, len(numbers)), dtype=np.uint8)
+    rest = numbers
+    for g in reversed(range(groups)):
+        rest, low = np.divmod(rest, 10_000)
+        for j in range(4):
+            text[4 * g + j] = _DIGITS[j].take(low)
+    text = text[groups * 4 - width :]
+    length = 1 + np.searchsorted(10 ** np.arange(1, width, dtype=np.int64), numbers, side="right")
+    if missing_at is not None:
+        text[width - len(missing) :, missing_at] = np.frombuffer(missing.encode(), dtype=np.uint8)[:, None]
+        length[missing_at] = len(missing)
+    text *= np.arange(width)[:, None] >= width - length
+    return text
+
+
+def _rows(result: Sweep, pieces: list[str], missing: str, progress: Progress | None) -> Iterator[str]:
+    """Every grid point as pieces[0] + its first swept value + pieces[1] + ... + its figure +
+    pieces[-1] (the figure `missing` where the network rejects the point), a chunk at a time.
+
+    The text is put together by NumPy, several times faster than str.format a row at a time
+    (which remains for Python ints past int64): each swept variable's values are formatted
+    once (`_decimal`) and picked per row, the figures a chunk at a time; the rows are laid out
+    as the rows of a byte matrix, of which every byte but the NULs padding the numbers is
+    written, row by row.
+    """
+    swept = [_decimal(v) for v in result.values]
+    encoded = [np.frombuffer(p.encode(), dtype=np.uint8)[:, None] for p in pieces]
+    template = "{}".join(p.replace("{", "{{").replace("}", "}}") for p in pieces)
+    done = 0
+    for positions, figures, valid in result.chunks():
+        n = len(valid)
+        if figures.dtype == object:
+            last = [v if ok else missing for v, ok in zip(figures.tolist(), valid.tolist())]
+            columns = (v[p].tolist() for v, p in zip(result.values, positions))
+            yield "".join(map(template.format, *columns, last))
+        else:
+            fields = [t.take(p, axis=1) for t, p in zip(swept, positions)]
+            fields.append(_decimal(np.where(valid, figures, 0), ~valid, missing))
+            parts = [np.broadcast_to(piece, (len(piece), n)) for piece in encoded]
+            rows = np.ascontiguousarray(np.concatenate([x for pair in itertools.zip_longest(parts, fields) for x in pair if x is not None]).T)
+            yield rows[rows != 0].tobytes().decode()
+        done += n
+        if progress is not None:
+            progress(done, result.points, "writing rows")
+
+
+def write_csv(result: Sweep, out: TextIO, progress: Progress | None = None) -> None:
     """A header, then one row per grid point: the swept values, then the figure (empty where
-    the network rejects the input)."""
+    the network rejects the input). Written a chunk of rows at a time."""
     out.write(",".join([*result.names, result.label]) + "\n")
-    out.writelines(_text_rows(result, ",".join(["{}"] * (len(result.names) + 1)) + "\n", ""))
+    out.writelines(_rows(result, ["", *[","] * len(result.names), "\n"], "", progress))
 
 
-def write_json(result: Sweep, out: TextIO) -> None:
+def write_json(result: Sweep, out: TextIO, progress: Progress | None = None) -> None:
     """An object describing the sweep, with `rows`: one object per grid point (figure null
     where the network rejects the input). Written a chunk of rows at a time."""
     o = result.options
@@ -438,9 +556,9 @@ def write_json(result: Sweep, out: TextIO) -> None:
     }
     out.write(json.dumps(head, indent=2)[:-2] + ',\n  "rows": [\n')
     keys = [*result.names, result.label]
-    template = "    {{" + ", ".join(f'"{k}": {{}}' for k in keys) + "}},\n"
+    pieces = [f'    {{"{keys[0]}": ', *(f', "{k}": ' for k in keys[1:]), "},\n"]
     last = ""
-    for chunk in _text_rows(result, template, "null"):
+    for chunk in _rows(result, pieces, "null", progress):
         out.write(last)
         last = chunk
     out.write(last[:-2] + "\n  ]\n}\n")
