@@ -121,10 +121,15 @@ def _tree_lines(tree: Any) -> list[str] | None:
 @contextmanager
 def progress(total: int, description: str) -> Iterator[Callable[[int, int, str], None]]:
     """A bar on stderr, gone when done: `update(done, total, what)` moves it and says what
-    is being done, e.g. the layer running (as text, never markup)."""
+    is being done, e.g. the layer running (as text, never markup). Only on a terminal: a file or
+    pipe gets nothing, not even the blank line a finished transient bar leaves."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda done, total, what: None
+        return
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda done, total, what: bar.update(task, completed=done, total=total, description=what)
