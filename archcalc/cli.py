@@ -144,7 +144,7 @@ def _print(renderable: Any) -> None:
 
     console = Console()
     if console.is_terminal:
-        console.print(renderable)
+        console.print(renderable, crop=False)  # a figure too wide for the terminal wraps, never cut
     else:
         print_full_width(console, renderable)
 

@@ -8,6 +8,7 @@ from typing import Any
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.arith import Dim, Shape
 from archcalc.figures.flops import TRAINING_STEP_FACTOR
+from archcalc.render.terminal import FigureTable
 from archcalc.spec.blocks import Blocks
 
 
@@ -57,16 +58,18 @@ def _row(r: LayerResult) -> Row:
 def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
     """A rich renderable: the per-layer table with totals below."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     net = analysis.network
-    table = Table(title=f"{net.name}  (input {shape_text(net.input_shape)}, batch excluded)", title_justify="left")
-    table.add_column("Layer", no_wrap=True)
-    table.add_column("Op")
-    table.add_column("Settings", style="dim")
-    table.add_column("Output shape", justify="right")
-    table.add_column("Params", justify="right")
+    table = FigureTable(
+        title=f"{net.name}  (input {shape_text(net.input_shape)}, batch excluded)", title_justify="left",
+        optional=("Settings", "Op"),
+    )
+    table.add_column("Layer", overflow="fold")
+    table.add_column("Op", overflow="fold")
+    table.add_column("Settings", style="dim", overflow="fold")
+    table.add_column("Output shape", justify="right", no_wrap=True)
+    table.add_column("Params", justify="right", no_wrap=True)
     for row in fold(analysis, depth):
         params = count_text(row.params) if row.params else "–"
         if row.frozen and row.params:
@@ -96,22 +99,21 @@ def constraint_lines(constraints: Any) -> list[str]:
 
 def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = None) -> Any:
     """Weights, activations and the training total, with human units and exact bytes."""
-    from rich.table import Table
-
     from archcalc.units import human_bytes
 
     m = analysis.memory
     o = m.options
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
-    table = Table(
+    table = FigureTable(
+        optional=("Note", "Size"),
         title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision} "
         "(binary units: 1 MiB = 2^20 bytes)",
         title_justify="left",
     )
-    table.add_column("What")
-    table.add_column("Size", justify="right")
-    table.add_column("Bytes", justify="right", style="dim")
-    table.add_column("Note", style="dim")
+    table.add_column("What", overflow="fold")
+    table.add_column("Size", justify="right", no_wrap=True)
+    table.add_column("Bytes", justify="right", style="dim", no_wrap=True)
+    table.add_column("Note", style="dim", overflow="fold")
 
     def row(what: str, value: Dim, note: str = "", style: str | None = None) -> None:
         table.add_row(what, human_bytes(value), count_text(value), note, style=style)
@@ -134,19 +136,20 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = 
 def flops_table(analysis: Analysis, batch: int = 1) -> Any:
     """Per-layer MACs and FLOPs (torch.utils.flop_counter's convention) and element-wise work."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     from archcalc.units import human_count
 
     t = analysis.totals
-    table = Table(title=f"{analysis.network.name}: FLOPs per example", title_justify="left")
-    table.add_column("Layer", no_wrap=True)
-    table.add_column("Op")
-    table.add_column("MACs", justify="right")
-    table.add_column("FLOPs", justify="right")
-    table.add_column("Share", justify="right")
-    table.add_column("Element-wise", justify="right", style="dim")
+    table = FigureTable(
+        title=f"{analysis.network.name}: FLOPs per example", title_justify="left",
+        optional=("Element-wise", "Share", "Op", "MACs"),
+    )
+    table.add_column("Layer", overflow="fold")
+    table.add_column("Op", overflow="fold")
+    for column in ("MACs", "FLOPs", "Share"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("Element-wise", justify="right", style="dim", no_wrap=True)
     for r in analysis.layers:
         if not r.flops.macs and not r.flops.elementwise:
             continue
@@ -171,13 +174,13 @@ def rf_table(analysis: Analysis) -> Any:
     """Per-layer receptive field size, effective stride and padding, and centre of unit 0; where
     the field depends on the unit's position, the smallest-largest size over units and why."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     from archcalc.figures.receptive_field import ReceptiveField
 
     net = analysis.network
-    table = Table(
+    table = FigureTable(
+        optional=("Covers", "Centre", "Padding"),
         title=f"{net.name}: receptive fields on the {shape_text(net.input_shape[1:])} input "
         "(Araujo et al., Distill 2019)",
         title_justify="left",
@@ -185,7 +188,7 @@ def rf_table(analysis: Analysis) -> Any:
     table.caption = "one value where every spatial axis agrees; Covers: the field spans the input"
     table.add_column("Layer", overflow="fold")
     for column in ("Size", "Stride", "Padding", "Centre", "Covers"):
-        table.add_column(column, justify="right", overflow="fold")
+        table.add_column(column, justify="right", no_wrap=True)
     reasons: list[str] = []
     for r in analysis.layers:
         f = r.receptive_field
@@ -232,11 +235,9 @@ def unit_field_text(network: Any, path: str, unit: tuple[int, ...], interval: tu
 
 def mismatch_table(verification: Any) -> Any:
     """The figures where the analysis and the executor disagree."""
-    from rich.table import Table
-
-    table = Table(title="analysis and executor disagree", title_justify="left", title_style="bold red")
+    table = FigureTable(title="analysis and executor disagree", title_justify="left", title_style="bold red")
     for column in ("Layer", "Figure", "Analysed", "Measured"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("Analysed", "Measured"), overflow="fold")
     for m in verification.mismatches:
         table.add_row(m.layer, m.figure, m.analysed, m.measured)
     return table
@@ -245,10 +246,9 @@ def mismatch_table(verification: Any) -> Any:
 def solve_table(network_name: str, solutions: list[Any], constraints: Any = ()) -> Any:
     """Valid input sizes per axis, and the sizes for which no strided layer drops pixels."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"{network_name}: valid input sizes", title_justify="left")
+    table = FigureTable(title=f"{network_name}: valid input sizes", title_justify="left")
     for column in ("Axis", "Smallest valid", "Valid", "No pixel dropped for", "At the spec's size", "Nearest size that drops none"):
         table.add_column(column)
     notes = []
@@ -271,13 +271,11 @@ def solve_table(network_name: str, solutions: list[Any], constraints: Any = ()) 
 
 def fit_table(name: str, found: Any, train: bool) -> Any:
     """What a memory budget allows, solved from the formula."""
-    from rich.table import Table
-
     from archcalc.units import human_bytes
 
-    table = Table(title=f"{name}: what fits {human_bytes(found.budget)} ({'training' if train else 'inference'})", title_justify="left", show_header=False)
-    table.add_column("What")
-    table.add_column("Value")
+    table = FigureTable(title=f"{name}: what fits {human_bytes(found.budget)} ({'training' if train else 'inference'})", title_justify="left", show_header=False)
+    table.add_column("What", overflow="fold")
+    table.add_column("Value", overflow="fold")
     table.add_row("Fixed (weights, buffers" + (", gradients, optimizer)" if train else ")"), f"{count_text(found.fixed)} bytes")
     table.add_row("Per example", f"{found.per_example} bytes")
     table.add_row("Largest batch", str(found.batch))
@@ -290,7 +288,6 @@ def fit_table(name: str, found: Any, train: bool) -> Any:
 
 def comparison_table(comparison: Any) -> Any:
     """Networks side by side: the best value of each ranked row in bold green, ratios to the first."""
-    from rich.table import Table
     from rich.text import Text
 
     from archcalc.units import human_bytes, human_count
@@ -310,15 +307,15 @@ def comparison_table(comparison: Any) -> Any:
 
     o = comparison.options
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
-    table = Table(
+    table = FigureTable(
         title=f"Comparison (memory at batch {o.batch}, {o.dtype}{precision}, {o.optimizer}; binary units)",
         title_justify="left",
         caption=f"bold green: the lowest cost in the row; ×: ratio to {comparison.names[0]}",
         caption_justify="left",
     )
-    table.add_column("", no_wrap=True)
+    table.add_column("", overflow="fold")
     for name in comparison.names:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for metric in comparison.metrics:
         cells = []
         for i, value in enumerate(metric.values):
@@ -333,13 +330,12 @@ def comparison_table(comparison: Any) -> Any:
 
 def zoo_table(analyses: dict[str, Analysis]) -> Any:
     """The built-in specs by name: input, parameters, FLOPs and output shape of each."""
-    from rich.table import Table
-
     from archcalc.units import human_count
 
-    table = Table(title="archcalc's built-in specs", title_justify="left")
-    for column in ("Name", "Input", "Params", "FLOPs", "Output"):
-        table.add_column(column, justify="left" if column == "Name" else "right")
+    table = FigureTable(title="archcalc's built-in specs", title_justify="left", optional=("Output", "Input"))
+    table.add_column("Name", overflow="fold")
+    for column in ("Input", "Params", "FLOPs", "Output"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name, result in analyses.items():
         table.add_row(
             name, shape_text(result.network.input_shape), count_text(result.totals.params),
