@@ -222,24 +222,30 @@ def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | Non
 @SYMBOLIC
 @memory_options
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON contract (docs/json.md) and nothing else.")
-def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, as_json: bool) -> None:
+@click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components (the table; JSON lists every layer).")
+def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, as_json: bool, depth: int | None) -> None:
     """Analyse a spec: shapes, parameters, FLOPs, receptive fields and memory, as a table or JSON.
+
+    The table has a row per layer (per block with --depth): output shape, parameters, FLOPs
+    per example, receptive field size, and the bytes of its output and of what it saves for
+    backward at --batch; the totals follow.
 
     \b
     Examples:
+      archcalc analyze specs/resnet50.yaml --depth 2 --batch 32
       archcalc analyze specs/resnet50.yaml --json
       archcalc analyze specs/vgg16.yaml --json --batch 32 --input 3,320,320 > vgg16.json
       archcalc analyze specs/resnet50.yaml --json --input 3,H,W --batch B
     """
     from archcalc.analysis import to_json
-    from archcalc.render.tables import summary_table
+    from archcalc.render.tables import analyze_table
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     result = _analysis(spec, input_shape, symbolic, options)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
     else:
-        _print(summary_table(result))
+        _print(analyze_table(result, depth))
 
 
 @main.command()
@@ -295,7 +301,8 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
 @INPUT
 @SYMBOLIC
 @BATCH
-def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> None:
+@click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components, their figures summed.")
+def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, depth: int | None) -> None:
     """Multiply-accumulates and FLOPs per layer and in total.
 
     FLOPs follow torch.utils.flop_counter: 2 per multiply-add of convolutions and linear layers,
@@ -304,12 +311,13 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str) -> Non
     \b
     Examples:
       archcalc flops specs/resnet50.yaml
+      archcalc flops specs/resnet50.yaml --depth 1
       archcalc flops specs/vgg16.yaml --input 3,320,320 --batch 8
     """
     from archcalc.render.tables import flops_table
 
     options = _memory_options(batch)
-    _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch))
+    _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch, depth))
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,32 +28,44 @@ def count_text(value: Dim) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """A table row: one layer, or a block folded to the requested depth."""
+    """A table row: one layer, or a block folded to the requested depth (its layers summed)."""
 
     path: str
     op: str
     detail: str
-    output_shape: Shape
-    params: Dim
-    frozen: bool
+    members: tuple[LayerResult, ...]
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.members[-1].output_shape
+
+    @property
+    def frozen(self) -> bool:
+        return all(r.params.frozen for r in self.members)
+
+    def total(self, figure: Callable[[LayerResult], Dim]) -> Dim:
+        """A figure summed over the row's layers (a block's parameters, FLOPs, bytes)."""
+        return sum((figure(r) for r in self.members), 0)
 
 
 def fold(analysis: Analysis, depth: int | None) -> list[Row]:
-    """Rows with paths cut to `depth` components: a block's rows merge into one (params summed)."""
+    """Rows with paths cut to `depth` components: a block's layers merge into one row."""
     rows: list[Row] = []
     for group in Blocks(analysis.network.blocks).fold(analysis.layers, depth):
-        members = group.members
-        if not group.folded:
-            rows.append(_row(members[0]))
-            continue
-        params = sum((r.params.params for r in members), 0)
-        frozen = all(r.params.frozen for r in members)
-        rows.append(Row(group.name, f"{group.kind} (block)", "", members[-1].output_shape, params, frozen))
+        first = group.members[0]
+        if group.folded:
+            rows.append(Row(group.name, f"{group.kind} (block)", "", group.members))
+        else:
+            rows.append(Row(first.path, first.op, first.detail, group.members))
     return rows
 
 
-def _row(r: LayerResult) -> Row:
-    return Row(r.path, r.op, r.detail, r.output_shape, r.params.params, r.params.frozen)
+def params_text(row: Row) -> str:
+    """A row's parameters, `–` for none, marked when every one is frozen."""
+    params = row.total(lambda r: r.params.params)
+    if not params:
+        return "–"
+    return count_text(params) + (" (frozen)" if row.frozen else "")
 
 
 def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
@@ -71,12 +84,14 @@ def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
     table.add_column("Output shape", justify="right", no_wrap=True)
     table.add_column("Params", justify="right", no_wrap=True)
     for row in fold(analysis, depth):
-        params = count_text(row.params) if row.params else "–"
-        if row.frozen and row.params:
-            params += " (frozen)"
-        table.add_row(row.path, row.op, row.detail, shape_text(row.output_shape), params)
+        table.add_row(row.path, row.op, row.detail, shape_text(row.output_shape), params_text(row))
+    return Group(table, Text("\n".join(total_lines(analysis))))
+
+
+def total_lines(analysis: Analysis) -> list[str]:
+    """The parameter totals under a layer table, and what the input must satisfy."""
     t = analysis.totals
-    lines = [
+    return [
         f"Output shape:      {shape_text(analysis.output_shape)}",
         f"Total params:      {count_text(t.params)}",
         f"Trainable params:  {count_text(t.trainable_params)}",
@@ -84,7 +99,61 @@ def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
         f"Buffers:           {count_text(t.buffers)} (running statistics, not learned)",
         *constraint_lines(analysis.constraints),
     ]
+
+
+def analyze_table(analysis: Analysis, depth: int | None = None) -> Any:
+    """Every figure per layer (or per block, with `depth`): shape, parameters, FLOPs, receptive
+    field, and the bytes of its output and of what it saves for backward at the batch, with the
+    totals of each below."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from archcalc.units import human_bytes, human_count
+
+    net, o, t, m = analysis.network, analysis.options, analysis.totals, analysis.memory
+    table = FigureTable(
+        title=f"{net.name}  (input {shape_text(net.input_shape)}; bytes at batch {o.batch}, {o.dtype})",
+        title_justify="left", optional=("Op", "Saved bytes", "RF", "Output bytes"),
+    )
+    table.add_column("Layer", overflow="fold")
+    table.add_column("Op", overflow="fold")
+    for column in ("Output shape", "Params", "FLOPs", "RF", "Output bytes", "Saved bytes"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in fold(analysis, depth):
+        table.add_row(
+            row.path, row.op, shape_text(row.output_shape), params_text(row),
+            count_text(row.total(lambda r: r.flops.flops)), field_text(row.members[-1].receptive_field),
+            count_text(o.batch * row.total(lambda r: r.memory.output)),
+            count_text(o.batch * row.total(lambda r: r.memory.saved)),
+        )
+    lines = [
+        *total_lines(analysis),
+        f"FLOPs per example: {count_text(t.flops)}{_human(t.flops, human_count, 'FLOP')}",
+        f"Inference peak:    {count_text(m.inference_peak)} bytes{_human(m.inference_peak, human_bytes)} at {m.peak_layer}",
+        f"Training total:    {count_text(m.training_total)} bytes{_human(m.training_total, human_bytes)}, {o.optimizer} (archcalc memory)",
+        "RF: receptive field size on the input (archcalc rf); Output bytes: the layer's output; "
+        "Saved bytes: what autograd keeps for its backward.",
+    ]
     return Group(table, Text("\n".join(lines)))
+
+
+def _human(value: Dim, human: Callable[[Any], str], unit: str = "") -> str:
+    """` (1.81 GFLOP)`: a number in human units beside the exact one; nothing beside a formula."""
+    return f" ({human(value)}{unit})" if isinstance(value, int) else ""
+
+
+def field_text(field: Any) -> str:
+    """A receptive field's size in a table cell: `–` off the spatial path, `all` where a global
+    op sees the whole input, `a–b *` where it depends on the unit (archcalc rf says more)."""
+    from archcalc.figures.receptive_field import ReceptiveField
+
+    if field is None:
+        return "–"
+    if not isinstance(field, ReceptiveField):
+        return "all"
+    if field.varies:
+        return ("?" if field.smallest is None else "–".join(dict.fromkeys((_axes(field.smallest), _axes(field.size))))) + " *"
+    return _axes(field.size)
 
 
 def constraint_lines(constraints: Any) -> list[str]:
@@ -133,8 +202,9 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = 
     return table
 
 
-def flops_table(analysis: Analysis, batch: int = 1) -> Any:
-    """Per-layer MACs and FLOPs (torch.utils.flop_counter's convention) and element-wise work."""
+def flops_table(analysis: Analysis, batch: int = 1, depth: int | None = None) -> Any:
+    """Per-layer MACs and FLOPs (torch.utils.flop_counter's convention) and element-wise work;
+    with `depth`, per block."""
     from rich.console import Group
     from rich.text import Text
 
@@ -150,11 +220,13 @@ def flops_table(analysis: Analysis, batch: int = 1) -> Any:
     for column in ("MACs", "FLOPs", "Share"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("Element-wise", justify="right", style="dim", no_wrap=True)
-    for r in analysis.layers:
-        if not r.flops.macs and not r.flops.elementwise:
+    for row in fold(analysis, depth):
+        macs, elementwise = row.total(lambda r: r.flops.macs), row.total(lambda r: r.flops.elementwise)
+        if not macs and not elementwise:
             continue
-        share = f"{r.flops.flops / t.flops:.1%}" if isinstance(t.flops, int) and t.flops else ""
-        table.add_row(r.path, r.op, count_text(r.flops.macs), count_text(r.flops.flops), share, count_text(r.flops.elementwise))
+        flops = row.total(lambda r: r.flops.flops)
+        share = f"{flops / t.flops:.1%}" if isinstance(t.flops, int) and t.flops else ""
+        table.add_row(row.path, row.op, count_text(macs), count_text(flops), share, count_text(elementwise))
     lines = [
         f"MACs per example:   {count_text(t.macs)} ({human_count(t.macs)}MAC)",
         f"FLOPs per example:  {count_text(t.flops)} ({human_count(t.flops)}FLOP)",
