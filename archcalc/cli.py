@@ -255,7 +255,8 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
 @memory_options
 @click.option("--train/--infer", default=True, show_default=True, help="Training (saved activations, gradients, optimizer state) or inference only.")
 @click.option("--fit", metavar="BUDGET", default=None, help="Find the largest batch that fits this budget, e.g. 16GiB.")
-def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None) -> None:
+@click.option("--reserve", metavar="SIZE", default=None, help="With --fit: bytes to set aside for what archcalc does not count (CUDA context, cuDNN workspace, allocator rounding), e.g. 1GiB.")
+def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None, reserve: str | None) -> None:
     """Memory of weights, activations (sum and inference peak) and a training step.
 
     Training keeps what PyTorch's autograd saves for backward (deduplicated by storage), plus
@@ -266,7 +267,7 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     Examples:
       archcalc memory specs/resnet18.yaml --batch 128
       archcalc memory specs/resnet50.yaml --optimizer sgd --mixed-precision bf16
-      archcalc memory specs/vgg16.yaml --fit 16GiB
+      archcalc memory specs/vgg16.yaml --fit 16GiB --reserve 1GiB
       archcalc memory specs/resnet50.yaml --infer --dtype float16 --batch 64
       archcalc memory specs/resnet50.yaml --input 3,H,W --batch B
       archcalc memory specs/resnet50.yaml --fit 16GiB --symbolic --batch 32
@@ -274,23 +275,26 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     from archcalc.figures.memory import largest_batch
     from archcalc.figures.params import parameter_counts
     from archcalc.figures.shapes import output_shapes
-    from archcalc.options import parse_bytes
+    from archcalc.options import parse_bytes, usable_budget
     from archcalc.render.tables import memory_table
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     network = _network(spec, input_shape, symbolic)
     found = None
+    if reserve is not None and fit is None:
+        raise OptionError("--reserve sets bytes aside from the --fit budget: give --fit too, e.g. --fit 16GiB --reserve 1GiB")
     if fit is not None:
-        budget = parse_bytes(fit)
+        kept = parse_bytes(reserve) if reserve is not None else 0
+        budget = usable_budget(parse_bytes(fit), kept)
         shapes = output_shapes(network)
         counts = parameter_counts(network, shapes)
         if network.symbolic:
             from archcalc.render.tables import fit_table
             from archcalc.symbolic.solve import fit as solve_fit
 
-            _print(fit_table(network.name, solve_fit(network, shapes, counts, options, budget, train), train))
+            _print(fit_table(network.name, solve_fit(network, shapes, counts, options, budget, train), train, kept))
             return
-        found = (fit, largest_batch(network, shapes, counts, options, budget, train))
+        found = (fit, kept, largest_batch(network, shapes, counts, options, budget, train))
     from archcalc.analysis import analyze as run
 
     _print(memory_table(run(network, options), train, found))

@@ -166,8 +166,18 @@ def constraint_lines(constraints: Any) -> list[str]:
     ]
 
 
-def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = None) -> Any:
-    """Weights, activations and the training total, with human units and exact bytes."""
+NOT_COUNTED = (
+    "Not counted: the CUDA context (hundreds of MiB per process), cuDNN/cuBLAS workspaces, the "
+    "caching allocator's rounding and fragmentation, and the backward pass's transient gradients"
+)
+
+
+def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | None = None) -> Any:
+    """Weights, activations and the training total, with human units and exact bytes, each row
+    defined under the table; `fit`: the budget as given, the reserve taken off it, the batch."""
+    from rich.console import Group
+    from rich.text import Text
+
     from archcalc.units import human_bytes
 
     m = analysis.memory
@@ -183,23 +193,36 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = 
     table.add_column("Size", justify="right", no_wrap=True)
     table.add_column("Bytes", justify="right", style="dim", no_wrap=True)
     table.add_column("Note", style="dim", overflow="fold")
+    legend: list[str] = []
 
-    def row(what: str, value: Dim, note: str = "", style: str | None = None) -> None:
+    def row(what: str, value: Dim, meaning: str, note: str = "", style: str | None = None) -> None:
         table.add_row(what, human_bytes(value), count_text(value), note, style=style)
+        legend.append(f"{what}: {meaning}.")
 
-    row("Weights", m.weights, "fp32 + half copy" if o.mixed_precision else "")
-    row("Buffers", m.buffers)
-    row("Activations (sum of outputs)", m.activations_sum, "all outputs (torchinfo's forward pass)")
-    row("Inference peak", m.inference_peak, f"at {m.peak_layer}")
-    row("Inference total", m.inference_total, "", style=None if train else "bold")
+    row("Weights", m.weights, "parameters x their element size", "fp32 + half copy" if o.mixed_precision else "")
+    row("Buffers", m.buffers, "norms' running statistics, not learned")
+    row(
+        "Activations (sum of outputs)", m.activations_sum,
+        "every layer's output added up, as if all were alive at once; an upper bound on the "
+        "inference peak (torchinfo's forward/backward pass size counts differently)",
+    )
+    row(
+        "Inference peak", m.inference_peak,
+        "the most activation bytes alive at once running forward without autograd, each tensor "
+        "freed after its last reader", f"at {m.peak_layer}",
+    )
+    row("Inference total", m.inference_total, "weights + buffers + inference peak", style=None if train else "bold")
     if train:
-        row("Saved for backward", m.training_activations, "as PyTorch autograd")
-        row("Gradients", m.gradients, "")
-        row("Optimizer state", m.optimizer_state, f"{o.optimizer}")
-        row("Training total", m.training_total, "", style="bold")
+        row("Saved for backward", m.training_activations, "the tensors PyTorch's autograd keeps for the backward pass, each storage once")
+        row("Gradients", m.gradients, "one per trainable parameter")
+        row("Optimizer state", m.optimizer_state, f"the state {o.optimizer} keeps per trainable parameter", o.optimizer)
+        row("Training total", m.training_total, "weights + buffers + saved for backward + gradients + optimizer state", style="bold")
+    legend.append(NOT_COUNTED + ("; --fit --reserve SIZE sets them aside." if fit is None else "."))
     if fit is not None:
-        table.caption = f"Largest batch that fits {fit[0]} ({'training' if train else 'inference'}): {fit[1]:,}"
-    return table
+        budget, reserve, batch = fit
+        kept = f", less {reserve:,} bytes reserved" if reserve else " (no --reserve set aside for what is not counted)"
+        legend.append(f"Largest batch that fits {budget}{kept} ({'training' if train else 'inference'}): {batch:,}")
+    return Group(table, Text("\n".join(legend)))
 
 
 def flops_table(analysis: Analysis, batch: int = 1, depth: int | None = None) -> Any:
@@ -341,11 +364,16 @@ def solve_table(network_name: str, solutions: list[Any], constraints: Any = ()) 
     return Group(table, Text("\n".join(notes))) if notes else table
 
 
-def fit_table(name: str, found: Any, train: bool) -> Any:
-    """What a memory budget allows, solved from the formula."""
+def fit_table(name: str, found: Any, train: bool, reserve: int = 0) -> Any:
+    """What a memory budget (less `reserve` bytes) allows, solved from the formula."""
+    from rich.console import Group
+    from rich.text import Text
+
     from archcalc.units import human_bytes
 
-    table = FigureTable(title=f"{name}: what fits {human_bytes(found.budget)} ({'training' if train else 'inference'})", title_justify="left", show_header=False)
+    less = f" less {human_bytes(reserve)} reserved" if reserve else ""
+    title = f"{name}: what fits {human_bytes(found.budget + reserve)}{less} ({'training' if train else 'inference'})"
+    table = FigureTable(title=title, title_justify="left", show_header=False)
     table.add_column("What", overflow="fold")
     table.add_column("Value", overflow="fold")
     table.add_row("Fixed (weights, buffers" + (", gradients, optimizer)" if train else ")"), f"{count_text(found.fixed)} bytes")
@@ -355,7 +383,7 @@ def fit_table(name: str, found: Any, train: bool) -> Any:
         table.add_row("  at the spec's sizes", f"{found.batch_at_defaults:,}")
     if found.given_batch is not None:
         table.add_row(f"Largest square input at batch {found.given_batch}", f"{found.square_input:,}" if found.square_input else "none fits")
-    return table
+    return Group(table, Text(NOT_COUNTED + (f"; {reserve:,} bytes reserved for them." if reserve else "; --reserve SIZE sets them aside.")))
 
 
 def comparison_table(comparison: Any) -> Any:
