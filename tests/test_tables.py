@@ -153,3 +153,17 @@ def test_formula_prints_totals_first() -> None:
     assert "params = 11689512" in text  # torchvision docs: ResNet-18
     latex = run({}, "formula", "resnet18", "--what", "params", "--format", "latex")
     assert latex.index(r"\begin{align*}") < latex.index(r"\begin{longtable}")
+
+
+def test_verify_mismatch_table_keeps_figures_whole() -> None:
+    from types import SimpleNamespace
+
+    from archcalc.render.tables import mismatch_table
+    from archcalc.render.terminal import Console
+
+    long = "layer" + ".block" * 12
+    mismatch = SimpleNamespace(layer=long, figure="output shape", analysed="256×1,024×1,024", measured="256×1,024×1,023")
+    console = Console(width=40, record=True, force_terminal=True)
+    console.print(mismatch_table(SimpleNamespace(mismatches=[mismatch])), crop=False)
+    text = console.export_text()
+    assert "…" not in text and "256×1,024×1,024" in text and "256×1,024×1,023" in text
