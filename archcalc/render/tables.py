@@ -40,6 +40,10 @@ class Row:
         return self.members[-1].output_shape
 
     @property
+    def params(self) -> Dim:
+        return self.total(lambda r: r.params.params)
+
+    @property
     def frozen(self) -> bool:
         return all(r.params.frozen for r in self.members)
 
@@ -62,7 +66,7 @@ def fold(analysis: Analysis, depth: int | None) -> list[Row]:
 
 def params_text(row: Row) -> str:
     """A row's parameters, `–` for none, marked when every one is frozen."""
-    params = row.total(lambda r: r.params.params)
+    params = row.params
     if not params:
         return "–"
     return count_text(params) + (" (frozen)" if row.frozen else "")
