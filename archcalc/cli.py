@@ -147,7 +147,7 @@ def _print(renderable: Any) -> None:
 
     console = Console()
     if console.is_terminal:
-        console.print(renderable)
+        console.print(renderable, crop=False)  # a figure too wide for the terminal wraps, never cut
     else:
         print_full_width(console, renderable)
 
@@ -257,24 +257,30 @@ def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | Non
 @SYMBOLIC
 @memory_options
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON contract (docs/json.md) and nothing else.")
-def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, as_json: bool) -> None:
+@click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components (the table; JSON lists every layer).")
+def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, as_json: bool, depth: int | None) -> None:
     """Analyse a spec: shapes, parameters, FLOPs, receptive fields and memory, as a table or JSON.
+
+    The table has a row per layer (per block with --depth): output shape, parameters, FLOPs
+    per example, receptive field size, and the bytes of its output and of what it saves for
+    backward at --batch; the totals follow.
 
     \b
     Examples:
+      archcalc analyze specs/resnet50.yaml --depth 2 --batch 32
       archcalc analyze specs/resnet50.yaml --json
       archcalc analyze specs/vgg16.yaml --json --batch 32 --input 3,320,320 > vgg16.json
       archcalc analyze specs/resnet50.yaml --json --input 3,H,W --batch B
     """
     from archcalc.analysis import to_json
-    from archcalc.render.tables import summary_table
+    from archcalc.render.tables import analyze_table
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     result = _analysis(spec, input_shape, symbolic, options)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
     else:
-        _print(summary_table(result))
+        _print(analyze_table(result, depth))
 
 
 @main.command()
@@ -284,8 +290,9 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
 @memory_options
 @click.option("--train/--infer", default=True, show_default=True, help="Training (saved activations, gradients, optimizer state) or inference only.")
 @click.option("--fit", metavar="BUDGET", default=None, help="Find the largest batch that fits this budget, e.g. 16GiB.")
+@click.option("--reserve", metavar="SIZE", default=None, help="With --fit: bytes to set aside for what archcalc does not count (CUDA context, cuDNN workspace, allocator rounding), e.g. 1GiB.")
 @JSON
-def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None, as_json: bool) -> None:
+def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None, reserve: str | None, as_json: bool) -> None:
     """Memory of weights, activations (sum and inference peak) and a training step.
 
     Training keeps what PyTorch's autograd saves for backward (deduplicated by storage), plus
@@ -296,7 +303,7 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     Examples:
       archcalc memory specs/resnet18.yaml --batch 128
       archcalc memory specs/resnet50.yaml --optimizer sgd --mixed-precision bf16
-      archcalc memory specs/vgg16.yaml --fit 16GiB
+      archcalc memory specs/vgg16.yaml --fit 16GiB --reserve 1GiB
       archcalc memory specs/resnet50.yaml --infer --dtype float16 --batch 64
       archcalc memory specs/resnet50.yaml --input 3,H,W --batch B
       archcalc memory specs/resnet50.yaml --fit 16GiB --symbolic --batch 32
@@ -304,31 +311,33 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     from archcalc.figures.memory import largest_batch
     from archcalc.figures.params import parameter_counts
     from archcalc.figures.shapes import output_shapes
-    from archcalc.options import parse_bytes
+    from archcalc.options import parse_bytes, usable_budget
     from archcalc.render.tables import memory_table
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     network = _network(spec, input_shape, symbolic)
+    if reserve is not None and fit is None:
+        raise OptionError("--reserve sets bytes aside from the --fit budget: give --fit too, e.g. --fit 16GiB --reserve 1GiB")
+    kept = parse_bytes(reserve) if reserve is not None else 0
     if as_json:
         from archcalc.analysis import analyze as run_json
-        from archcalc.options import parse_bytes
         from archcalc.render.json_out import fit_document, memory_document
 
-        found_json = None if fit is None else fit_document(network, options, parse_bytes(fit), train)
+        found_json = None if fit is None else fit_document(network, options, parse_bytes(fit), train, kept)
         _echo_json(memory_document(run_json(network, options), train, found_json))
         return
     found = None
     if fit is not None:
-        budget = parse_bytes(fit)
+        budget = usable_budget(parse_bytes(fit), kept)
         shapes = output_shapes(network)
         counts = parameter_counts(network, shapes)
         if network.symbolic:
             from archcalc.render.tables import fit_table
             from archcalc.symbolic.solve import fit as solve_fit
 
-            _print(fit_table(network.name, solve_fit(network, shapes, counts, options, budget, train), train))
+            _print(fit_table(network.name, solve_fit(network, shapes, counts, options, budget, train), train, kept))
             return
-        found = (fit, largest_batch(network, shapes, counts, options, budget, train))
+        found = (fit, kept, largest_batch(network, shapes, counts, options, budget, train))
     from archcalc.analysis import analyze as run
 
     _print(memory_table(run(network, options), train, found))
@@ -339,8 +348,9 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
 @INPUT
 @SYMBOLIC
 @BATCH
+@click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components, their figures summed.")
 @JSON
-def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, as_json: bool) -> None:
+def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, depth: int | None, as_json: bool) -> None:
     """Multiply-accumulates and FLOPs per layer and in total.
 
     FLOPs follow torch.utils.flop_counter: 2 per multiply-add of convolutions and linear layers,
@@ -349,6 +359,7 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, as_jso
     \b
     Examples:
       archcalc flops specs/resnet50.yaml
+      archcalc flops specs/resnet50.yaml --depth 1
       archcalc flops specs/vgg16.yaml --input 3,320,320 --batch 8
     """
     from archcalc.render.tables import flops_table
@@ -359,7 +370,7 @@ def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, as_jso
 
         _echo_json(flops_json(_analysis(spec, input_shape, symbolic, options)))
         return
-    _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch))
+    _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch, depth))
 
 
 @main.command()

@@ -64,6 +64,14 @@ def parse_batch(text: str) -> int | str:
     raise OptionError(f"the batch must be a whole number of at least 1 or a symbol name like B, got {quote(text)}")
 
 
+def usable_budget(budget: int, reserve: int) -> int:
+    """The bytes a --fit budget leaves for the model once --reserve is set aside for what archcalc
+    does not count (CUDA context, cuDNN workspace, allocator rounding)."""
+    if reserve >= budget:
+        raise OptionError(f"--reserve {reserve:,} bytes leaves nothing of the --fit budget of {budget:,} bytes: reserve less than the budget")
+    return budget - reserve
+
+
 def parse_bytes(text: str) -> int:
     """`16GiB` -> 17179869184, exactly; binary (KiB, MiB, GiB) and decimal (KB, MB, GB) units, or bytes."""
     match = _BYTES.fullmatch(text.strip())

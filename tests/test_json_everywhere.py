@@ -246,3 +246,13 @@ def test_json_does_not_depend_on_the_terminal_width(monkeypatch: pytest.MonkeyPa
     wide = CliRunner().invoke(main, ["summary", RESNET18, "--json"]).stdout
     monkeypatch.setenv("COLUMNS", "40")
     assert CliRunner().invoke(main, ["summary", RESNET18, "--json"]).stdout == wide
+
+
+def test_memory_fit_reserve_solves_in_what_the_reserve_leaves() -> None:
+    """--reserve 256MiB of a 1GiB budget fits what a 768MiB budget does; the document keeps both."""
+    spec = str(SPECS / "resnet18.yaml")
+    reserved, _ = run(["memory", spec, "--fit", "1GiB", "--reserve", "256MiB", "--json"])
+    plain, _ = run(["memory", spec, "--fit", "768MiB", "--json"])
+    valid("memory", reserved)
+    assert reserved["fit"]["budget"] == 2**30 and reserved["fit"]["reserve"] == 2**28
+    assert reserved["fit"]["batch"] == plain["fit"]["batch"] and plain["fit"]["reserve"] == 0

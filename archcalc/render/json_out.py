@@ -103,17 +103,22 @@ def fit_json(budget: int, total: Linear, batch: Any, train: bool) -> dict[str, A
     }
 
 
-def fit_document(network: Network, options: MemoryOptions, budget: int, train: bool) -> dict[str, Any]:
+def fit_document(network: Network, options: MemoryOptions, budget: int, train: bool, reserve: int = 0) -> dict[str, Any]:
     """memory --fit's `fit`: the largest batch (figures.memory.largest_batch), or in symbolic
-    mode the formula symbolic.solve.fit derives."""
+    mode the formula symbolic.solve.fit derives, in the budget less `reserve` (--reserve)."""
+    from archcalc.options import usable_budget
+
+    usable = usable_budget(budget, reserve)
     shapes = output_shapes(network)
     counts = parameter_counts(network, shapes)
     if network.symbolic:
         from archcalc.symbolic.solve import fit
 
-        return solved_fit_json(fit(network, shapes, counts, options, budget, train), train)
-    found = largest_batch(network, shapes, counts, options, budget, train)
-    return fit_json(budget, batch_total(network, shapes, counts, options, train), found, train)
+        found = solved_fit_json(fit(network, shapes, counts, options, usable, train), train)
+    else:
+        batch = largest_batch(network, shapes, counts, options, usable, train)
+        found = fit_json(usable, batch_total(network, shapes, counts, options, train), batch, train)
+    return {**found, "budget": budget, "reserve": reserve}
 
 
 def solved_fit_json(found: Fit, train: bool) -> dict[str, Any]:

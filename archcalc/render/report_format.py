@@ -65,7 +65,7 @@ def terminal(r: Report) -> Any:
 
     glance = Table.grid(padding=(0, 2))
     glance.add_column(style="bold")
-    glance.add_column()
+    glance.add_column(overflow="fold")  # a long layer name wraps; a figure is never cut
     for key, value in glance_rows(r):
         glance.add_row(key, value)
 

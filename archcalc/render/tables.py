@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.arith import Dim, Shape
 from archcalc.figures.flops import TRAINING_STEP_FACTOR
+from archcalc.render.terminal import FigureTable
 from archcalc.spec.blocks import Blocks
 
 
@@ -26,54 +28,74 @@ def count_text(value: Dim) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """A table row: one layer, or a block folded to the requested depth."""
+    """A table row: one layer, or a block folded to the requested depth (its layers summed)."""
 
     path: str
     op: str
     detail: str
-    output_shape: Shape
-    params: Dim
-    frozen: bool
+    members: tuple[LayerResult, ...]
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.members[-1].output_shape
+
+    @property
+    def params(self) -> Dim:
+        return self.total(lambda r: r.params.params)
+
+    @property
+    def frozen(self) -> bool:
+        return all(r.params.frozen for r in self.members)
+
+    def total(self, figure: Callable[[LayerResult], Dim]) -> Dim:
+        """A figure summed over the row's layers (a block's parameters, FLOPs, bytes)."""
+        return sum((figure(r) for r in self.members), 0)
 
 
 def fold(analysis: Analysis, depth: int | None) -> list[Row]:
-    """Rows with paths cut to `depth` components: a block's rows merge into one (params summed)."""
+    """Rows with paths cut to `depth` components: a block's layers merge into one row."""
     rows: list[Row] = []
     for group in Blocks(analysis.network.blocks).fold(analysis.layers, depth):
-        members = group.members
-        if not group.folded:
-            rows.append(_row(members[0]))
-            continue
-        params = sum((r.params.params for r in members), 0)
-        frozen = all(r.params.frozen for r in members)
-        rows.append(Row(group.name, f"{group.kind} (block)", "", members[-1].output_shape, params, frozen))
+        first = group.members[0]
+        if group.folded:
+            rows.append(Row(group.name, f"{group.kind} (block)", "", group.members))
+        else:
+            rows.append(Row(first.path, first.op, first.detail, group.members))
     return rows
 
 
-def _row(r: LayerResult) -> Row:
-    return Row(r.path, r.op, r.detail, r.output_shape, r.params.params, r.params.frozen)
+def params_text(row: Row) -> str:
+    """A row's parameters, `–` for none, marked when every one is frozen."""
+    params = row.params
+    if not params:
+        return "–"
+    return count_text(params) + (" (frozen)" if row.frozen else "")
 
 
 def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
     """A rich renderable: the per-layer table with totals below."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     net = analysis.network
-    table = Table(title=f"{net.name}  (input {shape_text(net.input_shape)}, batch excluded)", title_justify="left")
-    table.add_column("Layer", no_wrap=True)
-    table.add_column("Op")
-    table.add_column("Settings", style="dim")
-    table.add_column("Output shape", justify="right")
-    table.add_column("Params", justify="right")
+    table = FigureTable(
+        title=f"{net.name}  (input {shape_text(net.input_shape)}, batch excluded)", title_justify="left",
+        optional=("Settings", "Op"),
+    )
+    table.add_column("Layer", overflow="fold")
+    table.add_column("Op", overflow="fold")
+    table.add_column("Settings", style="dim", overflow="fold")
+    table.add_column("Output shape", justify="right", no_wrap=True)
+    table.add_column("Params", justify="right", no_wrap=True)
     for row in fold(analysis, depth):
-        params = count_text(row.params) if row.params else "–"
-        if row.frozen and row.params:
-            params += " (frozen)"
-        table.add_row(row.path, row.op, row.detail, shape_text(row.output_shape), params)
+        table.add_row(row.path, row.op, row.detail, shape_text(row.output_shape), params_text(row))
+    return Group(table, Text("\n".join(total_lines(analysis))))
+
+
+def total_lines(analysis: Analysis) -> list[str]:
+    """The parameter totals under a layer table, and what the input must satisfy."""
     t = analysis.totals
-    lines = [
+    return [
         f"Output shape:      {shape_text(analysis.output_shape)}",
         f"Total params:      {count_text(t.params)}",
         f"Trainable params:  {count_text(t.trainable_params)}",
@@ -81,7 +103,61 @@ def summary_table(analysis: Analysis, depth: int | None = None) -> Any:
         f"Buffers:           {count_text(t.buffers)} (running statistics, not learned)",
         *constraint_lines(analysis.constraints),
     ]
+
+
+def analyze_table(analysis: Analysis, depth: int | None = None) -> Any:
+    """Every figure per layer (or per block, with `depth`): shape, parameters, FLOPs, receptive
+    field, and the bytes of its output and of what it saves for backward at the batch, with the
+    totals of each below."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from archcalc.units import human_bytes, human_count
+
+    net, o, t, m = analysis.network, analysis.options, analysis.totals, analysis.memory
+    table = FigureTable(
+        title=f"{net.name}  (input {shape_text(net.input_shape)}; bytes at batch {o.batch}, {o.dtype})",
+        title_justify="left", optional=("Op", "Saved bytes", "RF", "Output bytes"),
+    )
+    table.add_column("Layer", overflow="fold")
+    table.add_column("Op", overflow="fold")
+    for column in ("Output shape", "Params", "FLOPs", "RF", "Output bytes", "Saved bytes"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in fold(analysis, depth):
+        table.add_row(
+            row.path, row.op, shape_text(row.output_shape), params_text(row),
+            count_text(row.total(lambda r: r.flops.flops)), field_text(row.members[-1].receptive_field),
+            count_text(o.batch * row.total(lambda r: r.memory.output)),
+            count_text(o.batch * row.total(lambda r: r.memory.saved)),
+        )
+    lines = [
+        *total_lines(analysis),
+        f"FLOPs per example: {count_text(t.flops)}{_human(t.flops, human_count, 'FLOP')}",
+        f"Inference peak:    {count_text(m.inference_peak)} bytes{_human(m.inference_peak, human_bytes)} at {m.peak_layer}",
+        f"Training total:    {count_text(m.training_total)} bytes{_human(m.training_total, human_bytes)}, {o.optimizer} (archcalc memory)",
+        "RF: receptive field size on the input (archcalc rf); Output bytes: the layer's output; "
+        "Saved bytes: what autograd keeps for its backward.",
+    ]
     return Group(table, Text("\n".join(lines)))
+
+
+def _human(value: Dim, human: Callable[[Any], str], unit: str = "") -> str:
+    """` (1.81 GFLOP)`: a number in human units beside the exact one; nothing beside a formula."""
+    return f" ({human(value)}{unit})" if isinstance(value, int) else ""
+
+
+def field_text(field: Any) -> str:
+    """A receptive field's size in a table cell: `–` off the spatial path, `all` where a global
+    op sees the whole input, `a–b *` where it depends on the unit (archcalc rf says more)."""
+    from archcalc.figures.receptive_field import ReceptiveField
+
+    if field is None:
+        return "–"
+    if not isinstance(field, ReceptiveField):
+        return "all"
+    if field.varies:
+        return ("?" if field.smallest is None else "–".join(dict.fromkeys((_axes(field.smallest), _axes(field.size))))) + " *"
+    return _axes(field.size)
 
 
 def constraint_lines(constraints: Any) -> list[str]:
@@ -94,64 +170,91 @@ def constraint_lines(constraints: Any) -> list[str]:
     ]
 
 
-def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int] | None = None) -> Any:
-    """Weights, activations and the training total, with human units and exact bytes."""
-    from rich.table import Table
+NOT_COUNTED = (
+    "Not counted: the CUDA context (hundreds of MiB per process), cuDNN/cuBLAS workspaces, the "
+    "caching allocator's rounding and fragmentation, and the backward pass's transient gradients"
+)
+
+
+def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | None = None) -> Any:
+    """Weights, activations and the training total, with human units and exact bytes, each row
+    defined under the table; `fit`: the budget as given, the reserve taken off it, the batch."""
+    from rich.console import Group
+    from rich.text import Text
 
     from archcalc.units import human_bytes
 
     m = analysis.memory
     o = m.options
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
-    table = Table(
+    table = FigureTable(
+        optional=("Note", "Size"),
         title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision} "
         "(binary units: 1 MiB = 2^20 bytes)",
         title_justify="left",
     )
-    table.add_column("What")
-    table.add_column("Size", justify="right")
-    table.add_column("Bytes", justify="right", style="dim")
-    table.add_column("Note", style="dim")
+    table.add_column("What", overflow="fold")
+    table.add_column("Size", justify="right", no_wrap=True)
+    table.add_column("Bytes", justify="right", style="dim", no_wrap=True)
+    table.add_column("Note", style="dim", overflow="fold")
+    legend: list[str] = []
 
-    def row(what: str, value: Dim, note: str = "", style: str | None = None) -> None:
+    def row(what: str, value: Dim, meaning: str, note: str = "", style: str | None = None) -> None:
         table.add_row(what, human_bytes(value), count_text(value), note, style=style)
+        legend.append(f"{what}: {meaning}.")
 
-    row("Weights", m.weights, "fp32 + half copy" if o.mixed_precision else "")
-    row("Buffers", m.buffers)
-    row("Activations (sum of outputs)", m.activations_sum, "all outputs (torchinfo's forward pass)")
-    row("Inference peak", m.inference_peak, f"at {m.peak_layer}")
-    row("Inference total", m.inference_total, "", style=None if train else "bold")
+    row("Weights", m.weights, "parameters x their element size", "fp32 + half copy" if o.mixed_precision else "")
+    row("Buffers", m.buffers, "norms' running statistics, not learned")
+    row(
+        "Activations (sum of outputs)", m.activations_sum,
+        "every layer's output added up, as if all were alive at once; an upper bound on the "
+        "inference peak (torchinfo's forward/backward pass size counts differently)",
+    )
+    row(
+        "Inference peak", m.inference_peak,
+        "the most activation bytes alive at once running forward without autograd, each tensor "
+        "freed after its last reader", f"at {m.peak_layer}",
+    )
+    row("Inference total", m.inference_total, "weights + buffers + inference peak", style=None if train else "bold")
     if train:
-        row("Saved for backward", m.training_activations, "as PyTorch autograd")
-        row("Gradients", m.gradients, "")
-        row("Optimizer state", m.optimizer_state, f"{o.optimizer}")
-        row("Training total", m.training_total, "", style="bold")
+        row("Saved for backward", m.training_activations, "the tensors PyTorch's autograd keeps for the backward pass, each storage once")
+        row("Gradients", m.gradients, "one per trainable parameter")
+        row("Optimizer state", m.optimizer_state, f"the state {o.optimizer} keeps per trainable parameter", o.optimizer)
+        row("Training total", m.training_total, "weights + buffers + saved for backward + gradients + optimizer state", style="bold")
+    legend.append(NOT_COUNTED + ("; --fit --reserve SIZE sets them aside." if fit is None else "."))
     if fit is not None:
-        table.caption = f"Largest batch that fits {fit[0]} ({'training' if train else 'inference'}): {fit[1]:,}"
-    return table
+        budget, reserve, batch = fit
+        mode = "training" if train else "inference"
+        kept = f"less {reserve:,} bytes reserved" if reserve else "nothing set aside by --reserve for what is not counted"
+        legend.append(f"Largest batch that fits {budget} ({mode}; {kept}): {batch:,}")
+    return Group(table, Text("\n".join(legend)))
 
 
-def flops_table(analysis: Analysis, batch: int = 1) -> Any:
-    """Per-layer MACs and FLOPs (torch.utils.flop_counter's convention) and element-wise work."""
+def flops_table(analysis: Analysis, batch: int = 1, depth: int | None = None) -> Any:
+    """Per-layer MACs and FLOPs (torch.utils.flop_counter's convention) and element-wise work;
+    with `depth`, per block."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     from archcalc.units import human_count
 
     t = analysis.totals
-    table = Table(title=f"{analysis.network.name}: FLOPs per example", title_justify="left")
-    table.add_column("Layer", no_wrap=True)
-    table.add_column("Op")
-    table.add_column("MACs", justify="right")
-    table.add_column("FLOPs", justify="right")
-    table.add_column("Share", justify="right")
-    table.add_column("Element-wise", justify="right", style="dim")
-    for r in analysis.layers:
-        if not r.flops.macs and not r.flops.elementwise:
+    table = FigureTable(
+        title=f"{analysis.network.name}: FLOPs per example", title_justify="left",
+        optional=("Element-wise", "Share", "Op", "MACs"),
+    )
+    table.add_column("Layer", overflow="fold")
+    table.add_column("Op", overflow="fold")
+    for column in ("MACs", "FLOPs", "Share"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("Element-wise", justify="right", style="dim", no_wrap=True)
+    for row in fold(analysis, depth):
+        macs, elementwise = row.total(lambda r: r.flops.macs), row.total(lambda r: r.flops.elementwise)
+        if not macs and not elementwise:
             continue
-        share = f"{r.flops.flops / t.flops:.1%}" if isinstance(t.flops, int) and t.flops else ""
-        table.add_row(r.path, r.op, count_text(r.flops.macs), count_text(r.flops.flops), share, count_text(r.flops.elementwise))
+        flops = row.total(lambda r: r.flops.flops)
+        share = f"{flops / t.flops:.1%}" if isinstance(t.flops, int) and t.flops else ""
+        table.add_row(row.path, row.op, count_text(macs), count_text(flops), share, count_text(elementwise))
     lines = [
         f"MACs per example:   {count_text(t.macs)} ({human_count(t.macs)}MAC)",
         f"FLOPs per example:  {count_text(t.flops)} ({human_count(t.flops)}FLOP)",
@@ -171,13 +274,13 @@ def rf_table(analysis: Analysis) -> Any:
     """Per-layer receptive field size, effective stride and padding, and centre of unit 0; where
     the field depends on the unit's position, the smallest-largest size over units and why."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     from archcalc.figures.receptive_field import ReceptiveField
 
     net = analysis.network
-    table = Table(
+    table = FigureTable(
+        optional=("Covers", "Centre", "Padding"),
         title=f"{net.name}: receptive fields on the {shape_text(net.input_shape[1:])} input "
         "(Araujo et al., Distill 2019)",
         title_justify="left",
@@ -185,7 +288,7 @@ def rf_table(analysis: Analysis) -> Any:
     table.caption = "one value where every spatial axis agrees; Covers: the field spans the input"
     table.add_column("Layer", overflow="fold")
     for column in ("Size", "Stride", "Padding", "Centre", "Covers"):
-        table.add_column(column, justify="right", overflow="fold")
+        table.add_column(column, justify="right", no_wrap=True)
     reasons: list[str] = []
     for r in analysis.layers:
         f = r.receptive_field
@@ -232,11 +335,9 @@ def unit_field_text(network: Any, path: str, unit: tuple[int, ...], interval: tu
 
 def mismatch_table(verification: Any) -> Any:
     """The figures where the analysis and the executor disagree."""
-    from rich.table import Table
-
-    table = Table(title="analysis and executor disagree", title_justify="left", title_style="bold red")
+    table = FigureTable(title="analysis and executor disagree", title_justify="left", title_style="bold red")
     for column in ("Layer", "Figure", "Analysed", "Measured"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("Analysed", "Measured"), overflow="fold")
     for m in verification.mismatches:
         table.add_row(m.layer, m.figure, m.analysed, m.measured)
     return table
@@ -245,10 +346,9 @@ def mismatch_table(verification: Any) -> Any:
 def solve_table(network_name: str, solutions: list[Any], constraints: Any = ()) -> Any:
     """Valid input sizes per axis, and the sizes for which no strided layer drops pixels."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"{network_name}: valid input sizes", title_justify="left")
+    table = FigureTable(title=f"{network_name}: valid input sizes", title_justify="left")
     for column in ("Axis", "Smallest valid", "Valid", "No pixel dropped for", "At the spec's size", "Nearest size that drops none"):
         table.add_column(column)
     notes = []
@@ -269,15 +369,18 @@ def solve_table(network_name: str, solutions: list[Any], constraints: Any = ()) 
     return Group(table, Text("\n".join(notes))) if notes else table
 
 
-def fit_table(name: str, found: Any, train: bool) -> Any:
-    """What a memory budget allows, solved from the formula."""
-    from rich.table import Table
+def fit_table(name: str, found: Any, train: bool, reserve: int = 0) -> Any:
+    """What a memory budget (less `reserve` bytes) allows, solved from the formula."""
+    from rich.console import Group
+    from rich.text import Text
 
     from archcalc.units import human_bytes
 
-    table = Table(title=f"{name}: what fits {human_bytes(found.budget)} ({'training' if train else 'inference'})", title_justify="left", show_header=False)
-    table.add_column("What")
-    table.add_column("Value")
+    less = f" less {human_bytes(reserve)} reserved" if reserve else ""
+    title = f"{name}: what fits {human_bytes(found.budget + reserve)}{less} ({'training' if train else 'inference'})"
+    table = FigureTable(title=title, title_justify="left", show_header=False)
+    table.add_column("What", overflow="fold")
+    table.add_column("Value", overflow="fold")
     table.add_row("Fixed (weights, buffers" + (", gradients, optimizer)" if train else ")"), f"{count_text(found.fixed)} bytes")
     table.add_row("Per example", f"{found.per_example} bytes")
     table.add_row("Largest batch", str(found.batch))
@@ -285,12 +388,11 @@ def fit_table(name: str, found: Any, train: bool) -> Any:
         table.add_row("  at the spec's sizes", f"{found.batch_at_defaults:,}")
     if found.given_batch is not None:
         table.add_row(f"Largest square input at batch {found.given_batch}", f"{found.square_input:,}" if found.square_input else "none fits")
-    return table
+    return Group(table, Text(NOT_COUNTED + (f"; {reserve:,} bytes reserved for them." if reserve else "; --reserve SIZE sets them aside.")))
 
 
 def comparison_table(comparison: Any) -> Any:
     """Networks side by side: the best value of each ranked row in bold green, ratios to the first."""
-    from rich.table import Table
     from rich.text import Text
 
     from archcalc.units import human_bytes, human_count
@@ -310,15 +412,15 @@ def comparison_table(comparison: Any) -> Any:
 
     o = comparison.options
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
-    table = Table(
+    table = FigureTable(
         title=f"Comparison (memory at batch {o.batch}, {o.dtype}{precision}, {o.optimizer}; binary units)",
         title_justify="left",
         caption=f"bold green: the lowest cost in the row; ×: ratio to {comparison.names[0]}",
         caption_justify="left",
     )
-    table.add_column("", no_wrap=True)
+    table.add_column("", overflow="fold")
     for name in comparison.names:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for metric in comparison.metrics:
         cells = []
         for i, value in enumerate(metric.values):
@@ -333,13 +435,12 @@ def comparison_table(comparison: Any) -> Any:
 
 def zoo_table(analyses: dict[str, Analysis]) -> Any:
     """The built-in specs by name: input, parameters, FLOPs and output shape of each."""
-    from rich.table import Table
-
     from archcalc.units import human_count
 
-    table = Table(title="archcalc's built-in specs", title_justify="left")
-    for column in ("Name", "Input", "Params", "FLOPs", "Output"):
-        table.add_column(column, justify="left" if column == "Name" else "right")
+    table = FigureTable(title="archcalc's built-in specs", title_justify="left", optional=("Output", "Input"))
+    table.add_column("Name", overflow="fold")
+    for column in ("Input", "Params", "FLOPs", "Output"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name, result in analyses.items():
         table.add_row(
             name, shape_text(result.network.input_shape), count_text(result.totals.params),

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from copy import copy
 from typing import Any
 
 from rich.console import Console as _RichConsole
 from rich.console import ConsoleOptions, RenderableType
 from rich.segment import Segment
+from rich.table import Table
 from rich.text import Text
 
 from archcalc.render.escape import terminal
@@ -33,6 +35,49 @@ class Console(_RichConsole):
     def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
         for segment in super().render(renderable, options):
             yield segment if segment.control else Segment(terminal(segment.text), segment.style)
+
+
+NAME_WIDTH = 12  # the narrowest a folding column (a layer's name, a note) is counted at
+
+
+class FigureTable(Table):
+    """A table that never cuts a figure. Its figure columns (numbers, shapes: `no_wrap`) keep
+    their widest cell's width and names fold; where the width still does not fit, the
+    `optional` columns go, least valuable first, and a line under the table names them; where
+    even that is too wide, the lines are as long as the figures need (archcalc prints with
+    crop off, so the terminal wraps them rather than anything being cut)."""
+
+    def __init__(self, *headers: Any, optional: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*headers, **kwargs)
+        self.optional = optional
+
+    def needed(self, console: _RichConsole, options: ConsoleOptions, columns: list[Any]) -> int:
+        """The fewest cells a row of these columns takes: figures whole, names at NAME_WIDTH."""
+        wide = options.update_width(1 << 20)
+        total = (2 if self.show_edge and self.box else 0) + (len(columns) - 1 if self.box else 0)
+        for column in columns:
+            most = self._measure_column(console, wide, column).maximum
+            total += most if column.no_wrap else min(most, NAME_WIDTH + self._get_padding_width(column._index))
+        return total
+
+    def __rich_console__(self, console: _RichConsole, options: ConsoleOptions) -> Iterator[Any]:
+        from dataclasses import replace
+
+        columns, dropped = list(self.columns), []
+        for header in self.optional:
+            if self.needed(console, options, columns) <= options.max_width:
+                break
+            columns = [c for c in columns if c.header != header]
+            dropped.append(header)
+        width = max(options.max_width, self.needed(console, options, columns))
+        if not dropped:
+            yield from super().__rich_console__(console, options.update_width(width))
+            return
+        table = copy(self)
+        table.columns = [replace(c, _index=i) for i, c in enumerate(columns)]
+        table.optional = ()
+        yield from table.__rich_console__(console, options.update_width(width))
+        yield Text(f"Left out to fit {options.max_width} columns: {', '.join(dropped)} (a wider terminal or a pipe shows every column)", style="dim")
 
 
 def print_full_width(console: Console, renderable: Any) -> None:

@@ -128,13 +128,10 @@ def to_python(f: Formulas) -> str:
 
 
 def to_text(f: Formulas, modulus: int = 1) -> str:
-    """Plain text, one layer a line; names as escape.terminal shows them (no control characters)."""
+    """Plain text: the totals first (what a reader came for), then one layer a line; names as
+    escape.terminal shows them (no control characters)."""
     width = max((len(terminal(p)) for p, _ in f.layers), default=10)
-    lines = [f"{terminal(f.name)}: {f.what} (symbols: {', '.join(s.name for s in f.symbols) or 'none'}; all integers >= 1)", ""]
-    for path, values in f.layers:
-        text = ", ".join(f"{k} = {v}" for k, v in values.items()) if len(values) > 1 else str(next(iter(values.values())))
-        lines.append(f"{terminal(path):<{width}}  {text}")
-    lines += ["", "totals:"]
+    lines = [f"{terminal(f.name)}: {f.what} (symbols: {', '.join(s.name for s in f.symbols) or 'none'}; all integers >= 1)", "", "totals:"]
     for name, value in f.totals.items():
         lines.append(f"  {name} = {value}")
     forms = divisible_forms(f, modulus)
@@ -142,11 +139,15 @@ def to_text(f: Formulas, modulus: int = 1) -> str:
         names = ", ".join(s.name for s in f.symbols if s.name != "B")
         lines += ["", f"for {names} divisible by {modulus}:"]
         lines += [f"  {name} = {value}" for name, value in forms.items()]
+    lines += ["", "per layer:"]
+    for path, values in f.layers:
+        text = ", ".join(f"{k} = {v}" for k, v in values.items()) if len(values) > 1 else str(next(iter(values.values())))
+        lines.append(f"{terminal(path):<{width}}  {text}")
     return "\n".join(lines) + "\n"
 
 
 def to_latex(f: Formulas, modulus: int = 1) -> str:
-    """A longtable of per-layer formulas and an align* block of totals, ready for a paper.
+    """An align* block of the totals, then a longtable of per-layer formulas, ready for a paper.
 
     Names are escaped (escape.Latex) and typeset with \\texttt; formulas are sympy's LaTeX.
     """
@@ -157,20 +158,23 @@ def to_latex(f: Formulas, modulus: int = 1) -> str:
 
     lines = [
         Latex("% {} of {}, exported by archcalc; needs \\usepackage{{longtable,amsmath}}").format(f.what, f.name),
-        Latex(r"\begin{{longtable}}{{l{}}}").format(Latex("l" * len(keys))),
-        Latex(r"\textbf{{layer}} & {} \\ \hline").format(Latex(" & ").join(Latex(r"\textbf{{{}}}").format(k) for k in keys)),
+        r"\begin{align*}",
     ]
-    for path, values in f.layers:
-        cells = Latex(" & ").join(Latex("${}$").format(math(values.get(k, ""))) for k in keys)
-        lines.append(Latex(r"\texttt{{{}}} & {} \\").format(path, cells))
-    lines += [r"\end{longtable}", r"\begin{align*}"]
     lines += [Latex(r"\text{{{}}} &= {} \\").format(name, math(value)) for name, value in f.totals.items()]
     forms = divisible_forms(f, modulus)
     if forms:
         names = ", ".join(s.name for s in f.symbols if s.name != "B")
         lines.append(Latex(r"&\text{{for {} divisible by {}:}} \\").format(names, modulus))
         lines += [Latex(r"\text{{{}}} &= {} \\").format(name, math(value)) for name, value in forms.items()]
-    lines.append(r"\end{align*}")
+    lines += [
+        r"\end{align*}",
+        Latex(r"\begin{{longtable}}{{l{}}}").format(Latex("l" * len(keys))),
+        Latex(r"\textbf{{layer}} & {} \\ \hline").format(Latex(" & ").join(Latex(r"\textbf{{{}}}").format(k) for k in keys)),
+    ]
+    for path, values in f.layers:
+        cells = Latex(" & ").join(Latex("${}$").format(math(values.get(k, ""))) for k in keys)
+        lines.append(Latex(r"\texttt{{{}}} & {} \\").format(path, cells))
+    lines.append(r"\end{longtable}")
     return "\n".join(lines) + "\n"
 
 
