@@ -16,7 +16,7 @@ from archcalc.dtypes import BYTES
 from archcalc.errors import OptionError
 from archcalc.figures.figure import Figure, Formula, GlanceRow, Sweepable, Total, plain, walk
 from archcalc.figures.params import ParamCount
-from archcalc.ops.base import elements
+from archcalc.ops.base import Saved, elements
 from archcalc.spec.graph import INPUT, Layer, Network
 
 if TYPE_CHECKING:
@@ -216,13 +216,19 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     # training: storages kept for backward, counted once each, plus per-layer extras
     grads = gradients(network, counts)
     kept: dict[str, Dim] = {}
+    # A repeated entry's layers share one op: what it saves on the same shapes is asked once.
+    saves: dict[tuple[Any, ...], Saved] = {}
 
     def step(layer: Layer) -> LayerMemory:
         output = shapes[layer.path]
         saved_bytes: Dim = 0
         grad = grads[layer.path]
         if grad.recorded:
-            saved = layer.op.saved_for_backward([shapes[i] for i in layer.inputs], output)
+            in_shapes = [shapes[i] for i in layer.inputs]
+            key = (id(layer.op), output, *in_shapes)
+            saved = saves.get(key)
+            if saved is None:
+                saved = saves[key] = layer.op.saved_for_backward(in_shapes, output)
             kept_inputs = saved.kept_inputs(grad.trains, grad.inputs)
             tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if saved.output else [])
             for t in tensors:
