@@ -123,7 +123,8 @@ class AxisProgram:
                 same = [s for k, s in tracked if in_shapes[k][axis] == size]
                 if same:
                     slots[path] = same[0]
-                    self.steps.extend(_SameStep(same[0], s) for s in same[1:])
+                    for s in same[1:]:
+                        steps_append(_SameStep(same[0], s))
                     continue
             steps_append(_ShapeStep(count, layer.op, in_shapes, tracked))
             slots[path] = count

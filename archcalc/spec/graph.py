@@ -72,7 +72,12 @@ class Network:
     @property
     def layers(self) -> list[Layer]:
         """The layers in execution order (the input node excluded)."""
-        return [self.nodes[p] for p in self.order]
+        return list(self._layers)
+
+    @cached_property
+    def _layers(self) -> tuple[Layer, ...]:
+        """Every pass walks the layers: looked up once (`replace` makes a new network, uncached)."""
+        return tuple(self.nodes[p] for p in self.order)
 
     def layer(self, path: str) -> Layer:
         return self.nodes[path]
