@@ -82,9 +82,11 @@ def _union(fields: list[ReceptiveField]) -> ReceptiveField:
     for f in fields[1:]:
         if f.center != first.center:
             misaligned = True
+        numeric = all(type(v) is int for v in (*size, *padding, *f.size, *f.padding))
+        low, high = (min, max) if numeric else (_minimum, maximum)  # the same values; sympy's only when symbolic
         for axis in range(len(size)):
-            start = _minimum(-padding[axis], -f.padding[axis])
-            end = maximum(size[axis] - 1 - padding[axis], f.size[axis] - 1 - f.padding[axis])
+            start = low(-padding[axis], -f.padding[axis])
+            end = high(size[axis] - 1 - padding[axis], f.size[axis] - 1 - f.padding[axis])
             padding[axis] = -start
             size[axis] = end - start + 1
     return ReceptiveField(tuple(size), tuple(stride), tuple(padding), misaligned)

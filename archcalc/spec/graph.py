@@ -258,6 +258,8 @@ class _Expander:
         if "names" in entry and (not indexed or flat):
             why = "'flat' numbers the copies in the container" if flat else "the entry has no 'repeat'"
             raise SpecError(f"'names' names the copies of a 'repeat', but {why}", location=self.where(entry, "names"), layer=path)
+        if not indexed and not flat:  # one copy, named by the entry (most entries)
+            return [(path, scope.env)]
         copies = []
         seen: dict[str, int] = {}
         for i in range(count):
