@@ -10,6 +10,6 @@ import gc
 
 gc.set_threshold(100_000, 50, 100)
 
-from archcalc.cli import main  # noqa: E402  (after the thresholds: importing allocates too)
+from archcalc.cli import main  # after the thresholds: importing allocates too
 
 main()

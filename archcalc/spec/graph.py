@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 INPUT = "input"
-MAX_LAYERS = 20_000  # entries expanded (blocks and skipped ones too); 10,000 layers take about 1.5 s a command
+MAX_LAYERS = 20_000  # entries expanded (blocks and skipped ones too); 10,000 layers take about 1 s a command
 MAX_LAYERS_VARIABLE = "ARCHCALC_MAX_LAYERS"  # overrides MAX_LAYERS
 MAX_NESTING = 32
 MAX_PATTERN_CHARS = 200  # a `names` pattern and the names it gives; torchvision's longest child name has 20
