@@ -118,9 +118,17 @@ def analyze(network: Network, options: MemoryOptions | None = None) -> Analysis:
         if figure.run is not None:
             results[figure.name] = figure.run(network, results, options)
     values = {name: FIGURES[name].values(result) for name, result in results.items()}
+    described: dict[int, str] = {}  # a repeated entry's layers share one op: described once
+
+    def describe(op: Any) -> str:
+        found = described.get(id(op))
+        if found is None:
+            found = described[id(op)] = op.describe()
+        return found
+
     rows = tuple(
         LayerResult(
-            layer.path, layer.op.kind, layer.inputs, layer.op.describe(),
+            layer.path, layer.op.kind, layer.inputs, describe(layer.op),
             {name: per_layer[layer.path] for name, per_layer in values.items()},
         )
         for layer in network.layers

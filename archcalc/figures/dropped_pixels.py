@@ -86,42 +86,48 @@ class AxisProgram:
         # same inputs are worked out once.
         steps: dict[tuple[Any, ...], ReceptiveStep] = {}
         varies: dict[tuple[Any, ...], bool] = {}
+        steps_append = self.steps.append
         for layer in network.layers:
-            output = shapes[layer.path]
-            in_shapes = tuple(shapes[i] for i in layer.inputs)
-            tracked = tuple((k, s) for k, i in enumerate(layer.inputs) if (s := slots[i]) is not None)
+            path, inputs = layer.path, layer.inputs
+            output = shapes[path]
+            in_shapes = tuple([shapes[i] for i in inputs])
+            tracked = tuple([(k, s) for k, i in enumerate(inputs) if (s := slots[i]) is not None])
             if not tracked or len(output) != len(in_shapes[0]) or len(output) <= axis:
-                slots[layer.path] = None
+                slots[path] = None
                 continue
             key = (id(layer.op), *in_shapes)
-            if key not in steps:
+            if key in steps:
+                step = steps[key]
+            else:
                 try:
-                    steps[key] = layer.op.receptive_step(list(in_shapes))
+                    step = steps[key] = layer.op.receptive_step(list(in_shapes))
                 except ArchcalcError:
-                    steps[key] = None
-            step = steps[key]
-            first = slots[layer.inputs[0]]
-            if isinstance(step, Window) and step.rounds_down and first is not None:
+                    step = steps[key] = None
+            first = slots[inputs[0]]
+            if first is not None and type(step) is Window and step.rounds_down:
                 i = axis - 1
                 window = _WindowStep(
                     count, first, int(step.spans[i]), int(step.strides[i]), int(step.before[i]),
-                    int(step.after[i]), layer.path, None, in_shapes,
+                    int(step.after[i]), path, None, in_shapes,
                 )
                 if key not in varies:
                     varies[key] = self._padding_varies(layer.op, window, in_shapes)
                 if varies[key]:
                     window = replace(window, op=layer.op)
-                self.steps.append(window)
-                slots[layer.path] = count
+                steps_append(window)
+                slots[path] = count
                 count += 1
                 continue
-            same = [s for k, s in tracked if in_shapes[k][axis] == output[axis]]
-            if step is None and same:
-                slots[layer.path] = same[0]
-                self.steps.extend(_SameStep(same[0], s) for s in same[1:])
-                continue
-            self.steps.append(_ShapeStep(count, layer.op, in_shapes, tracked))
-            slots[layer.path] = count
+            if step is None:
+                size = output[axis]
+                same = [s for k, s in tracked if in_shapes[k][axis] == size]
+                if same:
+                    slots[path] = same[0]
+                    for s in same[1:]:
+                        steps_append(_SameStep(same[0], s))
+                    continue
+            steps_append(_ShapeStep(count, layer.op, in_shapes, tracked))
+            slots[path] = count
             count += 1
         self.slots = count
 

@@ -35,10 +35,16 @@ class LayerFlops:
 def flop_counts(network: Network, shapes: dict[str, Shape]) -> dict[str, LayerFlops]:
     """MACs and element-wise operations of every layer, for one example."""
 
+    counted: dict[tuple[Any, ...], tuple[Dim, Dim]] = {}  # a repeated entry's shared op, on the same shapes, counts once
+
     def step(layer: Layer) -> LayerFlops:
         inputs = [shapes[i] for i in layer.inputs]
         output = shapes[layer.path]
-        return LayerFlops(layer.op.macs(inputs, output), layer.op.elementwise_flops(inputs, output))
+        key = (id(layer.op), output, *inputs)
+        found = counted.get(key)
+        if found is None:
+            found = counted[key] = (layer.op.macs(inputs, output), layer.op.elementwise_flops(inputs, output))
+        return LayerFlops(*found)
 
     return walk(network, step)
 

@@ -216,20 +216,28 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     # training: storages kept for backward, counted once each, plus per-layer extras
     grads = gradients(network, counts)
     kept: dict[str, Dim] = {}
+    # A repeated entry's layers share one op: what it keeps on the same shapes, with the same
+    # gradients, is worked out once (the inputs it keeps, whether it keeps its output, the extras).
+    plans: dict[tuple[Any, ...], tuple[tuple[int, ...], bool, tuple[Dim, ...]]] = {}
 
     def step(layer: Layer) -> LayerMemory:
         output = shapes[layer.path]
         saved_bytes: Dim = 0
         grad = grads[layer.path]
         if grad.recorded:
-            saved = layer.op.saved_for_backward([shapes[i] for i in layer.inputs], output)
-            kept_inputs = saved.kept_inputs(grad.trains, grad.inputs)
-            tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if saved.output else [])
+            in_shapes = [shapes[i] for i in layer.inputs]
+            key = (id(layer.op), grad, output, *in_shapes)
+            plan = plans.get(key)
+            if plan is None:
+                saved = layer.op.saved_for_backward(in_shapes, output)
+                extras = tuple(count * (BYTES[dtype] if dtype else size) for count, dtype in saved.extra)
+                plan = plans[key] = (saved.kept_inputs(grad.trains, grad.inputs), saved.output, extras)
+            kept_inputs, keeps_output, extras = plan
+            tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if keeps_output else [])
             for t in tensors:
                 kept[t] = storages[t].nbytes
                 saved_bytes += storages[t].nbytes
-            for n, (count, dtype) in enumerate(saved.extra):
-                extra = count * (BYTES[dtype] if dtype else size)
+            for n, extra in enumerate(extras):
                 kept[f"{layer.path}#{n}"] = extra
                 saved_bytes += extra
         return LayerMemory(elements(output) * size, saved_bytes)

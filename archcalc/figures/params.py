@@ -27,15 +27,20 @@ class ParamCount:
 def parameter_counts(network: Network, shapes: dict[str, Shape]) -> dict[str, ParamCount]:
     """Per-layer counts, each array's size being the product of its PyTorch-style shape."""
 
+    counted: dict[tuple[Any, ...], tuple[Dim, Dim]] = {}  # a repeated entry's shared op, on the same inputs, counts once
+
     def step(layer: Layer) -> ParamCount:
         inputs = [shapes[i] for i in layer.inputs]
-        arrays = layer.op.parameters(inputs)
-        buffers = layer.op.buffers(inputs)
-        return ParamCount(
-            sum((product(s) for s in arrays.values()), 0),
-            sum((product(s) for s in buffers.values()), 0),
-            layer.frozen,
-        )
+        key = (id(layer.op), *inputs)
+        found = counted.get(key)
+        if found is None:
+            arrays = layer.op.parameters(inputs)
+            buffers = layer.op.buffers(inputs)
+            found = counted[key] = (
+                sum((product(s) for s in arrays.values()), 0),
+                sum((product(s) for s in buffers.values()), 0),
+            )
+        return ParamCount(*found, layer.frozen)
 
     return walk(network, step)
 

@@ -82,9 +82,11 @@ def _union(fields: list[ReceptiveField]) -> ReceptiveField:
     for f in fields[1:]:
         if f.center != first.center:
             misaligned = True
+        numeric = all(type(v) is int for v in (*size, *padding, *f.size, *f.padding))
+        low, high = (min, max) if numeric else (_minimum, maximum)  # the same values; sympy's only when symbolic
         for axis in range(len(size)):
-            start = _minimum(-padding[axis], -f.padding[axis])
-            end = maximum(size[axis] - 1 - padding[axis], f.size[axis] - 1 - f.padding[axis])
+            start = low(-padding[axis], -f.padding[axis])
+            end = high(size[axis] - 1 - padding[axis], f.size[axis] - 1 - f.padding[axis])
             padding[axis] = -start
             size[axis] = end - start + 1
     return ReceptiveField(tuple(size), tuple(stride), tuple(padding), misaligned)
@@ -112,18 +114,28 @@ def receptive_fields(network: Network, shapes: dict[str, Shape]) -> dict[str, Fi
         INPUT: ReceptiveField((1,) * spatial, (1,) * spatial, (0,) * spatial) if spatial else None
     }
 
+    # A repeated entry's layers share one op: its step on the same input shapes is asked once.
+    steps: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
+
     def step(layer: Layer) -> Field:
         incoming = [fields[i] for i in layer.inputs]
-        if any(f == GLOBAL for f in incoming):
+        if GLOBAL in incoming:
             return GLOBAL
         known = [f for f in incoming if isinstance(f, ReceptiveField)]
         if not known:
             return None
         inputs = [shapes[i] for i in layer.inputs]
-        window = layer.op.receptive_step(inputs)
-        if window == GLOBAL or len(shapes[layer.path]) - 1 != spatial:
+        key = (id(layer.op), *inputs)
+        found = steps.get(key)
+        if found is None:
+            window = layer.op.receptive_step(inputs)
+            spatial_out = window != GLOBAL and len(shapes[layer.path]) - 1 == spatial
+            found = steps[key] = (window, layer.op.receptive_varies(inputs) if spatial_out else None)
+        window, own = found
+        if own is None:
             return GLOBAL if window == GLOBAL else None
-        own = layer.op.receptive_varies(inputs)
+        if len(known) == 1 and not own and not known[0].varies and window != UNDEFINED:
+            return _step(known[0], window) if isinstance(window, Window) else known[0]
         misaligned = any(f.misaligned for f in known)
         inherited = next((f.varies for f in known if f.varies), "")
         jumps = {f.stride for f in known}

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 INPUT = "input"
-MAX_LAYERS = 20_000  # entries expanded (blocks and skipped ones too); 10,000 layers take about 1.5 s a command
+MAX_LAYERS = 20_000  # entries expanded (blocks and skipped ones too); 10,000 layers take about 1 s a command
 MAX_LAYERS_VARIABLE = "ARCHCALC_MAX_LAYERS"  # overrides MAX_LAYERS
 MAX_NESTING = 32
 MAX_PATTERN_CHARS = 200  # a `names` pattern and the names it gives; torchvision's longest child name has 20
@@ -72,7 +72,12 @@ class Network:
     @property
     def layers(self) -> list[Layer]:
         """The layers in execution order (the input node excluded)."""
-        return [self.nodes[p] for p in self.order]
+        return list(self._layers)
+
+    @cached_property
+    def _layers(self) -> tuple[Layer, ...]:
+        """Every pass walks the layers: looked up once (`replace` makes a new network, uncached)."""
+        return tuple(self.nodes[p] for p in self.order)
 
     def layer(self, path: str) -> Layer:
         return self.nodes[path]
@@ -143,6 +148,10 @@ class _Expander:
         self.expanded = 0  # entries expanded so far: layers, block instances and skipped entries
         self.most = limit(MAX_LAYERS_VARIABLE, MAX_LAYERS)
         self.ops: dict[tuple[Any, ...], Op] = {}  # (op class, values) -> the op: repeats share one
+        # A block's entries are expanded once per instance: an entry's locations, and its op when
+        # no value is an expression, are the same every time (by id: the spec outlives expansion).
+        self.locations: dict[tuple[int, str | None], Location] = {}
+        self.entry_ops: dict[int, Op] = {}
 
     def spend(self, entries: int, entry: dict[str, Any], path: str) -> None:
         """Count entries about to be expanded, refusing before the work once past the limit."""
@@ -156,10 +165,13 @@ class _Expander:
             )
 
     def where(self, entry: Any, key: str | None = None) -> Location:
-        line = getattr(entry, "line", None)
-        if key is not None and isinstance(entry, LineDict):
-            line = entry.key_lines.get(key, line)
-        return Location(self.file, line)
+        found = self.locations.get((id(entry), key))
+        if found is None:
+            line = getattr(entry, "line", None)
+            if key is not None and isinstance(entry, LineDict):
+                line = entry.key_lines.get(key, line)
+            found = self.locations[id(entry), key] = Location(self.file, line)
+        return found
 
     def value(self, entry: dict[str, Any], key: str, env: dict[str, Any], path: str) -> Any:
         """An entry value with its expressions evaluated; errors name the key's line."""
@@ -246,6 +258,8 @@ class _Expander:
         if "names" in entry and (not indexed or flat):
             why = "'flat' numbers the copies in the container" if flat else "the entry has no 'repeat'"
             raise SpecError(f"'names' names the copies of a 'repeat', but {why}", location=self.where(entry, "names"), layer=path)
+        if not indexed and not flat:  # one copy, named by the entry (most entries)
+            return [(path, scope.env)]
         copies = []
         seen: dict[str, int] = {}
         for i in range(count):
@@ -294,7 +308,12 @@ class _Expander:
             )
         fields = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
         inputs = sources
+        fixed = self.entry_ops.get(id(entry))
         for here, env in copies:
+            if fixed is not None:
+                self.add(_Pending(here, fixed, list(inputs), frozen, self.where(entry, "op")))
+                inputs = [here]
+                continue
             values = {k: self.value(entry, k, env, here) for k in fields}
             key = _op_key(cls, values)
             op = self.ops.get(key) if key else None
@@ -307,6 +326,8 @@ class _Expander:
                     raise error.located(layer=here) from None
                 if key:
                     self.ops[key] = op
+            if key and not any(map(_has_expression, fields.values())):
+                fixed = self.entry_ops[id(entry)] = op
             self.add(_Pending(here, op, list(inputs), frozen, self.where(entry, "op")))
             inputs = [here]
         return inputs[0]  # type: ignore[return-value]
@@ -389,6 +410,11 @@ def _copy_name(pattern: Any, env: dict[str, Any]) -> str:
             f"'names' {quote(pattern)} gives {quote(name)}; a name has no dots, is not 'input' and has at "
             f"most {MAX_PATTERN_CHARS} characters")
     return name
+
+
+def _has_expression(value: Any) -> bool:
+    """Whether a spec value holds an expression (also within lists)."""
+    return is_expression(value) or (isinstance(value, list) and any(map(_has_expression, value)))
 
 
 def _op_key(cls: type[Op], values: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -488,7 +514,7 @@ def expand(
     readers: dict[str, list[str]] = {INPUT: []}
     rank = {INPUT: -1}
     for position, p in enumerate(expander.pending):
-        inputs = tuple(_resolve(r) for r in p.inputs)
+        inputs = tuple(map(_resolve, p.inputs))
         op = p.op
         if len(inputs) < op.min_inputs or (op.max_inputs is not None and len(inputs) > op.max_inputs):
             wanted = f"at least {op.min_inputs}" if op.max_inputs is None else str(op.max_inputs)
