@@ -273,14 +273,15 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
       archcalc analyze specs/resnet50.yaml --json --input 3,H,W --batch B
     """
     from archcalc.analysis import to_json
-    from archcalc.render.tables import analyze_table
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     result = _analysis(spec, input_shape, symbolic, options)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
-    else:
-        _print(analyze_table(result, depth))
+        return
+    from archcalc.render.tables import analyze_table  # rich: only for the table
+
+    _print(analyze_table(result, depth))
 
 
 @main.command()
@@ -312,7 +313,6 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     from archcalc.figures.params import parameter_counts
     from archcalc.figures.shapes import output_shapes
     from archcalc.options import parse_bytes, usable_budget
-    from archcalc.render.tables import memory_table
 
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
     network = _network(spec, input_shape, symbolic)
@@ -339,6 +339,7 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
             return
         found = (fit, kept, largest_batch(network, shapes, counts, options, budget, train))
     from archcalc.analysis import analyze as run
+    from archcalc.render.tables import memory_table
 
     _print(memory_table(run(network, options), train, found))
 
