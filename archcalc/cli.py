@@ -82,7 +82,7 @@ def _spec_data(spec: str) -> tuple[Any, str]:
         return read_file(path), path
     meta = click.get_current_context().meta
     if "archcalc.stdin" not in meta:
-        stream = click.get_binary_stream("stdin")
+        stream = sys.stdin.buffer  # bytes: read_stream decodes and bounds them as a file's
         if stream.isatty():
             note("reading the spec from standard input (end it with Ctrl-D)")
         meta["archcalc.stdin"] = read_stream(stream, STDIN_NAME)

@@ -8,6 +8,8 @@ into the input; a tap of weight exactly 0 (x on a sample) has a zero gradient an
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 from test_receptive_field import fields, unit
@@ -134,7 +136,7 @@ def test_views_that_move_spatial_axes_say_so(analyse_text) -> None:
     assert fields(result)["v"] == ReceptiveField((1, 1), (1, 1), (0, 0))
 
 
-def test_rf_command_has_a_rule_for_every_new_op() -> None:
+def test_rf_command_has_a_rule_for_every_new_op(tmp_path: Path) -> None:
     text = spec(
         "[4, 8, 8]",
         "{op: pad, padding: [[1, 1], [1, 1]], mode: reflect}",
@@ -143,11 +145,9 @@ def test_rf_command_has_a_rule_for_every_new_op() -> None:
         "{op: upsample, size: 11, mode: bicubic, align_corners: true}",
         "{op: transpose, dim0: 2, dim1: 3}",
     )
-    runner = CliRunner()
-    with runner.isolated_filesystem():
-        with open("net.yaml", "w") as f:
-            f.write(text)
-        result = runner.invoke(main, ["rf", "net.yaml"], env={"COLUMNS": "80"})
+    path = tmp_path / "net.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["rf", str(path)], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert "no receptive-field rule" not in result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80
