@@ -12,6 +12,7 @@ from typing import Any
 
 from archcalc.arith import Shape
 from archcalc.figures import FIGURES
+from archcalc.figures.figure import PerOp
 from archcalc.figures.figure import plain as _plain
 from archcalc.figures.figure import total as declared_total
 from archcalc.figures.flops import LayerFlops
@@ -118,17 +119,10 @@ def analyze(network: Network, options: MemoryOptions | None = None) -> Analysis:
         if figure.run is not None:
             results[figure.name] = figure.run(network, results, options)
     values = {name: FIGURES[name].values(result) for name, result in results.items()}
-    described: dict[int, str] = {}  # a repeated entry's layers share one op: described once
-
-    def describe(op: Any) -> str:
-        found = described.get(id(op))
-        if found is None:
-            found = described[id(op)] = op.describe()
-        return found
-
+    described: PerOp[str] = PerOp()
     rows = tuple(
         LayerResult(
-            layer.path, layer.op.kind, layer.inputs, describe(layer.op),
+            layer.path, layer.op.kind, layer.inputs, described(layer.op, (), layer.op.describe),
             {name: per_layer[layer.path] for name, per_layer in values.items()},
         )
         for layer in network.layers

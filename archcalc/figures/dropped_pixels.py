@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any
 
 from archcalc.arith import Shape
 from archcalc.errors import ArchcalcError
+from archcalc.figures.figure import PerOp
 from archcalc.figures.shapes import output_shapes
 from archcalc.ops.base import Op, ReceptiveStep, Window
 from archcalc.spec.graph import INPUT, Network
@@ -61,6 +61,14 @@ class _ShapeStep:
 PROBES = 4096  # input sizes tried at most per axis: a stride of 10**9 must not mean 10**9 trials
 
 
+def _step_or_none(op: Op, in_shapes: tuple[Shape, ...]) -> ReceptiveStep | None:
+    """The op's receptive step, or None where it has none to give on these shapes."""
+    try:
+        return op.receptive_step(list(in_shapes))
+    except ArchcalcError:
+        return None
+
+
 def with_size(shape: Shape, axis: int, n: int) -> Shape:
     """`shape` with size n on `axis` (0 is the channels)."""
     return (*shape[:axis], n, *shape[axis + 1 :])
@@ -82,10 +90,8 @@ class AxisProgram:
         slots: dict[str, int | None] = {INPUT: 0}
         self.steps: list[_WindowStep | _SameStep | _ShapeStep] = []
         count = 1
-        # A repeated entry's op is one object: its step, and whether its padding varies, on the
-        # same inputs are worked out once.
-        steps: dict[tuple[Any, ...], ReceptiveStep] = {}
-        varies: dict[tuple[Any, ...], bool] = {}
+        steps: PerOp[ReceptiveStep | None] = PerOp()
+        varies: PerOp[bool] = PerOp()
         steps_append = self.steps.append
         for layer in network.layers:
             path, inputs = layer.path, layer.inputs
@@ -95,14 +101,7 @@ class AxisProgram:
             if not tracked or len(output) != len(in_shapes[0]) or len(output) <= axis:
                 slots[path] = None
                 continue
-            key = (id(layer.op), *in_shapes)
-            if key in steps:
-                step = steps[key]
-            else:
-                try:
-                    step = steps[key] = layer.op.receptive_step(list(in_shapes))
-                except ArchcalcError:
-                    step = steps[key] = None
+            step = steps(layer.op, in_shapes, lambda: _step_or_none(layer.op, in_shapes))
             first = slots[inputs[0]]
             if first is not None and type(step) is Window and step.rounds_down:
                 i = axis - 1
@@ -110,9 +109,7 @@ class AxisProgram:
                     count, first, int(step.spans[i]), int(step.strides[i]), int(step.before[i]),
                     int(step.after[i]), path, None, in_shapes,
                 )
-                if key not in varies:
-                    varies[key] = self._padding_varies(layer.op, window, in_shapes)
-                if varies[key]:
+                if varies(layer.op, in_shapes, lambda: self._padding_varies(layer.op, window, in_shapes)):
                     window = replace(window, op=layer.op)
                 steps_append(window)
                 slots[path] = count

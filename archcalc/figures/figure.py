@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from archcalc.errors import ArchcalcError, OptionError, quote
 
@@ -43,6 +43,25 @@ def walk(network: Network, step: Callable[[Layer], V], values: dict[str, V] | No
         except ArchcalcError as exc:
             raise exc.located(layer.location, layer.path) from None
     return values
+
+
+_UNSEEN: Any = object()
+
+
+class PerOp(Generic[V]):
+    """What a pass works out for an op on given arguments, worked out once: the layers of a
+    repeated entry share one op object (spec expansion), so at 10,000 layers most of them ask
+    again on the same shapes."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[Any, ...], V] = {}
+
+    def __call__(self, op: object, args: tuple[Any, ...], compute: Callable[[], V]) -> V:
+        key = (id(op), *args)
+        found = self._found.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._found[key] = compute()
+        return found  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

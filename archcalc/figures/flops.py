@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archcalc.arith import Dim, Shape
-from archcalc.figures.figure import Figure, Formula, GlanceRow, Sweepable, Total, plain, walk
+from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Sweepable, Total, plain, walk
 from archcalc.spec.graph import Layer, Network
 
 TRAINING_STEP_FACTOR = 3
@@ -35,16 +35,11 @@ class LayerFlops:
 def flop_counts(network: Network, shapes: dict[str, Shape]) -> dict[str, LayerFlops]:
     """MACs and element-wise operations of every layer, for one example."""
 
-    counted: dict[tuple[Any, ...], tuple[Dim, Dim]] = {}  # a repeated entry's shared op, on the same shapes, counts once
+    once: PerOp[tuple[Dim, Dim]] = PerOp()
 
     def step(layer: Layer) -> LayerFlops:
-        inputs = [shapes[i] for i in layer.inputs]
-        output = shapes[layer.path]
-        key = (id(layer.op), output, *inputs)
-        found = counted.get(key)
-        if found is None:
-            found = counted[key] = (layer.op.macs(inputs, output), layer.op.elementwise_flops(inputs, output))
-        return LayerFlops(*found)
+        op, inputs, output = layer.op, [shapes[i] for i in layer.inputs], shapes[layer.path]
+        return LayerFlops(*once(op, (output, *inputs), lambda: (op.macs(inputs, output), op.elementwise_flops(inputs, output))))
 
     return walk(network, step)
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from archcalc.arith import Dim, Shape
 from archcalc.dtypes import BYTES
 from archcalc.errors import OptionError
-from archcalc.figures.figure import Figure, Formula, GlanceRow, Sweepable, Total, plain, walk
+from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Sweepable, Total, plain, walk
 from archcalc.figures.params import ParamCount
-from archcalc.ops.base import elements
+from archcalc.ops.base import Op, elements
 from archcalc.spec.graph import INPUT, Layer, Network
 
 if TYPE_CHECKING:
@@ -216,9 +216,13 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     # training: storages kept for backward, counted once each, plus per-layer extras
     grads = gradients(network, counts)
     kept: dict[str, Dim] = {}
-    # A repeated entry's layers share one op: what it keeps on the same shapes, with the same
-    # gradients, is worked out once (the inputs it keeps, whether it keeps its output, the extras).
-    plans: dict[tuple[Any, ...], tuple[tuple[int, ...], bool, tuple[Dim, ...]]] = {}
+    once: PerOp[tuple[tuple[int, ...], bool, tuple[Dim, ...]]] = PerOp()
+
+    def plan(op: Op, grad: Gradients, in_shapes: list[Shape], output: Shape) -> tuple[tuple[int, ...], bool, tuple[Dim, ...]]:
+        """The inputs the op keeps for backward, whether it keeps its output, and its extras' bytes."""
+        saved = op.saved_for_backward(in_shapes, output)
+        extras = tuple(count * (BYTES[dtype] if dtype else size) for count, dtype in saved.extra)
+        return saved.kept_inputs(grad.trains, grad.inputs), saved.output, extras
 
     def step(layer: Layer) -> LayerMemory:
         output = shapes[layer.path]
@@ -226,13 +230,9 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
         grad = grads[layer.path]
         if grad.recorded:
             in_shapes = [shapes[i] for i in layer.inputs]
-            key = (id(layer.op), grad, output, *in_shapes)
-            plan = plans.get(key)
-            if plan is None:
-                saved = layer.op.saved_for_backward(in_shapes, output)
-                extras = tuple(count * (BYTES[dtype] if dtype else size) for count, dtype in saved.extra)
-                plan = plans[key] = (saved.kept_inputs(grad.trains, grad.inputs), saved.output, extras)
-            kept_inputs, keeps_output, extras = plan
+            kept_inputs, keeps_output, extras = once(
+                layer.op, (grad, output, *in_shapes), lambda: plan(layer.op, grad, in_shapes, output)
+            )
             tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if keeps_output else [])
             for t in tensors:
                 kept[t] = storages[t].nbytes

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from archcalc.arith import Dim, Shape, product
-from archcalc.figures.figure import Figure, Formula, GlanceRow, Total, plain, walk
+from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Total, plain, walk
+from archcalc.ops.base import Op
 from archcalc.spec.graph import Layer, Network
 
 
@@ -27,20 +28,17 @@ class ParamCount:
 def parameter_counts(network: Network, shapes: dict[str, Shape]) -> dict[str, ParamCount]:
     """Per-layer counts, each array's size being the product of its PyTorch-style shape."""
 
-    counted: dict[tuple[Any, ...], tuple[Dim, Dim]] = {}  # a repeated entry's shared op, on the same inputs, counts once
+    once: PerOp[tuple[Dim, Dim]] = PerOp()
+
+    def count(op: Op, inputs: list[Shape]) -> tuple[Dim, Dim]:
+        return (
+            sum((product(s) for s in op.parameters(inputs).values()), 0),
+            sum((product(s) for s in op.buffers(inputs).values()), 0),
+        )
 
     def step(layer: Layer) -> ParamCount:
         inputs = [shapes[i] for i in layer.inputs]
-        key = (id(layer.op), *inputs)
-        found = counted.get(key)
-        if found is None:
-            arrays = layer.op.parameters(inputs)
-            buffers = layer.op.buffers(inputs)
-            found = counted[key] = (
-                sum((product(s) for s in arrays.values()), 0),
-                sum((product(s) for s in buffers.values()), 0),
-            )
-        return ParamCount(*found, layer.frozen)
+        return ParamCount(*once(layer.op, tuple(inputs), lambda: count(layer.op, inputs)), layer.frozen)
 
     return walk(network, step)
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 from archcalc.arith import Dim, Shape, maximum
 from archcalc.errors import OptionError
-from archcalc.figures.figure import Figure, Formula, GlanceRow, Total, plain, walk
+from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Total, plain, walk
 from archcalc.ops.base import GLOBAL, UNDEFINED, Window
 from archcalc.spec.graph import INPUT, Layer, Network
 
@@ -114,8 +114,13 @@ def receptive_fields(network: Network, shapes: dict[str, Shape]) -> dict[str, Fi
         INPUT: ReceptiveField((1,) * spatial, (1,) * spatial, (0,) * spatial) if spatial else None
     }
 
-    # A repeated entry's layers share one op: its step on the same input shapes is asked once.
-    steps: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
+    once: PerOp[tuple[Any, str | None]] = PerOp()
+
+    def step_of(layer: Layer, inputs: list[Shape]) -> tuple[Any, str | None]:
+        """The op's step, and why its field varies (None where its output is not spatial)."""
+        window = layer.op.receptive_step(inputs)
+        spatial_out = window != GLOBAL and len(shapes[layer.path]) - 1 == spatial
+        return window, layer.op.receptive_varies(inputs) if spatial_out else None
 
     def step(layer: Layer) -> Field:
         incoming = [fields[i] for i in layer.inputs]
@@ -125,13 +130,7 @@ def receptive_fields(network: Network, shapes: dict[str, Shape]) -> dict[str, Fi
         if not known:
             return None
         inputs = [shapes[i] for i in layer.inputs]
-        key = (id(layer.op), *inputs)
-        found = steps.get(key)
-        if found is None:
-            window = layer.op.receptive_step(inputs)
-            spatial_out = window != GLOBAL and len(shapes[layer.path]) - 1 == spatial
-            found = steps[key] = (window, layer.op.receptive_varies(inputs) if spatial_out else None)
-        window, own = found
+        window, own = once(layer.op, tuple(inputs), lambda: step_of(layer, inputs))
         if own is None:
             return GLOBAL if window == GLOBAL else None
         if len(known) == 1 and not own and not known[0].varies and window != UNDEFINED:

@@ -9,7 +9,8 @@ from typing import Any
 
 from archcalc.arith import MAX_SIZE, Dim, Shape, equal
 from archcalc.errors import ShapeError
-from archcalc.figures.figure import Figure, Formula, GlanceRow, Total, plain, walk
+from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Total, plain, walk
+from archcalc.ops.base import Op
 from archcalc.spec.graph import INPUT, Layer, Network
 
 
@@ -19,17 +20,17 @@ def output_shapes(network: Network) -> dict[str, Shape]:
     if network.symbolic:
         from archcalc.symbolic.symbols import simplify_dim as tidy
     shapes: dict[str, Shape] = {INPUT: network.input_shape}
-    known: dict[tuple[Any, ...], Shape] = {}  # a repeated entry's op (one object) on the same inputs
+    once: PerOp[Shape] = PerOp()
+
+    def shape_of(op: Op, inputs: list[Shape]) -> Shape:
+        shape = tuple(tidy(d) for d in op.output_shape(inputs))
+        if any(isinstance(d, int) and d >= MAX_SIZE for d in shape):
+            raise ShapeError(f"the output {list(shape)} is beyond what any machine can hold (sizes stay below 2**1024)")
+        return shape
 
     def step(layer: Layer) -> Shape:
         inputs = [shapes[i] for i in layer.inputs]
-        key = (id(layer.op), *inputs)
-        if key not in known:
-            shape = tuple(tidy(d) for d in layer.op.output_shape(inputs))
-            if any(isinstance(d, int) and d >= MAX_SIZE for d in shape):
-                raise ShapeError(f"the output {list(shape)} is beyond what any machine can hold (sizes stay below 2**1024)")
-            known[key] = shape
-        return known[key]
+        return once(layer.op, tuple(inputs), lambda: shape_of(layer.op, inputs))
 
     return walk(network, step, shapes)
 
