@@ -7,6 +7,7 @@ per-layer values are `analysis.values[name][path]` (or `row.values[name]`), its 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any
 
@@ -133,23 +134,38 @@ def analyze(network: Network, options: MemoryOptions | None = None) -> Analysis:
 def to_json(analysis: Analysis) -> dict[str, Any]:
     """The documented JSON object of `archcalc analyze --json` (docs/json.md): every figure's
     JSON totals and, per layer, its JSON fields, in registry order."""
-    figures = list(FIGURES.values())
-    fields = [(f.name, f.layer_json) for f in figures if f.layer_json is not None]
     return {
-        "name": analysis.network.name,
-        "input": _plain(analysis.network.input_shape),
-        "output": _plain(analysis.output_shape),
-        "constraints": [
-            {"layer": c.layer, "left": _plain(c.left), "right": _plain(c.right)} for c in analysis.constraints
-        ],
-        "totals": {t.key: _plain(analysis.total(t.key)) for f in figures for t in f.totals if t.json},
+        **head_json(analysis),
+        "constraints": constraints_json(analysis.constraints),
+        "totals": totals_json(analysis),
         "layers": [
-            {
-                "name": r.path,
-                "op": r.op,
-                "inputs": list(r.inputs),
-                **{k: v for name, layer_json in fields for k, v in layer_json(r.values[name], analysis).items()},
-            }
+            {"name": r.path, "op": r.op, "inputs": list(r.inputs), **figure_fields(r, analysis)}
             for r in analysis.layers
         ],
     }
+
+
+def head_json(analysis: Analysis) -> dict[str, Any]:
+    """The network's name, input and output shapes (batch excluded), as every JSON document opens."""
+    return {"name": analysis.network.name, "input": _plain(analysis.network.input_shape), "output": _plain(analysis.output_shape)}
+
+
+def constraints_json(constraints: Iterable[Constraint]) -> list[dict[str, Any]]:
+    """Sizes merges need equal, for some inputs only: analyze --json's `constraints`."""
+    return [{"layer": c.layer, "left": _plain(c.left), "right": _plain(c.right)} for c in constraints]
+
+
+def totals_json(analysis: Analysis, figures: Iterable[str] | None = None) -> dict[str, Any]:
+    """The JSON totals of the named figures (all, in registry order, by default)."""
+    names = FIGURES if figures is None else figures
+    return {t.key: _plain(analysis.total(t.key)) for name in names for t in FIGURES[name].totals if t.json}
+
+
+def figure_fields(row: LayerResult, analysis: Analysis, figures: Iterable[str] | None = None) -> dict[str, Any]:
+    """One layer's JSON fields of the named figures (all, in registry order, by default)."""
+    fields: dict[str, Any] = {}
+    for name in FIGURES if figures is None else figures:
+        layer_json = FIGURES[name].layer_json
+        if layer_json is not None:
+            fields.update(layer_json(row.values[name], analysis))
+    return fields

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from archcalc.analysis import constraints_json, figure_fields, head_json, totals_json
 from archcalc.figures import FIGURES
 from archcalc.figures.figure import plain
 from archcalc.figures.flops import TRAINING_STEP_FACTOR
@@ -32,29 +33,9 @@ def dumps(document: Any) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def _head(analysis: Analysis) -> dict[str, Any]:
-    """The network's name, input and output shapes (batch excluded), as analyze --json opens."""
-    return {"name": analysis.network.name, "input": plain(analysis.network.input_shape), "output": plain(analysis.output_shape)}
-
-
-def _totals(analysis: Analysis, figures: tuple[str, ...]) -> dict[str, Any]:
-    """The JSON totals of the named figures, under analyze --json's keys."""
-    return {t.key: plain(analysis.total(t.key)) for name in figures for t in FIGURES[name].totals if t.json}
-
-
 def _fields(row: LayerResult, analysis: Analysis, figures: tuple[str, ...]) -> dict[str, Any]:
     """One layer's name, op and the named figures' JSON fields, as in analyze --json's layers."""
-    fields: dict[str, Any] = {"name": row.path, "op": row.op}
-    for name in figures:
-        layer_json = FIGURES[name].layer_json
-        if layer_json is not None:
-            fields.update(layer_json(row.values[name], analysis))
-    return fields
-
-
-def _constraints(constraints: Iterable[Constraint]) -> list[dict[str, Any]]:
-    """Sizes merges need equal, for some inputs only, as analyze --json's `constraints`."""
-    return [{"layer": c.layer, "left": plain(c.left), "right": plain(c.right)} for c in constraints]
+    return {"name": row.path, "op": row.op, **figure_fields(row, analysis, figures)}
 
 
 SUMMARY_FIGURES = ("shapes", "params")
@@ -81,10 +62,10 @@ def summary_json(analysis: Analysis, depth: int | None = None) -> dict[str, Any]
             "layers": [r.path for r in members],
         })
     return {
-        **_head(analysis),
+        **head_json(analysis),
         "depth": depth,
-        "constraints": _constraints(analysis.constraints),
-        "totals": _totals(analysis, SUMMARY_FIGURES),
+        "constraints": constraints_json(analysis.constraints),
+        "totals": totals_json(analysis, SUMMARY_FIGURES),
         "layers": rows,
     }
 
@@ -136,7 +117,7 @@ def memory_document(analysis: Analysis, train: bool, fit: dict[str, Any] | None 
     """memory --json: analyze's memory block, the inference total, and what --fit found (or null)."""
     m = analysis.memory
     return {
-        **_head(analysis),
+        **head_json(analysis),
         "mode": "training" if train else "inference",
         "memory": memory_json(m),
         "inference_total": plain(m.inference_total),
@@ -149,9 +130,9 @@ def flops_json(analysis: Analysis) -> dict[str, Any]:
     FLOPs at the batch and the training step's estimate (TRAINING_STEP_FACTOR x forward)."""
     batch = analysis.options.batch
     return {
-        **_head(analysis),
+        **head_json(analysis),
         "batch": plain(batch),
-        "totals": _totals(analysis, ("flops",)),
+        "totals": totals_json(analysis, ("flops",)),
         "flops_at_batch": plain(batch * analysis.total("flops")),
         "training_step_factor": TRAINING_STEP_FACTOR,
         "training_step_flops": plain(TRAINING_STEP_FACTOR * batch * analysis.total("flops")),
@@ -176,7 +157,7 @@ def solve_json(name: str, solutions: list[AxisSolution], constraints: Iterable[C
             }
             for s in solutions
         ],
-        "constraints": _constraints(constraints),
+        "constraints": constraints_json(constraints),
     }
 
 
@@ -213,7 +194,7 @@ def zoo_json(analyses: dict[str, Analysis]) -> dict[str, Any]:
     """zoo --json: every built-in spec's name, file, shapes and analyze --json totals (batch 1)."""
     return {
         "specs": [
-            {**_head(a), "name": name, "file": a.network.file, "totals": _totals(a, tuple(FIGURES))}
+            {**head_json(a), "name": name, "file": a.network.file, "totals": totals_json(a, tuple(FIGURES))}
             for name, a in analyses.items()
         ]
     }
