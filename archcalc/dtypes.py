@@ -17,3 +17,6 @@ BYTES: dict[str, int] = {
     "uint8": 1,
     "bool": 1,
 }
+
+INTEGER = frozenset({"int64", "int32", "int8", "uint8", "bool"})
+"""Types no float activation dtype replaces: an input of token ids keeps its own."""

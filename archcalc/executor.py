@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from archcalc.dtypes import INTEGER
 from archcalc.errors import ArchcalcError
 from archcalc.figures.shapes import output_shapes
 from archcalc.lazy import lazy_import
@@ -48,6 +49,8 @@ def expected_arrays(network: Network) -> dict[str, dict[str, tuple[tuple[int, ..
     arrays: dict[str, dict[str, tuple[tuple[int, ...], bool]]] = {}
     for layer in network.layers:
         inputs = [shapes[i] for i in layer.inputs]
+        if layer.tied_to is not None:
+            continue  # its arrays are its source's
         own = {k: (tuple(v), False) for k, v in layer.op.parameters(inputs).items()}
         own.update({k: (tuple(v), True) for k, v in layer.op.buffers(inputs).items()})
         if own:
@@ -198,7 +201,7 @@ def execute(
     check_memory(network, batch if x is None else int(np.shape(x)[0]), dtype, max_memory)
     expected_input = (batch if x is None else np.shape(x)[0], *network.input_shape)
     if x is None:
-        x = np.random.default_rng(seed + 1).standard_normal(expected_input).astype(dtype)
+        x = _random_input(network, expected_input, seed, dtype)
     elif tuple(np.shape(x))[1:] != tuple(network.input_shape):
         raise ExecutionError(
             f"input array has shape {list(np.shape(x))}; expected [batch, {', '.join(map(str, network.input_shape))}]"
@@ -219,7 +222,7 @@ def execute(
     for step, layer in enumerate(network.layers):
         inputs = [live[i] for i in layer.inputs]
         try:
-            out = layer.op.forward(inputs, weights.get(layer.path, {}))
+            out = layer.op.forward(inputs, weights.get(layer.tied_to or layer.path, {}))
         except ArchcalcError as exc:
             raise exc.located(layer.location, layer.path) from None
         except (MemoryError, OverflowError) as exc:  # past the estimate: NumPy's own limits
@@ -239,6 +242,16 @@ def execute(
         if progress:
             progress(step + 1, total, layer.path)
     return Run(shapes, live[network.output], peak, peak_layer, weights)
+
+
+def _random_input(network: Network, shape: tuple[int, ...], seed: int, dtype: Any) -> Any:
+    """Seeded normal values, or for an integer input (token ids) ids below every index bound
+    the network's ops declare (the smallest embedding's vocabulary)."""
+    rng = np.random.default_rng(seed + 1)
+    if network.dtype not in INTEGER:
+        return rng.standard_normal(shape).astype(dtype)
+    bounds = [getattr(op, op.index_bound) for op in (layer.op for layer in network.layers) if op.index_bound]
+    return rng.integers(0, min(bounds, default=2), size=shape, dtype=np.dtype(network.dtype))
 
 
 def parameter_sizes(network: Network, weights: Weights) -> dict[str, int]:

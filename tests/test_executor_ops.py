@@ -594,12 +594,28 @@ def naive_pass(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return xs[0].copy()
 
 
+def naive_embedding(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """y[..., :] = weight[id] for each id: a row copied per token."""
+    ids = xs[0]
+    y = np.zeros((*ids.shape, op.dim))
+    for index in product(*map(range, ids.shape)):
+        y[index] = [float(v) for v in w["weight"][int(ids[index])]]
+    return y
+
+
+def naive_parameter(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """The array itself, [1, *shape]: one copy the batch shares."""
+    return np.array(w[""], copy=True)
+
+
 def family(kind: str) -> str:
     """conv2d -> conv, max_pool3d -> max_pool, batchnorm1d -> batchnorm; an alias as its op."""
     return re.sub(r"[123]d$", "", REGISTRY[kind].kind)
 
 
 NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
+    "embedding": naive_embedding,
+    "parameter": naive_parameter,
     "conv": naive_conv,
     "conv_transpose": naive_conv_transpose,
     "max_pool": naive_max_pool,
@@ -936,7 +952,15 @@ VIEWS = [
     case("transpose", (2, 3, 4), dim0=-1, dim1=1),
 ]
 
-CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + VIEWS
+# token ids of any shape; a learned tensor reads nothing (its batch axis is 1, shared)
+LEARNED = [
+    case("embedding", (2, 5), vocab=7, dim=3),
+    case("embedding", (1, 2, 3), vocab=4, dim=2, padding_idx=0),
+    case("parameter", shape=[1, 4]),
+    case("parameter", shape=[3, 2, 2]),
+]
+
+CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + VIEWS + LEARNED
 
 # values that sit on each activation's edges: clip points, softplus thresholds (beta*x == threshold
 # stays on the log branch), far tails
@@ -950,6 +974,8 @@ def arrays(
     op = REGISTRY[kind](**fields)
     rng = np.random.default_rng(zlib.crc32(f"{kind}{fields}{shapes}".encode()))
     xs = [rng.standard_normal(shape) for shape in shapes]
+    if op.index_bound:  # token ids below the table's size
+        xs = [rng.integers(0, getattr(op, op.index_bound), shape) for shape in shapes]
     if kind in FORMULAS or kind == "acon_c":
         xs[0] *= 3
         xs[0].flat[: len(EDGES)] = EDGES[: xs[0].size]
@@ -1011,7 +1037,7 @@ def test_forward_keeps_float32(kind: str, fields: dict[str, Any], shapes: Shapes
     """float32 in, float32 out: the executor measures its peak from the arrays it holds."""
     op, xs, weights = arrays(kind, fields, shapes)
     single = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in weights.items()}
-    got = op.forward([x.astype(np.float32) for x in xs], single)
+    got = op.forward([x.astype(np.float32) if x.dtype.kind == "f" else x for x in xs], single)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, NAIVE[family(kind)](op, xs, weights), rtol=1e-3, atol=1e-3)
 
@@ -1214,7 +1240,16 @@ def torch_view(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     return getattr(x, op.kind)(tuple(op.dim) if isinstance(op.dim, list) else op.dim)
 
 
+def torch_learned(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """nn.Embedding with the same table; a bare nn.Parameter is the tensor itself."""
+    if op.kind == "embedding":
+        return torch.nn.functional.embedding(xs[0], w["weight"], op.padding_idx)
+    return torch.nn.Parameter(w[""])
+
+
 TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
+    "embedding": torch_learned,
+    "parameter": torch_learned,
     "conv": torch_conv,
     "conv_transpose": torch_conv_transpose,
     "max_pool": torch_pool,

@@ -7,7 +7,7 @@ calling test when they are missing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +70,10 @@ def assert_layers_match(analysis: Any, measured_layers: Mapping[str, Mapping[str
             layer["output_shape"], layer["params"], layer["flops"]], name
 
 
-def saved_bytes(torch: Any, model: Any, input_shape: tuple[int, ...], batch: int) -> int:
-    """Bytes autograd keeps for backward in one forward pass, each storage counted once."""
+def saved_bytes(torch: Any, model: Any, input_shape: tuple[int, ...], batch: int,
+                make_input: Callable[[int], Any] | None = None) -> int:
+    """Bytes autograd keeps for backward in one forward pass, each storage counted once;
+    `make_input(batch)` gives the input (default: a random float image of `input_shape`)."""
     storages: dict[int, int] = {}
 
     def pack(t: Any) -> Any:
@@ -80,7 +82,7 @@ def saved_bytes(torch: Any, model: Any, input_shape: tuple[int, ...], batch: int
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(torch.randn(batch, *input_shape))
+        model(make_input(batch) if make_input else torch.randn(batch, *input_shape))
     return sum(storages.values())
 
 
@@ -139,12 +141,15 @@ def measure(
 
 
 def measure_module(
-    torch: Any, model: Any, input_shape: tuple[int, ...], batches: tuple[int, int] = (1, 2)
+    torch: Any, model: Any, input_shape: tuple[int, ...], batches: tuple[int, int] = (1, 2),
+    make_input: Callable[[int], Any] | None = None,
 ) -> dict[str, Any]:
     """A module's parameters, buffers, output shape and flop_counter FLOPs (one example, eval
     mode), bytes saved for backward per example in train mode ((saved at the larger batch -
     saved at the smaller) / their difference, which cancels what does not grow with the batch),
-    and, per leaf module, its output shape (from a forward hook), parameters and FLOPs."""
+    and, per leaf module, its output shape (from a forward hook), parameters and FLOPs.
+    `make_input(batch)` gives the input (token ids for a language model; default a float image);
+    a model returning an object with `logits` or `last_hidden_state` (HF) is measured on that."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
@@ -160,18 +165,20 @@ def measure_module(
     handles = [module.register_forward_hook(record(name)) for name, module in leaves.items()]
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        output = model(torch.randn(1, *input_shape))
+        output = model(make_input(1) if make_input else torch.randn(1, *input_shape))
     for handle in handles:
         handle.remove()
-    if isinstance(output, dict):  # torchvision's segmentation models: {"out": ..., "aux": ...}
+    if isinstance(output, dict) and "out" in output:  # torchvision's segmentation models: {"out": ..., "aux": ...}
         output = output["out"]
+    for field in ("logits", "last_hidden_state"):  # HF transformers' model outputs
+        output = getattr(output, field, output)
     root = type(model).__name__
     flops = {name[len(root) + 1:]: sum(counts.values())
              for name, counts in counter.get_flop_counts().items() if name.startswith(root + ".")}
     model.train()
     small, large = batches
-    grown = (saved_bytes(torch, model, input_shape, large)
-             - saved_bytes(torch, model, input_shape, small))
+    grown = (saved_bytes(torch, model, input_shape, large, make_input)
+             - saved_bytes(torch, model, input_shape, small, make_input))
     model.eval()
     return {
         "params": sum(p.numel() for p in model.parameters()),

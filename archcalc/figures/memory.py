@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from archcalc.arith import Dim, Shape
-from archcalc.dtypes import BYTES
+from archcalc.dtypes import BYTES, INTEGER
 from archcalc.errors import OptionError
 from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Sweepable, Total, plain, walk
 from archcalc.figures.params import ParamCount
@@ -148,10 +148,26 @@ class Storage(NamedTuple):
     nbytes: Dim  # per example: its creator's output (a view or an in-place op adds no bytes)
 
 
+def element_bytes(network: Network, size: int) -> dict[str, int]:
+    """Bytes per example of one element of the input and of each layer's output: `size` (the
+    activation dtype's), an integer type's own (token ids: the input's int64 through views),
+    or 0 for a tensor the whole batch shares (a learned class token, positions 0..S-1)."""
+    dtypes: dict[str, str | None] = {INPUT: network.dtype if network.dtype in INTEGER else None}
+    batched = {INPUT: True}
+    result = {INPUT: BYTES[dtypes[INPUT]] if dtypes[INPUT] else size}
+    for layer in network.layers:
+        dtype = dtypes[layer.path] = layer.op.output_dtype([dtypes[i] for i in layer.inputs])
+        batched[layer.path] = layer.op.per_example and any(batched[i] for i in layer.inputs)
+        result[layer.path] = (BYTES[dtype] if dtype else size) if batched[layer.path] else 0
+    return result
+
+
 def live_storages(network: Network, shapes: dict[str, Shape], size: int) -> dict[str, Storage]:
     """Every activation storage, keyed as by storage_of, in creation order: a storage lives from
-    its creation to its last reader (the output to the end); `size` is bytes per element."""
+    its creation to its last reader (the output to the end); `size` is the activation dtype's
+    bytes per element (element_bytes prices the others)."""
     ids = storage_of(network)
+    sizes = element_bytes(network, size)
     born = {INPUT: -1}
     last_use = {INPUT: -1}
     for position, layer in enumerate(network.layers):
@@ -159,7 +175,7 @@ def live_storages(network: Network, shapes: dict[str, Shape], size: int) -> dict
         for source in (*layer.inputs, layer.path):
             last_use[ids[source]] = position
     last_use[ids[network.output]] = len(network.order)
-    return {t: Storage(born[t], last_use[t], elements(shapes[t]) * size) for t in born}
+    return {t: Storage(born[t], last_use[t], elements(shapes[t]) * sizes[t]) for t in born}
 
 
 def inference_candidates(network: Network, storages: dict[str, Storage]) -> list[tuple[str, Dim]]:
@@ -195,9 +211,7 @@ def gradients(network: Network, counts: dict[str, ParamCount]) -> dict[str, Grad
     """Per layer: does it train, and which inputs need a gradient (an earlier layer trains)."""
     result = {INPUT: Gradients(False, ())}
     for layer in network.layers:
-        trainable = counts[layer.path].trainable
-        trains = trainable != 0 if isinstance(trainable, int) else True
-        result[layer.path] = Gradients(trains, tuple(result[i].recorded for i in layer.inputs))
+        result[layer.path] = Gradients(counts[layer.path].trains, tuple(result[i].recorded for i in layer.inputs))
     return result
 
 
@@ -206,6 +220,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     size = options.activation_bytes
     ids = storage_of(network)
     storages = live_storages(network, shapes, size)
+    sizes = element_bytes(network, size)
     candidates = inference_candidates(network, storages)
     if network.symbolic:
         from archcalc.symbolic.symbols import peak as symbolic_peak
@@ -218,10 +233,11 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     kept: dict[str, Dim] = {}
     once: PerOp[tuple[tuple[int, ...], bool, tuple[Dim, ...]]] = PerOp()
 
-    def plan(op: Op, grad: Gradients, in_shapes: list[Shape], output: Shape) -> tuple[tuple[int, ...], bool, tuple[Dim, ...]]:
-        """The inputs the op keeps for backward, whether it keeps its output, and its extras' bytes."""
+    def plan(op: Op, grad: Gradients, in_shapes: list[Shape], output: Shape, batched: bool) -> tuple[tuple[int, ...], bool, tuple[Dim, ...]]:
+        """The inputs the op keeps for backward, whether it keeps its output, and its extras'
+        bytes per example (none when its output is shared by the batch)."""
         saved = op.saved_for_backward(in_shapes, output)
-        extras = tuple(count * (BYTES[dtype] if dtype else size) for count, dtype in saved.extra)
+        extras = tuple(count * (BYTES[dtype] if dtype else size) if batched else 0 for count, dtype in saved.extra)
         return saved.kept_inputs(grad.trains, grad.inputs), saved.output, extras
 
     def step(layer: Layer) -> LayerMemory:
@@ -230,8 +246,9 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
         grad = grads[layer.path]
         if grad.recorded:
             in_shapes = [shapes[i] for i in layer.inputs]
+            batched = sizes[layer.path] != 0
             kept_inputs, keeps_output, extras = once(
-                layer.op, (grad, output, *in_shapes), lambda: plan(layer.op, grad, in_shapes, output)
+                layer.op, (grad, batched, output, *in_shapes), lambda: plan(layer.op, grad, in_shapes, output, batched)
             )
             tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if keeps_output else [])
             for t in tensors:
@@ -240,7 +257,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
             for n, extra in enumerate(extras):
                 kept[f"{layer.path}#{n}"] = extra
                 saved_bytes += extra
-        return LayerMemory(elements(output) * size, saved_bytes)
+        return LayerMemory(elements(output) * sizes[layer.path], saved_bytes)
 
     layers = walk(network, step)
     training = sum(kept.values(), 0)

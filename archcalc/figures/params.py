@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any
 
-from archcalc.arith import Dim, Shape, product
+from archcalc.arith import Dim, Shape, equal, product
+from archcalc.errors import ShapeError
 from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Total, plain, walk
 from archcalc.ops.base import Op
 from archcalc.spec.graph import Layer, Network
@@ -19,10 +21,18 @@ class ParamCount:
     params: Dim
     buffers: Dim
     frozen: bool
+    tied_to: str | None = None  # the layer whose parameters it uses, counted there, not here
+    shared: Dim = 0  # elements of those
 
     @property
     def trainable(self) -> Dim:
         return 0 if self.frozen else self.params
+
+    @property
+    def trains(self) -> bool:
+        """Whether a learned parameter it uses (its own or tied ones) gets a gradient."""
+        used = self.params + self.shared
+        return not self.frozen and (used != 0 if isinstance(used, int) else True)
 
 
 def parameter_counts(network: Network, shapes: dict[str, Shape]) -> dict[str, ParamCount]:
@@ -38,9 +48,27 @@ def parameter_counts(network: Network, shapes: dict[str, Shape]) -> dict[str, Pa
 
     def step(layer: Layer) -> ParamCount:
         inputs = [shapes[i] for i in layer.inputs]
-        return ParamCount(*once(layer.op, tuple(inputs), lambda: count(layer.op, inputs)), layer.frozen)
+        params, buffers = once(layer.op, tuple(inputs), lambda: count(layer.op, inputs))
+        if layer.tied_to is None:
+            return ParamCount(params, buffers, layer.frozen)
+        source = network.layer(layer.tied_to)
+        check_tied(layer, source, inputs, [shapes[i] for i in source.inputs])
+        return ParamCount(0, buffers, source.frozen, layer.tied_to, params)
 
     return walk(network, step)
+
+
+def check_tied(layer: Layer, source: Layer, inputs: list[Shape], source_inputs: list[Shape]) -> None:
+    """A ShapeError unless every parameter of `layer` is one of `source`'s, of the same shape
+    (GPT-2's head [vocab, D] and its token embedding [vocab, D] share `weight`)."""
+    mine, theirs = layer.op.parameters(inputs), source.op.parameters(source_inputs)
+    for name, shape in mine.items():
+        if name not in theirs or not all(equal(a, b) for a, b in zip_longest(shape, theirs[name], fillvalue=-1)):
+            have = f"{list(theirs[name])}" if name in theirs else "no such parameter"
+            raise ShapeError(
+                f"tied to '{source.path}', but its '{name}' {list(shape)} does not match "
+                f"'{source.path}': {have} (tied layers share parameters of the same shape)"
+            )
 
 
 def _sum(attribute: str) -> Any:
@@ -59,7 +87,10 @@ PARAMS = Figure(
     "params", "Parameters", "count", lower_is_better=True,
     needs=("shapes",),
     run=lambda network, done, options: parameter_counts(network, done["shapes"]),
-    layer_json=lambda c, analysis: {"params": plain(c.params), "trainable": not c.frozen, "buffers": plain(c.buffers)},
+    layer_json=lambda c, analysis: {
+        "params": plain(c.params), "trainable": not c.frozen, "buffers": plain(c.buffers),
+        **({"tied_to": c.tied_to} if c.tied_to else {}),
+    },
     totals=(
         Total("params", "Params", "count", _sum("params"), lower_is_better=True, compare=10),
         Total("trainable_params", "Trainable params", "count", _sum("trainable"), lower_is_better=True, compare=11),

@@ -5,6 +5,7 @@ from archcalc.ops import (  # noqa: F401
     channels,
     conv,
     dropout,
+    embedding,
     linear,
     merge,
     norm,

@@ -158,6 +158,12 @@ class Op(Model):
     channel before the op is cancelled (batch norm; Ioffe & Szegedy 2015, §3.2)."""
     init: ClassVar[dict[str, Init]] = {}
     """How each parameter and buffer starts in a seeded run, by name; one not named is a `shift`."""
+    per_example: ClassVar[bool] = True
+    """Whether the output differs per example when an input does: False for a tensor the whole
+    batch shares (a class token, positions 0..S-1), which costs no memory per example."""
+    index_bound: ClassVar[str | None] = None
+    """The field bounding the integer indices the op reads (an embedding's `vocab`), so a seeded
+    run draws token ids in range; None for an op that reads no indices."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -194,6 +200,11 @@ class Op(Model):
         """The axis a concatenation joins its inputs along, as torch.cat counts it (0 the batch,
         1 the channels, negative from the end), or None for an op that concatenates nothing."""
         return None
+
+    def output_dtype(self, inputs: list[str | None]) -> str | None:
+        """The output's element type, or None for the activation dtype (--dtype): a view or an
+        in-place op keeps its input's (token ids stay int64 through a reshape)."""
+        return inputs[0] if self.inplace_output and inputs else None
 
     @property
     def inplace_output(self) -> bool:

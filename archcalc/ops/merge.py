@@ -154,4 +154,8 @@ class Concat(Op):
         return (*inputs[0][:axis], joined, *inputs[0][axis + 1 :])
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        """A tensor the batch shares (batch axis 1, a class token) is expanded first, as
+        torch code does before torch.cat."""
+        batch = max(x.shape[0] for x in xs)
+        xs = [np.broadcast_to(x, (batch, *x.shape[1:])) for x in xs]
         return np.concatenate(xs, axis=self.dim % xs[0].ndim)

@@ -44,6 +44,7 @@ class Layer:
     inputs: tuple[str, ...]
     frozen: bool
     location: Location
+    tied_to: str | None = None  # the layer whose parameters this one uses (tied weights)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class _Pending:
     inputs: list[_Ref | str]
     frozen: bool
     location: Location
+    tied_to: str | None = None
 
 
 class _Expander:
@@ -215,6 +217,8 @@ class _Expander:
                 location=self.where(entry),
                 layer=path,
             )
+        if has_block and "tied_to" in entry:
+            raise SpecError("'tied_to' ties one layer's parameters to another's; put it on the op entry, not a block call", location=self.where(entry, "tied_to"), layer=path)
         env = scope.env
         sources = self.sources(entry, previous, scope, path)
         when = self.value(entry, "when", env, path) if "when" in entry else True
@@ -308,10 +312,18 @@ class _Expander:
             )
         fields = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
         inputs = sources
+        tied = entry.get("tied_to")
+        if tied is not None and (not isinstance(tied, str) or not tied or len(copies) > 1):
+            why = "one layer's path, as `transformer.wte`" if len(copies) == 1 else "one layer, not a repeat's copies"
+            raise SpecError(f"'tied_to' names {why}; got {quote(tied)}", location=self.where(entry, "tied_to"), layer=path)
+        if cls.max_inputs == 0:  # a learned tensor reads nothing: not the previous entry
+            if "from" in entry:
+                raise SpecError(f"{kind} reads no input, so it takes no 'from'", location=self.where(entry, "from"), layer=path)
+            inputs = []
         fixed = self.entry_ops.get(id(entry))
         for here, env in copies:
             if fixed is not None:
-                self.add(_Pending(here, fixed, list(inputs), frozen, self.where(entry, "op")))
+                self.add(_Pending(here, fixed, list(inputs), frozen, self.where(entry, "op"), tied))
                 inputs = [here]
                 continue
             values = {k: self.value(entry, k, env, here) for k in fields}
@@ -328,7 +340,7 @@ class _Expander:
                     self.ops[key] = op
             if key and not any(map(_has_expression, fields.values())):
                 fixed = self.entry_ops[id(entry)] = op
-            self.add(_Pending(here, op, list(inputs), frozen, self.where(entry, "op")))
+            self.add(_Pending(here, op, list(inputs), frozen, self.where(entry, "op"), tied))
             inputs = [here]
         return inputs[0]  # type: ignore[return-value]
 
@@ -519,11 +531,18 @@ def expand(
         if len(inputs) < op.min_inputs or (op.max_inputs is not None and len(inputs) > op.max_inputs):
             wanted = f"at least {op.min_inputs}" if op.max_inputs is None else str(op.max_inputs)
             raise SpecError(f"{op.kind} takes {wanted} input(s), got {len(inputs)}: {list(inputs)}", location=p.location, layer=p.path)
-        nodes[p.path] = Layer(p.path, op, inputs, p.frozen, p.location)
+        nodes[p.path] = Layer(p.path, op, inputs, p.frozen, p.location, p.tied_to)
         readers.setdefault(p.path, [])
         rank[p.path] = position
         for source in dict.fromkeys(inputs):
             readers.setdefault(source, []).append(p.path)
+    for layer in nodes.values():
+        if layer.tied_to is not None and (layer.tied_to not in nodes or layer.tied_to == layer.path or nodes[layer.tied_to].tied_to):
+            near = _nearest(layer.tied_to, nodes)
+            hint = f"; did you mean {near}?" if near else " (give the full path, as `transformer.wte`)"
+            if layer.tied_to in nodes and layer.tied_to != layer.path:
+                hint = f" whose parameters are themselves tied; name '{nodes[layer.tied_to].tied_to}' instead"
+            raise SpecError(f"'tied_to' names {quote(layer.tied_to)}, which is not another layer{hint}", location=layer.location, layer=layer.path)
     order = _topological_order(readers, rank)
     if len(order) < len(rank):  # Kahn's algorithm stops short exactly when there is a cycle
         import networkx as nx

@@ -22,7 +22,7 @@ from archcalc.spec.source import line_of
 if TYPE_CHECKING:
     from pydantic import ValidationError, ValidatorFunctionWrapHandler
 
-ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when", "names", "flat", "inline")
+ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when", "names", "flat", "inline", "tied_to")
 
 
 def _keep_file_lists(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:

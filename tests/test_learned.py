@@ -1,0 +1,165 @@
+"""Token ids, embeddings, learned tensors the batch shares, and tied weights.
+
+Expected figures are derived by hand in each test; where torch is installed, the same tiny
+networks are built in torch and measured (parameters, and bytes autograd saves per example).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from torch_reference import saved_bytes
+
+from archcalc.analysis import analyze
+from archcalc.errors import SpecError
+from archcalc.executor import execute, random_weights
+from archcalc.figures.memory import MemoryOptions
+from archcalc.spec.graph import load_data
+from archcalc.verify import verify
+
+S, D, VOCAB = 8, 16, 50
+
+LANGUAGE = {
+    "name": "lm",
+    "input": {"shape": [S], "dtype": "int64"},
+    "layers": [
+        {"name": "wte", "op": "embedding", "vocab": VOCAB, "dim": D},
+        {"name": "ln", "op": "layernorm"},
+        {"name": "head", "op": "linear", "out": VOCAB, "bias": False, "tied_to": "wte"},
+    ],
+}
+
+# ViT's stem on a 3x16x16 image: 4x4 patches, a class token, a position embedding
+PATCHES = (16 // 4) ** 2
+VISION = {
+    "name": "vit",
+    "input": [3, 16, 16],
+    "layers": [
+        {"name": "conv_proj", "op": "conv2d", "out": D, "kernel": 4, "stride": 4},
+        {"op": "flatten", "start_dim": 2},
+        {"name": "tokens", "op": "transpose", "dim0": 1, "dim1": 2},
+        {"name": "class_token", "op": "parameter", "shape": [1, D]},
+        {"name": "cat", "op": "concat", "from": ["class_token", "tokens"], "dim": 1},
+        {"name": "pos_embedding", "op": "parameter", "shape": [PATCHES + 1, D]},
+        {"name": "add", "op": "add", "from": ["cat", "pos_embedding"]},
+        {"name": "ln", "op": "layernorm"},
+    ],
+}
+
+
+def test_tied_head_is_counted_once() -> None:
+    a = analyze(load_data(LANGUAGE), MemoryOptions(batch=1))
+    layers = {r.path: r for r in a.layers}
+    # the table [VOCAB, D] once, layer norm's weight and bias; the head's weight is the table
+    assert a.totals.params == VOCAB * D + 2 * D
+    assert layers["head"].params.params == 0 and layers["head"].params.tied_to == "wte"
+    # the head's weight trains (through the table), so it keeps its input for that gradient
+    assert layers["head"].memory.saved == S * D * 4
+    assert a.memory.gradients == a.totals.params * 4
+
+
+def test_token_ids_are_int64_and_the_embedding_keeps_them() -> None:
+    a = analyze(load_data(LANGUAGE), MemoryOptions(batch=1))
+    layers = {r.path: r for r in a.layers}
+    assert layers["wte"].memory.saved == S * 8  # the ids, int64, for the table's gradient
+    assert layers["wte"].memory.output == S * D * 4
+    # saved: ids (S*8); layer norm's input and its mean and rstd per row (S*D*4 + 2*S*4);
+    # the head's input (S*D*4)
+    assert a.memory.training_activations == S * 8 + S * D * 4 + 2 * S * 4 + S * D * 4
+
+
+def test_class_token_and_position_embedding_are_shared_by_the_batch() -> None:
+    a = analyze(load_data(VISION), MemoryOptions(batch=1))
+    layers = {r.path: r for r in a.layers}
+    assert layers["class_token"].params.params == D
+    assert layers["pos_embedding"].params.params == (PATCHES + 1) * D
+    assert layers["class_token"].memory.output == 0  # one copy whatever the batch
+    assert layers["cat"].output_shape == (PATCHES + 1, D)
+    # conv keeps the image; concat and add keep nothing; layer norm its input, mean and rstd
+    assert a.memory.training_activations == 3 * 16 * 16 * 4 + (PATCHES + 1) * D * 4 + 2 * (PATCHES + 1) * 4
+
+
+@pytest.mark.parametrize("spec", [LANGUAGE, VISION], ids=["language", "vision"])
+def test_executor_agrees(spec: dict[str, Any]) -> None:
+    assert verify(load_data(spec), batch=2).mismatches == ()
+
+
+def test_executor_draws_ids_below_the_vocabulary_and_shares_the_table() -> None:
+    network = load_data(LANGUAGE)
+    weights = random_weights(network, seed=1, dtype="float64")
+    assert set(weights) == {"wte", "ln"}  # the head has no arrays of its own
+    ids = np.arange(S)[None, :] % VOCAB
+    run = execute(network, ids, weights=weights, dtype="float64")
+    ln = weights["ln"]
+    rows = weights["wte"]["weight"][ids]
+    normed = (rows - rows.mean(-1, keepdims=True)) / np.sqrt(rows.var(-1, keepdims=True) + 1e-5)
+    expected = (normed * ln["weight"] + ln["bias"]) @ weights["wte"]["weight"].T
+    np.testing.assert_allclose(run.output, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize(("tied_to", "message"), [
+    ("wt", "did you mean 'wte'"),
+    ("ln", "does not match"),
+    ("head", "not another layer"),
+])
+def test_bad_ties_are_clear_errors(tied_to: str, message: str) -> None:
+    spec = {**LANGUAGE, "layers": [*LANGUAGE["layers"][:2], {**LANGUAGE["layers"][2], "tied_to": tied_to}]}
+    with pytest.raises(Exception, match=message) as caught:
+        analyze(load_data(spec), MemoryOptions())
+    assert "head" in str(caught.value)
+
+
+def test_a_parameter_takes_no_from() -> None:
+    layers = [{"name": "x", "op": "linear", "out": 4}, {"op": "parameter", "shape": [4], "from": "x"}]
+    with pytest.raises(SpecError, match="reads no input"):
+        load_data({"name": "p", "input": [4], "layers": layers})
+
+
+def torch_language(torch: Any) -> Any:
+    """The same network in torch: an embedding, a layer norm and a head tied to the table."""
+
+    class Tied(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wte = torch.nn.Embedding(VOCAB, D)
+            self.ln = torch.nn.LayerNorm(D)
+            self.head = torch.nn.Linear(D, VOCAB, bias=False)
+            self.head.weight = self.wte.weight
+
+        def forward(self, ids: Any) -> Any:
+            return self.head(self.ln(self.wte(ids)))
+
+    return Tied()
+
+
+def torch_vision(torch: Any) -> Any:
+    class Stem(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv_proj = torch.nn.Conv2d(3, D, 4, 4)
+            self.class_token = torch.nn.Parameter(torch.zeros(1, 1, D))
+            self.pos_embedding = torch.nn.Parameter(torch.zeros(1, PATCHES + 1, D))
+            self.ln = torch.nn.LayerNorm(D)
+
+        def forward(self, x: Any) -> Any:
+            x = self.conv_proj(x).flatten(2).transpose(1, 2)
+            x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+            return self.ln(x + self.pos_embedding)
+
+    return Stem()
+
+
+@pytest.mark.parametrize(("spec", "build", "make"), [
+    (LANGUAGE, torch_language, lambda torch, b: torch.randint(0, VOCAB, (b, S))),
+    (VISION, torch_vision, lambda torch, b: torch.randn(b, 3, 16, 16)),
+], ids=["language", "vision"])
+def test_against_torch(spec: dict[str, Any], build: Any, make: Any) -> None:
+    torch = pytest.importorskip("torch")
+    model = build(torch).train()
+    per_example = (saved_bytes(torch, model, (), 2, lambda b: make(torch, b))
+                   - saved_bytes(torch, model, (), 1, lambda b: make(torch, b)))
+    a = analyze(load_data(spec), MemoryOptions(batch=1))
+    assert a.totals.params == sum(p.numel() for p in model.parameters())  # tied: counted once
+    assert a.memory.training_activations == per_example
