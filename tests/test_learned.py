@@ -163,3 +163,15 @@ def test_against_torch(spec: dict[str, Any], build: Any, make: Any) -> None:
     a = analyze(load_data(spec), MemoryOptions(batch=1))
     assert a.totals.params == sum(p.numel() for p in model.parameters())  # tied: counted once
     assert a.memory.training_activations == per_example
+
+
+def test_sequence_length_as_a_symbol() -> None:
+    """`--input S`: S (sympy's singleton's name) is a fine symbol; per token the ids (8 bytes),
+    layer norm's input, mean and rstd (4*D + 8) and the head's input (4*D) are kept."""
+    from archcalc.symbolic.symbols import symbol
+
+    s, b = symbol("S"), symbol("B")
+    network = load_data(LANGUAGE, input_shape=("S",))
+    a = analyze(network, MemoryOptions(batch=b))
+    assert a.output_shape == (s, VOCAB)
+    assert (a.memory.training_activations - b * s * (8 + 4 * D + 8 + 4 * D)).expand() == 0
