@@ -219,3 +219,24 @@ def test_commands_take_a_tensor_with_no_input(tmp_path: Any, command: list[str])
     assert result.exit_code == 0, result.output
     if command[0] == "rf":  # the corner unit: the 3x3 window clipped by the zero padding
         assert "rows 0..1 (2), columns 0..1 (2)" in result.stdout
+
+
+def test_fit_solves_for_the_sequence_length(tmp_path: Any) -> None:
+    """--fit with --input S: the largest batch as a formula in S, and at batch 1 the longest
+    sequence, past the million the image search stops at: per token 144 bytes are kept
+    (test_sequence_length_as_a_symbol) and the weights, gradients and Adam's two states take
+    4 * 832 * 4 = 13,312 bytes."""
+    import json
+
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
+    path = tmp_path / "lm.json"
+    path.write_text(json.dumps(LANGUAGE))
+    result = CliRunner().invoke(main, ["memory", str(path), "--fit", "1GiB", "--input", "S", "--json"])
+    assert result.exit_code == 0, result.output
+    fit = json.loads(result.stdout)["fit"]
+    longest = (2**30 - 13_312) // 144
+    assert fit["square_input"] == longest == 7_456_448
+    assert fit["per_example"] == "144*S"
