@@ -50,7 +50,7 @@ analysed = cache(zoo)  # each spec analysed once for all the tests here
 B0_STAGES = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
              (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
 SCALING = {
-    "efficientnet_b1": (1.0, 1.1), "efficientnet_b2": (1.1, 1.2), "efficientnet_b3": (1.2, 1.4),
+    "efficientnet_b0": (1.0, 1.0), "efficientnet_b1": (1.0, 1.1), "efficientnet_b2": (1.1, 1.2), "efficientnet_b3": (1.2, 1.4),
     "efficientnet_b4": (1.4, 1.8), "efficientnet_b5": (1.6, 2.2), "efficientnet_b6": (1.8, 2.6),
     "efficientnet_b7": (2.0, 3.1),
 }
@@ -200,7 +200,7 @@ def block_indices(model: str) -> list[tuple[str, int, int]]:
     return found
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", ["efficientnet_b0", *MODELS])
 def test_stochastic_depth_grows_per_block_as_torchvision(model: str) -> None:
     # EfficientNet.__init__: sd_prob = stochastic_depth_prob (0.2) * stage_block_id / total_stage_blocks
     network = analysed(model).network
