@@ -436,6 +436,22 @@ def naive_linear(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y
 
 
+def naive_matmul(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """y[n, *i, m, p] = sum_k a[n, *i', m, k] * b[n, *i'', k, p], where a size-1 leading axis
+    reads its position 0 (broadcast)."""
+    a, b = xs
+    lead = tuple(max(x, y) for x, y in zip(a.shape[:-2], b.shape[:-2]))
+    y = np.zeros((*lead, a.shape[-2], b.shape[-1]))
+    for i in product(*map(range, lead)):
+        ia = tuple(0 if n == 1 else j for n, j in zip(a.shape[:-2], i))
+        ib = tuple(0 if n == 1 else j for n, j in zip(b.shape[:-2], i))
+        for m, p in product(range(a.shape[-2]), range(b.shape[-1])):
+            y[(*i, m, p)] = math.fsum(
+                float(a[(*ia, m, k)]) * float(b[(*ib, k, p)]) for k in range(a.shape[-1])
+            )
+    return y
+
+
 def naive_flatten(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Axes start..end joined into one; elements keep their row-major order."""
     x = xs[0]
@@ -621,6 +637,7 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "channel_shuffle": naive_channel_shuffle,
     "slice": naive_slice,
     "linear": naive_linear,
+    "matmul": naive_matmul,
     "flatten": naive_flatten,
     "interpolate": naive_interpolate,
     "pixel_shuffle": naive_pixel_shuffle,
@@ -820,6 +837,10 @@ ACTIVATION = [
 ]
 
 MERGE = [
+    case("matmul", (2, 3, 4), (2, 4, 5)),  # one matrix pair per example: bmm
+    case("matmul", (2, 2, 3, 4), (2, 2, 4, 1)),  # heads: q @ k^T
+    case("matmul", (2, 1, 3, 4), (2, 3, 4, 2)),  # a leading 1 broadcast
+    case("matmul", (2, 3, 1, 2, 4), (2, 1, 2, 4, 3)),  # broadcast on both sides
     case("add", (2, 3, 4, 5), (2, 3, 4, 5)),
     case("add", (2, 7), (2, 7), (2, 7)),
     case("mul", (2, 3, 4, 5), (2, 3, 1, 1)),  # [C,H,W] * [C,1,1]: squeeze-and-excitation
@@ -1235,6 +1256,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "channel_shuffle": torch_channels,
     "slice": torch_channels,
     "linear": torch_other,
+    "matmul": lambda torch, op, xs, w: torch.matmul(xs[0], xs[1]),
     "flatten": torch_other,
     "interpolate": torch_interpolate,
     "pixel_shuffle": torch_pixel_shuffle,

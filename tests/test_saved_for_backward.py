@@ -139,6 +139,15 @@ CASES = [
     # multiplied by the other one, so torch.mul keeps x (already conv's input), not conv(x)
     Case("mul by the input", (2, 7, 9), ("{name: c, op: conv2d, out: 2, kernel: 1}", "{op: mul, from: [input, c]}"),
          lambda nn: _branches(nn, nn.Identity(), nn.Conv2d(2, 2, 1), lambda a, b: a * b), 504),
+    # a @ b^T of two trained branches: bmm keeps both factors, c1's output [4, 7, 9] and the
+    # transposed view of c2's [4, 7, 9] (1,008 bytes each), plus the shared input (504)
+    Case("matmul", (2, 7, 9), (C1, "{name: c2, op: conv2d, out: 4, kernel: 1, from: input}",
+                               "{name: t, op: transpose, dim0: 2, dim1: 3}", "{op: matmul, from: [c1, t]}"),
+         lambda nn: _branches(nn, c1(nn), c1(nn), lambda a, b: a @ b.transpose(-2, -1)), 504 + 1008 + 1008),
+    # input @ conv(input)^T: only the second factor needs a gradient, so only the input is kept
+    Case("matmul by the input", (2, 7, 9), ("{name: c, op: conv2d, out: 2, kernel: 1}", "{name: t, op: transpose, dim0: 2, dim1: 3}",
+                                            "{op: matmul, from: [input, t]}"),
+         lambda nn: _branches(nn, nn.Identity(), nn.Conv2d(2, 2, 1), lambda a, b: a @ b.transpose(-2, -1)), 504),
     Case("add", (2, 7, 9), (C1, "{name: r, op: relu}", "{op: add, from: [c1, r]}"),
          lambda nn: nn.Sequential(c1(nn), _branches(nn, nn.Identity(), nn.ReLU(), lambda a, b: a + b)), 504 + 1008),
     Case("concat and slice", (2, 7, 9), (C1, "{name: s, op: slice, start: 0, end: 2}", "{name: r, op: relu}", "{op: concat, from: [c1, r]}"),

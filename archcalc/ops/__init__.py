@@ -6,6 +6,7 @@ from archcalc.ops import (  # noqa: F401
     conv,
     dropout,
     linear,
+    matmul,
     merge,
     norm,
     pad,
