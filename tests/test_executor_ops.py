@@ -829,6 +829,7 @@ ACTIVATION = [
     for kind, fields in _ACTIVATION_SETTINGS
     for shape in ((2, 3, 5), (3, 7), (1, 2, 3, 4))
 ] + [
+    case("gelu", (2, 3, 5), approximate="tanh", implementation="hf"),  # GPT-2's gelu_new
     case("softmax", (2, 3, 5)),
     case("softmax", (2, 3, 4, 5), dim=1),
     case("softmax", (2, 3, 4, 5), dim=2),

@@ -129,6 +129,13 @@ CASES = [
     Case("groupnorm", (2, 7, 9), (C1, "{op: groupnorm, groups: 2}"), lambda nn: nn.Sequential(c1(nn), nn.GroupNorm(2, 4)), 1528),
     Case("dropout", (2, 7, 9), (C1, "{op: dropout, p: 0.3}"), lambda nn: nn.Sequential(c1(nn), nn.Dropout(0.3)), 1512),
     Case("gelu", (2, 7, 9), (C1, "{op: gelu}"), lambda nn: nn.Sequential(c1(nn), nn.GELU()), 1512),
+    Case("gelu tanh", (2, 7, 9), (C1, "{op: gelu, approximate: tanh}"),
+         lambda nn: nn.Sequential(c1(nn), nn.GELU(approximate="tanh")), 1512),
+    # GPT-2's gelu_new, transformers' NewGELUActivation: 0.5 x (1 + tanh(c (x + 0.044715 x^3)))
+    # in Python ops keeps x (pow's input), tanh's result, and both factors of the last product,
+    # 0.5 x and 1 + tanh: the conv's input (504) and four [4, 7, 9] tensors (4 x 1,008)
+    Case("gelu_new", (2, 7, 9), (C1, "{op: gelu, approximate: tanh, implementation: hf}"),
+         lambda nn: nn.Sequential(c1(nn), _transformers_activation("gelu_new")), 504 + 4 * 1008),
     Case("hardswish inplace", (2, 7, 9), (C1, "{op: hardswish, inplace: true}"),
          lambda nn: nn.Sequential(c1(nn), nn.Hardswish(inplace=True)), 1512),
     Case("channel_shuffle", (2, 7, 9), (C1, "{op: channel_shuffle, groups: 2}"),
@@ -154,6 +161,11 @@ CASES = [
          lambda nn: nn.Sequential(c1(nn), _branches(nn, nn.Identity(), nn.Sequential(_Narrow(nn, 2), nn.ReLU()), lambda a, b: __import__("torch").cat([a, b], 1))),
          504 + 2 * 63 * 4),
 ]
+
+
+def _transformers_activation(name: str) -> Any:
+    """transformers' activation module of that name (ACT2FN), skipping where it is not installed."""
+    return pytest.importorskip("transformers.activations").ACT2FN[name]
 
 
 def _padded(nn: Any, pads: tuple[int, ...], mode: str, conv: Any) -> Any:
