@@ -288,6 +288,22 @@ def naive_layernorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y
 
 
+def naive_rmsnorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """x / sqrt(mean of x^2 over the trailing axes + eps) * weight; eps None is float32's
+    machine epsilon (torch.nn.RMSNorm's default; archcalc's float64 inputs take float64's)."""
+    x = xs[0]
+    count = len(op.normalized_shape) if isinstance(op.normalized_shape, list) else 1
+    lead, tail = x.shape[: x.ndim - count], x.shape[x.ndim - count :]
+    eps = float(np.finfo(x.dtype).eps) if op.eps is None else op.eps
+    y = np.zeros_like(x)
+    for row in product(*map(range, lead)):
+        cells = [row + i for i in product(*map(range, tail))]
+        scale = 1 / math.sqrt(math.fsum(float(x[c]) ** 2 for c in cells) / len(cells) + eps)
+        for i in product(*map(range, tail)):
+            y[row + i] = x[row + i] * scale * (w["weight"][i] if op.elementwise_affine else 1.0)
+    return y
+
+
 def naive_groupnorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Channels split into `groups` runs; each run of each example normalised together."""
     x = xs[0]
@@ -627,6 +643,7 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "global_max_pool": naive_global_max_pool,
     "batchnorm": naive_batchnorm,
     "layernorm": naive_layernorm,
+    "rmsnorm": naive_rmsnorm,
     "groupnorm": naive_groupnorm,
     **{kind: naive_elementwise for kind in FORMULAS},
     "softmax": naive_softmax,
@@ -798,6 +815,10 @@ NORM = [
     case("layernorm", (2, 3, 4, 5), normalized_shape=[3, 4, 5], eps=0.01),
     case("layernorm", (2, 5, 6), elementwise_affine=False),
     case("layernorm", (2, 5, 6), bias=False),
+    case("rmsnorm", (2, 7)),
+    case("rmsnorm", (3, 2, 7), normalized_shape=7, eps=1e-6, implementation="hf"),
+    case("rmsnorm", (2, 3, 4, 5), normalized_shape=[4, 5]),
+    case("rmsnorm", (2, 5, 6), elementwise_affine=False, eps=0.1),
     case("groupnorm", (2, 4, 3, 5), groups=2),
     case("groupnorm", (2, 3, 4), groups=1),
     case("groupnorm", (2, 3, 5, 2), groups=3, affine=False),
@@ -1146,6 +1167,14 @@ def torch_layernorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any
     return torch.nn.functional.layer_norm(x, shape, w.get("weight"), w.get("bias"), op.eps)
 
 
+def torch_rmsnorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """F.rms_norm for both implementations (the same arithmetic; their saved tensors differ)."""
+    x = xs[0]
+    shape = [x.shape[-1]] if op.normalized_shape is None else op.normalized_shape
+    shape = [shape] if isinstance(shape, int) else shape
+    return torch.nn.functional.rms_norm(x, shape, w.get("weight"), op.eps)
+
+
 def torch_groupnorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     return torch.nn.functional.group_norm(xs[0], op.groups, w.get("weight"), w.get("bias"), op.eps)
 
@@ -1248,6 +1277,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "global_max_pool": torch_global,
     "batchnorm": torch_batchnorm,
     "layernorm": torch_layernorm,
+    "rmsnorm": torch_rmsnorm,
     "groupnorm": torch_groupnorm,
     **{kind: torch_activation for kind in (*FORMULAS, "softmax")},
     "acon_c": torch_acon_c,

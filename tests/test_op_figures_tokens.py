@@ -121,3 +121,39 @@ def test_matmul_in_sequence_length_symbols(tmp_path: Path) -> None:
     length = symbol("L")
     assert layer.output_shape == (length, length)
     assert (layer.flops.macs - 8 * length**2).expand() == 0
+
+
+# --- rmsnorm ----------------------------------------------------------------------------------------
+
+TOKENS = """\
+name: tokens
+input: [3, 8]
+layers:
+  - {name: proj, op: linear, out: 8}
+  - {name: norm, op: rmsnorm, implementation: IMPLEMENTATION}
+"""
+
+
+@pytest.mark.parametrize("implementation", ["torch", "hf"])
+def test_rmsnorm_figures_by_hand(analyse_text: Callable[[str], Analysis], implementation: str) -> None:
+    """[3, 8] tokens, normalised over the 8 features: 3 rows. Parameters: the weight, 8.
+    Element-wise: 4 per element (square, sum, scale, weight) and 2 per row (eps, rsqrt),
+    4*24 + 2*3 = 102; no matrix product. Saved in float32: the input (24 floats, proj's
+    output), 3 rsqrt values and the normalised result (24 floats): (24 + 3 + 24) * 4 = 204."""
+    layer = analyse_text(TOKENS.replace("IMPLEMENTATION", implementation)).layers[-1]
+    assert layer.output_shape == (3, 8)
+    assert layer.params.params == 8
+    assert layer.flops.macs == 0
+    assert layer.flops.elementwise == 4 * 24 + 2 * 3
+    assert layer.memory.saved == (24 + 3 + 24) * F32
+
+
+def test_rmsnorm_counts_no_flops_in_torch() -> None:
+    """torch.utils.flop_counter counts no matrix product in RMSNorm (archcalc's MACs: 0)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        torch.nn.RMSNorm(8)(torch.randn(2, 3, 8))
+    assert counter.get_total_flops() == 0

@@ -126,6 +126,18 @@ CASES = [
     Case("softmax", (2, 7, 9), (C1, "{op: softmax, dim: 1}"), lambda nn: nn.Sequential(c1(nn), nn.Softmax(1)), 1512),
     Case("layernorm", (2, 7, 9), (C1, "{op: layernorm, normalized_shape: [7, 9]}"),
          lambda nn: nn.Sequential(c1(nn), nn.LayerNorm([7, 9])), 1544),
+    # RMSNorm over the last axis of c1's [4, 7, 9]: 28 rows. torch.nn.RMSNorm and HF's
+    # LlamaRMSNorm are both recorded op by op and keep, in float32: the input (for pow and for
+    # the product with the rsqrt; the same storage as c1's output, 1,008 bytes), rsqrt(mean + eps)
+    # per row (28 x 4 = 112) and the normalised result for the weight's gradient (1,008); plus
+    # c1's input (504). Without the weight, no result is kept; over [7, 9], 4 rows.
+    Case("rmsnorm", (2, 7, 9), (C1, "{op: rmsnorm}"), lambda nn: nn.Sequential(c1(nn), nn.RMSNorm(9)), 504 + 1008 + 112 + 1008),
+    Case("rmsnorm hf", (2, 7, 9), (C1, "{op: rmsnorm, eps: 1.0e-6, implementation: hf}"),
+         lambda nn: nn.Sequential(c1(nn), _llama_rmsnorm(9)), 504 + 1008 + 112 + 1008),
+    Case("rmsnorm two axes", (2, 7, 9), (C1, "{op: rmsnorm, normalized_shape: [7, 9]}"),
+         lambda nn: nn.Sequential(c1(nn), nn.RMSNorm([7, 9])), 504 + 1008 + 16 + 1008),
+    Case("rmsnorm without weight", (2, 7, 9), (C1, "{op: rmsnorm, elementwise_affine: false}"),
+         lambda nn: nn.Sequential(c1(nn), nn.RMSNorm(9, elementwise_affine=False)), 504 + 1008 + 112),
     Case("groupnorm", (2, 7, 9), (C1, "{op: groupnorm, groups: 2}"), lambda nn: nn.Sequential(c1(nn), nn.GroupNorm(2, 4)), 1528),
     Case("dropout", (2, 7, 9), (C1, "{op: dropout, p: 0.3}"), lambda nn: nn.Sequential(c1(nn), nn.Dropout(0.3)), 1512),
     Case("gelu", (2, 7, 9), (C1, "{op: gelu}"), lambda nn: nn.Sequential(c1(nn), nn.GELU()), 1512),
@@ -166,6 +178,12 @@ CASES = [
 def _transformers_activation(name: str) -> Any:
     """transformers' activation module of that name (ACT2FN), skipping where it is not installed."""
     return pytest.importorskip("transformers.activations").ACT2FN[name]
+
+
+def _llama_rmsnorm(size: int) -> Any:
+    """transformers' LlamaRMSNorm (eps 1e-6), skipping where transformers is not installed."""
+    llama = pytest.importorskip("transformers.models.llama.modeling_llama")
+    return llama.LlamaRMSNorm(size)
 
 
 def _padded(nn: Any, pads: tuple[int, ...], mode: str, conv: Any) -> Any:
