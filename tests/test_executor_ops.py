@@ -468,6 +468,23 @@ def naive_matmul(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y
 
 
+def naive_roll(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """y[i] = x[i with each rolled axis' index moved back by its shift, wrapped], the shifts
+    applied one (shift, dim) pair at a time, as torch.roll."""
+    x = xs[0]
+    shifts = op.shifts if isinstance(op.shifts, list) else [op.shifts]
+    dims = op.dims if isinstance(op.dims, list) else [op.dims]
+    for shift, dim in zip(shifts, dims):
+        axis = dim % x.ndim
+        y = np.zeros_like(x)
+        for i in product(*map(range, x.shape)):
+            j = list(i)
+            j[axis] = (i[axis] - shift) % x.shape[axis]
+            y[i] = x[tuple(j)]
+        x = y
+    return x
+
+
 def naive_flatten(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Axes start..end joined into one; elements keep their row-major order."""
     x = xs[0]
@@ -655,6 +672,7 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "slice": naive_slice,
     "linear": naive_linear,
     "matmul": naive_matmul,
+    "roll": naive_roll,
     "flatten": naive_flatten,
     "interpolate": naive_interpolate,
     "pixel_shuffle": naive_pixel_shuffle,
@@ -960,6 +978,13 @@ PAD = [
     case("pad", (1, 2, 3, 2, 4), padding=[[1, 1], [2, 2], [-1, 3]], mode="circular"),
 ]
 
+ROLL = [
+    case("roll", (2, 3, 5, 4), shifts=[-2, -2], dims=[2, 3]),  # Swin's shift by -window // 2
+    case("roll", (2, 3, 5, 4), shifts=[2, 2], dims=[2, 3]),  # and back
+    case("roll", (2, 7, 3), shifts=9, dims=-2),  # more than the size: wraps
+    case("roll", (2, 6, 4), shifts=[1, 2], dims=[1, 1]),  # one axis twice
+]
+
 # dims count the batch as 0; -1 inferred; squeeze of a named axis that is not 1 keeps it
 VIEWS = [
     case("reshape", (2, 3, 4, 5), shape=[12, 5]),
@@ -979,7 +1004,7 @@ VIEWS = [
     case("transpose", (2, 3, 4), dim0=-1, dim1=1),
 ]
 
-CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + VIEWS
+CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + ROLL + VIEWS
 
 # values that sit on each activation's edges: clip points, softplus thresholds (beta*x == threshold
 # stays on the log branch), far tails
@@ -1288,6 +1313,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "slice": torch_channels,
     "linear": torch_other,
     "matmul": lambda torch, op, xs, w: torch.matmul(xs[0], xs[1]),
+    "roll": lambda torch, op, xs, w: torch.roll(xs[0], op.shifts, op.dims),
     "flatten": torch_other,
     "interpolate": torch_interpolate,
     "pixel_shuffle": torch_pixel_shuffle,

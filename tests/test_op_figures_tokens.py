@@ -157,3 +157,53 @@ def test_rmsnorm_counts_no_flops_in_torch() -> None:
     with torch.no_grad(), counter:
         torch.nn.RMSNorm(8)(torch.randn(2, 3, 8))
     assert counter.get_total_flops() == 0
+
+
+# --- roll -----------------------------------------------------------------------------------------
+
+ROLLED = """\
+name: shifted
+input: [2, 8]
+layers:
+  - {name: conv, op: conv1d, out: 2, kernel: 3, padding: 1}
+  - {name: roll, op: roll, shifts: 2, dims: 2}
+"""
+
+
+def test_roll_figures_by_hand(analyse_text: Callable[[str], Analysis]) -> None:
+    """torch.roll copies (2*8 floats out) with no arithmetic and keeps nothing for backward
+    (RollBackward0 rolls the gradient back by -shifts): only the convolution's input, 2*8 floats."""
+    analysis = analyse_text(ROLLED)
+    layer = analysis.layers[-1]
+    assert layer.output_shape == (2, 8)
+    assert (layer.params.params, layer.flops.macs, layer.flops.elementwise) == (0, 0, 0)
+    assert layer.memory.saved == 0
+    assert analysis.memory.training_activations == 2 * 8 * F32
+
+
+def test_roll_fields_by_hand(tmp_path: Path) -> None:
+    """Shift 2 on 8 positions: output unit u reads conv unit (u - 2) mod 8, whose field is
+    [u - 3, u - 1] clipped to the input: unit 0 reads conv unit 6 (inputs 5..7), unit 1 unit 7
+    (6..7, the padding read nothing), unit 2 unit 0 (0..1), unit 5 unit 3 (2..4)."""
+    from archcalc.figures.receptive_field import unit_extents
+    from archcalc.figures.shapes import output_shapes
+
+    path = tmp_path / "shifted.yaml"
+    path.write_text(ROLLED)
+    network = load(str(path))
+    first, last = unit_extents(network, output_shapes(network))["roll"][0]
+    assert [(first[u], last[u]) for u in (0, 1, 2, 5)] == [(5, 7), (6, 7), (0, 1), (2, 4)]
+
+
+@pytest.mark.parametrize(("fields", "shape"), [
+    ({"shifts": 1, "dims": 0}, (3, 4)),  # the batch
+    ({"shifts": 1, "dims": 3}, (3, 4)),  # no such axis
+])
+def test_roll_refuses_axes_it_cannot_roll(fields: dict[str, Any], shape: tuple[int, ...]) -> None:
+    with pytest.raises(ArchcalcError, match="not a feature axis"):
+        REGISTRY["roll"](**fields).output_shape([shape])
+
+
+def test_roll_refuses_unaligned_shifts() -> None:
+    with pytest.raises(ValueError, match="must align"):
+        REGISTRY["roll"](shifts=[1, 2], dims=[1])

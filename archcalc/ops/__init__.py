@@ -13,6 +13,7 @@ from archcalc.ops import (  # noqa: F401
     pool,
     resample,
     reshape,
+    roll,
 )
 from archcalc.ops.base import REGISTRY, Op
 
