@@ -485,6 +485,21 @@ def naive_roll(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return x
 
 
+def naive_reduction(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Per output element, math.fsum of the input elements that agree with it on every axis not
+    in `dim` (divided by their count for a mean); keepdim leaves the reduced axes as size 1."""
+    x = xs[0]
+    dims = op.dim if isinstance(op.dim, list) else [op.dim]
+    axes = sorted(d % x.ndim for d in dims)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    y = np.zeros([x.shape[a] for a in kept])
+    for i in product(*(range(x.shape[a]) for a in kept)):
+        cells = [c for c in product(*map(range, x.shape)) if all(c[a] == j for a, j in zip(kept, i))]
+        total = math.fsum(float(x[c]) for c in cells)
+        y[i] = total / len(cells) if op.kind == "mean" else total
+    return y.reshape([1 if a in axes else n for a, n in enumerate(x.shape)]) if op.keepdim else y
+
+
 def naive_flatten(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Axes start..end joined into one; elements keep their row-major order."""
     x = xs[0]
@@ -673,6 +688,8 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "linear": naive_linear,
     "matmul": naive_matmul,
     "roll": naive_roll,
+    "mean": naive_reduction,
+    "sum": naive_reduction,
     "flatten": naive_flatten,
     "interpolate": naive_interpolate,
     "pixel_shuffle": naive_pixel_shuffle,
@@ -983,6 +1000,11 @@ ROLL = [
     case("roll", (2, 3, 5, 4), shifts=[2, 2], dims=[2, 3]),  # and back
     case("roll", (2, 7, 3), shifts=9, dims=-2),  # more than the size: wraps
     case("roll", (2, 6, 4), shifts=[1, 2], dims=[1, 1]),  # one axis twice
+    case("mean", (2, 5, 3), dim=1),  # over the tokens of [S, D]
+    case("mean", (2, 3, 4, 5), dim=[-1, -2], keepdim=True),  # ConvNeXt's and Swin's pooling
+    case("mean", (2, 3, 4, 5), dim=[3, 1]),
+    case("sum", (2, 3, 4), dim=-1, keepdim=True),
+    case("sum", (2, 3, 4, 2), dim=[1, 2]),
 ]
 
 # dims count the batch as 0; -1 inferred; squeeze of a named axis that is not 1 keeps it
@@ -1314,6 +1336,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "linear": torch_other,
     "matmul": lambda torch, op, xs, w: torch.matmul(xs[0], xs[1]),
     "roll": lambda torch, op, xs, w: torch.roll(xs[0], op.shifts, op.dims),
+    **{kind: lambda torch, op, xs, w: getattr(xs[0], op.kind)(op.dim, op.keepdim) for kind in ("mean", "sum")},
     "flatten": torch_other,
     "interpolate": torch_interpolate,
     "pixel_shuffle": torch_pixel_shuffle,

@@ -207,3 +207,28 @@ def test_roll_refuses_axes_it_cannot_roll(fields: dict[str, Any], shape: tuple[i
 def test_roll_refuses_unaligned_shifts() -> None:
     with pytest.raises(ValueError, match="must align"):
         REGISTRY["roll"](shifts=[1, 2], dims=[1])
+
+
+# --- mean and sum -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"dim": 0}, "batch cannot be reduced"),
+    ({"dim": [1, -2]}, "twice"),  # on [N, 3, 4]: -2 is 1
+    ({"dim": []}, "at least one dim"),
+])
+def test_reductions_refuse_what_torch_refuses_or_would_mix_examples(fields: dict[str, Any], message: str) -> None:
+    for kind in ("mean", "sum"):
+        with pytest.raises(ArchcalcError, match=message):
+            REGISTRY[kind](**fields).output_shape([(3, 4)])
+
+
+def test_mean_over_tokens_by_hand(analyse_text: Callable[[str], Analysis]) -> None:
+    """Mean over the 5 tokens of [5, 4] (dim 1): [4]; 20 element-wise (4 sums of 5: 4 adds and a
+    division each); nothing kept, so training keeps only the linear layer's input (5*4 floats)."""
+    analysis = analyse_text("name: pool\ninput: [5, 4]\nlayers:\n  - {op: linear, out: 4}\n  - {op: mean, dim: 1}\n")
+    layer = analysis.layers[-1]
+    assert layer.output_shape == (4,)
+    assert layer.flops.elementwise == 20
+    assert layer.memory.saved == 0
+    assert analysis.memory.training_activations == 5 * 4 * F32

@@ -11,6 +11,7 @@ from archcalc.ops import (  # noqa: F401
     norm,
     pad,
     pool,
+    reduce,
     resample,
     reshape,
     roll,
