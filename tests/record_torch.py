@@ -40,8 +40,9 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
         "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "densenet121", "densenet161",
         "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1", "mobilenet_v2",
         "mobilenet_v3_large", "mobilenet_v3_small", "mnasnet0_5", "mnasnet1_0",
-        "efficientnet_b0", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",
-        *(f"regnet_x_{size}" for size in REGNET_X),
+        "efficientnet_b0", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5",
+        "shufflenet_v2_x2_0", "wide_resnet101_2", "resnext101_64x4d", "mnasnet0_75",
+        "mnasnet1_3", *(f"regnet_x_{size}" for size in REGNET_X),
         *(f"regnet_y_{size}" for size in REGNET_Y)]},
     # without the auxiliary heads (and their slow truncated-normal initialisation)
     "googlenet": ("torchvision.models.googlenet",
