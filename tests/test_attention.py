@@ -113,6 +113,21 @@ def _sdpa_module(nn: Any, case: Case) -> Any:
     return Sdpa()
 
 
+@pytest.fixture(autouse=True)
+def _no_mha_fastpath() -> Any:
+    """nn.MultiheadAttention without its inference fast path (which flop_counter cannot see
+    into), restored after each test: torch.backends.mha's flag is process-wide."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    yield
+    torch.backends.mha.set_fastpath_enabled(before)
+
+
 def _kernel(torch: Any, kernel: str) -> Any:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -233,3 +248,164 @@ def test_refusals(layer: str, message: str, tmp_path: Any) -> None:
     )
     with pytest.raises(ArchcalcError, match=message):
         _analysis(text, tmp_path)
+
+
+# --- torch.nn.MultiheadAttention --------------------------------------------------------------
+
+L, D = 5, 12  # tokens and width of the multihead cases: 3 heads of 4
+SE = L * D * 4  # 240 bytes: one [5, 12] float32 tensor
+
+
+@dataclass(frozen=True)
+class MhaCase:
+    name: str
+    fields: dict[str, Any]
+    fused: int
+    math: int
+
+
+# Kept by F.multi_head_attention_forward in train mode (batch_first, need_weights=False):
+# the in-projection's input, x transposed to [S, N, E] and copied contiguous (SE); the packed
+# q, k, v [3, S, N, E] (3 SE), one storage. fused: the flash kernel keeps the packed views, its
+# output (SE, which is out_proj's input: no copy) and the log-sum-exp [3, 5] (60). math: q and k
+# scaled (2 SE), the attention matrix [3, 5, 5] (300), v as the packed storage's view, and the
+# heads merged into a contiguous copy for out_proj (SE).
+MHA_CASES = [
+    MhaCase("bias", {}, SE + 3 * SE + SE + 60, SE + 3 * SE + 2 * SE + 300 + SE),
+    MhaCase("no bias", {"bias": False}, SE + 3 * SE + SE + 60, SE + 3 * SE + 2 * SE + 300 + SE),
+    # dropout 0.1: the math path in both, plus dropout's mask and the dropped matrix (2 x 300)
+    MhaCase("dropout", {"dropout": 0.1}, 7 * SE + 900, 7 * SE + 900),
+]
+
+
+def _mha_spec(case: MhaCase) -> str:
+    fields = "".join(f", {k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in case.fields.items())
+    return f"name: mha\ninput: [{L}, {D}]\nlayers:\n  - {{name: attn, op: multihead_attention, heads: 3{fields}}}\n"
+
+
+def _mha_module(nn: Any, case: MhaCase) -> Any:
+    class Mha(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = nn.MultiheadAttention(
+                D, 3, dropout=case.fields.get("dropout", 0.0), bias=case.fields.get("bias", True), batch_first=True
+            )
+
+        def forward(self, x: Any) -> Any:
+            return self.attn(x, x, x, need_weights=False)[0]
+
+    return Mha()
+
+
+def test_multihead_parameters_are_named_as_torch_names_them(tmp_path: Any) -> None:
+    layer = {r.path: r for r in _analysis(_mha_spec(MHA_CASES[0]), tmp_path).layers}["attn"]
+    # nn.MultiheadAttention(12, 3): in_proj_weight [36, 12], in_proj_bias [36], out_proj [12, 12] + [12]
+    assert layer.params.params == 36 * 12 + 36 + 12 * 12 + 12
+    from archcalc.ops.attention import MultiheadAttention
+
+    assert MultiheadAttention(heads=3).parameters([(L, D)]) == {
+        "in_proj_weight": (36, 12), "in_proj_bias": (36,), "out_proj.weight": (12, 12), "out_proj.bias": (12,),
+    }
+    torch = pytest.importorskip("torch")
+    module = torch.nn.MultiheadAttention(D, 3, batch_first=True)
+    assert {n: tuple(p.shape) for n, p in module.named_parameters()} == MultiheadAttention(heads=3).parameters([(L, D)])
+
+
+def test_multihead_macs(tmp_path: Any) -> None:
+    # in_proj 5 x 36 x 12 = 2160, out_proj 5 x 12 x 12 = 720, the products 2 x 3 x 5 x 5 x 4 = 600
+    assert _analysis(_mha_spec(MHA_CASES[0]), tmp_path).totals.macs == 2160 + 720 + 600
+
+
+@pytest.mark.parametrize("case", MHA_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("kernel", ["fused", "math"])
+def test_multihead_saved_bytes(case: MhaCase, kernel: str, tmp_path: Any) -> None:
+    assert _analysis(_mha_spec(case), tmp_path, kernel).memory.training_activations == getattr(case, kernel)
+
+
+@pytest.mark.parametrize("case", MHA_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("kernel", ["fused", "math"])
+def test_multihead_saved_bytes_are_what_torch_keeps(case: MhaCase, kernel: str) -> None:
+    torch = pytest.importorskip("torch")
+    from torch_reference import saved_bytes
+
+    torch.manual_seed(0)
+    model = _mha_module(torch.nn, case).train()
+    with _kernel(torch, kernel):
+        per_example = saved_bytes(torch, model, (L, D), 2) - saved_bytes(torch, model, (L, D), 1)
+    assert per_example == getattr(case, kernel)
+
+
+@pytest.mark.parametrize("case", MHA_CASES[:2], ids=lambda c: c.name)
+def test_multihead_flops_and_forward_are_torch_s(case: MhaCase, tmp_path: Any) -> None:
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = _mha_module(torch.nn, case).eval().double()
+    x = np.random.default_rng(1).standard_normal((2, L, D))
+    with _kernel(torch, "math"), FlopCounterMode(display=False) as counter, torch.no_grad():
+        theirs = model(torch.from_numpy(x)).numpy()
+    analysis = _analysis(_mha_spec(case), tmp_path)
+    assert 2 * analysis.totals.flops == counter.get_total_flops()  # two examples
+    weights = {"attn": {n: p.detach().numpy() for n, p in model.attn.named_parameters()}}
+    ours = execute(analysis.network, x, dtype="float64", weights=weights).output
+    assert np.allclose(ours, theirs)
+
+
+# --- ViT-B/16: one encoder layer --------------------------------------------------------------
+
+VIT_LAYER = """
+name: encoder_layer_0
+input: [197, 768]
+blocks:
+  mlp:
+    layers:
+      - {op: linear, out: 3072}
+      - {op: gelu}
+      - {op: dropout, p: 0.0}
+      - {op: linear, out: 768}
+      - {op: dropout, p: 0.0}
+layers:
+  - {name: ln_1, op: layernorm, eps: 1.0e-6}
+  - {name: self_attention, op: multihead_attention, heads: 12}
+  - {name: dropout, op: dropout, p: 0.0}
+  - {name: add, op: add, from: [dropout, input]}
+  - {name: ln_2, op: layernorm, eps: 1.0e-6}
+  - {name: mlp, block: mlp}
+  - {name: add_1, op: add, from: [mlp, add]}
+"""
+
+# torchvision.models.vision_transformer.EncoderBlock(12, 768, 3072, 0.0, 0.0, LayerNorm eps 1e-6),
+# measured with torch 2.14.1 (test_vit_layer_is_torchvision_s): parameters; FLOPs on one
+# 197-token example under sdpa_kernel(SDPBackend.MATH) with the MHA fast path off (12 of these
+# plus the patch embedding 231,211,008 and the head 1,536,000 are the 35,127,656,448 FLOPs of
+# ViT-B/16); bytes saved per example in train mode, SDPA's default kernel and MATH.
+VIT_PARAMS = 7_087_872
+VIT_FLOPS = 2_907_909_120
+VIT_SAVED = {"fused": 9_695_552, "math": 12_759_296}
+
+
+@pytest.mark.parametrize("kernel", ["fused", "math"])
+def test_vit_layer(kernel: str, tmp_path: Any) -> None:
+    analysis = _analysis(VIT_LAYER, tmp_path, kernel)
+    assert (analysis.totals.params, analysis.totals.flops) == (VIT_PARAMS, VIT_FLOPS)
+    assert analysis.memory.training_activations == VIT_SAVED[kernel]
+
+
+@pytest.mark.parametrize("kernel", ["fused", "math"])
+def test_vit_layer_is_torchvision_s(kernel: str) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    from torch.utils.flop_counter import FlopCounterMode
+    from torch_reference import saved_bytes
+    from torchvision.models.vision_transformer import EncoderBlock
+
+    torch.manual_seed(0)
+    block = EncoderBlock(12, 768, 3072, 0.0, 0.0, functools.partial(torch.nn.LayerNorm, eps=1e-6))
+    assert sum(p.numel() for p in block.parameters()) == VIT_PARAMS
+    with _kernel(torch, "math"), FlopCounterMode(display=False) as counter, torch.no_grad():
+        block.eval()(torch.randn(1, 197, 768))
+    assert counter.get_total_flops() == VIT_FLOPS
+    block.train()
+    with _kernel(torch, kernel):
+        assert saved_bytes(torch, block, (197, 768), 2) - saved_bytes(torch, block, (197, 768), 1) == VIT_SAVED[kernel]
