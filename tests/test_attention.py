@@ -409,3 +409,65 @@ def test_vit_layer_is_torchvision_s(kernel: str) -> None:
     block.train()
     with _kernel(torch, kernel):
         assert saved_bytes(torch, block, (197, 768), 2) - saved_bytes(torch, block, (197, 768), 1) == VIT_SAVED[kernel]
+
+
+# --- --attention on the command line -----------------------------------------------------------
+
+
+def _cli(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.parametrize("command", [
+    ["analyze"], ["memory"], ["formula", "--what", "memory"], ["report"],
+])
+def test_every_memory_command_says_which_kernel_it_assumes(command: list[str], tmp_path: Any) -> None:
+    path = tmp_path / "mha.yaml"
+    path.write_text(_mha_spec(MHA_CASES[0]))
+    for kernel in ("fused", "math"):
+        assert f"attention {kernel}" in _cli(command[0], str(path), *command[1:], "--attention", kernel).stdout
+    assert "attention" not in _cli(command[0], "resnet18", *command[1:]).stdout
+
+
+def test_json_holds_the_kernel_only_where_a_layer_attends(tmp_path: Any) -> None:
+    import json
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from archcalc.schemas import output_schema
+
+    path = tmp_path / "mha.yaml"
+    path.write_text(_mha_spec(MHA_CASES[0]))
+    document = json.loads(_cli("analyze", str(path), "--json", "--attention", "math").stdout)
+    assert document["totals"]["memory"]["attention"] == "math"
+    assert document["totals"]["memory"]["training_activations"] == MHA_CASES[0].math
+    jsonschema.Draft202012Validator(output_schema("analyze")).validate(document)
+    assert "attention" not in json.loads(_cli("analyze", "resnet18", "--json").stdout)["totals"]["memory"]
+    compared = json.loads(_cli("compare", str(path), "resnet18", "--json", "--attention", "math").stdout)
+    assert compared["attention"] == "math"
+    jsonschema.Draft202012Validator(output_schema("compare")).validate(compared)
+
+
+def test_sweep_prices_the_kernel(tmp_path: Any) -> None:
+    path = tmp_path / "mha.yaml"
+    path.write_text(_mha_spec(MHA_CASES[0]))
+    for kernel in ("fused", "math"):
+        _cli("sweep", str(path), "--batch", "1..2", "--attention", kernel, "-o", str(tmp_path / f"{kernel}.csv"))
+    rows = {k: (tmp_path / f"{k}.csv").read_text().splitlines() for k in ("fused", "math")}
+    # training totals at batch 2 minus batch 1: the bytes saved per example under each kernel
+    per_example = {k: int(r[2].split(",")[-1]) - int(r[1].split(",")[-1]) for k, r in rows.items()}
+    assert per_example == {"fused": MHA_CASES[0].fused, "math": MHA_CASES[0].math}
+
+
+def test_an_unknown_kernel_is_refused() -> None:
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
+    result = CliRunner().invoke(main, ["memory", "resnet18", "--attention", "flash"])
+    assert result.exit_code == 2 and "fused" in result.output
