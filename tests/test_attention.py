@@ -230,6 +230,15 @@ def test_executor_agrees_with_torch(case: Case, tmp_path: Any) -> None:
     assert np.allclose(ours, theirs)
 
 
+@pytest.mark.parametrize("text", [_spec(c) for c in CASES], ids=[c.name for c in CASES])
+def test_analysis_and_executor_agree(text: str, tmp_path: Any) -> None:
+    from archcalc.verify import verify
+
+    path = tmp_path / "case.yaml"
+    path.write_text(text)
+    assert verify(load(str(path)), batch=2).mismatches == ()
+
+
 # --- refusals -----------------------------------------------------------------------------
 
 
@@ -392,6 +401,14 @@ def test_vit_layer(kernel: str, tmp_path: Any) -> None:
     assert analysis.memory.training_activations == VIT_SAVED[kernel]
 
 
+def test_vit_layer_analysis_and_executor_agree(tmp_path: Any) -> None:
+    from archcalc.verify import verify
+
+    path = tmp_path / "vit.yaml"  # the layer scaled down: 17 tokens of 48, 4 heads, an MLP of 192
+    path.write_text(VIT_LAYER.replace("197, 768", "17, 48").replace("3072", "192").replace("768", "48").replace("12", "4"))
+    assert verify(load(str(path)), batch=2).mismatches == ()
+
+
 @pytest.mark.parametrize("kernel", ["fused", "math"])
 def test_vit_layer_is_torchvision_s(kernel: str) -> None:
     torch = pytest.importorskip("torch")
@@ -432,7 +449,9 @@ def test_every_memory_command_says_which_kernel_it_assumes(command: list[str], t
     path.write_text(_mha_spec(MHA_CASES[0]))
     for kernel in ("fused", "math"):
         assert f"attention {kernel}" in _cli(command[0], str(path), *command[1:], "--attention", kernel).stdout
-    assert "attention" not in _cli(command[0], "resnet18", *command[1:]).stdout
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(f"name: plain\ninput: [{L}, {D}]\nlayers:\n  - {{op: linear, out: 4}}\n")
+    assert "attention" not in _cli(command[0], str(plain), *command[1:]).stdout
 
 
 def test_json_holds_the_kernel_only_where_a_layer_attends(tmp_path: Any) -> None:
