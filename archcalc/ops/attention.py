@@ -11,7 +11,17 @@ from typing import Any
 from archcalc.arith import Dim, Shape, may_equal
 from archcalc.errors import ShapeError
 from archcalc.model import Field, model_validator
-from archcalc.ops.base import GLOBAL, AttentionKernel, Op, PositiveInt, ReceptiveStep, Saved, elements, expect_rank, whole_axes_reads
+from archcalc.ops.base import (
+    GLOBAL,
+    AttentionKernel,
+    Op,
+    PositiveInt,
+    ReceptiveStep,
+    Saved,
+    elements,
+    expect_rank,
+    whole_axes_reads,
+)
 from archcalc.ops.window import np
 
 SOFTMAX_FLOPS = 3
