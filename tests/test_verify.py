@@ -13,10 +13,11 @@ from archcalc.spec.graph import load
 from archcalc.verify import verify
 
 # FCN and DeepLabV3 cost 10 to 249 GMACs at their 3x520x520 input (up to minutes in NumPy): they
-# run at 3x64x64 in tests/test_zoo_segmentation.py instead
+# run at 3x64x64 in tests/test_zoo_segmentation.py instead; the video models (18 to 43 GMACs,
+# 10 to 15 s each) at a short, small clip in tests/test_zoo_video.py
 AT_A_SMALLER_INPUT = {
     "fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
-    "deeplabv3_mobilenet_v3_large"}
+    "deeplabv3_mobilenet_v3_large", "r3d_18", "mc3_18", "r2plus1d_18", "s3d"}
 ZOO = sorted(p.stem for p in SPECS.glob("*.yaml") if p.stem not in AT_A_SMALLER_INPUT)
 
 
