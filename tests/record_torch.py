@@ -52,11 +52,17 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
     "inception_v3": ("torchvision.models.inception_v3",
                      {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, [3, 299, 299]),
     **{name: (f"torchvision.models.segmentation.{name}", SEGMENTATION, [3, 520, 520]) for name in [
-        "fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"]},
+        "fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
+        "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]},
+    # [C, T, H, W]: 16-frame clips at the weights' crop
+    **{name: (f"torchvision.models.video.{name}", NO_WEIGHTS, [3, 16, 112, 112]) for name in [
+        "r3d_18", "mc3_18", "r2plus1d_18"]},
+    "s3d": ("torchvision.models.video.s3d", NO_WEIGHTS, [3, 16, 224, 224]),
 }
 # Saved bytes per example from batches 1 and 2, except where batch norm trains on a 1x1 map
 # (DeepLabV3's image pooling), which torch refuses at batch 1.
-SAVED_BATCHES = {"deeplabv3_resnet50": (2, 3)}
+SAVED_BATCHES = {name: (2, 3) for name in [
+    "deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large"]}
 HAND_BUILT: dict[str, tuple[str, list[int]]] = {
     "unet": ("tests/torch_unet.py:unet_module", [1, 256, 256]),
 }

@@ -120,6 +120,30 @@ layers:
     assert result.layers[0].output_shape == (6, 8, 8)
 
 
+
+def test_list_arguments_are_evaluated_where_the_block_is_called(analyse_text) -> None:
+    # [1, $k, $k] takes the caller's k (3): a 1x3x3 kernel, as an op field's list would
+    result = analyse_text(
+        """
+name: lists
+input: [2, 4, 8, 8]
+blocks:
+  conv:
+    args: [kernel]
+    layers:
+      - {op: conv3d, out: 5, kernel: $kernel, bias: false}
+  separable:
+    args: {k: 3}
+    layers:
+      - {block: conv, kernel: [1, $k, $k]}
+layers:
+  - {name: blk, block: separable}
+"""
+    )
+    # 4 x (8 - 3 + 1) x (8 - 3 + 1); weight 5 x 2 x 1 x 3 x 3
+    assert result.layers[0].output_shape == (5, 4, 6, 6)
+    assert result.layers[0].params.params == 5 * 2 * 1 * 3 * 3
+
 def test_json_spec_and_dtype(tmp_path: Path) -> None:
     spec = {
         "name": "mlp",

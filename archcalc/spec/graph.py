@@ -379,7 +379,7 @@ class _Expander:
         args: dict[str, Any] = {}
         for arg, default in block.args.items():
             if arg in given:
-                args[arg] = self.value(entry, arg, env, path) if is_expression(given[arg]) else given[arg]
+                args[arg] = self.value(entry, arg, env, path) if _has_expression(given[arg]) else given[arg]
             elif default is None:
                 raise SpecError(f"block '{block_name}' needs argument '{arg}'", location=self.where(entry, "block"), layer=path)
             else:
