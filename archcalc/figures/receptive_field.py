@@ -189,12 +189,17 @@ def unit_extents(network: Network, shapes: dict[str, Shape]) -> dict[str, Extent
         axes: Extent = []
         for axis, (m, n) in enumerate(zip(out[1:], sizes)):
             first, last = [n] * m, [-1] * m
+            # an op that reads a whole axis for every unit (a linear layer over channels-last
+            # features) would cost units x positions: the whole axis's ends, once per input
+            whole = [(min(lo, default=n), max(hi, default=-1)) for lo, hi in (extents[s][axis] for s in layer.inputs)]
             for u in range(m):
-                for source, shape, reads in zip(layer.inputs, inputs, layer.op.receptive_reads(inputs, axis, u)):
+                for k, (source, shape, reads) in enumerate(zip(layer.inputs, inputs, layer.op.receptive_reads(inputs, axis, u))):
                     lo, hi = extents[source][axis]
                     if len(shape) - 1 != spatial:
                         reads = (0,)  # a vector (a gate after global pooling): all it read
-                    if reads:
+                    if isinstance(reads, range) and reads.step == 1 and len(reads) == len(lo):
+                        first[u], last[u] = min(first[u], whole[k][0]), max(last[u], whole[k][1])
+                    elif reads:
                         first[u] = min(first[u], *(lo[t] for t in reads))
                         last[u] = max(last[u], *(hi[t] for t in reads))
             axes.append((first, last))
