@@ -38,7 +38,8 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
         "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "densenet121", "densenet161",
         "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1", "mobilenet_v2",
         "mobilenet_v3_large", "mobilenet_v3_small", "mnasnet0_5", "mnasnet1_0",
-        "efficientnet_b0", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0"]},
+        "efficientnet_b0", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "convnext_tiny",
+        "convnext_small", "convnext_base", "convnext_large"]},
     # without the auxiliary heads (and their slow truncated-normal initialisation)
     "googlenet": ("torchvision.models.googlenet",
                   {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, IMAGENET),
