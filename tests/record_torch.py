@@ -48,6 +48,10 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
     **{name: (f"torchvision.models.segmentation.{name}", SEGMENTATION, [3, 520, 520]) for name in [
         "fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"]},
 }
+# Vision transformers: FLOPs with attention decomposed into its matmuls (sdpa_kernel MATH, the
+# MHA fast path off), saved bytes with the default kernel; torchvision's builders at 224x224
+VIT = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
+TORCHVISION.update({name: (f"torchvision.models.{name}", NO_WEIGHTS, IMAGENET) for name in VIT})
 # Saved bytes per example from batches 1 and 2, except where batch norm trains on a 1x1 map
 # (DeepLabV3's image pooling), which torch refuses at batch 1.
 SAVED_BATCHES = {"deeplabv3_resnet50": (2, 3)}
@@ -68,9 +72,10 @@ def _build(torch: Any, dotted: str, kwargs: dict[str, Any]) -> Any:
 def record_torchvision(torch: Any, name: str) -> dict[str, Any]:
     builder, kwargs, shape = TORCHVISION[name]
     measured = measure_module(torch, _build(torch, builder, kwargs), tuple(shape),
-                              SAVED_BATCHES.get(name, (1, 2)))
+                              SAVED_BATCHES.get(name, (1, 2)), attention=name in VIT)
     del measured["layers"]  # hundreds of layers each: the zoo tests compare them against torch
-    return {"builder": builder, "build": kwargs, "input": shape, **measured}
+    counted = {"flops_with": "sdpa_kernel(SDPBackend.MATH), MHA fast path off"} if name in VIT else {}
+    return {"builder": builder, "build": kwargs, "input": shape, **counted, **measured}
 
 
 def record_hand_built(torch: Any, name: str) -> dict[str, Any]:

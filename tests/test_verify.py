@@ -14,9 +14,10 @@ from archcalc.verify import verify
 
 # FCN and DeepLabV3 cost 143 and 169 GMACs at their 3x520x520 input (minutes in NumPy): they run
 # at 3x64x64 in tests/test_zoo_segmentation.py instead; ConvNeXt (4.5 to 34 GMACs, a minute and
-# more each) at 3x32x32 in tests/test_zoo_convnext.py
+# more each) at 3x32x32 in tests/test_zoo_convnext.py; ViT-L/16 and ViT-H/14 (62 and 167 GMACs),
+# the ViT-B/16 spec at other widths, as it at 3x32x32 in tests/test_zoo_vit.py
 AT_A_SMALLER_INPUT = {"fcn_resnet50", "deeplabv3_resnet50", "convnext_tiny", "convnext_small",
-                      "convnext_base", "convnext_large"}
+                      "convnext_base", "convnext_large", "vit_l_16", "vit_h_14"}
 ZOO = sorted(p.stem for p in SPECS.glob("*.yaml") if p.stem not in AT_A_SMALLER_INPUT)
 
 
