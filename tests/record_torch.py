@@ -45,7 +45,8 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
         "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l", "shufflenet_v2_x0_5",
         "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0", "wide_resnet101_2",
         "resnext101_64x4d", "mnasnet0_75", "mnasnet1_3", *(f"regnet_x_{size}" for size in REGNET_X),
-        *(f"regnet_y_{size}" for size in REGNET_Y)]},
+        *(f"regnet_y_{size}" for size in REGNET_Y), "convnext_tiny", "convnext_small",
+        "convnext_base", "convnext_large"]},
     # without the auxiliary heads (and their slow truncated-normal initialisation)
     "googlenet": ("torchvision.models.googlenet",
                   {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, IMAGENET),
@@ -59,6 +60,10 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
         "r3d_18", "mc3_18", "r2plus1d_18"]},
     "s3d": ("torchvision.models.video.s3d", NO_WEIGHTS, [3, 16, 224, 224]),
 }
+# Vision transformers: FLOPs with attention decomposed into its matmuls (sdpa_kernel MATH, the
+# MHA fast path off), saved bytes with the default kernel; torchvision's builders at 224x224
+VIT = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
+TORCHVISION.update({name: (f"torchvision.models.{name}", NO_WEIGHTS, IMAGENET) for name in VIT})
 # Saved bytes per example from batches 1 and 2, except where batch norm trains on a 1x1 map
 # (DeepLabV3's image pooling), which torch refuses at batch 1.
 SAVED_BATCHES = {name: (2, 3) for name in [
@@ -80,9 +85,10 @@ def _build(torch: Any, dotted: str, kwargs: dict[str, Any]) -> Any:
 def record_torchvision(torch: Any, name: str) -> dict[str, Any]:
     builder, kwargs, shape = TORCHVISION[name]
     measured = measure_module(torch, _build(torch, builder, kwargs), tuple(shape),
-                              SAVED_BATCHES.get(name, (1, 2)))
+                              SAVED_BATCHES.get(name, (1, 2)), attention=name in VIT)
     del measured["layers"]  # hundreds of layers each: the zoo tests compare them against torch
-    return {"builder": builder, "build": kwargs, "input": shape, **measured}
+    counted = {"flops_with": "sdpa_kernel(SDPBackend.MATH), MHA fast path off"} if name in VIT else {}
+    return {"builder": builder, "build": kwargs, "input": shape, **counted, **measured}
 
 
 def record_hand_built(torch: Any, name: str) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from archcalc.analysis import analyze
 from archcalc.errors import SpecError
 from archcalc.executor import execute, random_weights
 from archcalc.figures.memory import MemoryOptions
+from archcalc.figures.receptive_field import unit_extents
+from archcalc.review.report import build_report
 from archcalc.spec.graph import load_data
 from archcalc.verify import verify
 
@@ -115,6 +117,40 @@ def test_a_parameter_takes_no_from() -> None:
     layers = [{"name": "x", "op": "linear", "out": 4}, {"op": "parameter", "shape": [4], "from": "x"}]
     with pytest.raises(SpecError, match="reads no input"):
         load_data({"name": "p", "input": [4], "layers": layers})
+
+
+# ConvNeXt's layer scale on a 3x3 convolution: a [C, 1, 1] parameter times the branch, whose
+# fields vary per unit after the permute (so the per-unit pass runs over the parameter too)
+LAYER_SCALE = {
+    "name": "layer_scale",
+    "input": [2, 8, 8],
+    "layers": [
+        {"name": "conv", "op": "conv2d", "out": 4, "kernel": 3, "padding": 1},
+        {"name": "gamma", "op": "parameter", "shape": [4, 1, 1]},
+        {"name": "mul", "op": "mul", "from": ["gamma", "conv"]},
+        {"name": "channels_last", "op": "permute", "dims": [0, 2, 3, 1]},
+    ],
+}
+
+
+@pytest.mark.parametrize("spec", [VISION, LAYER_SCALE], ids=["vision", "layer_scale"])
+def test_a_parameter_starts_a_path_that_reads_no_input(spec: dict[str, Any]) -> None:
+    """Depth, the design review and receptive fields (per unit too) take a layer without
+    inputs: it reads no input position and adds no weighted layer to the longest path."""
+    network = load_data(spec)
+    report = build_report(network, MemoryOptions())
+    analysis = analyze(network, MemoryOptions())
+    # one convolution on every path: conv_proj (VISION), conv (LAYER_SCALE)
+    assert analysis.total("depth") == 1
+    assert report.glance is not None
+    extents = unit_extents(network, analysis.results["shapes"])
+    if "gamma" in extents:
+        # the parameter's units read nothing (first > last); the product reads what the 3x3
+        # convolution with padding 1 reads: unit u sees positions u - 1 .. u + 1, clipped
+        assert extents["gamma"] == [([8], [-1]), ([8], [-1])]
+        first, last = extents["mul"][0]
+        assert first == [max(u - 1, 0) for u in range(8)]
+        assert last == [min(u + 1, 7) for u in range(8)]
 
 
 def torch_language(torch: Any) -> Any:

@@ -25,7 +25,7 @@ def depth(analysis: Analysis) -> int:
     which is how the papers count depth.
     """
     on_path = {INPUT: 0}
-    for r in analysis.layers:
+    for r in analysis.layers:  # a layer without inputs (a `parameter`) starts a path
         on_path[r.path] = max((on_path[i] for i in r.inputs), default=0) + (1 if r.flops.macs != 0 else 0)
     return on_path[analysis.network.output]
 

@@ -182,7 +182,9 @@ def unit_extents(network: Network, shapes: dict[str, Shape]) -> dict[str, Extent
         if any(i not in extents for i in layer.inputs):
             continue
         if len(out) - 1 != spatial:
-            union = [([min(lo for i in layer.inputs for lo in extents[i][a][0])], [max(hi for i in layer.inputs for hi in extents[i][a][1])]) for a in range(spatial)]
+            # a layer without inputs (a `parameter`) reads nothing: first > last
+            union = [([min((lo for i in layer.inputs for lo in extents[i][a][0]), default=sizes[a])],
+                      [max((hi for i in layer.inputs for hi in extents[i][a][1]), default=-1)]) for a in range(spatial)]
             extents[layer.path] = union
             continue
         if len(layer.inputs) == 1 and inputs[0] == out and layer.op.receptive_step(inputs) is None and not layer.op.receptive_varies(inputs):
@@ -191,12 +193,17 @@ def unit_extents(network: Network, shapes: dict[str, Shape]) -> dict[str, Extent
         axes: Extent = []
         for axis, (m, n) in enumerate(zip(out[1:], sizes)):
             first, last = [n] * m, [-1] * m
+            # an op that reads a whole axis for every unit (a linear layer over channels-last
+            # features) would cost units x positions: the whole axis's ends, once per input
+            whole = [(min(lo, default=n), max(hi, default=-1)) for lo, hi in (extents[s][axis] for s in layer.inputs)]
             for u in range(m):
-                for source, shape, reads in zip(layer.inputs, inputs, layer.op.receptive_reads(inputs, axis, u)):
+                for k, (source, shape, reads) in enumerate(zip(layer.inputs, inputs, layer.op.receptive_reads(inputs, axis, u))):
                     lo, hi = extents[source][axis]
                     if len(shape) - 1 != spatial:
                         reads = (0,)  # a vector (a gate after global pooling): all it read
-                    if reads:
+                    if isinstance(reads, range) and reads.step == 1 and len(reads) == len(lo):
+                        first[u], last[u] = min(first[u], whole[k][0]), max(last[u], whole[k][1])
+                    elif reads:
                         first[u] = min(first[u], *(lo[t] for t in reads))
                         last[u] = max(last[u], *(hi[t] for t in reads))
             axes.append((first, last))

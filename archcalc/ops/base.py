@@ -271,8 +271,9 @@ def step_reads(step: ReceptiveStep, inputs: list[Shape], axis: int, unit: int) -
     """The positions a receptive step reads: the window's span clipped to the input (zero
     padding), the unit itself (element-wise; position 0 of a broadcast size-1 axis), or every
     position (GLOBAL, and UNDEFINED as an upper bound). An input of another rank has no
-    positions on this axis (its field, global or none, is taken whole by the pass)."""
-    rank = max(len(s) for s in inputs)
+    positions on this axis (its field, global or none, is taken whole by the pass); an op with
+    no inputs (a `parameter`) reads none."""
+    rank = max((len(s) for s in inputs), default=0)
     reads: list[Sequence[int]] = []
     for shape in inputs:
         n = shape[axis + 1] if len(shape) == rank else 0
