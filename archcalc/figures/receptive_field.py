@@ -182,9 +182,7 @@ def unit_extents(network: Network, shapes: dict[str, Shape]) -> dict[str, Extent
         if any(i not in extents for i in layer.inputs):
             continue
         if len(out) - 1 != spatial:
-            # a layer without inputs (a `parameter`) reads nothing: first > last
-            union = [([min((lo for i in layer.inputs for lo in extents[i][a][0]), default=sizes[a])],
-                      [max((hi for i in layer.inputs for hi in extents[i][a][1]), default=-1)]) for a in range(spatial)]
+            union = [([min(lo for i in layer.inputs for lo in extents[i][a][0])], [max(hi for i in layer.inputs for hi in extents[i][a][1])]) for a in range(spatial)]
             extents[layer.path] = union
             continue
         if len(layer.inputs) == 1 and inputs[0] == out and layer.op.receptive_step(inputs) is None and not layer.op.receptive_varies(inputs):
