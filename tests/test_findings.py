@@ -252,6 +252,25 @@ def test_coverage_far_beyond_the_input(analyse_text) -> None:
     assert f.figure == "field 4.38x the input"
 
 
+def test_coverage_after_tokens_attend_to_each_other(analyse_text) -> None:
+    # A 4x4-patch embedding sees 4x4 of 32x32 (under half), but then every token attends to all
+    # 64: their fields are the whole input while 64 positions remain, so nothing is missed.
+    text = """\
+name: patches
+input: [3, 32, 32]
+layers:
+  - {name: conv_proj, op: conv2d, out: 8, kernel: 4, stride: 4}
+  - {op: flatten, start_dim: 2}
+  - {name: tokens, op: transpose, dim0: 1, dim1: 2}
+  - {name: attention, op: multihead_attention, heads: 2}
+  - {name: mean, op: mean, dim: 1}
+  - {name: head, op: linear, out: 10}
+"""
+    assert found(analyse_text(text), "receptive-field-coverage") == []
+    # without the attention the head's mean is the first to see it all: the warning stands
+    assert found(analyse_text(text.replace("  - {name: attention, op: multihead_attention, heads: 2}\n", "")), "receptive-field-coverage")
+
+
 def test_coverage_fine(analyse_text) -> None:
     # Four 3x3 convs: r = 9 on 8x8: covered, 1.125x.
     assert found(analyse_text(stack(4, 8)), "receptive-field-coverage") == []

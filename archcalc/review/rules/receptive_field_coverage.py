@@ -31,8 +31,9 @@ def receptive_field_coverage(analysis: Analysis) -> list[Finding]:
 
     The last spatial layer is the last whose output keeps the input's axes, global pooling
     (the head) aside; a field that is the whole input already (squeeze-and-excitation's global
-    pooling feeds it) covers it. A field that depends on the unit's position (after a transposed
-    convolution, say) is judged by its largest unit."""
+    pooling feeds it) covers it, and so do tokens attending to each other after it (ViT's patch
+    embedding is its last spatial layer). A field that depends on the unit's position (after a
+    transposed convolution, say) is judged by its largest unit."""
     network = analysis.network
     shapes = output_shapes(analysis)
     rank = len(network.input_shape)
@@ -49,6 +50,8 @@ def receptive_field_coverage(analysis: Analysis) -> list[Finding]:
             break
     if rank < 2 or last is None or not isinstance(last.receptive_field, ReceptiveField):
         return []
+    if any(network.layer(r.path).op.attends for r in analysis.layers[analysis.layers.index(last) + 1 :]):
+        return []  # tokens that attend to every other (ViT after its patch embedding) cover it
     field = last.receptive_field
     sizes, inputs = field.size, analysis.network.input_shape[1:]
     if not integers(*sizes, *inputs):
