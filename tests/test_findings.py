@@ -271,6 +271,27 @@ layers:
     assert found(analyse_text(text.replace("  - {name: attention, op: multihead_attention, heads: 2}\n", "")), "receptive-field-coverage")
 
 
+def test_dense_heavy_leaves_a_per_token_mlp_alone(analyse_text) -> None:
+    # After attention every token's field is the whole input, but the MLP's linear layers run
+    # per token (input [64, 8]): they are the model, not a head on pooled maps.
+    text = """\
+name: tokens
+input: [3, 32, 32]
+layers:
+  - {name: conv_proj, op: conv2d, out: 8, kernel: 4, stride: 4}
+  - {op: flatten, start_dim: 2}
+  - {name: tokens, op: transpose, dim0: 1, dim1: 2}
+  - {name: attention, op: multihead_attention, heads: 2}
+  - {name: fc1, op: linear, out: 256}
+  - {name: fc2, op: linear, out: 8}
+  - {name: mean, op: mean, dim: 1}
+  - {name: head, op: linear, out: 10}
+"""
+    a = analyse_text(text)
+    assert a.layer("fc1").params.params + a.layer("fc2").params.params > a.totals.params / 2
+    assert found(a, "dense-heavy") == []
+
+
 def test_coverage_fine(analyse_text) -> None:
     # Four 3x3 convs: r = 9 on 8x8: covered, 1.125x.
     assert found(analyse_text(stack(4, 8)), "receptive-field-coverage") == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from archcalc.analysis import Analysis
+from archcalc.arith import Shape
 from archcalc.ops.base import GLOBAL
 from archcalc.review.rules.base import (
     Finding,
@@ -23,6 +24,12 @@ from archcalc.review.rules.base import (
 DENSE_SHARE = Fraction(1, 2)  # fully connected layers holding more than this share of params
 
 
+def _one_position(shape: Shape) -> bool:
+    """Whether a linear layer's input is one vector of features (a flattened or pooled map), not
+    a map or a token sequence it is applied to position by position (a transformer's MLP)."""
+    return all(d == 1 for d in shape[:-1])
+
+
 @rule(
     "dense-heavy",
     "Fully connected layers hold most of the parameters",
@@ -32,8 +39,9 @@ DENSE_SHARE = Fraction(1, 2)  # fully connected layers holding more than this sh
     severities=("warning", "info"),
 )
 def dense_heavy(analysis: Analysis) -> list[Finding]:
-    """Linear layers on the flattened maps (their field is the whole input) over all parameters,
-    in networks with convolutions (in a plain multilayer perceptron they are the whole design)."""
+    """Linear layers on the flattened maps (their field is the whole input, their input one vector)
+    over all parameters, in networks with convolutions (in a plain multilayer perceptron they
+    are the whole design; a transformer's per-token MLP is not a head)."""
     network = analysis.network
     shapes = output_shapes(analysis)
     if not any(layer.op.connectivity == "convolution" for layer in network.layers):
@@ -44,6 +52,7 @@ def dense_heavy(analysis: Analysis) -> list[Finding]:
         if network.layer(r.path).op.connectivity == "dense"
         and r.receptive_field == GLOBAL
         and integers(r.params.params)
+        and _one_position(shapes[r.inputs[0]])
     ]
     held = sum((r.params.params for r in dense), 0)
     total = analysis.totals.params
