@@ -80,19 +80,21 @@ def analyze(
     weight_dtype: str | None = None,
     optimizer: str = "adam",
     mixed_precision: Literal["fp16", "bf16"] | None = None,
+    attention: Literal["fused", "math"] = "fused",
 ) -> Analysis:
     """Shapes, parameters, FLOPs, receptive fields and memory of every layer, with totals.
 
     `network` is a loaded Network, or anything `load` takes. The memory options are those of
     `archcalc memory`: `batch` a whole number >= 1 or a symbol's name (`"B"`), `dtype` and
     `weight_dtype` one of archcalc.dtypes.BYTES, `optimizer` one of sgd, momentum, nesterov,
-    adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad; `mixed_precision` "fp16" or "bf16".
+    adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad; `mixed_precision` "fp16" or "bf16"; `attention` "fused" or "math" (what attention keeps
+    for backward: docs/memory.md).
     """
     if not isinstance(network, Network):
         network = load(network)
     if mixed_precision not in (None, "fp16", "bf16"):
         raise OptionError(f"mixed_precision must be 'fp16', 'bf16' or None, got {quote(mixed_precision)}")
-    options = MemoryOptions(_batch(batch), dtype, weight_dtype, str(optimizer).lower(), mixed_precision)
+    options = MemoryOptions(_batch(batch), dtype, weight_dtype, str(optimizer).lower(), mixed_precision, attention)
     check_options(options)
     return run(network, options)
 

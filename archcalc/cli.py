@@ -130,13 +130,13 @@ def _batch_value(batch: str, symbolic: bool | None = None) -> Any:
 
 def _memory_options(
     batch: str | int, dtype: str = "float32", weight_dtype: str | None = None, optimizer: str = "adam",
-    mixed: str | None = None, symbolic: bool | None = None,
+    mixed: str | None = None, symbolic: bool | None = None, attention: str = "fused",
 ) -> Any:
     """The MemoryOptions of every command, checked: `batch` as given (--batch text, or a whole number)."""
     from archcalc.figures.memory import MemoryOptions, check_options
 
     value = _batch_value(batch, symbolic) if isinstance(batch, str) else batch
-    options = MemoryOptions(value, dtype, weight_dtype, optimizer.lower(), mixed)  # type: ignore[arg-type]
+    options = MemoryOptions(value, dtype, weight_dtype, optimizer.lower(), mixed, attention)  # type: ignore[arg-type]
     check_options(options)
     return options
 
@@ -168,6 +168,10 @@ INPUT = click.option("--input", "input_shape", metavar="C,H,W", help="Override t
 BATCH = click.option("--batch", default="1", show_default=True, help="Examples per batch, or a symbol (B).")
 SYMBOLIC = click.option("--symbolic", is_flag=True, help="Keep the spec's named sizes as symbols: every figure becomes a formula.")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/json.md) and nothing else.")
+ATTENTION = click.option(
+    "--attention", type=click.Choice(["fused", "math"]), default="fused", show_default=True,
+    help="What attention keeps for backward: fused (PyTorch's default SDPA kernel on the CPU: a log-sum-exp) or math (SDPBackend.MATH: the attention matrix).",
+)
 
 
 def _echo_json(document: Any) -> None:
@@ -192,6 +196,7 @@ def memory_options(command: Any) -> Any:
         click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype."),
         click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad."),
         click.option("--mixed-precision", "mixed", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights."),
+        ATTENTION,
     ]):
         command = option(command)
     return command
@@ -258,7 +263,7 @@ def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | Non
 @memory_options
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON contract (docs/json.md) and nothing else.")
 @click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components (the table; JSON lists every layer).")
-def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, as_json: bool, depth: int | None) -> None:
+def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, attention: str, as_json: bool, depth: int | None) -> None:
     """Analyse a spec: shapes, parameters, FLOPs, receptive fields and memory, as a table or JSON.
 
     The table has a row per layer (per block with --depth): output shape, parameters, FLOPs
@@ -274,7 +279,7 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
     """
     from archcalc.analysis import to_json
 
-    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
+    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, attention=attention)
     result = _analysis(spec, input_shape, symbolic, options)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
@@ -293,7 +298,7 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
 @click.option("--fit", metavar="BUDGET", default=None, help="Find the largest batch that fits this budget, e.g. 16GiB.")
 @click.option("--reserve", metavar="SIZE", default=None, help="With --fit: bytes to set aside for what archcalc does not count (CUDA context, cuDNN workspace, allocator rounding), e.g. 1GiB.")
 @JSON
-def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, train: bool, fit: str | None, reserve: str | None, as_json: bool) -> None:
+def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, attention: str, train: bool, fit: str | None, reserve: str | None, as_json: bool) -> None:
     """Memory of weights, activations (sum and inference peak) and a training step.
 
     Training keeps what PyTorch's autograd saves for backward (deduplicated by storage), plus
@@ -314,7 +319,7 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     from archcalc.figures.shapes import output_shapes
     from archcalc.options import parse_bytes, usable_budget
 
-    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
+    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, attention=attention)
     network = _network(spec, input_shape, symbolic)
     if reserve is not None and fit is None:
         raise OptionError("--reserve sets bytes aside from the --fit budget: give --fit too, e.g. --fit 16GiB --reserve 1GiB")
@@ -433,11 +438,12 @@ def rf(spec: str, input_shape: str | None, symbolic: bool, at: str | None, unit:
 @INPUT
 @click.option("--batch", type=WholeNumber(1), default=1, show_default=True, help="Examples per batch for the memory figures: 1 (per example), as memory, analyze and flops; give your training batch to size training memory.")
 @click.option("--optimizer", default="adam", show_default=True, help="Optimizer whose state counts in the training total.")
+@ATTENTION
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html", "json"]), default=None, help="Write the report in this format instead of the terminal view.")
 @click.option("--output", "-o", default=None, help="File for --format (default: stdout).")
 @click.option("--ignore", multiple=True, metavar="RULE", help="Silence a finding rule (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
-def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: str | None, output: str | None, ignore: tuple[str, ...], as_json: bool) -> None:
+def report(spec: str, input_shape: str | None, batch: int, optimizer: str, attention: str, fmt: str | None, output: str | None, ignore: tuple[str, ...], as_json: bool) -> None:
     """The design review: the network at a glance, its blocks, its stages, and findings.
 
     Findings come with a severity, the layers concerned, the figure that triggered them and the
@@ -455,7 +461,7 @@ def report(spec: str, input_shape: str | None, batch: int, optimizer: str, fmt: 
     from archcalc.render.report_format import FORMATS, terminal
     from archcalc.review.report import build_report
 
-    options = _memory_options(batch, optimizer=optimizer)
+    options = _memory_options(batch, optimizer=optimizer, attention=attention)
     result = build_report(_network(spec, input_shape), options, ignore)
     if fmt is None:
         if output is not None:
@@ -481,7 +487,7 @@ def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
 @memory_options
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
-def formula(spec: str, input_shape: str | None, what: str, fmt: str | None, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, output: str | None, as_json: bool) -> None:
+def formula(spec: str, input_shape: str | None, what: str, fmt: str | None, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, attention: str, output: str | None, as_json: bool) -> None:
     """Every figure as an exact formula in the input's sizes (and the batch B).
 
     Spatial sizes are the spec's own names, or H, W (L; D, H, W) by default; `--batch B` keeps
@@ -499,7 +505,7 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str | None, batc
     from archcalc.symbolic.formula import gather, modulus, render
 
     _, network = _named_input(spec, input_shape)
-    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, symbolic=True)
+    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, symbolic=True, attention=attention)
     text = render(gather(run(network, options), what), fmt, modulus(network))
     _write(text, output, spec)
 
@@ -663,7 +669,7 @@ def graph_command(spec: str, input_shape: str | None, fmt: str | None, depth: in
 @INPUT
 @memory_options
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON and nothing else.")
-def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, as_json: bool) -> None:
+def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, attention: str, as_json: bool) -> None:
     """Networks side by side: parameters, FLOPs, memory, receptive field, depth and output.
 
     Costs are ranked (the lowest in bold green) and each figure is also given as a ratio to the
@@ -680,7 +686,7 @@ def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str,
     from archcalc.compare import check_names, compare, comparison_json
     from archcalc.render.tables import comparison_table
 
-    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed)
+    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, attention=attention)
     networks = [_network(s, input_shape) for s in specs]
     check_names(networks)
     result = compare([run(n, options) for n in networks])
@@ -712,9 +718,10 @@ def _sweep_progress() -> Any:
 @click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype.")
 @click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad.")
 @click.option("--mixed-precision", "mixed", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights.")
+@ATTENTION
 @click.option("--output", "-o", metavar="FILE.csv|FILE.json", default=None, help="Write every grid point, one row each, instead of the table.")
 @click.option("--plot", metavar="FILE.png", default=None, help="Draw the figure against the first swept variable (needs matplotlib: pip install 'archcalc[plot]').")
-def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, train: bool, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, output: str | None, plot: str | None) -> None:
+def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, train: bool, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, attention: str, output: str | None, plot: str | None) -> None:
     """Memory or FLOPs over a grid of batch sizes and input shapes, exactly.
 
     Every range becomes a symbol (B for the batch; for the input the spec's own names, else
@@ -752,7 +759,7 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
             raise OptionError("--plot needs matplotlib, an optional extra: pip install 'archcalc[plot]'") from None
     if builtin:
         note(f"using the built-in spec {path}")
-    options = _memory_options(1, dtype, weight_dtype, optimizer, mixed)
+    options = _memory_options(1, dtype, weight_dtype, optimizer, mixed, attention=attention)
     with _sweep_progress() as update:
         result = run_sweep(str(path), batches, shape, what=what, train=train, options=options, progress=update)
     if output is None:

@@ -16,7 +16,7 @@ from archcalc.dtypes import BYTES, INTEGER
 from archcalc.errors import OptionError
 from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Sweepable, Total, plain, walk
 from archcalc.figures.params import ParamCount
-from archcalc.ops.base import Op, elements
+from archcalc.ops.base import AttentionKernel, Op, elements
 from archcalc.spec.graph import INPUT, Layer, Network
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ class MemoryOptions:
     weight_dtype: str | None = None
     optimizer: str = "adam"
     mixed_precision: Literal["fp16", "bf16"] | None = None
+    attention: AttentionKernel = "fused"  # what attention keeps for backward (ops.base.AttentionKernel)
 
     @property
     def activation_bytes(self) -> int:
@@ -90,6 +91,8 @@ class Memory:
     training_activations: Dim
     gradients: Dim
     optimizer_state: Dim
+    attention: AttentionKernel | None = None
+    """The attention kernel the saved figures assume; None when no layer attends (ops.base.Op.attends)."""
 
     @property
     def training_total(self) -> Dim:
@@ -107,6 +110,8 @@ def check_options(options: MemoryOptions) -> None:
     for name in (options.dtype, options.weight_dtype):
         if name is not None and name not in BYTES:
             raise OptionError(f"unknown dtype '{name}' (known: {', '.join(BYTES)})")
+    if options.attention not in ("fused", "math"):
+        raise OptionError(f"unknown attention kernel '{options.attention}' (known: fused, math)")
     if options.optimizer not in OPTIMIZER_STATES:
         raise OptionError(f"unknown optimizer '{options.optimizer}' (known: {', '.join(OPTIMIZER_STATES)})")
 
@@ -236,7 +241,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     def plan(op: Op, grad: Gradients, in_shapes: list[Shape], output: Shape, batched: bool) -> tuple[tuple[int, ...], bool, tuple[Dim, ...]]:
         """The inputs the op keeps for backward, whether it keeps its output, and its extras'
         bytes per example (none when its output is shared by the batch)."""
-        saved = op.saved_for_backward(in_shapes, output)
+        saved = op.saved_for_backward_with(in_shapes, output, options.attention)
         extras = tuple(count * (BYTES[dtype] if dtype else size) if batched else 0 for count, dtype in saved.extra)
         return saved.kept_inputs(grad.trains, grad.inputs), saved.output, extras
 
@@ -286,6 +291,7 @@ def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCo
         training_activations=training.at(batch),
         gradients=trainable * master,
         optimizer_state=OPTIMIZER_STATES[options.optimizer] * trainable * master,
+        attention=options.attention if any(layer.op.attends for layer in network.layers) else None,
     )
 
 
@@ -322,6 +328,7 @@ def memory_json(m: Memory) -> dict[str, Any]:
     """Exact byte counts for the batch, dtype and optimizer the analysis was run with."""
     return {
         **options_json(m.options),
+        **({"attention": m.attention} if m.attention else {}),  # only where a layer attends
         "weights": plain(m.weights),
         "buffers": plain(m.buffers),
         "activations_sum": plain(m.activations_sum),
@@ -343,6 +350,11 @@ def inference_parts(analysis: Analysis) -> tuple[Dim, list[Storage]]:
     return m.weights + m.buffers, list(storages.values())
 
 
+def attention_note(m: Memory) -> str:
+    """`, attention fused` (or math) where a layer attends: the kernel the saved bytes assume."""
+    return f", attention {m.attention}" if m.attention else ""
+
+
 def _formulas(analysis: Analysis) -> dict[str, Any]:
     m = analysis.memory
     return {
@@ -355,9 +367,10 @@ def _formulas(analysis: Analysis) -> dict[str, Any]:
 def _glance_text(g: Mapping[str, Any]) -> tuple[str, str]:
     from archcalc.units import human_bytes
 
+    attention = f" (attention {g['attention']})" if g.get("attention") else ""
     return f"Memory at batch {g['batch']}", (
         f"weights {human_bytes(g['weights'])}; inference peak {human_bytes(g['inference_peak'])} at "
-        f"{g['peak_layer']}; training total {human_bytes(g['training_total'])}"
+        f"{g['peak_layer']}; training total {human_bytes(g['training_total'])}{attention}"
     )
 
 
@@ -386,5 +399,6 @@ MEMORY = Figure(
     glance=GlanceRow(40, lambda a: {
         "batch": a.memory.options.batch, "weights": a.memory.weights, "inference_peak": a.memory.inference_peak,
         "peak_layer": a.memory.peak_layer, "training_total": a.memory.training_total,
+        **({"attention": a.memory.attention} if a.memory.attention else {}),
     }, _glance_text),
 )

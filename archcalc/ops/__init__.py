@@ -2,6 +2,7 @@
 
 from archcalc.ops import (  # noqa: F401
     activation,
+    attention,
     channels,
     conv,
     dropout,

@@ -106,6 +106,11 @@ UNDEFINED: Literal["undefined"] = "undefined"
 
 ReceptiveStep = Union[Window, Literal["global", "undefined"], None]  # None: element-wise
 
+AttentionKernel = Literal["fused", "math"]
+"""The implementation attention runs in training (`--attention`): `fused`, what
+torch.nn.functional.scaled_dot_product_attention picks on the CPU by default (the flash kernel,
+which keeps a log-sum-exp), or `math`, SDPBackend.MATH (which keeps the attention matrix)."""
+
 
 @dataclass(frozen=True)
 class Saved:
@@ -164,6 +169,9 @@ class Op(Model):
     index_bound: ClassVar[str | None] = None
     """The field bounding the integer indices the op reads (an embedding's `vocab`), so a seeded
     run draws token ids in range; None for an op that reads no indices."""
+    attends: ClassVar[bool] = False
+    """Whether the op computes attention, so what it keeps for backward depends on the attention
+    kernel (`saved_for_backward_with`, `--attention`)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -239,6 +247,11 @@ class Op(Model):
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         """Tensors autograd keeps for backward (per example) when the op trains."""
         return NOTHING
+
+    def saved_for_backward_with(self, inputs: list[Shape], output: Shape, attention: AttentionKernel) -> Saved:
+        """saved_for_backward when attention runs in the kernel `attention`: the memory pass asks
+        this; only an op that `attends` keeps something that depends on it."""
+        return self.saved_for_backward(inputs, output)
 
     def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
         """Elements per example `forward` allocates besides its output, at most: by default as

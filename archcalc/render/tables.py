@@ -9,6 +9,7 @@ from typing import Any
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.arith import Dim, Shape
 from archcalc.figures.flops import TRAINING_STEP_FACTOR
+from archcalc.figures.memory import attention_note
 from archcalc.render.terminal import FigureTable
 from archcalc.spec.blocks import Blocks
 
@@ -116,7 +117,7 @@ def analyze_table(analysis: Analysis, depth: int | None = None) -> Any:
 
     net, o, t, m = analysis.network, analysis.options, analysis.totals, analysis.memory
     table = FigureTable(
-        title=f"{net.name}  (input {shape_text(net.input_shape)}; bytes at batch {o.batch}, {o.dtype})",
+        title=f"{net.name}  (input {shape_text(net.input_shape)}; bytes at batch {o.batch}, {o.dtype}{attention_note(m)})",
         title_justify="left", optional=("Op", "Saved bytes", "RF", "Output bytes"),
     )
     table.add_column("Layer", overflow="fold")
@@ -189,7 +190,7 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
     table = FigureTable(
         optional=("Note", "Size"),
-        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision} "
+        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)} "
         "(binary units: 1 MiB = 2^20 bytes)",
         title_justify="left",
     )
