@@ -13,9 +13,11 @@ from archcalc.ops import (  # noqa: F401
     norm,
     pad,
     pool,
+    positions,
     resample,
     reshape,
     roll,
+    rotary,
 )
 from archcalc.ops.base import REGISTRY, Op
 
