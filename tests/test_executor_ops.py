@@ -380,6 +380,34 @@ def naive_acon_c(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y
 
 
+def naive_meta_acon(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Per example: m_c = mean of channel c; h_j = sum_c fc1[j, c] m_c + b1_j (then batch norm
+    with running statistics, official); z_c = sum_j fc2[c, j] h_j + b2_c (batch norm);
+    beta_c = sigmoid(z_c); y = ACON-C of x with p1_c, p2_c and beta_c (Ma et al. 2021, eq. 4)."""
+    x = xs[0]
+    normed = op.implementation == "official"
+
+    def norm(v: float, bn: str, j: int) -> float:
+        if not normed:
+            return v
+        mean, var = w[f"{bn}.running_mean"][j], w[f"{bn}.running_var"][j]
+        return (v - mean) / math.sqrt(var + 1e-5) * w[f"{bn}.weight"][j] + w[f"{bn}.bias"][j]
+
+    channels, hidden = x.shape[1], w["fc1.weight"].shape[0]
+    y = np.zeros_like(x)
+    for n in range(x.shape[0]):
+        m = [math.fsum(float(v) for v in x[n, c].flat) / x[n, c].size for c in range(channels)]
+        h = [norm(math.fsum(w["fc1.weight"][j, c, 0, 0] * m[c] for c in range(channels)) + w["fc1.bias"][j], "bn1", j)
+             for j in range(hidden)]
+        for c in range(channels):
+            z = norm(math.fsum(w["fc2.weight"][c, j, 0, 0] * h[j] for j in range(hidden)) + w["fc2.bias"][c], "bn2", c)
+            p1, p2, beta = float(w["p1"][0, c, 0, 0]), float(w["p2"][0, c, 0, 0]), _sigmoid(z)
+            for i in product(*map(range, x.shape[2:])):
+                v = float(x[(n, c, *i)])
+                y[(n, c, *i)] = (p1 - p2) * v * _sigmoid(beta * (p1 - p2) * v) + p2 * v
+    return y
+
+
 def naive_add(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     y = np.zeros_like(xs[0])
     for i in product(*map(range, y.shape)):
@@ -484,6 +512,21 @@ def naive_roll(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
             y[i] = x[tuple(j)]
         x = y
     return x
+
+
+def naive_reduction(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Per output element, math.fsum of the input elements that agree with it on every axis not
+    in `dim` (divided by their count for a mean); keepdim leaves the reduced axes as size 1."""
+    x = xs[0]
+    dims = op.dim if isinstance(op.dim, list) else [op.dim]
+    axes = sorted(d % x.ndim for d in dims)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    y = np.zeros([x.shape[a] for a in kept])
+    for i in product(*(range(x.shape[a]) for a in kept)):
+        cells = [c for c in product(*map(range, x.shape)) if all(c[a] == j for a, j in zip(kept, i))]
+        total = math.fsum(float(x[c]) for c in cells)
+        y[i] = total / len(cells) if op.kind == "mean" else total
+    return y.reshape([1 if a in axes else n for a, n in enumerate(x.shape)]) if op.keepdim else y
 
 
 def naive_flatten(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
@@ -718,6 +761,7 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     **{kind: naive_elementwise for kind in FORMULAS},
     "softmax": naive_softmax,
     "acon_c": naive_acon_c,
+    "meta_acon": naive_meta_acon,
     "add": naive_add,
     "mul": naive_mul,
     "concat": naive_concat,
@@ -726,6 +770,8 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "linear": naive_linear,
     "matmul": naive_matmul,
     "roll": naive_roll,
+    "mean": naive_reduction,
+    "sum": naive_reduction,
     "flatten": naive_flatten,
     "interpolate": naive_interpolate,
     "pixel_shuffle": naive_pixel_shuffle,
@@ -922,6 +968,9 @@ ACTIVATION = [
     for shape in ((2, 3, 5), (3, 7), (1, 2, 3, 4))
 ] + [
     case("gelu", (2, 3, 5), approximate="tanh", implementation="hf"),  # GPT-2's gelu_new
+    case("meta_acon", (2, 20, 3, 4)),  # hidden max(16, 20 // 16) = 16
+    case("meta_acon", (2, 20, 3, 4), implementation="yolov5"),
+    case("meta_acon", (1, 40, 2, 3), r=4),  # hidden max(4, 10) = 10
     case("softmax", (2, 3, 5)),
     case("softmax", (2, 3, 4, 5), dim=1),
     case("softmax", (2, 3, 4, 5), dim=2),
@@ -1037,6 +1086,11 @@ ROLL = [
     case("roll", (2, 3, 5, 4), shifts=[2, 2], dims=[2, 3]),  # and back
     case("roll", (2, 7, 3), shifts=9, dims=-2),  # more than the size: wraps
     case("roll", (2, 6, 4), shifts=[1, 2], dims=[1, 1]),  # one axis twice
+    case("mean", (2, 5, 3), dim=1),  # over the tokens of [S, D]
+    case("mean", (2, 3, 4, 5), dim=[-1, -2], keepdim=True),  # ConvNeXt's and Swin's pooling
+    case("mean", (2, 3, 4, 5), dim=[3, 1]),
+    case("sum", (2, 3, 4), dim=-1, keepdim=True),
+    case("sum", (2, 3, 4, 2), dim=[1, 2]),
 ]
 
 # dims count the batch as 0; -1 inferred; squeeze of a named axis that is not 1 keeps it
@@ -1096,9 +1150,9 @@ def arrays(
     per_example = [shape[1:] for shape in shapes]
     weights: dict[str, Array] = {}
     for name, shape in {**op.parameters(per_example), **op.buffers(per_example)}.items():
-        if name == "num_batches_tracked":
+        if name.endswith("num_batches_tracked"):
             weights[name] = np.zeros(shape, dtype=np.int64)
-        elif name == "running_var":
+        elif name.endswith("running_var"):
             weights[name] = rng.uniform(0.5, 1.5, shape)
         else:
             weights[name] = rng.standard_normal(shape)
@@ -1300,6 +1354,22 @@ def torch_acon_c(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     return (p1 * x - p2 * x) * torch.sigmoid(beta * (p1 * x - p2 * x)) + p2 * x
 
 
+def torch_meta_acon(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """MetaAconC.forward of the authors' code (github.com/nmaac/acon, acon.py) in eval mode, by
+    functional calls: the batch norms (official only) use the running statistics."""
+    F, x = torch.nn.functional, xs[0]
+
+    def norm(v: Any, bn: str) -> Any:
+        if op.implementation != "official":
+            return v
+        return F.batch_norm(v, w[f"{bn}.running_mean"], w[f"{bn}.running_var"], w[f"{bn}.weight"], w[f"{bn}.bias"])
+
+    pooled = x.mean(dim=2, keepdim=True).mean(dim=3, keepdim=True)
+    beta = torch.sigmoid(norm(F.conv2d(norm(F.conv2d(pooled, w["fc1.weight"], w["fc1.bias"]), "bn1"), w["fc2.weight"], w["fc2.bias"]), "bn2"))
+    p1, p2 = w["p1"], w["p2"]
+    return (p1 * x - p2 * x) * torch.sigmoid(beta * (p1 * x - p2 * x)) + p2 * x
+
+
 def torch_merge(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     if op.kind == "concat":
         return torch.cat(xs, dim=op.dim)
@@ -1423,6 +1493,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "groupnorm": torch_groupnorm,
     **{kind: torch_activation for kind in (*FORMULAS, "softmax")},
     "acon_c": torch_acon_c,
+    "meta_acon": torch_meta_acon,
     "add": torch_merge,
     "mul": torch_merge,
     "concat": torch_merge,
@@ -1434,6 +1505,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "rotary": torch_rotary,
     "matmul": lambda torch, op, xs, w: torch.matmul(xs[0], xs[1]),
     "roll": lambda torch, op, xs, w: torch.roll(xs[0], op.shifts, op.dims),
+    **{kind: lambda torch, op, xs, w: getattr(xs[0], op.kind)(op.dim, op.keepdim) for kind in ("mean", "sum")},
     "flatten": torch_other,
     "interpolate": torch_interpolate,
     "pixel_shuffle": torch_pixel_shuffle,

@@ -93,6 +93,14 @@ CASES = {
     "roll": Case(
         (3, 5, 6), {"op": "roll", "shifts": [-2, -2], "dims": [2, 3]},
         lambda torch, x: torch.roll(x, (-2, -2), (2, 3)), (3, 5, 6), 0, 0),
+    # reductions keep only sizes for backward; a mean adds n - 1 and divides once per output,
+    # one per input element (3*5*6); a sum adds n - 1 per output (3*5*6 - 3*6)
+    "mean": Case(
+        (3, 5, 6), {"op": "mean", "dim": [-1, -2], "keepdim": True},
+        lambda torch, x: x.mean((-1, -2), keepdim=True), (3, 1, 1), 0, 3 * 5 * 6),
+    "sum": Case(
+        (3, 5, 6), {"op": "sum", "dim": 2},
+        lambda torch, x: x.sum(2), (3, 6), 0, 3 * 5 * 6 - 3 * 6),
 }
 
 

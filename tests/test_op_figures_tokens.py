@@ -207,3 +207,102 @@ def test_roll_refuses_axes_it_cannot_roll(fields: dict[str, Any], shape: tuple[i
 def test_roll_refuses_unaligned_shifts() -> None:
     with pytest.raises(ValueError, match="must align"):
         REGISTRY["roll"](shifts=[1, 2], dims=[1])
+
+
+# --- mean and sum -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"dim": 0}, "batch cannot be reduced"),
+    ({"dim": [1, -2]}, "twice"),  # on [N, 3, 4]: -2 is 1
+    ({"dim": []}, "at least one dim"),
+])
+def test_reductions_refuse_what_torch_refuses_or_would_mix_examples(fields: dict[str, Any], message: str) -> None:
+    for kind in ("mean", "sum"):
+        with pytest.raises(ArchcalcError, match=message):
+            REGISTRY[kind](**fields).output_shape([(3, 4)])
+
+
+def test_mean_over_tokens_by_hand(analyse_text: Callable[[str], Analysis]) -> None:
+    """Mean over the 5 tokens of [5, 4] (dim 1): [4]; 20 element-wise (4 sums of 5: 4 adds and a
+    division each); nothing kept, so training keeps only the linear layer's input (5*4 floats)."""
+    analysis = analyse_text("name: pool\ninput: [5, 4]\nlayers:\n  - {op: linear, out: 4}\n  - {op: mean, dim: 1}\n")
+    layer = analysis.layers[-1]
+    assert layer.output_shape == (4,)
+    assert layer.flops.elementwise == 20
+    assert layer.memory.saved == 0
+    assert analysis.memory.training_activations == 5 * 4 * F32
+
+
+# --- meta_acon --------------------------------------------------------------------------------------
+
+ACON = "name: acon\ninput: [20, 5, 6]\nlayers:\n  - {name: act, op: meta_acon, implementation: IMPLEMENTATION}\n"
+
+
+@pytest.mark.parametrize(("implementation", "params", "buffers", "saved"), [
+    # hidden = max(16, 20 // 16) = 16. Parameters: p1, p2 (20 each), fc1 16*20 + 16, fc2
+    # 20*16 + 20, and officially bn1 2*16 and bn2 2*20: 40 + 336 + 340 (+ 72) = 716 (788).
+    # Buffers: running mean and variance of 16 and 20 channels and two counters: 74.
+    # Saved per example: the input (600 elements, kept by p1 x and p2 x); per element, p1 x - p2 x
+    # twice and the sigmoid's result officially (3 x 600), (p1 - p2) x and the sigmoid's result
+    # in yolov5's (2 x 600); per channel the pooled mean (20), fc2's input (16) and beta (20),
+    # officially also each batch norm's input (16 and 20).
+    ("official", 788, 74, (600 + 3 * 600 + 3 * 20 + 2 * 16) * F32),
+    ("yolov5", 716, 0, (600 + 2 * 600 + 2 * 20 + 16) * F32),
+])
+def test_meta_acon_figures_by_hand(
+    analyse_text: Callable[[str], Analysis], implementation: str, params: int, buffers: int, saved: int
+) -> None:
+    analysis = analyse_text(ACON.replace("IMPLEMENTATION", implementation))
+    layer = analysis.layers[-1]
+    assert layer.output_shape == (20, 5, 6)
+    assert layer.params.params == params
+    assert layer.params.buffers == buffers
+    assert layer.flops.macs == 2 * 20 * 16  # two 1x1 convolutions on the pooled [20, 1, 1]
+    assert layer.memory.saved == saved
+
+
+def _meta_acon_module(torch: Any, channels: int, official: bool) -> Any:
+    """meta-ACON-C written from its two sources (the authors' nmaac/acon acon.py; ultralytics'
+    yolov5 utils/activations.py) for measuring: the same modules, state-dict names and arithmetic."""
+    nn = torch.nn
+    hidden = max(16, channels // 16)
+
+    class MetaAcon(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.p1 = nn.Parameter(torch.randn(1, channels, 1, 1))
+            self.p2 = nn.Parameter(torch.randn(1, channels, 1, 1))
+            self.fc1 = nn.Conv2d(channels, hidden, 1)
+            self.bn1 = nn.BatchNorm2d(hidden) if official else nn.Identity()
+            self.fc2 = nn.Conv2d(hidden, channels, 1)
+            self.bn2 = nn.BatchNorm2d(channels) if official else nn.Identity()
+
+        def forward(self, x: Any) -> Any:
+            pooled = x.mean(dim=2, keepdim=True).mean(dim=3, keepdim=True)
+            beta = torch.sigmoid(self.bn2(self.fc2(self.bn1(self.fc1(pooled)))))
+            if official:
+                return (self.p1 * x - self.p2 * x) * torch.sigmoid(beta * (self.p1 * x - self.p2 * x)) + self.p2 * x
+            dpx = (self.p1 - self.p2) * x
+            return dpx * torch.sigmoid(beta * dpx) + self.p2 * x
+
+    return MetaAcon()
+
+
+@pytest.mark.parametrize("implementation", ["official", "yolov5"])
+def test_meta_acon_figures_match_torch(analyse_text: Callable[[str], Analysis], implementation: str) -> None:
+    """Per example as batch 3 minus batch 2: a batch norm in training refuses a batch of 1."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layer = analyse_text(ACON.replace("IMPLEMENTATION", implementation)).layers[-1]
+    module = _meta_acon_module(torch, 20, implementation == "official").train()
+    assert layer.params.params == sum(p.numel() for p in module.parameters())
+    assert layer.params.buffers == sum(b.numel() for b in module.buffers())
+    per_example = (saved_bytes(torch, module, [(20, 5, 6)], [True], 3)
+                   - saved_bytes(torch, module, [(20, 5, 6)], [True], 2))
+    assert layer.memory.saved == per_example
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        module.eval()(torch.randn(2, 20, 5, 6))
+    assert counter.get_total_flops() == 2 * 2 * layer.flops.macs  # batch 2, 2 FLOPs per MAC

@@ -14,6 +14,7 @@ from archcalc.ops import (  # noqa: F401
     pad,
     pool,
     positions,
+    reduce,
     resample,
     reshape,
     roll,

@@ -1,4 +1,4 @@
-"""Element-wise activations: the output has the input's shape; only ACON-C learns parameters."""
+"""Element-wise activations: the output has the input's shape; ACON-C and meta-ACON-C learn parameters."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from archcalc.arith import Dim, Shape
+from archcalc.arith import Dim, Shape, maximum
 from archcalc.errors import ShapeError
 from archcalc.model import Field, model_validator
 from archcalc.ops.base import (
@@ -14,6 +14,7 @@ from archcalc.ops.base import (
     INPUT,
     OUTPUT,
     Op,
+    PositiveInt,
     ReceptiveStep,
     Saved,
     Whole,
@@ -273,3 +274,107 @@ class AconC(_Activation):
         p1, p2, beta = (weights[k][None] for k in ("p1", "p2", "beta"))
         dpx = (p1 - p2) * x
         return self._result(x, dpx * _sigmoid(beta * dpx) + p2 * x)
+
+
+class MetaAconC(Op):
+    """meta-ACON-C (Ma et al. 2021, "Activate or Not", §3.2 and Table 5's channel-wise design):
+    ACON-C, (p1 - p2) x sigmoid(beta (p1 - p2) x) + p2 x, whose switch beta is generated per
+    example and channel: beta = sigmoid(fc2(fc1(mean of x over H, W))), fc1 and fc2 1x1
+    convolutions C -> max(r, C // r) -> C with biases, r = 16. `implementation: official` is
+    the authors' MetaAconC (github.com/nmaac/acon, acon.py): a BatchNorm2d after each 1x1
+    convolution, and p1 x - p2 x computed twice in the forward; `yolov5` is ultralytics'
+    MetaAconC (yolov5 utils/activations.py): no batch norms, (p1 - p2) x computed once.
+    Parameters and buffers are named and shaped as those modules' state dicts."""
+
+    kind = "meta_acon"
+    init = {
+        "p1": "scale", "fc1.weight": "fan_in", "fc2.weight": "fan_in",  # batch norms: official only
+        **{f"bn{i}.{name}": scheme for i in (1, 2) for name, scheme in (
+            ("weight", "scale"), ("running_var", "variance"), ("num_batches_tracked", "count"))},
+    }
+
+    r: PositiveInt = 16
+    implementation: Literal["official", "yolov5"] = "official"
+
+    @property
+    def _normed(self) -> bool:
+        return self.implementation == "official"
+
+    def _hidden(self, c: Dim) -> Dim:
+        return maximum(self.r, c // self.r)
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        if len(inputs[0]) != 3:
+            raise ShapeError(f"meta_acon expects [C, H, W] (batch excluded; beta is pooled over H and W), got {list(inputs[0])}")
+        return inputs[0]
+
+    def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
+        c = inputs[0][0]
+        h = self._hidden(c)
+        params: dict[str, Shape] = {"p1": (1, c, 1, 1), "p2": (1, c, 1, 1), "fc1.weight": (h, c, 1, 1), "fc1.bias": (h,)}
+        if self._normed:
+            params.update({"bn1.weight": (h,), "bn1.bias": (h,)})
+        params.update({"fc2.weight": (c, h, 1, 1), "fc2.bias": (c,)})
+        if self._normed:
+            params.update({"bn2.weight": (c,), "bn2.bias": (c,)})
+        return params
+
+    def buffers(self, inputs: list[Shape]) -> dict[str, Shape]:
+        if not self._normed:
+            return {}
+        c = inputs[0][0]
+        return {
+            f"{bn}.{name}": shape
+            for bn, n in (("bn1", self._hidden(c)), ("bn2", c))
+            for name, shape in (("running_mean", (n,)), ("running_var", (n,)), ("num_batches_tracked", ()))
+        }
+
+    def macs(self, inputs: list[Shape], output: Shape) -> Dim:
+        """The two 1x1 convolutions on the pooled [C, 1, 1]: C*hidden each."""
+        return 2 * inputs[0][0] * self._hidden(inputs[0][0])
+
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        """The mean (one per element), the convolutions' biases, the batch norms' scale and
+        shift (inference), beta's sigmoid (4 per channel, as sigmoid) and ACON-C (8 per element)."""
+        c = inputs[0][0]
+        h = self._hidden(c)
+        norms = 2 * (h + c) if self._normed else 0
+        return 9 * elements(output) + h + c + norms + 4 * c
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        return GLOBAL  # beta pools every position
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        """Measured with saved_tensors_hooks (torch 2.14.1, a module written from each source):
+        the input (p1 x and p2 x keep it); per element, official: both p1 x - p2 x and the
+        sigmoid's result, yolov5: (p1 - p2) x and the sigmoid's result; per channel, the pooled
+        mean (fc1's input), fc2's input, beta (sigmoid's output) and, official, each batch
+        norm's input (fc1's and fc2's outputs)."""
+        c = inputs[0][0]
+        h = self._hidden(c)
+        if self._normed:
+            per_element, per_channel = 3 * elements(output), 3 * c + 2 * h
+        else:
+            per_element, per_channel = 2 * elements(output), 2 * c + h
+        return Saved(inputs=(0,), extra=((per_element, None), (per_channel, None)))
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        """Inference: the batch norms use their running statistics (eps 1e-5, BatchNorm2d's)."""
+        x = xs[0]
+        hidden = x.mean(axis=(2, 3)) @ weights["fc1.weight"][:, :, 0, 0].T + weights["fc1.bias"]
+        if self._normed:
+            hidden = self._norm(hidden, weights, "bn1")
+        z = hidden @ weights["fc2.weight"][:, :, 0, 0].T + weights["fc2.bias"]
+        if self._normed:
+            z = self._norm(z, weights, "bn2")
+        beta = _sigmoid(z)[:, :, None, None]
+        dpx = (weights["p1"] - weights["p2"]) * x
+        return dpx * _sigmoid(beta * dpx) + weights["p2"] * x
+
+    @staticmethod
+    def _norm(v: Any, weights: dict[str, Any], bn: str) -> Any:
+        scale = weights[f"{bn}.weight"] / np.sqrt(weights[f"{bn}.running_var"] + 1e-5)
+        return (v - weights[f"{bn}.running_mean"]) * scale + weights[f"{bn}.bias"]
+
+    def describe(self) -> str:
+        return f"r={self.r}" + ("" if self._normed else " yolov5")
