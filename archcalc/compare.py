@@ -14,6 +14,7 @@ from archcalc.analysis import Analysis, _plain
 from archcalc.errors import OptionError, SpecError
 from archcalc.figures.figure import Total, Unit, compared
 from archcalc.figures.memory import MemoryOptions, options_json
+from archcalc.ops.base import AttentionKernel
 from archcalc.spec.graph import Network
 
 
@@ -56,6 +57,8 @@ class Comparison:
     files: tuple[str | None, ...]
     options: MemoryOptions
     metrics: tuple[Metric, ...]
+    attention: AttentionKernel | None = None
+    """The attention kernel the saved bytes assume, when some network attends (Memory.attention)."""
 
 
 def _scalar(value: Any) -> int | None:
@@ -96,8 +99,10 @@ def compare(analyses: Sequence[Analysis]) -> Comparison:
         Metric(t.key, t.label.format(batch=batch), t.unit, _better(t), tuple(x.total(t.key) for x in analyses))
         for t in compared()
     )
+    attention = next((x.memory.attention for x in analyses if x.memory.attention), None)
     return Comparison(
-        tuple(x.network.name for x in analyses), tuple(x.network.file for x in analyses), analyses[0].memory.options, metrics
+        tuple(x.network.name for x in analyses), tuple(x.network.file for x in analyses), analyses[0].memory.options, metrics,
+        attention,
     )
 
 
@@ -105,6 +110,7 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
     """Every network's figures and ratios to the first, the memory options, and the best per figure."""
     return {
         **options_json(comparison.options),
+        **({"attention": comparison.attention} if comparison.attention else {}),  # only where a network attends
         "reference": comparison.names[0],
         "networks": [
             {

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,6 @@ class Case:
     q_out: int = 6
     kv_out: int = 6
     bias: bool = False  # a 4th input: a linear layer's [S, S] output, broadcast over the heads
-    flops: int = field(default=0)
 
 
 # q, k, v, out of [5, 6]: 120 bytes each; the attention matrix [heads, 5, 5]: 100 per head.
@@ -169,42 +167,6 @@ def test_flops_are_what_flop_counter_counts(case: Case, tmp_path: Any) -> None:
     assert _analysis(_spec(case), tmp_path).totals.flops == counter.get_total_flops()
 
 
-def naive_attention(q: Any, k: Any, v: Any, heads: int, kv_heads: int, causal: bool, scale: float, bias: Any = None) -> Any:
-    """Attention one example, head and query at a time, in Python floats: the definition."""
-    n, s, width = q.shape
-    d = width // heads
-    out = np.zeros(q.shape)
-    for b in range(n):
-        for h in range(heads):
-            g = h // (heads // kv_heads)  # the key/value head this query head shares
-            for i in range(s):
-                keys = range(k.shape[1]) if not causal else range(min(i + 1, k.shape[1]))
-                scores = [
-                    sum(float(q[b, i, h * d + c]) * float(k[b, j, g * d + c]) for c in range(d)) * scale
-                    + (float(bias[b, h if bias.shape[1] > 1 else 0, i, j]) if bias is not None else 0.0)
-                    for j in keys
-                ]
-                top = max(scores)
-                weights = [math.exp(x - top) for x in scores]
-                total = sum(weights)
-                for c in range(d):
-                    out[b, i, h * d + c] = sum(w * float(v[b, j, g * d + c]) for w, j in zip(weights, keys)) / total
-    return out
-
-
-@pytest.mark.parametrize("heads,kv_heads,causal", [(2, 2, False), (2, 2, True), (4, 2, False), (1, 1, True)])
-def test_forward_is_attention(heads: int, kv_heads: int, causal: bool) -> None:
-    from archcalc.ops.attention import Attention
-
-    rng = np.random.default_rng(0)
-    q = rng.standard_normal((2, 4, heads * 3))
-    k, v = rng.standard_normal((2, 6, kv_heads * 3)), rng.standard_normal((2, 6, kv_heads * 3))
-    bias = rng.standard_normal((2, heads, 4, 6))
-    op = Attention(heads=heads, kv_heads=kv_heads, causal=causal)
-    expected = naive_attention(q, k, v, heads, kv_heads, causal, 1 / math.sqrt(3), bias)
-    assert np.allclose(op.forward([q, k, v, bias], {}), expected)
-
-
 def test_softmax_does_not_overflow() -> None:
     from archcalc.ops.attention import Attention
 
@@ -228,6 +190,15 @@ def test_executor_agrees_with_torch(case: Case, tmp_path: Any) -> None:
     with torch.no_grad():
         theirs = model.double()(torch.from_numpy(x)).numpy()
     assert np.allclose(ours, theirs)
+
+
+@pytest.mark.parametrize("text", [_spec(c) for c in CASES], ids=[c.name for c in CASES])
+def test_analysis_and_executor_agree(text: str, tmp_path: Any) -> None:
+    from archcalc.verify import verify
+
+    path = tmp_path / "case.yaml"
+    path.write_text(text)
+    assert verify(load(str(path)), batch=2).mismatches == ()
 
 
 # --- refusals -----------------------------------------------------------------------------
@@ -392,6 +363,14 @@ def test_vit_layer(kernel: str, tmp_path: Any) -> None:
     assert analysis.memory.training_activations == VIT_SAVED[kernel]
 
 
+def test_vit_layer_analysis_and_executor_agree(tmp_path: Any) -> None:
+    from archcalc.verify import verify
+
+    path = tmp_path / "vit.yaml"  # the layer scaled down: 17 tokens of 48, 4 heads, an MLP of 192
+    path.write_text(VIT_LAYER.replace("197, 768", "17, 48").replace("3072", "192").replace("768", "48").replace("12", "4"))
+    assert verify(load(str(path)), batch=2).mismatches == ()
+
+
 @pytest.mark.parametrize("kernel", ["fused", "math"])
 def test_vit_layer_is_torchvision_s(kernel: str) -> None:
     torch = pytest.importorskip("torch")
@@ -409,3 +388,67 @@ def test_vit_layer_is_torchvision_s(kernel: str) -> None:
     block.train()
     with _kernel(torch, kernel):
         assert saved_bytes(torch, block, (197, 768), 2) - saved_bytes(torch, block, (197, 768), 1) == VIT_SAVED[kernel]
+
+
+# --- --attention on the command line -----------------------------------------------------------
+
+
+def _cli(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.parametrize("command", [
+    ["analyze"], ["memory"], ["formula", "--what", "memory"], ["report"],
+])
+def test_every_memory_command_says_which_kernel_it_assumes(command: list[str], tmp_path: Any) -> None:
+    path = tmp_path / "mha.yaml"
+    path.write_text(_mha_spec(MHA_CASES[0]))
+    for kernel in ("fused", "math"):
+        assert f"attention {kernel}" in _cli(command[0], str(path), *command[1:], "--attention", kernel).stdout
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(f"name: plain\ninput: [{L}, {D}]\nlayers:\n  - {{op: linear, out: 4}}\n")
+    assert "attention" not in _cli(command[0], str(plain), *command[1:]).stdout
+
+
+def test_json_holds_the_kernel_only_where_a_layer_attends(tmp_path: Any) -> None:
+    import json
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from archcalc.schemas import output_schema
+
+    path = tmp_path / "mha.yaml"
+    path.write_text(_mha_spec(MHA_CASES[0]))
+    document = json.loads(_cli("analyze", str(path), "--json", "--attention", "math").stdout)
+    assert document["totals"]["memory"]["attention"] == "math"
+    assert document["totals"]["memory"]["training_activations"] == MHA_CASES[0].math
+    jsonschema.Draft202012Validator(output_schema("analyze")).validate(document)
+    assert "attention" not in json.loads(_cli("analyze", "resnet18", "--json").stdout)["totals"]["memory"]
+    compared = json.loads(_cli("compare", str(path), "resnet18", "--json", "--attention", "math").stdout)
+    assert compared["attention"] == "math"
+    jsonschema.Draft202012Validator(output_schema("compare")).validate(compared)
+
+
+def test_sweep_prices_the_kernel(tmp_path: Any) -> None:
+    path = tmp_path / "mha.yaml"
+    path.write_text(_mha_spec(MHA_CASES[0]))
+    for kernel in ("fused", "math"):
+        _cli("sweep", str(path), "--batch", "1..2", "--attention", kernel, "-o", str(tmp_path / f"{kernel}.csv"))
+    rows = {k: (tmp_path / f"{k}.csv").read_text().splitlines() for k in ("fused", "math")}
+    # training totals at batch 2 minus batch 1: the bytes saved per example under each kernel
+    per_example = {k: int(r[2].split(",")[-1]) - int(r[1].split(",")[-1]) for k, r in rows.items()}
+    assert per_example == {"fused": MHA_CASES[0].fused, "math": MHA_CASES[0].math}
+
+
+def test_an_unknown_kernel_is_refused() -> None:
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
+    result = CliRunner().invoke(main, ["memory", "resnet18", "--attention", "flash"])
+    assert result.exit_code == 2 and "fused" in result.output

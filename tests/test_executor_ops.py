@@ -529,6 +529,59 @@ def naive_reduction(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y.reshape([1 if a in axes else n for a, n in enumerate(x.shape)]) if op.keepdim else y
 
 
+def naive_scores(q: Array, k: Array, v: Array, heads: int, kv_heads: int, causal: bool, scale: float, bias: Array | None) -> Array:
+    """Attention one example, head and query at a time: softmax over the keys j (j <= i when
+    causal) of scale * q.k + bias, then the weighted sum of the values; query head h reads
+    key/value head h // (heads / kv_heads)."""
+    n, s, width = q.shape
+    d = width // heads
+    out = np.zeros(q.shape)
+    for b, h, i in product(range(n), range(heads), range(s)):
+        g = h // (heads // kv_heads)
+        keys = range(min(i + 1, k.shape[1])) if causal else range(k.shape[1])
+        scores = [
+            scale * math.fsum(float(q[b, i, h * d + c]) * float(k[b, j, g * d + c]) for c in range(d))
+            + (float(bias[b, h, i, j]) if bias is not None else 0.0)
+            for j in keys
+        ]
+        weights = [math.exp(x - max(scores)) for x in scores]
+        for c in range(d):
+            out[b, i, h * d + c] = math.fsum(wt * float(v[b, j, g * d + c]) for wt, j in zip(weights, keys)) / math.fsum(weights)
+    return out
+
+
+def naive_attention(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Scaled dot-product attention; a bias [N, *b] broadcast to [N, heads, S, S_kv]."""
+    q, k, v = xs[:3]
+    bias = None
+    if len(xs) == 4:
+        bias = np.broadcast_to(
+            xs[3].reshape(xs[3].shape[0], *(1,) * (4 - xs[3].ndim), *xs[3].shape[1:]),
+            (q.shape[0], op.heads, q.shape[1], k.shape[1]),
+        )
+    scale = op.scale if op.scale is not None else 1 / math.sqrt(q.shape[-1] // op.heads)
+    return naive_scores(q, k, v, op.heads, op.kv_heads or op.heads, op.causal, scale, bias)
+
+
+def naive_multihead_attention(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """x in_proj_weight^T + in_proj_bias, split into q, k, v; attention; then out_proj."""
+    x = xs[0]
+    e = x.shape[-1]
+
+    def affine(y: Array, weight: Array, bias: Array | None) -> Array:
+        out = np.zeros((*y.shape[:-1], weight.shape[0]))
+        for row in product(*map(range, y.shape[:-1])):
+            for o in range(weight.shape[0]):
+                total = math.fsum(float(y[row + (f,)]) * float(weight[o, f]) for f in range(y.shape[-1]))
+                out[row + (o,)] = total + (float(bias[o]) if bias is not None else 0.0)
+        return out
+
+    packed = affine(x, w["in_proj_weight"], w.get("in_proj_bias"))
+    q, k, v = packed[..., :e], packed[..., e : 2 * e], packed[..., 2 * e :]
+    merged = naive_scores(q, k, v, op.heads, op.heads, False, 1 / math.sqrt(e // op.heads), None)
+    return affine(merged, w["out_proj.weight"], w.get("out_proj.bias"))
+
+
 def naive_flatten(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Axes start..end joined into one; elements keep their row-major order."""
     x = xs[0]
@@ -772,6 +825,8 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "roll": naive_roll,
     "mean": naive_reduction,
     "sum": naive_reduction,
+    "attention": naive_attention,
+    "multihead_attention": naive_multihead_attention,
     "flatten": naive_flatten,
     "interpolate": naive_interpolate,
     "pixel_shuffle": naive_pixel_shuffle,
@@ -1126,7 +1181,20 @@ LEARNED = [
     case("rotary", (1, 4, 6), (1, 2, 4, 6)),
 ]
 
-CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + ROLL + VIEWS + LEARNED
+# q [S, heads*D], k and v [S_kv, kv_heads*D]; grouped-query; a bias per head or broadcast over them
+ATTENTION = [
+    case("attention", (2, 4, 6), (2, 5, 6), (2, 5, 6), heads=2),
+    case("attention", (2, 4, 6), (2, 5, 6), (2, 5, 6), heads=2, causal=True),
+    case("attention", (2, 6, 4), (2, 3, 4), (2, 3, 4), heads=1, causal=True),  # more queries than keys
+    case("attention", (2, 4, 12), (2, 5, 6), (2, 5, 6), heads=4, kv_heads=2),
+    case("attention", (2, 4, 6), (2, 5, 6), (2, 5, 6), (2, 2, 4, 5), heads=2, scale=0.5),
+    case("attention", (2, 4, 6), (2, 5, 6), (2, 5, 6), (2, 4, 5), heads=2),
+    case("attention", (1, 3, 4), (1, 3, 4), (1, 3, 4), heads=2, dropout=0.1),  # inference: no dropout
+    case("multihead_attention", (2, 5, 12), heads=3),
+    case("multihead_attention", (2, 4, 8), heads=2, bias=False),
+]
+
+CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + ROLL + VIEWS + LEARNED + ATTENTION
 
 # values that sit on each activation's edges: clip points, softplus thresholds (beta*x == threshold
 # stays on the log branch), far tails
@@ -1475,6 +1543,32 @@ def torch_learned(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     return torch.nn.Parameter(w[""])
 
 
+def torch_attention(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """F.scaled_dot_product_attention on the heads split as Hugging Face splits them (inference:
+    no dropout); nn.MultiheadAttention(batch_first=True) with the same arrays as self-attention."""
+    if op.kind == "multihead_attention":
+        x = xs[0]
+        module = torch.nn.MultiheadAttention(x.shape[-1], op.heads, bias=op.bias, batch_first=True, dtype=torch.float64)
+        with torch.no_grad():
+            for name, p in module.named_parameters():
+                p.copy_(w[name])
+            return module.eval()(x, x, x, need_weights=False)[0]
+    q, k, v = xs[:3]
+    kv_heads = op.kv_heads or op.heads
+
+    def heads(t: Any, count: int) -> Any:
+        return t.view(t.shape[0], t.shape[1], count, -1).transpose(1, 2)
+
+    mask = None
+    if len(xs) == 4:
+        mask = xs[3].reshape(xs[3].shape[0], *(1,) * (4 - xs[3].dim()), *xs[3].shape[1:])
+    out = torch.nn.functional.scaled_dot_product_attention(
+        heads(q, op.heads), heads(k, kv_heads), heads(v, kv_heads), attn_mask=mask, is_causal=op.causal,
+        scale=op.scale, enable_gqa=kv_heads != op.heads,
+    )
+    return out.transpose(1, 2).reshape(q.shape[0], q.shape[1], -1)
+
+
 TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "embedding": torch_learned,
     "parameter": torch_learned,
@@ -1506,6 +1600,8 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "matmul": lambda torch, op, xs, w: torch.matmul(xs[0], xs[1]),
     "roll": lambda torch, op, xs, w: torch.roll(xs[0], op.shifts, op.dims),
     **{kind: lambda torch, op, xs, w: getattr(xs[0], op.kind)(op.dim, op.keepdim) for kind in ("mean", "sum")},
+    "attention": torch_attention,
+    "multihead_attention": torch_attention,
     "flatten": torch_other,
     "interpolate": torch_interpolate,
     "pixel_shuffle": torch_pixel_shuffle,

@@ -84,6 +84,7 @@ class Formula:
 
     layer: Callable[[Any], dict[str, Any]]  # of the layer's value
     totals: Callable[[Analysis], dict[str, Any]]
+    assumes: Callable[[Analysis], str] | None = None  # a choice the formulas rest on ("attention fused"), or ""
 
 
 @dataclass(frozen=True)

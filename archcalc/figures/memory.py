@@ -391,7 +391,10 @@ MEMORY = Figure(
             lower_is_better=True, json=False, compare=31,
         ),
     ),
-    formula=Formula(lambda m: {"output_bytes": m.output, "saved_bytes": m.saved}, _formulas),
+    formula=Formula(
+        lambda m: {"output_bytes": m.output, "saved_bytes": m.saved}, _formulas,
+        assumes=lambda a: attention_note(a.memory).removeprefix(", "),
+    ),
     sweeps=(
         Sweepable("training_bytes", "training memory", "bytes", lambda a: a.memory.training_total, train=True),
         Sweepable("inference_bytes", "inference memory", "bytes", lambda a: a.memory.inference_total, train=False, peak=inference_parts),

@@ -11,7 +11,17 @@ from typing import Any
 from archcalc.arith import Dim, Shape, may_equal
 from archcalc.errors import ShapeError
 from archcalc.model import Field, model_validator
-from archcalc.ops.base import GLOBAL, AttentionKernel, Op, PositiveInt, ReceptiveStep, Saved, expect_rank, whole_axes_reads
+from archcalc.ops.base import (
+    GLOBAL,
+    AttentionKernel,
+    Op,
+    PositiveInt,
+    ReceptiveStep,
+    Saved,
+    elements,
+    expect_rank,
+    whole_axes_reads,
+)
 from archcalc.ops.window import np
 
 SOFTMAX_FLOPS = 3
@@ -177,6 +187,12 @@ class Attention(Op):
             return Saved(inputs=(0, 1, 2), output=True, extra=extra)
         return Saved(inputs=() if h.heads > 1 else (2,), extra=extra)
 
+    def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
+        """q, k and v split into heads (k and v repeated to every head), the bias broadcast, the
+        scores three times over (the product, the exponentials, the weights) and the output."""
+        h = self._heads(inputs)
+        return elements(inputs[0]) + 2 * h.heads * h.s_kv * h.head_dim + 4 * h.scores + 2 * elements(output)
+
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         q = split_heads(xs[0], self.heads)
         group = self.heads // self.key_heads
@@ -251,6 +267,11 @@ class MultiheadAttention(Op):
         s, e = inputs[0]
         _, extra = sdpa_kept(self._heads(inputs), self.dropout, False, attention, v_copied=False)
         return Saved(extra=((s * e, None), (3 * s * e, None), *extra, (s * e, None)))
+
+    def forward_workspace(self, inputs: list[Shape], output: Shape) -> Dim:
+        """The packed projection and its heads (6 S E), the scores three times over, the merged
+        heads and out_proj's result (2 S E)."""
+        return 8 * elements(inputs[0]) + 3 * self._heads(inputs).scores
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         x = xs[0]

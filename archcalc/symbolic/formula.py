@@ -32,6 +32,7 @@ class Formulas:
     symbols: tuple[Any, ...]
     layers: tuple[tuple[str, dict[str, Any]], ...]
     totals: dict[str, Any]
+    assumes: str = ""  # a choice the formulas rest on (Formula.assumes): "attention fused"
 
 
 def _s(value: Any) -> Any:
@@ -55,7 +56,8 @@ def gather(analysis: Analysis, what: str) -> Formulas:
     for v in totals.values():
         symbols |= v.free_symbols
     ordered = tuple(sorted(symbols, key=lambda s: s.name))
-    return Formulas(what, analysis.network.name, ordered, tuple(layers), totals)
+    assumes = formula.assumes(analysis) if formula.assumes else ""
+    return Formulas(what, analysis.network.name, ordered, tuple(layers), totals, assumes)
 
 
 def modulus(network: Network) -> int:
@@ -110,6 +112,7 @@ def to_python(f: Formulas) -> str:
 
     lines = [
         python_string(f"{f.what} of {f.name} as exact formulas, exported by archcalc. Needs no imports."
+                      + (f" Assumes {f.assumes}." if f.assumes else "")
                       + (f" Arguments renamed from the spec's symbols: {spelled}." if spelled else "")),
         "",
         "",
@@ -131,7 +134,8 @@ def to_text(f: Formulas, modulus: int = 1) -> str:
     """Plain text: the totals first (what a reader came for), then one layer a line; names as
     escape.terminal shows them (no control characters)."""
     width = max((len(terminal(p)) for p, _ in f.layers), default=10)
-    lines = [f"{terminal(f.name)}: {f.what} (symbols: {', '.join(s.name for s in f.symbols) or 'none'}; all integers >= 1)", "", "totals:"]
+    assumes = f"{f.assumes}; " if f.assumes else ""
+    lines = [f"{terminal(f.name)}: {f.what} ({assumes}symbols: {', '.join(s.name for s in f.symbols) or 'none'}; all integers >= 1)", "", "totals:"]
     for name, value in f.totals.items():
         lines.append(f"  {name} = {value}")
     forms = divisible_forms(f, modulus)
@@ -157,7 +161,9 @@ def to_latex(f: Formulas, modulus: int = 1) -> str:
         return Latex(sympy.latex(value))
 
     lines = [
-        Latex("% {} of {}, exported by archcalc; needs \\usepackage{{longtable,amsmath}}").format(f.what, f.name),
+        Latex("% {} of {}{}, exported by archcalc; needs \\usepackage{{longtable,amsmath}}").format(
+            f.what, f.name, f" ({f.assumes})" if f.assumes else ""
+        ),
         r"\begin{align*}",
     ]
     lines += [Latex(r"\text{{{}}} &= {} \\").format(name, math(value)) for name, value in f.totals.items()]
@@ -185,6 +191,7 @@ def to_json(f: Formulas, modulus: int = 1) -> str:
     return json.dumps({
         "name": f.name,
         "what": f.what,
+        **({"assumes": f.assumes} if f.assumes else {}),
         "symbols": [s.name for s in f.symbols],
         "layers": [{"name": p, **{k: form(v) for k, v in values.items()}} for p, values in f.layers],
         "totals": {k: form(v) for k, v in f.totals.items()},
