@@ -736,7 +736,7 @@ def naive_view(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
 
 
 def naive_pass(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
-    """Inference: dropout and identity hand the input on unchanged."""
+    """Inference: dropout and identity hand the input on unchanged (kv_cache a copy of it)."""
     return xs[0].copy()
 
 
@@ -798,6 +798,7 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "sequence_ids": naive_sequence_ids,
     "rotary_embedding": naive_rotary_embedding,
     "rotary": naive_rotary,
+    "kv_cache": naive_pass,
     "conv": naive_conv,
     "conv_transpose": naive_conv_transpose,
     "max_pool": naive_max_pool,
@@ -1179,6 +1180,7 @@ LEARNED = [
     case("rotary_embedding", (1, 3), head_dim=6, theta=500.0),
     case("rotary", (2, 3, 8), (1, 2, 3, 4)),
     case("rotary", (1, 4, 6), (1, 2, 4, 6)),
+    case("kv_cache", (2, 5, 6)),
 ]
 
 # q [S, heads*D], k and v [S_kv, kv_heads*D]; grouped-query; a bias per head or broadcast over them
@@ -1597,6 +1599,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "sequence_ids": torch_sequence_ids,
     "rotary_embedding": torch_rotary_embedding,
     "rotary": torch_rotary,
+    "kv_cache": lambda torch, op, xs, w: torch.cat([torch.empty(xs[0].shape[0], 0, xs[0].shape[2], dtype=xs[0].dtype), xs[0]], 1),
     "matmul": lambda torch, op, xs, w: torch.matmul(xs[0], xs[1]),
     "roll": lambda torch, op, xs, w: torch.roll(xs[0], op.shifts, op.dims),
     **{kind: lambda torch, op, xs, w: getattr(xs[0], op.kind)(op.dim, op.keepdim) for kind in ("mean", "sum")},

@@ -3,6 +3,7 @@
 from archcalc.ops import (  # noqa: F401
     activation,
     attention,
+    cache,
     channels,
     conv,
     dropout,
