@@ -56,6 +56,20 @@ def output_of(result: Any) -> Any:
     return getattr(result, "logits", None) if hasattr(result, "logits") else result.last_hidden_state
 
 
+def kept(torch: Any, model: Any, kernel: str, vocab: int, length: int, batch: int) -> int:
+    """Bytes saved for backward by a forward of `batch` random sequences (sdpa_math: the math kernel)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def ids(b: int) -> Any:
+        return torch.randint(0, vocab, (b, length))
+
+    torch.manual_seed(1)
+    if kernel.endswith("_math"):
+        with sdpa_kernel(SDPBackend.MATH):
+            return saved_bytes(torch, model, (), batch, ids)
+    return saved_bytes(torch, model, (), batch, ids)
+
+
 def measure(torch: Any, name: str) -> dict[str, Any]:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
@@ -81,13 +95,8 @@ def measure(torch: Any, name: str) -> dict[str, Any]:
     for kernel in KERNELS:
         model = build(torch, name, kernel.removesuffix("_math")).train()
         for length in LENGTHS:
-            def per_batch(batch: int, length: int = length) -> int:
-                torch.manual_seed(1)
-                if kernel.endswith("_math"):
-                    with sdpa_kernel(SDPBackend.MATH):
-                        return saved_bytes(torch, model, (), batch, lambda b: ids(b, length))
-                return saved_bytes(torch, model, (), batch, lambda b: ids(b, length))
-            entry["saved_bytes_per_example"][kernel][str(length)] = per_batch(3) - per_batch(2)
+            entry["saved_bytes_per_example"][kernel][str(length)] = (
+                kept(torch, model, kernel, vocab, length, 3) - kept(torch, model, kernel, vocab, length, 2))
     model_class, config_class, arguments = MODELS[name]
     return {"model": f"transformers.{model_class}", "config": f"transformers.{config_class}",
             "config_arguments": arguments, **entry}

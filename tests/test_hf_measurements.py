@@ -103,3 +103,18 @@ def test_layers_and_flops_against_live_transformers(name: str) -> None:
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         model(ids)
     assert counter.get_total_flops() == analysis.totals.flops
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("implementation", sorted(KERNELS))
+def test_formulas_in_the_sequence_length_give_what_transformers_kept(name: str, implementation: str) -> None:
+    """`archcalc memory NAME --input S`: one formula in S (linear for the flash kernel, quadratic
+    for the math kernel's attention matrices), equal to the recorded bytes at both lengths."""
+    sympy = pytest.importorskip("sympy")
+    network = load(str(SPECS / f"{name}.yaml"), input_shape=("S",))
+    formula = analyze(network, MemoryOptions(batch=1, attention=KERNELS[implementation])).memory.training_activations
+    s = sympy.Symbol("S", integer=True, positive=True)
+    assert formula.free_symbols == {s}
+    assert sympy.degree(formula, s) == (1 if KERNELS[implementation] == "fused" else 2)
+    for length, recorded in MODELS[name]["saved_bytes_per_example"][implementation].items():
+        assert formula.subs(s, int(length)) == recorded

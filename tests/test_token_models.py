@@ -5,13 +5,16 @@ layer) and a layer returned beside the output (BertModel's pooler). Figures deri
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from torch_reference import saved_bytes
 
 from archcalc.analysis import analyze
+from archcalc.cli import main
 from archcalc.errors import ShapeError, SpecError
 from archcalc.figures.memory import MemoryOptions
 from archcalc.spec.graph import load_data
@@ -172,3 +175,17 @@ def test_rotary_keeps_nothing_per_example_in_torch() -> None:
     # only the matmul's input x [N, S, E] grows with the batch: one example's
     assert measured[1] - measured[0] == S * E * 4
     assert np.isfinite(measured).all()
+
+
+def test_memory_of_gpt2_in_batch_and_sequence_length() -> None:
+    """`archcalc memory gpt2 --input S --batch B`: exact formulas in S and B (1,112,848 bytes per
+    token of a sequence, tests/test_hf_measurements.py checks it against transformers), and
+    --fit in S: the longest sequence that fits at a given batch."""
+    runner = CliRunner()
+    shown = runner.invoke(main, ["memory", "specs/gpt2.yaml", "--input", "S", "--batch", "B"])
+    assert shown.exit_code == 0, shown.output
+    assert "1112848*B*S + 1991036928" in shown.output  # training: saved per token + weights, grads, adam
+    fit = runner.invoke(main, ["memory", "specs/gpt2.yaml", "--input", "S", "--batch", "8", "--fit", "24GiB", "--json"])
+    found = json.loads(fit.output)["fit"]
+    # (24 GiB - 1,991,036,928) / (8 * 1,112,848) = 2670.6...: the longest sequence at batch 8
+    assert found["square_input"] == (24 * 2**30 - 1_991_036_928) // (8 * 1_112_848) == 2670

@@ -14,6 +14,7 @@ from typing import Any
 import sympy
 
 from archcalc.arith import Shape
+from archcalc.dtypes import INTEGER
 from archcalc.errors import ArchcalcError, OptionError
 from archcalc.figures.dropped_pixels import AxisProgram, Drop, nearest_clean, period, residues
 from archcalc.figures.memory import MemoryOptions, batch_total, nothing_per_example
@@ -140,7 +141,8 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
     defaults = {s: network.defaults[n] for n, s in network.symbols.items() if n in network.defaults}
     at_defaults = int(batch.subs(defaults)) if set(batch.free_symbols) <= set(defaults) else None
     square, given = None, options.batch if isinstance(options.batch, int) else None
-    spatial = [d for d in network.input_shape[1:] if isinstance(d, sympy.Symbol)]
+    sizes = network.input_shape if network.dtype in INTEGER else network.input_shape[1:]  # token ids [S]: no channels
+    spatial = [d for d in sizes if isinstance(d, sympy.Symbol)]
     if given is not None and spatial:
         total = sympy.lambdify(spatial, fixed + given * per_example, "math")
 

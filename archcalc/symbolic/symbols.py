@@ -19,10 +19,12 @@ _RESERVED = {"i", "input"}  # the repetition index and the input's name in `from
 
 
 def check_symbol_name(name: str) -> None:
-    """A SpecError for a name that is not an identifier or clashes with Python, sympy or archcalc."""
+    """A SpecError for a name that is not an identifier or clashes with Python, sympy or archcalc.
+    A single letter is a size whatever sympy calls it (S, the sequence length; N; E): sympy's
+    Symbol keeps it a plain symbol, and srepr reads it back as one."""
     if not name.isidentifier() or keyword.iskeyword(name):
         raise SpecError(f"symbol name {quote(name)} must be an identifier that is not a Python keyword")
-    if name in _RESERVED or hasattr(sympy, name):
+    if name in _RESERVED or (hasattr(sympy, name) and len(name) > 1):  # S, N, E: sizes (S tokens)
         raise SpecError(
             f"symbol name {quote(name)} clashes with {'archcalc' if name in _RESERVED else 'a sympy name'}; "
             "choose another (e.g. H, W, D, B, k, width)"
