@@ -64,8 +64,9 @@ def sdpa_kept(h: Heads, dropout: float, bias: bool, kernel: AttentionKernel, v_c
     output are kept as they are, and the new tensors it keeps (Saved.extra).
 
     The flash kernel (torch's `fused` choice, aten/src/ATen/native/transformers/sdp_utils_cpp.cpp
-    picks it without dropout and without a float mask) keeps q, k, v, its output and a float32
-    log-sum-exp [heads, S]. Otherwise the math path (attention.cpp,
+    picks it without dropout and without a float mask that needs a gradient; a bias input is taken
+    to need one, as a learned bias does) keeps q, k, v, its output and a float32 log-sum-exp
+    [heads, S]. Otherwise the math path (attention.cpp,
     _scaled_dot_product_attention_math) keeps q and k each scaled by sqrt(scale), the softmax's
     output [heads, S, S_kv], dropout's mask and dropped matrix, and v: a contiguous copy of the
     heads (repeated for grouped-query attention) when `v_copied`, else v itself (the caller's).
