@@ -189,3 +189,21 @@ def test_memory_of_gpt2_in_batch_and_sequence_length() -> None:
     found = json.loads(fit.output)["fit"]
     # (24 GiB - 1,991,036,928) / (8 * 1,112,848) = 2670.6...: the longest sequence at batch 8
     assert found["square_input"] == (24 * 2**30 - 1_991_036_928) // (8 * 1_112_848) == 2670
+
+
+@pytest.mark.parametrize(("name", "largest"), [
+    ("bert_base", 512),  # BertEmbeddings' position_ids buffer: max_position_embeddings
+    ("gpt2", 1024),  # GPT2Config's n_positions: wpe's rows
+    ("llama_decoder", None),  # rotary positions are computed for any length
+])
+def test_solve_answers_in_the_sequence_length(name: str, largest: int | None) -> None:
+    solved = runner_json(["solve", f"specs/{name}.yaml", "--valid-inputs", "--input", "S", "--json"])
+    (axis,) = solved["axes"]
+    assert [axis["name"], axis["smallest_valid"], axis.get("largest_valid")] == ["S", 1, largest]
+    assert axis["dropping"] == [] and axis["nearest_no_drop"] == 128  # no window along a sequence
+
+
+def runner_json(args: list[str]) -> Any:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)

@@ -18,7 +18,8 @@ class SequenceIds(Op):
     read): `values: positions` gives 0..S-1, `zeros` gives 0s. Without `buffer` they are computed
     per forward (GPT2Model's and LlamaModel's torch.arange); with `buffer: L` they are the first
     S of a registered [1, L] buffer (BertEmbeddings' position_ids and token_type_ids,
-    max_position_embeddings long), a buffer as model.buffers() counts it, persistent or not.
+    max_position_embeddings long), a buffer as model.buffers() counts it, persistent or not;
+    `max_length` bounds S without a buffer (GPT-2's positions index wpe's 1024 rows).
     Shared by the batch: no memory per example, nothing to keep for backward, no arithmetic."""
 
     kind = "sequence_ids"
@@ -27,6 +28,7 @@ class SequenceIds(Op):
 
     values: Literal["positions", "zeros"] = "positions"
     buffer: PositiveInt | None = None
+    max_length: PositiveInt | None = None  # without a buffer: the rows of the table the ids index (GPT-2's wpe, 1024)
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         if not inputs[0]:
@@ -36,6 +38,11 @@ class SequenceIds(Op):
             raise ShapeError(
                 f"sequence_ids reads the first {length} ids of a buffer of {self.buffer} "
                 f"(max_position_embeddings): the sequence is at most {self.buffer} tokens long"
+            )
+        if self.max_length is not None and provably_below(self.max_length - length, 0):
+            raise ShapeError(
+                f"sequence_ids numbers {length} positions, but the table they index has "
+                f"{self.max_length} rows (max_position_embeddings): the sequence is at most {self.max_length} tokens long"
             )
         return (length,)
 
