@@ -16,7 +16,14 @@ import sympy
 from archcalc.arith import Shape
 from archcalc.dtypes import INTEGER
 from archcalc.errors import ArchcalcError, OptionError
-from archcalc.figures.dropped_pixels import PROBES, AxisProgram, Drop, nearest_clean, period, residues
+from archcalc.figures.dropped_pixels import (
+    PROBES,
+    AxisProgram,
+    Drop,
+    nearest_clean,
+    period,
+    residues,
+)
 from archcalc.figures.memory import MemoryOptions, batch_total, nothing_per_example
 from archcalc.figures.params import ParamCount
 from archcalc.figures.shapes import output_shapes
