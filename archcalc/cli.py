@@ -9,7 +9,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from archcalc.errors import ArchcalcError, OptionError, quote
+from archcalc.errors import ArchcalcError, OptionError, ShapeError, quote
 from archcalc.options import FigureChoice, WholeNumber, parse_batch, parse_input, parse_unit
 
 if TYPE_CHECKING:
@@ -504,9 +504,17 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str | None, batc
     from archcalc.analysis import analyze as run
     from archcalc.symbolic.formula import gather, modulus, render
 
-    _, network = _named_input(spec, input_shape)
+    numeric, network = _named_input(spec, input_shape)
     options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, symbolic=True, attention=attention)
-    text = render(gather(run(network, options), what), fmt, modulus(network))
+    try:
+        analysis = run(network, options)
+    except ShapeError as exc:
+        if network.symbols.keys() & set(map(str, parse_input(input_shape) or ())) or numeric.symbolic:
+            raise  # sizes the user or the spec named: their error
+        # a network that takes one input size only (ViT's position embedding): formulas in the batch
+        note(f"{numeric.name} takes its input at {'x'.join(map(str, numeric.input_shape))} only (layer '{exc.layer}': {exc.message}); the formulas are in the batch")
+        network, analysis = numeric, run(numeric, options)
+    text = render(gather(analysis, what), fmt, modulus(network))
     _write(text, output, spec)
 
 

@@ -28,6 +28,8 @@ from torch_unet import unet_module
 DATA = Path(__file__).resolve().parent / "data" / "torch_measurements.json"
 
 IMAGENET = [3, 224, 224]
+REGNET_X = ["400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf"]
+REGNET_Y = [*REGNET_X, "128gf"]
 NO_WEIGHTS = {"weights": None}
 SEGMENTATION = {"weights": None, "weights_backbone": None, "num_classes": 21}
 # spec name: (torchvision builder, its keyword arguments, input without the batch axis)
@@ -38,7 +40,12 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
         "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "densenet121", "densenet161",
         "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1", "mobilenet_v2",
         "mobilenet_v3_large", "mobilenet_v3_small", "mnasnet0_5", "mnasnet1_0",
-        "efficientnet_b0", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0"]},
+        "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+        "efficientnet_b4", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7",
+        "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l", "shufflenet_v2_x0_5",
+        "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0", "wide_resnet101_2",
+        "resnext101_64x4d", "mnasnet0_75", "mnasnet1_3", *(f"regnet_x_{size}" for size in REGNET_X),
+        *(f"regnet_y_{size}" for size in REGNET_Y)]},
     # without the auxiliary heads (and their slow truncated-normal initialisation)
     "googlenet": ("torchvision.models.googlenet",
                   {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, IMAGENET),

@@ -163,3 +163,80 @@ def test_against_torch(spec: dict[str, Any], build: Any, make: Any) -> None:
     a = analyze(load_data(spec), MemoryOptions(batch=1))
     assert a.totals.params == sum(p.numel() for p in model.parameters())  # tied: counted once
     assert a.memory.training_activations == per_example
+
+
+def test_sequence_length_as_a_symbol() -> None:
+    """`--input S`: S (sympy's singleton's name) is a fine symbol; per token the ids (8 bytes),
+    layer norm's input, mean and rstd (4*D + 8) and the head's input (4*D) are kept."""
+    from archcalc.symbolic.symbols import symbol
+
+    s, b = symbol("S"), symbol("B")
+    network = load_data(LANGUAGE, input_shape=("S",))
+    a = analyze(network, MemoryOptions(batch=b))
+    assert a.output_shape == (s, VOCAB)
+    assert (a.memory.training_activations - b * s * (8 + 4 * D + 8 + 4 * D)).expand() == 0
+
+
+def test_formula_of_a_fixed_size_network_is_in_the_batch(tmp_path: Any) -> None:
+    """ViT's position embedding fits one image size only: `formula` says so and writes the
+    formulas in the batch, instead of failing on the H and W it names by default."""
+    import json
+
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
+    path = tmp_path / "vit.json"
+    path.write_text(json.dumps(VISION))
+    result = CliRunner().invoke(main, ["formula", str(path), "--what", "memory", "--batch", "B"])
+    assert result.exit_code == 0, result.output
+    assert "takes its input at 3x16x16 only (layer 'add'" in result.stderr
+    # per example: the image the convolution keeps, and layer norm's input, mean and rstd
+    saved = 3 * 16 * 16 * 4 + (PATCHES + 1) * D * 4 + 2 * (PATCHES + 1) * 4
+    assert f"training_activations = {saved}*B" in result.stdout
+    named = CliRunner().invoke(main, ["formula", str(path), "--input", "3,H,W"])
+    assert named.exit_code == 2 and "cannot add shapes" in named.stderr  # the user named them
+
+
+@pytest.mark.parametrize("command", [["report"], ["rf", "--at", "add", "--unit", "0,0"], ["analyze", "--json"]])
+def test_commands_take_a_tensor_with_no_input(tmp_path: Any, command: list[str]) -> None:
+    """A learned [C, H, W] map added to a convolution's output: it reads no input position, so
+    the fields and the depth are the convolution's."""
+    import json
+
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
+    spec = {"name": "posmap", "input": [3, 8, 8], "layers": [
+        {"name": "conv", "op": "conv2d", "out": 4, "kernel": 3, "padding": 1},
+        {"name": "pos", "op": "parameter", "shape": [4, 8, 8]},
+        {"name": "add", "op": "add", "from": ["conv", "pos"]},
+    ]}
+    path = tmp_path / "posmap.json"
+    path.write_text(json.dumps(spec))
+    result = CliRunner().invoke(main, [command[0], str(path), *command[1:]])
+    assert result.exit_code == 0, result.output
+    if command[0] == "rf":  # the corner unit: the 3x3 window clipped by the zero padding
+        assert "rows 0..1 (2), columns 0..1 (2)" in result.stdout
+
+
+def test_fit_solves_for_the_sequence_length(tmp_path: Any) -> None:
+    """--fit with --input S: the largest batch as a formula in S, and at batch 1 the longest
+    sequence, past the million the image search stops at: per token 144 bytes are kept
+    (test_sequence_length_as_a_symbol) and the weights, gradients and Adam's two states take
+    4 * 832 * 4 = 13,312 bytes."""
+    import json
+
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
+    path = tmp_path / "lm.json"
+    path.write_text(json.dumps(LANGUAGE))
+    result = CliRunner().invoke(main, ["memory", str(path), "--fit", "1GiB", "--input", "S", "--json"])
+    assert result.exit_code == 0, result.output
+    fit = json.loads(result.stdout)["fit"]
+    longest = (2**30 - 13_312) // 144
+    assert fit["square_input"] == longest == 7_456_448
+    assert fit["per_example"] == "144*S"

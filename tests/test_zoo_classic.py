@@ -34,7 +34,9 @@ PUBLISHED = {
     "resnet152": (60_192_808, 11.514),
     "resnext50_32x4d": (25_028_904, 4.23),
     "resnext101_32x8d": (88_791_336, 16.414),
+    "resnext101_64x4d": (83_455_272, 15.46),
     "wide_resnet50_2": (68_883_240, 11.398),
+    "wide_resnet101_2": (126_886_696, 22.753),
     "densenet121": (7_978_856, 2.834),
     "densenet161": (28_681_000, 7.728),
     "densenet169": (14_149_480, 3.36),
@@ -59,9 +61,11 @@ def test_torchvision_gflops_are_the_macs(model: str, gflops: float) -> None:
 def test_resnext_and_wide_resnet_widths_by_hand() -> None:
     # torchvision Bottleneck: width = int(planes * width_per_group / 64) * groups; out 4 x planes.
     # layer1 (planes 64): ResNeXt-50 32x4d 64*4/64*32 = 128, Wide ResNet-50-2 64*128/64 = 128,
-    # ResNeXt-101 32x8d 64*8/64*32 = 256; all expand to 256.
+    # ResNeXt-101 32x8d 64*8/64*32 = 256, ResNeXt-101 64x4d 64*4/64*64 = 256, Wide ResNet-101-2
+    # 64*128/64 = 128; all expand to 256.
     for model, width, groups in [("resnext50_32x4d", 128, 32), ("wide_resnet50_2", 128, 1),
-                                 ("resnext101_32x8d", 256, 32)]:
+                                 ("resnext101_32x8d", 256, 32), ("resnext101_64x4d", 256, 64),
+                                 ("wide_resnet101_2", 128, 1)]:
         layers = {r.path: r for r in zoo(model).layers}
         assert layers["layer1.0.conv2"].output_shape == (width, 56, 56)
         # grouped 3x3: width * (width / groups) * 9 weights

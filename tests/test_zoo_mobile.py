@@ -34,7 +34,9 @@ PUBLISHED = {
     "mobilenet_v3_large": (5_483_032, 0.217, (3, 224, 224)),
     "mobilenet_v3_small": (2_542_856, 0.057, (3, 224, 224)),
     "mnasnet0_5": (2_218_512, 0.104, (3, 224, 224)),
+    "mnasnet0_75": (3_170_208, 0.215, (3, 224, 224)),
     "mnasnet1_0": (4_383_312, 0.314, (3, 224, 224)),
+    "mnasnet1_3": (6_282_256, 0.526, (3, 224, 224)),
     "efficientnet_b0": (5_288_548, 0.386, (3, 224, 224)),
 }
 # torchvision docs: Inception_V3_Weights, 27,161,264 parameters and 5.713 GFLOPS on 3x299x299.
@@ -178,7 +180,9 @@ FUNCTIONAL_IN = {
     "inception_v3": re.compile(r"\.(relu|avg_pool|max_pool)$"),
     "mobilenet_v2": re.compile(r"^avgpool$"),
     "mnasnet0_5": re.compile(r"^mean$"),
+    "mnasnet0_75": re.compile(r"^mean$"),
     "mnasnet1_0": re.compile(r"^mean$"),
+    "mnasnet1_3": re.compile(r"^mean$"),
 }
 
 

@@ -220,7 +220,7 @@ MNASNET_REPEATS = [3, 3, 3, 2, 4, 1]
 CONV_BN_RELU = ["conv2d", "batchnorm2d", "relu"]
 
 
-@pytest.mark.parametrize("model", ["mnasnet0_5", "mnasnet1_0"])
+@pytest.mark.parametrize("model", ["mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"])
 def test_mnasnet_names_are_torchvisions(model: str) -> None:
     stem = CONV_BN_RELU * 2 + ["conv2d", "batchnorm2d"]
     expected = [(f"layers.{i}", op) for i, op in enumerate(stem)]

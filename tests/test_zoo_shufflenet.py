@@ -1,4 +1,4 @@
-"""ShuffleNet V2 (0.5x and 1.0x) specs, and the two ops they add: channel_shuffle and slice.
+"""ShuffleNet V2 (0.5x, 1.0x, 1.5x and 2.0x) specs, and the two ops they add: channel_shuffle and slice.
 
 First against torchvision's published figures, through archcalc alone (CI has no torch); then,
 when torch and torchvision are installed, against the models themselves: parameters, buffers,
@@ -23,18 +23,21 @@ from archcalc.figures.receptive_field import ReceptiveField
 from archcalc.ops import REGISTRY
 from archcalc.spec.graph import load
 
-# torchvision docs: ShuffleNet_V2_X0_5_Weights.IMAGENET1K_V1 and ShuffleNet_V2_X1_0_Weights
-# .IMAGENET1K_V1 publish num_params 1,366,792 and 2,278,604, GFLOPS 0.04 and 0.145 (the "Table of
-# all available classification weights"). Those GFLOPS are multiply-accumulates (fvcore's
-# convention): archcalc's MACs, in billions.
+# torchvision docs: ShuffleNet_V2_X0_5_Weights, X1_0, X1_5 and X2_0 .IMAGENET1K_V1 publish
+# num_params 1,366,792, 2,278,604, 3,503,624 and 7,393,996, GFLOPS 0.04, 0.145, 0.296 and 0.583
+# (the "Table of all available classification weights"). Those GFLOPS are multiply-accumulates
+# (fvcore's convention): archcalc's MACs, in billions.
 PUBLISHED = {
     # spec: (params, GFLOPS)
     "shufflenet_v2_x0_5": (1_366_792, 0.04),
     "shufflenet_v2_x1_0": (2_278_604, 0.145),
+    "shufflenet_v2_x1_5": (3_503_624, 0.296),
+    "shufflenet_v2_x2_0": (7_393_996, 0.583),
 }
 MODELS = list(PUBLISHED)
 # torchvision's stages_out_channels (stage2, stage3, stage4) of each width
-WIDTHS = {"shufflenet_v2_x0_5": (48, 96, 192), "shufflenet_v2_x1_0": (116, 232, 464)}
+WIDTHS = {"shufflenet_v2_x0_5": (48, 96, 192), "shufflenet_v2_x1_0": (116, 232, 464),
+          "shufflenet_v2_x1_5": (176, 352, 704), "shufflenet_v2_x2_0": (244, 488, 976)}
 
 
 @pytest.mark.parametrize(("model", "params"), [(m, p) for m, (p, _) in PUBLISHED.items()])

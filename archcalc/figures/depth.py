@@ -26,7 +26,7 @@ def depth(analysis: Analysis) -> int:
     """
     on_path = {INPUT: 0}
     for r in analysis.layers:
-        on_path[r.path] = max(on_path[i] for i in r.inputs) + (1 if r.flops.macs != 0 else 0)
+        on_path[r.path] = max((on_path[i] for i in r.inputs), default=0) + (1 if r.flops.macs != 0 else 0)
     return on_path[analysis.network.output]
 
 

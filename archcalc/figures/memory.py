@@ -167,12 +167,10 @@ def element_bytes(network: Network, size: int) -> dict[str, int]:
     return result
 
 
-def live_storages(network: Network, shapes: dict[str, Shape], size: int) -> dict[str, Storage]:
+def live_storages(network: Network, shapes: dict[str, Shape], sizes: dict[str, int]) -> dict[str, Storage]:
     """Every activation storage, keyed as by storage_of, in creation order: a storage lives from
-    its creation to its last reader (the output to the end); `size` is the activation dtype's
-    bytes per element (element_bytes prices the others)."""
+    its creation to its last reader (the output to the end); `sizes` are element_bytes'."""
     ids = storage_of(network)
-    sizes = element_bytes(network, size)
     born = {INPUT: -1}
     last_use = {INPUT: -1}
     for position, layer in enumerate(network.layers):
@@ -225,8 +223,8 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     """Per-example output and saved bytes per layer, the inference peak and the training set."""
     size = options.activation_bytes
     ids = storage_of(network)
-    storages = live_storages(network, shapes, size)
     sizes = element_bytes(network, size)
+    storages = live_storages(network, shapes, sizes)
     candidates = inference_candidates(network, storages)
     if network.symbolic:
         from archcalc.symbolic.symbols import peak as symbolic_peak
@@ -347,7 +345,8 @@ def inference_parts(analysis: Analysis) -> tuple[Dim, list[Storage]]:
     of the live storages' bytes: a sweep takes that largest at every grid point, where one
     symbolic peak (kept for sample sizes) would miss the peak of other inputs."""
     m = analysis.memory
-    storages = live_storages(analysis.network, analysis.results["shapes"], m.options.activation_bytes)
+    network = analysis.network
+    storages = live_storages(network, analysis.results["shapes"], element_bytes(network, m.options.activation_bytes))
     return m.weights + m.buffers, list(storages.values())
 
 

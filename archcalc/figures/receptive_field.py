@@ -175,6 +175,10 @@ def unit_extents(network: Network, shapes: dict[str, Shape]) -> dict[str, Extent
     extents: dict[str, Extent] = {INPUT: [(list(range(n)), list(range(n))) for n in sizes]}
     for layer in network.layers:
         out, inputs = shapes[layer.path], [shapes[i] for i in layer.inputs]
+        if not layer.inputs:  # a learned tensor reads no input position: empty fields
+            units = out[1:] if len(out) - 1 == spatial else (1,) * spatial
+            extents[layer.path] = [([n] * m, [-1] * m) for m, n in zip(units, sizes)]
+            continue
         if any(i not in extents for i in layer.inputs):
             continue
         if len(out) - 1 != spatial:
@@ -241,6 +245,8 @@ def unit_field(network: Network, shapes: dict[str, Shape], path: str, unit: Sequ
         if current not in wanted:
             continue
         layer = network.layer(current)
+        if not layer.inputs:
+            continue  # a learned tensor: it reads no input position
         inputs = [shapes[i] if i != INPUT else network.input_shape for i in layer.inputs]
         demand = wanted[current]
         if len(shapes[current]) - 1 != spatial:  # no spatial axes: every unit is wanted

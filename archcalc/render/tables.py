@@ -390,7 +390,8 @@ def fit_table(name: str, found: Any, train: bool, reserve: int = 0) -> Any:
     if found.batch_at_defaults is not None:
         table.add_row("  at the spec's sizes", f"{found.batch_at_defaults:,}")
     if found.given_batch is not None:
-        table.add_row(f"Largest square input at batch {found.given_batch}", f"{found.square_input:,}" if found.square_input else "none fits")
+        what = f"{found.sizes[0]}" if len(found.sizes) == 1 else "square input"
+        table.add_row(f"Largest {what} at batch {found.given_batch}", f"{found.square_input:,}" if found.square_input else "none fits")
     return Group(table, Text(NOT_COUNTED + (f"; {reserve:,} bytes reserved for them." if reserve else "; --reserve SIZE sets them aside.")))
 
 

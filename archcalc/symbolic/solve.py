@@ -152,6 +152,7 @@ class Fit:
     batch_at_defaults: int | None
     square_input: int | None
     given_batch: int | None
+    sizes: tuple[str, ...] = ()  # the named input sizes square_input sets, all to one value
 
 
 def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, budget: int, train: bool) -> Fit:
@@ -172,16 +173,19 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
     defaults = {s: network.defaults[n] for n, s in network.symbols.items() if n in network.defaults}
     at_defaults = int(batch.subs(defaults)) if set(batch.free_symbols) <= set(defaults) else None
     square, given = None, options.batch if isinstance(options.batch, int) else None
-    sizes = network.input_shape if network.dtype in INTEGER else network.input_shape[1:]  # token ids [S]: no channels
-    spatial = [d for d in sizes if isinstance(d, sympy.Symbol)]
+    # the named sizes past the channels, or a token input's sequence length (its only axis)
+    spatial = [d for d in network.input_shape[len(network.input_shape) > 1:] if isinstance(d, sympy.Symbol)]
     if given is not None and spatial:
         total = sympy.lambdify(spatial, fixed + given * per_example, "math")
 
         def over(s: int) -> bool:
             return total(*[s] * len(spatial)) > budget
 
-        first_over = _smallest(over, 1, LIMIT)
+        high = LIMIT  # a token input grows far beyond an image's sizes: widen the search
+        while not over(high) and high < 1 << 64:
+            high *= 2
+        first_over = _smallest(over, 1, high)
         square = None if first_over is None else first_over - 1
         if square is not None and square < 1:
             square = None
-    return Fit(budget, fixed, per_example, batch, at_defaults, square, given)
+    return Fit(budget, fixed, per_example, batch, at_defaults, square, given, tuple(s.name for s in spatial))

@@ -19,16 +19,21 @@ _RESERVED = {"i", "input"}  # the repetition index and the input's name in `from
 
 
 def check_symbol_name(name: str) -> None:
-    """A SpecError for a name that is not an identifier or clashes with Python, sympy or archcalc.
-    A single letter is a size whatever sympy calls it (S, the sequence length; N; E): sympy's
-    Symbol keeps it a plain symbol, and srepr reads it back as one."""
+    """A SpecError for a name that is not an identifier or clashes with Python, sympy or archcalc."""
     if not name.isidentifier() or keyword.iskeyword(name):
         raise SpecError(f"symbol name {quote(name)} must be an identifier that is not a Python keyword")
-    if name in _RESERVED or (hasattr(sympy, name) and len(name) > 1):  # S, N, E: sizes (S tokens)
+    if name in _RESERVED or (hasattr(sympy, name) and not _letter(name)):
         raise SpecError(
             f"symbol name {quote(name)} clashes with {'archcalc' if name in _RESERVED else 'a sympy name'}; "
             "choose another (e.g. H, W, D, B, k, width)"
         )
+
+
+def _letter(name: str) -> bool:
+    """A single capital letter (S, N, E): a sympy singleton or constant by that name is never
+    confused with the symbol, which prints as the letter in text, Python and LaTeX (the
+    sequence length S, a batch N), unlike `pi` or `beta`, which print as Greek letters."""
+    return len(name) == 1 and "A" <= name <= "Z"
 
 
 def symbol(name: str) -> Any:

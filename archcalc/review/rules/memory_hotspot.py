@@ -4,7 +4,7 @@ for backward, with their share of the training total."""
 from __future__ import annotations
 
 from archcalc.analysis import Analysis
-from archcalc.figures.memory import live_storages
+from archcalc.figures.memory import element_bytes, live_storages
 from archcalc.review.rules.base import (
     Finding,
     byte_count,
@@ -27,9 +27,8 @@ def live_at_peak(analysis: Analysis) -> dict[str, int]:
     that made it (memory.live_storages: the liveness rule the memory pass uses)."""
     network = analysis.network
     at = network.order.index(analysis.memory.peak_layer)
-    storages = live_storages(
-        network, output_shapes(analysis), analysis.memory.options.activation_bytes
-    )
+    sizes = element_bytes(network, analysis.memory.options.activation_bytes)
+    storages = live_storages(network, output_shapes(analysis), sizes)
     return {t: s.nbytes for t, s in storages.items() if s.born <= at <= s.last_use}
 
 
