@@ -52,7 +52,8 @@ def test_the_zoo_page_lists_every_spec_once_with_its_input() -> None:
     recorded = json.loads((ROOT / "tests" / "data" / "torch_measurements.json").read_text())["zoo"]
     for name, _, shown_input, params, _ in listed:
         spec = yaml.safe_load((SPECS / name.strip("`")).read_text())
-        assert shown_input == "×".join(str(n) for n in spec["input"]), name
+        shape = spec["input"]["shape"] if isinstance(spec["input"], dict) else spec["input"]  # {shape, dtype}: token ids
+        assert shown_input == "×".join(str(n) for n in shape), name
         torch = recorded.get(spec["name"])
         if torch is not None:  # what torch counted (tests/record_torch.py)
             assert params == f"{torch['params']:,}", name

@@ -469,13 +469,14 @@ def naive_slice(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
 
 
 def naive_linear(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
-    """y[..., o] = sum_f x[..., f] * weight[o, f] + bias[o]."""
+    """y[..., o] = sum_f x[..., f] * weight[o, f] + bias[o] (weight[f, o] when transposed: HF's Conv1D)."""
     x = xs[0]
     y = np.zeros((*x.shape[:-1], op.out))
+    weight = w["weight"].T if op.transposed else w["weight"]
     for row in product(*map(range, x.shape[:-1])):
         for o in range(op.out):
             features = range(x.shape[-1])
-            total = math.fsum(float(x[row + (f,)]) * float(w["weight"][o, f]) for f in features)
+            total = math.fsum(float(x[row + (f,)]) * float(weight[o, f]) for f in features)
             y[row + (o,)] = total + (float(w["bias"][o]) if op.bias else 0.0)
     return y
 
@@ -735,7 +736,7 @@ def naive_view(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
 
 
 def naive_pass(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
-    """Inference: dropout and identity hand the input on unchanged."""
+    """Inference: dropout and identity hand the input on unchanged (kv_cache a copy of it)."""
     return xs[0].copy()
 
 
@@ -753,6 +754,39 @@ def naive_parameter(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return np.array(w[""], copy=True)
 
 
+def naive_sequence_ids(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """[1, S]: 0, 1, ..., S-1 (positions) or S zeros (token types), whatever the ids are."""
+    length = xs[0].shape[1]
+    return np.array([[i if op.values == "positions" else 0 for i in range(length)]], dtype=np.int64)
+
+
+def naive_rotary_embedding(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """[1, 2, S, D]: cos and sin of p * theta^(-2i/D) at feature i and i + D/2, per position p."""
+    positions = xs[0][0]
+    half = op.head_dim // 2
+    y = np.zeros((1, 2, len(positions), op.head_dim))
+    for s, p in enumerate(positions):
+        for i in range(op.head_dim):
+            angle = float(p) * op.theta ** (-2 * (i % half) / op.head_dim)
+            y[0, 0, s, i], y[0, 1, s, i] = math.cos(angle), math.sin(angle)
+    return y
+
+
+def naive_rotary(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Per head, feature i < D/2: x_i cos_i - x_{i+D/2} sin_i; i >= D/2: x_i cos_i + x_{i-D/2} sin_i."""
+    x, table = xs
+    head_dim = table.shape[-1]
+    half = head_dim // 2
+    y = np.zeros(x.shape)
+    for index in product(*map(range, x.shape)):
+        n, s, f = index
+        i = f % head_dim
+        partner = x[n, s, f + half] if i < half else x[n, s, f - half]
+        sign = -1.0 if i < half else 1.0
+        y[index] = float(x[index]) * float(table[0, 0, s, i]) + sign * float(partner) * float(table[0, 1, s, i])
+    return y
+
+
 def family(kind: str) -> str:
     """conv2d -> conv, max_pool3d -> max_pool, batchnorm1d -> batchnorm; an alias as its op."""
     return re.sub(r"[123]d$", "", REGISTRY[kind].kind)
@@ -761,6 +795,10 @@ def family(kind: str) -> str:
 NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "embedding": naive_embedding,
     "parameter": naive_parameter,
+    "sequence_ids": naive_sequence_ids,
+    "rotary_embedding": naive_rotary_embedding,
+    "rotary": naive_rotary,
+    "kv_cache": naive_pass,
     "conv": naive_conv,
     "conv_transpose": naive_conv_transpose,
     "max_pool": naive_max_pool,
@@ -1035,6 +1073,7 @@ OTHER = [
     case("linear", (2, 6), out=3, bias=False),
     case("linear", (2, 3, 5), out=2),
     case("linear", (2, 3, 4, 3), out=5),
+    case("linear", (2, 3, 5), out=4, transposed=True),
     case("flatten", (2, 3, 4, 5)),
     case("flatten", (2, 3, 4, 5), start_dim=2),
     case("flatten", (2, 3, 4, 5), start_dim=1, end_dim=2),
@@ -1129,6 +1168,21 @@ VIEWS = [
     case("transpose", (2, 3, 4), dim0=-1, dim1=1),
 ]
 
+# token ids of any shape; a learned tensor reads nothing (its batch axis is 1, shared)
+LEARNED = [
+    case("embedding", (2, 5), vocab=7, dim=3),
+    case("embedding", (1, 2, 3), vocab=4, dim=2, padding_idx=0),
+    case("parameter", shape=[1, 4]),
+    case("parameter", shape=[3, 2, 2]),
+    case("sequence_ids", (2, 5)),
+    case("sequence_ids", (3, 4, 6), values="zeros", buffer=9),
+    case("rotary_embedding", (1, 5), head_dim=4),
+    case("rotary_embedding", (1, 3), head_dim=6, theta=500.0),
+    case("rotary", (2, 3, 8), (1, 2, 3, 4)),
+    case("rotary", (1, 4, 6), (1, 2, 4, 6)),
+    case("kv_cache", (2, 5, 6)),
+]
+
 # q [S, heads*D], k and v [S_kv, kv_heads*D]; grouped-query; a bias per head or broadcast over them
 ATTENTION = [
     case("attention", (2, 4, 6), (2, 5, 6), (2, 5, 6), heads=2),
@@ -1140,14 +1194,6 @@ ATTENTION = [
     case("attention", (1, 3, 4), (1, 3, 4), (1, 3, 4), heads=2, dropout=0.1),  # inference: no dropout
     case("multihead_attention", (2, 5, 12), heads=3),
     case("multihead_attention", (2, 4, 8), heads=2, bias=False),
-]
-
-# token ids of any shape; a learned tensor reads nothing (its batch axis is 1, shared)
-LEARNED = [
-    case("embedding", (2, 5), vocab=7, dim=3),
-    case("embedding", (1, 2, 3), vocab=4, dim=2, padding_idx=0),
-    case("parameter", shape=[1, 4]),
-    case("parameter", shape=[3, 2, 2]),
 ]
 
 CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + ROLL + VIEWS + LEARNED + ATTENTION
@@ -1184,7 +1230,10 @@ def arrays(
 
 
 def tolerance(kind: str, fields: dict[str, Any]) -> float:
-    """archcalc's exact GELU uses an erf approximation (Abramowitz & Stegun, error < 1.5e-7)."""
+    """archcalc's exact GELU uses an erf approximation (Abramowitz & Stegun, error < 1.5e-7);
+    transformers' rotary table (the torch route) multiplies its angles in float32."""
+    if kind == "rotary_embedding":
+        return 1e-6
     return 1e-6 if kind == "gelu" and fields.get("approximate", "none") == "none" else 1e-10
 
 
@@ -1228,7 +1277,7 @@ def test_forward_keeps_float32(kind: str, fields: dict[str, Any], shapes: Shapes
     op, xs, weights = arrays(kind, fields, shapes)
     single = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in weights.items()}
     got = op.forward([x.astype(np.float32) if x.dtype.kind == "f" else x for x in xs], single)
-    assert got.dtype == np.float32
+    assert got.dtype == (np.int64 if op.output_dtype([None] * len(xs)) == "int64" else np.float32)  # ids stay ids
     np.testing.assert_allclose(got, NAIVE[family(kind)](op, xs, weights), rtol=1e-3, atol=1e-3)
 
 
@@ -1409,6 +1458,8 @@ def torch_channels(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
 
 def torch_other(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     F, x = torch.nn.functional, xs[0]
+    if op.kind == "linear" and op.transposed:  # transformers' Conv1D computes addmm(bias, x, weight)
+        return x @ w["weight"] + (w["bias"] if op.bias else 0)
     if op.kind == "linear":
         return F.linear(x, w["weight"], w.get("bias"))
     if op.kind == "flatten":
@@ -1420,6 +1471,39 @@ def torch_other(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
 
         return StochasticDepth(op.p, op.mode).eval()(x)
     return torch.nn.Identity()(x)
+
+
+def torch_sequence_ids(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """GPT2Model's torch.arange(S).unsqueeze(0); BertEmbeddings' buffers sliced [:, :S]."""
+    length = xs[0].shape[1]
+    if op.buffer is None:
+        return torch.arange(length).unsqueeze(0)
+    buffer = torch.arange(op.buffer).expand(1, -1) if op.values == "positions" else torch.zeros(1, op.buffer, dtype=torch.long)
+    return buffer[:, :length]
+
+
+def torch_rotary_embedding(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """transformers' LlamaRotaryEmbedding on the given positions, cos and sin stacked."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    config = transformers.LlamaConfig(hidden_size=op.head_dim, num_attention_heads=1,
+                                       rope_parameters={"rope_type": "default", "rope_theta": op.theta})
+    cos, sin = LlamaRotaryEmbedding(config)(xs[0].double(), xs[0])
+    return torch.stack([cos, sin], dim=1)
+
+
+def torch_rotary(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """transformers' apply_rotary_pos_emb on the heads [N, heads, S, D], as LlamaAttention calls it."""
+    pytest.importorskip("transformers")
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    x, table = xs
+    n, s, width = x.shape
+    head_dim = table.shape[-1]
+    heads = x.view(n, s, width // head_dim, head_dim).transpose(1, 2)
+    rotated, _ = apply_rotary_pos_emb(heads, heads, table[:, 0], table[:, 1])
+    return rotated.transpose(1, 2).reshape(n, s, width)
 
 
 def torch_interpolate(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
@@ -1512,6 +1596,10 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "channel_shuffle": torch_channels,
     "slice": torch_channels,
     "linear": torch_other,
+    "sequence_ids": torch_sequence_ids,
+    "rotary_embedding": torch_rotary_embedding,
+    "rotary": torch_rotary,
+    "kv_cache": lambda torch, op, xs, w: torch.cat([torch.empty(xs[0].shape[0], 0, xs[0].shape[2], dtype=xs[0].dtype), xs[0]], 1),
     "matmul": lambda torch, op, xs, w: torch.matmul(xs[0], xs[1]),
     "roll": lambda torch, op, xs, w: torch.roll(xs[0], op.shifts, op.dims),
     **{kind: lambda torch, op, xs, w: getattr(xs[0], op.kind)(op.dim, op.keepdim) for kind in ("mean", "sum")},

@@ -177,7 +177,8 @@ def live_storages(network: Network, shapes: dict[str, Shape], sizes: dict[str, i
         born.setdefault(ids[layer.path], position)
         for source in (*layer.inputs, layer.path):
             last_use[ids[source]] = position
-    last_use[ids[network.output]] = len(network.order)
+    for path in (network.output, *(layer.path for layer in network.layers if layer.returned)):
+        last_use[ids[path]] = len(network.order)  # returned: alive to the end
     return {t: Storage(born[t], last_use[t], elements(shapes[t]) * sizes[t]) for t in born}
 
 

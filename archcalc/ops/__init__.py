@@ -3,6 +3,7 @@
 from archcalc.ops import (  # noqa: F401
     activation,
     attention,
+    cache,
     channels,
     conv,
     dropout,
@@ -13,10 +14,12 @@ from archcalc.ops import (  # noqa: F401
     norm,
     pad,
     pool,
+    positions,
     reduce,
     resample,
     reshape,
     roll,
+    rotary,
 )
 from archcalc.ops.base import REGISTRY, Op
 

@@ -11,7 +11,9 @@ from archcalc.ops.base import GLOBAL, Op, ReceptiveStep, Saved, Width, elements,
 
 
 class Linear(Op):
-    """Maps the last axis to `out` features; input features are inferred."""
+    """Maps the last axis to `out` features; input features are inferred. `transposed: true`
+    stores the weight [in, out] and computes x W + b, as transformers' Conv1D (GPT-2's c_attn,
+    c_proj and c_fc: torch.addmm(bias, x, weight)); the same figures, the array shaped as HF's."""
 
     kind = "linear"
     aliases = ("dense", "affine")
@@ -20,6 +22,7 @@ class Linear(Op):
 
     out: Width
     bias: bool = True
+    transposed: bool = False
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         shape = inputs[0]
@@ -28,7 +31,7 @@ class Linear(Op):
         return (*shape[:-1], self.out)
 
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
-        weight = (self.out, inputs[0][-1])
+        weight = (inputs[0][-1], self.out) if self.transposed else (self.out, inputs[0][-1])
         return {"weight": weight, "bias": (self.out,)} if self.bias else {"weight": weight}
 
     def macs(self, inputs: list[Shape], output: Shape) -> Dim:
@@ -55,8 +58,8 @@ class Linear(Op):
         return Saved(for_weights=(0,))
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
-        y = xs[0] @ weights["weight"].T
+        y = xs[0] @ (weights["weight"] if self.transposed else weights["weight"].T)
         return y + weights["bias"] if self.bias else y
 
     def describe(self) -> str:
-        return f"->{self.out}"
+        return f"->{self.out}" + (" transposed" if self.transposed else "")

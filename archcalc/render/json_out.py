@@ -154,6 +154,7 @@ def solve_json(name: str, solutions: list[AxisSolution], constraints: Iterable[C
                 "size": s.at_size,
                 "dropping": [{"layer": d.path, "size": d.size, "lost": d.lost} for d in s.dropping],
                 "nearest_no_drop": s.nearest,
+                **({"largest_valid": s.largest} if s.largest is not None else {}),
             }
             for s in solutions
         ],

@@ -358,6 +358,8 @@ def solve_table(network_name: str, solutions: list[Any], constraints: Any = ()) 
             return " or ".join(f"{s.name} = {s.modulus}k + {r}" if r else f"{s.name} = {s.modulus}k" for r in rs) or "no size"
 
         valid = "every size" if len(s.valid) == s.modulus else classes(s.valid)
+        if s.largest is not None:
+            valid = f"{s.smallest} to {s.largest}"
         if s.at_size is None:
             at = "–"
         elif s.dropping:

@@ -45,6 +45,7 @@ class Layer:
     frozen: bool
     location: Location
     tied_to: str | None = None  # the layer whose parameters this one uses (tied weights)
+    returned: bool = False  # returned beside the network's output (BertModel's pooler_output)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class _Pending:
     frozen: bool
     location: Location
     tied_to: str | None = None
+    returned: bool = False
 
 
 class _Expander:
@@ -219,6 +221,8 @@ class _Expander:
             )
         if has_block and "tied_to" in entry:
             raise SpecError("'tied_to' ties one layer's parameters to another's; put it on the op entry, not a block call", location=self.where(entry, "tied_to"), layer=path)
+        if has_block and "returned" in entry:
+            raise SpecError("'returned' marks one layer's output as returned too; put it on the op entry, not a block call", location=self.where(entry, "returned"), layer=path)
         env = scope.env
         sources = self.sources(entry, previous, scope, path)
         when = self.value(entry, "when", env, path) if "when" in entry else True
@@ -316,6 +320,12 @@ class _Expander:
         if tied is not None and (not isinstance(tied, str) or not tied or len(copies) > 1):
             why = "one layer's path, as `transformer.wte`" if len(copies) == 1 else "one layer, not a repeat's copies"
             raise SpecError(f"'tied_to' names {why}; got {quote(tied)}", location=self.where(entry, "tied_to"), layer=path)
+        returned = entry.get("returned", False)
+        if not isinstance(returned, bool) or (returned and len(copies) > 1):
+            raise SpecError(
+                f"'returned' is true or false, on one layer (not a repeat's copies); got {quote(returned)}",
+                location=self.where(entry, "returned"), layer=path,
+            )
         if cls.max_inputs == 0:  # a learned tensor reads nothing: not the previous entry
             if "from" in entry:
                 raise SpecError(f"{kind} reads no input, so it takes no 'from'", location=self.where(entry, "from"), layer=path)
@@ -323,7 +333,7 @@ class _Expander:
         fixed = self.entry_ops.get(id(entry))
         for here, env in copies:
             if fixed is not None:
-                self.add(_Pending(here, fixed, list(inputs), frozen, self.where(entry, "op"), tied))
+                self.add(_Pending(here, fixed, list(inputs), frozen, self.where(entry, "op"), tied, returned))
                 inputs = [here]
                 continue
             values = {k: self.value(entry, k, env, here) for k in fields}
@@ -340,7 +350,7 @@ class _Expander:
                     self.ops[key] = op
             if key and not any(map(_has_expression, fields.values())):
                 fixed = self.entry_ops[id(entry)] = op
-            self.add(_Pending(here, op, list(inputs), frozen, self.where(entry, "op"), tied))
+            self.add(_Pending(here, op, list(inputs), frozen, self.where(entry, "op"), tied, returned))
             inputs = [here]
         return inputs[0]  # type: ignore[return-value]
 
@@ -355,8 +365,9 @@ class _Expander:
             raise SpecError(f"unknown block {quote(block_name)} (blocks: {known})", location=self.where(entry, "block"), layer=path)
         if depth >= MAX_NESTING:
             raise SpecError(f"blocks nest deeper than {MAX_NESTING} levels; does block '{block_name}' call itself?", location=self.where(entry, "block"), layer=path)
-        if len(sources) != 1:
-            raise SpecError(f"block '{block_name}' takes one input, got {len(sources)} in 'from'", location=self.where(entry, "from"), layer=path)
+        if len(sources) != 1 + len(block.inputs):
+            names = ", ".join(["input", *block.inputs])
+            raise SpecError(f"block '{block_name}' takes {1 + len(block.inputs)} input(s) ({names}), got {len(sources)} in 'from'", location=self.where(entry, "from"), layer=path)
         given = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
         unknown = sorted(set(given) - set(block.args))
         if unknown:
@@ -370,6 +381,7 @@ class _Expander:
             else:
                 inner = _Scope(here + ".", args, source, frozen)
                 self.blocks[here] = block_name
+            inner.outputs.update(zip(block.inputs, sources[1:]))  # the same for every copy
             last = self.expand_scope(block.layers, inner, depth + 1)
             out_name = block.output or last
             source = _Ref(inner, out_name, self.where(entry, "block"), here)
@@ -531,7 +543,7 @@ def expand(
         if len(inputs) < op.min_inputs or (op.max_inputs is not None and len(inputs) > op.max_inputs):
             wanted = f"at least {op.min_inputs}" if op.max_inputs is None else str(op.max_inputs)
             raise SpecError(f"{op.kind} takes {wanted} input(s), got {len(inputs)}: {list(inputs)}", location=p.location, layer=p.path)
-        nodes[p.path] = Layer(p.path, op, inputs, p.frozen, p.location, p.tied_to)
+        nodes[p.path] = Layer(p.path, op, inputs, p.frozen, p.location, p.tied_to, p.returned)
         readers.setdefault(p.path, [])
         rank[p.path] = position
         for source in dict.fromkeys(inputs):
@@ -553,11 +565,11 @@ def expand(
         first = graph.nodes[cycle[0][0]].get("layer")
         raise SpecError(f"the connections form a cycle: {loop}", location=first.location if first else None, layer=cycle[0][0])
     for node, users in readers.items():
-        if node != output and not users:
-            layer = nodes.get(node)
+        layer = nodes.get(node)
+        if node != output and not users and not (layer and layer.returned):
             raise SpecError(
                 f"the output of '{node}' is never used; only the network's output ('{output}') "
-                "may be left unconnected (use it in a 'from', or remove it)",
+                "and layers marked `returned: true` may be left unconnected (use it in a 'from', or remove it)",
                 location=layer.location if layer else None,
                 layer=node,
             )

@@ -22,7 +22,7 @@ from archcalc.spec.source import line_of
 if TYPE_CHECKING:
     from pydantic import ValidationError, ValidatorFunctionWrapHandler
 
-ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when", "names", "flat", "inline", "tied_to")
+ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when", "names", "flat", "inline", "tied_to", "returned")
 
 
 def _keep_file_lists(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -39,9 +39,11 @@ class InputSpec(Model):
 
 
 class BlockDef(Model):
-    """A reusable sub-network. `args` maps each argument to its default (null: required)."""
+    """A reusable sub-network. `args` maps each argument to its default (null: required);
+    `inputs` names the inputs it takes besides `input` (a rotary table every layer reads)."""
 
     args: dict[str, Any] = {}
+    inputs: list[str] = []  # names of the inputs after `input` (a call's `from` lists all of them)
     layers: list[dict[str, Any]] = Field(min_length=1)
     output: str | None = None
 
@@ -50,6 +52,14 @@ class BlockDef(Model):
     def _list_means_required(cls, value: Any) -> Any:
         names = isinstance(value, list) and all(isinstance(n, str) for n in value)
         return {name: None for name in value} if names else value
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or "." in name or name == "input" or value.count(name) > 1:
+                raise ValueError(f"input name {name!r} must be non-empty, without dots, not 'input', and given once")
+        return value
 
     _layers_keep_lines = field_validator("layers", mode="wrap")(_keep_file_lists)
 

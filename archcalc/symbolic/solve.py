@@ -14,8 +14,16 @@ from typing import Any
 import sympy
 
 from archcalc.arith import Shape
+from archcalc.dtypes import INTEGER
 from archcalc.errors import ArchcalcError, OptionError
-from archcalc.figures.dropped_pixels import AxisProgram, Drop, nearest_clean, period, residues
+from archcalc.figures.dropped_pixels import (
+    PROBES,
+    AxisProgram,
+    Drop,
+    nearest_clean,
+    period,
+    residues,
+)
 from archcalc.figures.memory import MemoryOptions, batch_total, nothing_per_example
 from archcalc.figures.params import ParamCount
 from archcalc.figures.shapes import output_shapes
@@ -51,6 +59,7 @@ class AxisSolution:
     dropping: tuple[Drop, ...]  # at the spec's own size
     at_size: int | None
     nearest: int | None  # the nearest size to at_size (not below it) that loses nothing
+    largest: int | None = None  # the largest valid size, when larger ones are refused (BERT's 512 positions)
 
 
 def _spatial_symbols(network: Network) -> list[Any]:
@@ -72,8 +81,10 @@ def valid_inputs(network: Network, at: dict[str, int] | None = None) -> list[Axi
     Each axis is solved with the other axes at `at` (default: the spec's symbol defaults, else
     4096), so that they accept.
     """
-    symbols = _spatial_symbols(network)
     defaults = {**network.defaults, **(at or {})}
+    if network.dtype in INTEGER and len(network.input_shape) == 1 and isinstance(network.input_shape[0], sympy.Symbol):
+        return [sequence_lengths(network, network.input_shape[0], defaults.get(network.input_shape[0].name))]
+    symbols = _spatial_symbols(network)
     base = tuple(defaults.get(d.name, 4096) if isinstance(d, sympy.Symbol) else d for d in network.input_shape)
     numeric = network.with_input(base)
     try:
@@ -106,6 +117,27 @@ def valid_inputs(network: Network, at: dict[str, int] | None = None) -> list[Axi
         nearest = nearest_clean(program, at_size, cycle) if at_size and clean else None
         solutions.append(AxisSolution(sym.name, smallest, cycle, valid, clean, dropping, at_size, nearest))
     return solutions
+
+
+def sequence_lengths(network: Network, symbol: Any, at_size: int | None) -> AxisSolution:
+    """Token ids [S]: no window slides along a sequence, so every length the layers accept is
+    valid and drops nothing; they accept an interval, from the smallest length up to the largest
+    a buffer of positions holds (BERT's 512), or without end."""
+
+    def accepts(n: int) -> bool:
+        try:
+            output_shapes(network.with_input((n,)))
+        except ArchcalcError:
+            return False
+        return True
+
+    smallest = next((n for n in range(1, PROBES + 1) if accepts(n)), None)
+    largest = None
+    if smallest is not None and not accepts(LIMIT):
+        first_refused = _smallest(lambda n: not accepts(n), smallest, LIMIT)
+        largest = None if first_refused is None else first_refused - 1
+    nearest = at_size if at_size is not None and accepts(at_size) else None
+    return AxisSolution(symbol.name, smallest, 1, (0,), (0,), (), at_size, nearest, largest)
 
 
 @dataclass(frozen=True)
