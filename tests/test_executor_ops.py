@@ -288,6 +288,22 @@ def naive_layernorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y
 
 
+def naive_rmsnorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """x / sqrt(mean of x^2 over the trailing axes + eps) * weight; eps None is float32's
+    machine epsilon (torch.nn.RMSNorm's default; archcalc's float64 inputs take float64's)."""
+    x = xs[0]
+    count = len(op.normalized_shape) if isinstance(op.normalized_shape, list) else 1
+    lead, tail = x.shape[: x.ndim - count], x.shape[x.ndim - count :]
+    eps = float(np.finfo(x.dtype).eps) if op.eps is None else op.eps
+    y = np.zeros_like(x)
+    for row in product(*map(range, lead)):
+        cells = [row + i for i in product(*map(range, tail))]
+        scale = 1 / math.sqrt(math.fsum(float(x[c]) ** 2 for c in cells) / len(cells) + eps)
+        for i in product(*map(range, tail)):
+            y[row + i] = x[row + i] * scale * (w["weight"][i] if op.elementwise_affine else 1.0)
+    return y
+
+
 def naive_groupnorm(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Channels split into `groups` runs; each run of each example normalised together."""
     x = xs[0]
@@ -434,6 +450,39 @@ def naive_linear(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
             total = math.fsum(float(x[row + (f,)]) * float(w["weight"][o, f]) for f in features)
             y[row + (o,)] = total + (float(w["bias"][o]) if op.bias else 0.0)
     return y
+
+
+def naive_matmul(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """y[n, *i, m, p] = sum_k a[n, *i', m, k] * b[n, *i'', k, p], where a size-1 leading axis
+    reads its position 0 (broadcast)."""
+    a, b = xs
+    lead = tuple(max(x, y) for x, y in zip(a.shape[:-2], b.shape[:-2]))
+    y = np.zeros((*lead, a.shape[-2], b.shape[-1]))
+    for i in product(*map(range, lead)):
+        ia = tuple(0 if n == 1 else j for n, j in zip(a.shape[:-2], i))
+        ib = tuple(0 if n == 1 else j for n, j in zip(b.shape[:-2], i))
+        for m, p in product(range(a.shape[-2]), range(b.shape[-1])):
+            y[(*i, m, p)] = math.fsum(
+                float(a[(*ia, m, k)]) * float(b[(*ib, k, p)]) for k in range(a.shape[-1])
+            )
+    return y
+
+
+def naive_roll(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """y[i] = x[i with each rolled axis' index moved back by its shift, wrapped], the shifts
+    applied one (shift, dim) pair at a time, as torch.roll."""
+    x = xs[0]
+    shifts = op.shifts if isinstance(op.shifts, list) else [op.shifts]
+    dims = op.dims if isinstance(op.dims, list) else [op.dims]
+    for shift, dim in zip(shifts, dims):
+        axis = dim % x.ndim
+        y = np.zeros_like(x)
+        for i in product(*map(range, x.shape)):
+            j = list(i)
+            j[axis] = (i[axis] - shift) % x.shape[axis]
+            y[i] = x[tuple(j)]
+        x = y
+    return x
 
 
 def naive_flatten(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
@@ -627,6 +676,7 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "global_max_pool": naive_global_max_pool,
     "batchnorm": naive_batchnorm,
     "layernorm": naive_layernorm,
+    "rmsnorm": naive_rmsnorm,
     "groupnorm": naive_groupnorm,
     **{kind: naive_elementwise for kind in FORMULAS},
     "softmax": naive_softmax,
@@ -637,6 +687,8 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "channel_shuffle": naive_channel_shuffle,
     "slice": naive_slice,
     "linear": naive_linear,
+    "matmul": naive_matmul,
+    "roll": naive_roll,
     "flatten": naive_flatten,
     "interpolate": naive_interpolate,
     "pixel_shuffle": naive_pixel_shuffle,
@@ -797,6 +849,10 @@ NORM = [
     case("layernorm", (2, 3, 4, 5), normalized_shape=[3, 4, 5], eps=0.01),
     case("layernorm", (2, 5, 6), elementwise_affine=False),
     case("layernorm", (2, 5, 6), bias=False),
+    case("rmsnorm", (2, 7)),
+    case("rmsnorm", (3, 2, 7), normalized_shape=7, eps=1e-6, implementation="hf"),
+    case("rmsnorm", (2, 3, 4, 5), normalized_shape=[4, 5]),
+    case("rmsnorm", (2, 5, 6), elementwise_affine=False, eps=0.1),
     case("groupnorm", (2, 4, 3, 5), groups=2),
     case("groupnorm", (2, 3, 4), groups=1),
     case("groupnorm", (2, 3, 5, 2), groups=3, affine=False),
@@ -828,6 +884,7 @@ ACTIVATION = [
     for kind, fields in _ACTIVATION_SETTINGS
     for shape in ((2, 3, 5), (3, 7), (1, 2, 3, 4))
 ] + [
+    case("gelu", (2, 3, 5), approximate="tanh", implementation="hf"),  # GPT-2's gelu_new
     case("softmax", (2, 3, 5)),
     case("softmax", (2, 3, 4, 5), dim=1),
     case("softmax", (2, 3, 4, 5), dim=2),
@@ -836,6 +893,10 @@ ACTIVATION = [
 ]
 
 MERGE = [
+    case("matmul", (2, 3, 4), (2, 4, 5)),  # one matrix pair per example: bmm
+    case("matmul", (2, 2, 3, 4), (2, 2, 4, 1)),  # heads: q @ k^T
+    case("matmul", (2, 1, 3, 4), (2, 3, 4, 2)),  # a leading 1 broadcast
+    case("matmul", (2, 3, 1, 2, 4), (2, 1, 2, 4, 3)),  # broadcast on both sides
     case("add", (2, 3, 4, 5), (2, 3, 4, 5)),
     case("add", (2, 7), (2, 7), (2, 7)),
     case("mul", (2, 3, 4, 5), (2, 3, 1, 1)),  # [C,H,W] * [C,1,1]: squeeze-and-excitation
@@ -933,6 +994,13 @@ PAD = [
     case("pad", (1, 2, 3, 2, 4), padding=[[1, 1], [2, 2], [-1, 3]], mode="circular"),
 ]
 
+ROLL = [
+    case("roll", (2, 3, 5, 4), shifts=[-2, -2], dims=[2, 3]),  # Swin's shift by -window // 2
+    case("roll", (2, 3, 5, 4), shifts=[2, 2], dims=[2, 3]),  # and back
+    case("roll", (2, 7, 3), shifts=9, dims=-2),  # more than the size: wraps
+    case("roll", (2, 6, 4), shifts=[1, 2], dims=[1, 1]),  # one axis twice
+]
+
 # dims count the batch as 0; -1 inferred; squeeze of a named axis that is not 1 keeps it
 VIEWS = [
     case("reshape", (2, 3, 4, 5), shape=[12, 5]),
@@ -960,7 +1028,7 @@ LEARNED = [
     case("parameter", shape=[3, 2, 2]),
 ]
 
-CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + VIEWS + LEARNED
+CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + ROLL + VIEWS + LEARNED
 
 # values that sit on each activation's edges: clip points, softplus thresholds (beta*x == threshold
 # stays on the log branch), far tails
@@ -1150,6 +1218,14 @@ def torch_layernorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any
     return torch.nn.functional.layer_norm(x, shape, w.get("weight"), w.get("bias"), op.eps)
 
 
+def torch_rmsnorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """F.rms_norm for both implementations (the same arithmetic; their saved tensors differ)."""
+    x = xs[0]
+    shape = [x.shape[-1]] if op.normalized_shape is None else op.normalized_shape
+    shape = [shape] if isinstance(shape, int) else shape
+    return torch.nn.functional.rms_norm(x, shape, w.get("weight"), op.eps)
+
+
 def torch_groupnorm(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     return torch.nn.functional.group_norm(xs[0], op.groups, w.get("weight"), w.get("bias"), op.eps)
 
@@ -1261,6 +1337,7 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "global_max_pool": torch_global,
     "batchnorm": torch_batchnorm,
     "layernorm": torch_layernorm,
+    "rmsnorm": torch_rmsnorm,
     "groupnorm": torch_groupnorm,
     **{kind: torch_activation for kind in (*FORMULAS, "softmax")},
     "acon_c": torch_acon_c,
@@ -1270,6 +1347,8 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "channel_shuffle": torch_channels,
     "slice": torch_channels,
     "linear": torch_other,
+    "matmul": lambda torch, op, xs, w: torch.matmul(xs[0], xs[1]),
+    "roll": lambda torch, op, xs, w: torch.roll(xs[0], op.shifts, op.dims),
     "flatten": torch_other,
     "interpolate": torch_interpolate,
     "pixel_shuffle": torch_pixel_shuffle,

@@ -89,6 +89,10 @@ CASES = {
     "pad circular": Case(
         (3, 7), {"op": "pad", "padding": [[3, 2]], "mode": "circular"},
         lambda torch, x: torch.nn.functional.pad(x, (3, 2), mode="circular"), (3, 12), 0, 0),
+    # roll copies; RollBackward0 rolls the gradient back by -shifts and keeps nothing
+    "roll": Case(
+        (3, 5, 6), {"op": "roll", "shifts": [-2, -2], "dims": [2, 3]},
+        lambda torch, x: torch.roll(x, (-2, -2), (2, 3)), (3, 5, 6), 0, 0),
 }
 
 

@@ -6,8 +6,8 @@ chain of reads connects it to the hot position (sums, averages, maxima, ReLU and
 positive weights keep that). So the positions whose one-hot input makes a unit positive are
 exactly the input elements its value depends on: its gradient support. The executor runs random
 1-D and 2-D networks (convolutions with every padding form and mode, transposed convolutions,
-max/avg/Lp pools with ceil mode, adaptive pools, slices, adds and concatenations, interpolation
-in every monotone mode, pad in every mode with crops) and the
+max/avg/Lp pools with ceil mode, adaptive pools, slices, rolls, adds and concatenations,
+interpolation in every monotone mode, pad in every mode with crops) and the
 bounding box of that support, per axis, must equal the interval archcalc derives for every unit:
 by the backward query (`rf --at`), by the per-unit pass, and by the closed forms where they hold.
 """
@@ -44,7 +44,7 @@ def _network(dims: int, sizes: list[int], layers: list[dict[str, Any]]) -> Any:
 @st.composite
 def entry(draw: st.DrawFn, dims: int, names: list[str]) -> dict[str, Any]:
     """One random layer reading the previous one (merges also read an earlier layer)."""
-    kind = draw(st.sampled_from(["conv", "conv", "transpose", "pool", "adaptive", "slice", "merge", "relu", "resize", "pad"]))
+    kind = draw(st.sampled_from(["conv", "conv", "transpose", "pool", "adaptive", "slice", "merge", "relu", "resize", "pad", "roll"]))
     k = draw(st.integers(1, 3))
     if kind == "resize":  # bicubic's negative taps break the monotone network: tested by hand
         mode = draw(st.sampled_from(["nearest", "nearest-exact", "area", "linear"]))
@@ -87,6 +87,8 @@ def entry(draw: st.DrawFn, dims: int, names: list[str]) -> dict[str, Any]:
     if kind == "slice":
         start = draw(st.integers(0, 2))
         return {"op": "slice", "dim": 2 + draw(st.integers(0, dims - 1)), "start": start, "end": start + draw(st.integers(1, 4))}
+    if kind == "roll":  # Swin's shifted windows: positions move cyclically
+        return {"op": "roll", "shifts": draw(st.integers(-3, 3)), "dims": 2 + draw(st.integers(0, dims - 1))}
     if kind == "merge":
         return {"op": draw(st.sampled_from(["add", "concat"])), "from": [names[-1], draw(st.sampled_from(names))]}
     return {"op": "relu"}

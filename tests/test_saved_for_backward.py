@@ -126,9 +126,28 @@ CASES = [
     Case("softmax", (2, 7, 9), (C1, "{op: softmax, dim: 1}"), lambda nn: nn.Sequential(c1(nn), nn.Softmax(1)), 1512),
     Case("layernorm", (2, 7, 9), (C1, "{op: layernorm, normalized_shape: [7, 9]}"),
          lambda nn: nn.Sequential(c1(nn), nn.LayerNorm([7, 9])), 1544),
+    # RMSNorm over the last axis of c1's [4, 7, 9]: 28 rows. torch.nn.RMSNorm and HF's
+    # LlamaRMSNorm are both recorded op by op and keep, in float32: the input (for pow and for
+    # the product with the rsqrt; the same storage as c1's output, 1,008 bytes), rsqrt(mean + eps)
+    # per row (28 x 4 = 112) and the normalised result for the weight's gradient (1,008); plus
+    # c1's input (504). Without the weight, no result is kept; over [7, 9], 4 rows.
+    Case("rmsnorm", (2, 7, 9), (C1, "{op: rmsnorm}"), lambda nn: nn.Sequential(c1(nn), nn.RMSNorm(9)), 504 + 1008 + 112 + 1008),
+    Case("rmsnorm hf", (2, 7, 9), (C1, "{op: rmsnorm, eps: 1.0e-6, implementation: hf}"),
+         lambda nn: nn.Sequential(c1(nn), _llama_rmsnorm(9)), 504 + 1008 + 112 + 1008),
+    Case("rmsnorm two axes", (2, 7, 9), (C1, "{op: rmsnorm, normalized_shape: [7, 9]}"),
+         lambda nn: nn.Sequential(c1(nn), nn.RMSNorm([7, 9])), 504 + 1008 + 16 + 1008),
+    Case("rmsnorm without weight", (2, 7, 9), (C1, "{op: rmsnorm, elementwise_affine: false}"),
+         lambda nn: nn.Sequential(c1(nn), nn.RMSNorm(9, elementwise_affine=False)), 504 + 1008 + 112),
     Case("groupnorm", (2, 7, 9), (C1, "{op: groupnorm, groups: 2}"), lambda nn: nn.Sequential(c1(nn), nn.GroupNorm(2, 4)), 1528),
     Case("dropout", (2, 7, 9), (C1, "{op: dropout, p: 0.3}"), lambda nn: nn.Sequential(c1(nn), nn.Dropout(0.3)), 1512),
     Case("gelu", (2, 7, 9), (C1, "{op: gelu}"), lambda nn: nn.Sequential(c1(nn), nn.GELU()), 1512),
+    Case("gelu tanh", (2, 7, 9), (C1, "{op: gelu, approximate: tanh}"),
+         lambda nn: nn.Sequential(c1(nn), nn.GELU(approximate="tanh")), 1512),
+    # GPT-2's gelu_new, transformers' NewGELUActivation: 0.5 x (1 + tanh(c (x + 0.044715 x^3)))
+    # in Python ops keeps x (pow's input), tanh's result, and both factors of the last product,
+    # 0.5 x and 1 + tanh: the conv's input (504) and four [4, 7, 9] tensors (4 x 1,008)
+    Case("gelu_new", (2, 7, 9), (C1, "{op: gelu, approximate: tanh, implementation: hf}"),
+         lambda nn: nn.Sequential(c1(nn), _transformers_activation("gelu_new")), 504 + 4 * 1008),
     Case("hardswish inplace", (2, 7, 9), (C1, "{op: hardswish, inplace: true}"),
          lambda nn: nn.Sequential(c1(nn), nn.Hardswish(inplace=True)), 1512),
     Case("channel_shuffle", (2, 7, 9), (C1, "{op: channel_shuffle, groups: 2}"),
@@ -139,12 +158,32 @@ CASES = [
     # multiplied by the other one, so torch.mul keeps x (already conv's input), not conv(x)
     Case("mul by the input", (2, 7, 9), ("{name: c, op: conv2d, out: 2, kernel: 1}", "{op: mul, from: [input, c]}"),
          lambda nn: _branches(nn, nn.Identity(), nn.Conv2d(2, 2, 1), lambda a, b: a * b), 504),
+    # a @ b^T of two trained branches: bmm keeps both factors, c1's output [4, 7, 9] and the
+    # transposed view of c2's [4, 7, 9] (1,008 bytes each), plus the shared input (504)
+    Case("matmul", (2, 7, 9), (C1, "{name: c2, op: conv2d, out: 4, kernel: 1, from: input}",
+                               "{name: t, op: transpose, dim0: 2, dim1: 3}", "{op: matmul, from: [c1, t]}"),
+         lambda nn: _branches(nn, c1(nn), c1(nn), lambda a, b: a @ b.transpose(-2, -1)), 504 + 1008 + 1008),
+    # input @ conv(input)^T: only the second factor needs a gradient, so only the input is kept
+    Case("matmul by the input", (2, 7, 9), ("{name: c, op: conv2d, out: 2, kernel: 1}", "{name: t, op: transpose, dim0: 2, dim1: 3}",
+                                            "{op: matmul, from: [input, t]}"),
+         lambda nn: _branches(nn, nn.Identity(), nn.Conv2d(2, 2, 1), lambda a, b: a @ b.transpose(-2, -1)), 504),
     Case("add", (2, 7, 9), (C1, "{name: r, op: relu}", "{op: add, from: [c1, r]}"),
          lambda nn: nn.Sequential(c1(nn), _branches(nn, nn.Identity(), nn.ReLU(), lambda a, b: a + b)), 504 + 1008),
     Case("concat and slice", (2, 7, 9), (C1, "{name: s, op: slice, start: 0, end: 2}", "{name: r, op: relu}", "{op: concat, from: [c1, r]}"),
          lambda nn: nn.Sequential(c1(nn), _branches(nn, nn.Identity(), nn.Sequential(_Narrow(nn, 2), nn.ReLU()), lambda a, b: __import__("torch").cat([a, b], 1))),
          504 + 2 * 63 * 4),
 ]
+
+
+def _transformers_activation(name: str) -> Any:
+    """transformers' activation module of that name (ACT2FN), skipping where it is not installed."""
+    return pytest.importorskip("transformers.activations").ACT2FN[name]
+
+
+def _llama_rmsnorm(size: int) -> Any:
+    """transformers' LlamaRMSNorm (eps 1e-6), skipping where transformers is not installed."""
+    llama = pytest.importorskip("transformers.models.llama.modeling_llama")
+    return llama.LlamaRMSNorm(size)
 
 
 def _padded(nn: Any, pads: tuple[int, ...], mode: str, conv: Any) -> Any:

@@ -7,12 +7,14 @@ from archcalc.ops import (  # noqa: F401
     dropout,
     embedding,
     linear,
+    matmul,
     merge,
     norm,
     pad,
     pool,
     resample,
     reshape,
+    roll,
 )
 from archcalc.ops.base import REGISTRY, Op
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from archcalc.arith import Dim, Shape
 from archcalc.errors import ShapeError
-from archcalc.model import Field
+from archcalc.model import Field, model_validator
 from archcalc.ops.base import (
     GLOBAL,
     INPUT,
@@ -167,10 +167,30 @@ class Mish(_Activation):
 
 
 class GELU(_Activation):
+    """x * Phi(x) (Hendrycks & Gimpel 2016); `approximate: tanh` is 0.5 x (1 + tanh(sqrt(2/pi)
+    (x + 0.044715 x^3))), torch's approximate='tanh' and GPT-2's gelu_new. `implementation`
+    says which code runs, for the tensors it keeps: `torch`, F.gelu, one kernel keeping its
+    input; `hf`, transformers' activation of that name: "gelu" calls F.gelu (the same), but
+    "gelu_new" (NewGELUActivation, GPT-2's) writes the tanh formula in Python ops, and autograd
+    keeps x (for x^3), tanh's result, 0.5 x and 1 + tanh (the last product's two factors):
+    measured with saved_tensors_hooks, torch 2.14.1 and transformers."""
+
     kind = "gelu"
     flops_per_element = 8
 
     approximate: Literal["none", "tanh"] = "none"
+    implementation: Literal["torch", "hf"] = "torch"
+
+    @model_validator(mode="after")
+    def _composite_not_inplace(self) -> GELU:
+        if self.inplace and self.implementation == "hf":
+            raise ValueError("implementation 'hf' (transformers' GELU activations) has no in-place form")
+        return self
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        if self.implementation == "hf" and self.approximate == "tanh":
+            return Saved(inputs=(0,), extra=((elements(output), None),) * 3)
+        return super().saved_for_backward(inputs, output)
 
     def function(self, x: Any) -> Any:
         # Python float constants: a NumPy float64 scalar would promote float32 input to float64

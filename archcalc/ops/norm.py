@@ -1,9 +1,9 @@
-"""Normalisation layers: batch, layer and group norm with their affine parameters and buffers."""
+"""Normalisation layers: batch, layer, RMS and group norm with their affine parameters and buffers."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from archcalc.arith import Dim, Shape, equal
 from archcalc.errors import ShapeError
@@ -94,17 +94,13 @@ class BatchNorm3d(_BatchNorm):
     dims = 3
 
 
-class LayerNorm(Op):
+class _TrailingNorm(Op):
     """Normalises the trailing `normalized_shape` axes (an int is one axis; default: the last
-    axis), as torch.nn.LayerNorm."""
+    axis), with a weight of that shape: torch.nn.LayerNorm's and torch.nn.RMSNorm's layout."""
 
-    kind = "layernorm"
     init = {"weight": "scale"}
 
     normalized_shape: PositiveInt | list[PositiveInt] | None = None
-    eps: float = Field(default=1e-5, gt=0)
-    elementwise_affine: bool = True
-    bias: bool = True
 
     def _normalized(self, shape: Shape) -> Shape:
         if self.normalized_shape is None:
@@ -118,18 +114,48 @@ class LayerNorm(Op):
             )
         return wanted
 
+    def _rows(self, shape: Shape) -> Dim:
+        """How many independent sets of statistics: the elements outside the normalised axes."""
+        return elements(shape) // elements(self._normalized(shape))
+
     def output_shape(self, inputs: list[Shape]) -> Shape:
         if not inputs[0]:
-            raise ShapeError("layernorm needs at least one axis")
+            raise ShapeError(f"{self.kind} needs at least one axis")
         self._normalized(inputs[0])
         return inputs[0]
+
+    def _mixed_axes(self, shape: Shape) -> tuple[int, ...]:
+        """Spatial axes (0: the first after the channels) the statistics are taken over."""
+        return tuple(a - 1 for a in range(len(shape) - len(self._normalized(shape)), len(shape)) if a >= 1)
+
+    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
+        """Statistics over every spatial axis: each output sees the whole input."""
+        mixed = self._mixed_axes(inputs[0])
+        return GLOBAL if mixed and len(mixed) == len(inputs[0]) - 1 else None
+
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        return whole_axes_reads(inputs, axis, unit, self._mixed_axes(inputs[0]))
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        if not self._mixed_axes(inputs[0]) or self.receptive_step(inputs) == GLOBAL:
+            return ""
+        return f"{self.kind}'s statistics mix every position of the normalised spatial axes"
+
+
+class LayerNorm(_TrailingNorm):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the trailing axes, as torch.nn.LayerNorm."""
+
+    kind = "layernorm"
+
+    eps: float = Field(default=1e-5, gt=0)
+    elementwise_affine: bool = True
+    bias: bool = True
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return 7 * elements(output)  # mean, variance (3), normalise (2), scale and shift
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
-        rows = elements(inputs[0]) // elements(self._normalized(inputs[0]))
-        return Saved(inputs=(0,), extra=((2 * rows, "float32"),))  # input, mean and rstd per row
+        return Saved(inputs=(0,), extra=((2 * self._rows(inputs[0]), "float32"),))  # input, mean and rstd per row
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         x = xs[0]
@@ -141,28 +167,59 @@ class LayerNorm(Op):
                 y = y + weights["bias"]
         return y
 
-    def _mixed_axes(self, shape: Shape) -> tuple[int, ...]:
-        """Spatial axes (0: the first after the channels) the statistics are taken over."""
-        return tuple(a - 1 for a in range(len(shape) - len(self._normalized(shape)), len(shape)) if a >= 1)
-
-    def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
-        """Mean and variance over every spatial axis: each output sees the whole input."""
-        mixed = self._mixed_axes(inputs[0])
-        return GLOBAL if mixed and len(mixed) == len(inputs[0]) - 1 else None
-
-    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
-        return whole_axes_reads(inputs, axis, unit, self._mixed_axes(inputs[0]))
-
-    def receptive_varies(self, inputs: list[Shape]) -> str:
-        if not self._mixed_axes(inputs[0]) or self.receptive_step(inputs) == GLOBAL:
-            return ""
-        return "layernorm's statistics mix every position of the normalised spatial axes"
-
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         if not self.elementwise_affine:
             return {}
         shape = self._normalized(inputs[0])
         return {"weight": shape, "bias": shape} if self.bias else {"weight": shape}
+
+
+class RMSNorm(_TrailingNorm):
+    """x / sqrt(mean(x^2) + eps) * weight over the trailing axes (Zhang & Sennrich 2019), as
+    torch.nn.RMSNorm (eps None: the float32 machine epsilon, torch's default) or transformers'
+    LlamaRMSNorm (`implementation: hf`, eps 1e-6 in LLaMA's config).
+
+    Both are decompositions autograd records op by op (torch 2.14.1 on the CPU, measured with
+    saved_tensors_hooks): the input upcast to float32 (for pow and for the product with the
+    rsqrt), rsqrt(mean + eps) per row in float32, and the normalised float32 result for the
+    weight's gradient. They differ in that last tensor: torch multiplies the weight into the
+    float32 result, HF casts the result back to the input's dtype first and keeps that."""
+
+    kind = "rmsnorm"
+
+    eps: float | None = Field(default=None, gt=0)
+    elementwise_affine: bool = True
+    implementation: Literal["torch", "hf"] = "torch"
+
+    def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
+        return {"weight": self._normalized(inputs[0])} if self.elementwise_affine else {}
+
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        """Per element: square, sum, scale (and the weight); per row: add eps, rsqrt."""
+        per_element = 4 if self.elementwise_affine else 3
+        return per_element * elements(output) + 2 * self._rows(inputs[0])
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        """The input (for its gradient) and the per-row rsqrt in float32; with a weight, the
+        normalised result (float32 in torch's, the input's dtype in HF's). Exact for float32
+        activations with the input needing a gradient and the weight training (the usual
+        case); the upcast copy that half-precision inputs get is counted as the input itself,
+        and a frozen weight's product keeps the weight (not per example) instead of the result."""
+        rows: tuple[Dim, str | None] = (self._rows(inputs[0]), "float32")
+        if not self.elementwise_affine:
+            return Saved(for_inputs=(0,), extra=(rows,))
+        result = (elements(output), "float32" if self.implementation == "torch" else None)
+        return Saved(for_inputs=(0,), extra=(rows, result))
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        x = xs[0]
+        axes = tuple(range(x.ndim - len(self._normalized(x.shape[1:])), x.ndim))
+        eps = float(np.finfo(np.promote_types(x.dtype, np.float32)).eps) if self.eps is None else self.eps
+        y = x / np.sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
+        return y * weights["weight"] if self.elementwise_affine else y
+
+    def describe(self) -> str:
+        return "hf" if self.implementation == "hf" else ""
 
 
 class GroupNorm(Op):
