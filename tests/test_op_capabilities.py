@@ -157,6 +157,7 @@ def test_every_declared_init_names_an_array_the_op_has() -> None:
         "layernorm": (op("layernorm"), [(2, 5)]),
         "groupnorm": (op("groupnorm", groups=2), [(4, 5)]),
         "acon_c": (op("acon_c"), [(3, 4, 4)]),
+        "buffer": (op("buffer", shape=[16], dtype="int64", batch_axis=False), []),
     }
     declaring = {
         next(c for c in cls.__mro__ if "init" in c.__dict__)
