@@ -38,7 +38,8 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
         "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "densenet121", "densenet161",
         "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1", "mobilenet_v2",
         "mobilenet_v3_large", "mobilenet_v3_small", "mnasnet0_5", "mnasnet1_0",
-        "efficientnet_b0", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0"]},
+        "efficientnet_b0", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",
+        "swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"]},
     # without the auxiliary heads (and their slow truncated-normal initialisation)
     "googlenet": ("torchvision.models.googlenet",
                   {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, IMAGENET),
@@ -48,8 +49,11 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
         "fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"]},
 }
 # Saved bytes per example from batches 1 and 2, except where batch norm trains on a 1x1 map
-# (DeepLabV3's image pooling), which torch refuses at batch 1.
-SAVED_BATCHES = {"deeplabv3_resnet50": (2, 3)}
+# (DeepLabV3's image pooling), which torch refuses at batch 1, and where a matmul's factor is
+# copied at every batch but 1 (Swin's last stage, one window: at batch 1 torch.matmul folds
+# [1, heads, N, d] into [heads, N, d] as a view and bmm keeps the input, not a copy).
+SAVED_BATCHES = {"deeplabv3_resnet50": (2, 3),
+                 **{name: (2, 3) for name in ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"]}}
 HAND_BUILT: dict[str, tuple[str, list[int]]] = {
     "unet": ("tests/torch_unet.py:unet_module", [1, 256, 256]),
 }
