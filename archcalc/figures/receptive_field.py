@@ -198,7 +198,9 @@ def unit_extents(network: Network, shapes: dict[str, Shape]) -> dict[str, Extent
                     if len(shape) - 1 != spatial:
                         reads = (0,)  # a vector (a gate after global pooling): all it read
                     if isinstance(reads, range) and len(reads) == len(lo) > 1 and reads.step == 1:
-                        ends = whole.setdefault((source, axis), (min(lo), max(hi)))  # read whole: once per axis
+                        ends = whole.get((source, axis))
+                        if ends is None:  # read whole: its ends worked out once per axis
+                            ends = whole[(source, axis)] = (min(lo), max(hi))
                         first[u], last[u] = min(first[u], ends[0]), max(last[u], ends[1])
                     elif reads:
                         first[u] = min(first[u], *(lo[t] for t in reads))
