@@ -94,7 +94,7 @@ def torch_small(torch: Any, name: str) -> Any:
     from torchvision.models import swin_transformer as sw
     from torchvision.models.video import swin_transformer as sw3d
 
-    settings: dict[str, Any] = dict(embed_dim=64, depths=[2, 2], num_heads=[2, 4], stochastic_depth_prob=0.2)
+    settings: dict[str, Any] = {"embed_dim": 64, "depths": [2, 2], "num_heads": [2, 4], "stochastic_depth_prob": 0.2}
     torch.manual_seed(0)
     if name == "swin3d_t":
         return sw3d.SwinTransformer3d(patch_size=[2, 4, 4], window_size=[8, 7, 7], **settings)

@@ -50,11 +50,9 @@ class ShiftMask(Op):
         """Region labels as torchvision assigns them (later slices overwrite earlier ones), the
         labels of each window's positions, and -100 where two labels differ."""
         labels = np.zeros(self.size, dtype=np.float32)
-        count = 0
-        for region in np.ndindex(*(3,) * len(self.size)):
+        for count, region in enumerate(np.ndindex(*(3,) * len(self.size))):
             bounds = [((0, -w), (-w, -s), (-s, None))[r] for r, w, s in zip(region, self.window, self.shift)]
             labels[tuple(slice(a, b) for a, b in bounds)] = count
-            count += 1
         split = [d for n, w in zip(self.size, self.window) for d in (n // w, w)]
         dims = len(self.size)
         order = [*range(0, 2 * dims, 2), *range(1, 2 * dims, 2)]
