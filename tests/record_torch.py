@@ -46,7 +46,8 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
         "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0", "wide_resnet101_2",
         "resnext101_64x4d", "mnasnet0_75", "mnasnet1_3", *(f"regnet_x_{size}" for size in REGNET_X),
         *(f"regnet_y_{size}" for size in REGNET_Y), "convnext_tiny", "convnext_small",
-        "convnext_base", "convnext_large"]},
+        "convnext_base", "convnext_large", "swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s",
+        "swin_v2_b", "maxvit_t"]},
     # without the auxiliary heads (and their slow truncated-normal initialisation)
     "googlenet": ("torchvision.models.googlenet",
                   {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, IMAGENET),
@@ -59,15 +60,21 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
     **{name: (f"torchvision.models.video.{name}", NO_WEIGHTS, [3, 16, 112, 112]) for name in [
         "r3d_18", "mc3_18", "r2plus1d_18"]},
     "s3d": ("torchvision.models.video.s3d", NO_WEIGHTS, [3, 16, 224, 224]),
+    # Video Swin at its weights' clip (16 frames of 224x224)
+    **{name: (f"torchvision.models.video.{name}", NO_WEIGHTS, [3, 16, 224, 224]) for name in [
+        "swin3d_t", "swin3d_s", "swin3d_b"]},
 }
 # Vision transformers: FLOPs with attention decomposed into its matmuls (sdpa_kernel MATH, the
 # MHA fast path off), saved bytes with the default kernel; torchvision's builders at 224x224
 VIT = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 TORCHVISION.update({name: (f"torchvision.models.{name}", NO_WEIGHTS, IMAGENET) for name in VIT})
 # Saved bytes per example from batches 1 and 2, except where batch norm trains on a 1x1 map
-# (DeepLabV3's image pooling), which torch refuses at batch 1.
+# (DeepLabV3's image pooling), which torch refuses at batch 1, and where a matmul's factor is
+# copied at every batch but 1 (Swin's last stage and MaxViT's last block, one window: at batch 1
+# torch.matmul folds [1, heads, N, d] into [heads, N, d] as a view and bmm keeps the input).
 SAVED_BATCHES = {name: (2, 3) for name in [
-    "deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large"]}
+    "deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large", "swin_t", "swin_s",
+    "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b", "swin3d_t", "swin3d_s", "swin3d_b", "maxvit_t"]}
 HAND_BUILT: dict[str, tuple[str, list[int]]] = {
     "unet": ("tests/torch_unet.py:unet_module", [1, 256, 256]),
 }

@@ -160,6 +160,7 @@ def test_every_declared_init_names_an_array_the_op_has() -> None:
         "meta_acon": (op("meta_acon"), [(3, 4, 4)]),
         "multihead_attention": (op("multihead_attention", heads=2), [(5, 4)]),
         "sequence_ids": (op("sequence_ids", buffer=8), [(5,)]),
+        "buffer": (op("buffer", shape=[16], dtype="int64", batch_axis=False), []),
     }
     declaring = {
         next(c for c in cls.__mro__ if "init" in c.__dict__)

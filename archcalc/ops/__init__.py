@@ -20,6 +20,7 @@ from archcalc.ops import (  # noqa: F401
     reshape,
     roll,
     rotary,
+    shifted_windows,
 )
 from archcalc.ops.base import REGISTRY, Op
 
