@@ -3,7 +3,9 @@
 Weights are seeded random (or given, keyed by layer path and parameter name, shaped as PyTorch
 shapes them). Tensors are freed after their last reader, so a large network runs in bounded
 memory, and the peak bytes of live activations actually held are measured by storage: in-place
-ops and views share their input's memory, exactly as they do in NumPy. Before anything is
+ops and views share their input's memory, exactly as they do in NumPy. Tensors the whole batch
+shares (a learned token, Swin's position bias and shift mask) are left out, as the analysis
+prices them at nothing per example. Before anything is
 allocated, the run's working memory (weights, live activations and each op's temporaries, such
 as im2col columns) is estimated and refused above a cap: by default half the available memory.
 """
@@ -215,6 +217,9 @@ def execute(
         readers[layer.path] = 0
         for source in layer.inputs:
             readers[source] += 1
+    from archcalc.figures.memory import element_bytes
+
+    shared = {path for path, size in element_bytes(network, 1).items() if size == 0}
     live: dict[str, Any] = {INPUT: x}
     shapes: dict[str, tuple[int, ...]] = {}
     peak, peak_layer = 0, INPUT
@@ -232,7 +237,7 @@ def execute(
             ) from None
         live[layer.path] = out
         shapes[layer.path] = tuple(out.shape[1:])
-        held = sum(a.nbytes for a in {id(s): s for s in map(_storage, live.values())}.values())
+        held = sum(a.nbytes for a in {id(s): s for s in (_storage(v) for p, v in live.items() if p not in shared)}.values())
         if held > peak:
             peak, peak_layer = held, layer.path
         for source in layer.inputs:

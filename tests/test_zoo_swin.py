@@ -24,6 +24,7 @@ from archcalc.executor import expected_arrays
 from archcalc.figures.memory import MemoryOptions
 from archcalc.spec.graph import expand
 from archcalc.spec.spec import parse_spec
+from archcalc.verify import verify
 
 # torchvision/models/swin_transformer.py, Swin_*_Weights.IMAGENET1K_V1.meta["num_params"]
 # and torchvision/models/video/swin_transformer.py, Swin3D_*_Weights.KINETICS400_V1.meta
@@ -119,3 +120,13 @@ def test_small_model_matches_torch(name: str) -> None:
     got = [analysis.totals.params, analysis.totals.buffers, list(analysis.output_shape),
            analysis.totals.flops, analysis.memory.training_activations]
     assert got == [measured[k] for k in ("params", "buffers", "output_shape", "flops", "saved_bytes_per_example")]
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_small_model_verifies(name: str) -> None:
+    """The NumPy executor runs the blocks (shift masks, position bias, padding and crop, cosine
+    attention) with the shapes and inference peak the analysis gives (the full models: minutes)."""
+    spec = small_spec(name)
+    result = verify(expand(parse_spec(spec), spec), batch=2)
+    assert result.mismatches == ()
+    assert result.peak_bytes == result.analysis.memory.inference_peak
