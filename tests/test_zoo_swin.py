@@ -31,11 +31,12 @@ from archcalc.verify import verify
 PUBLISHED_PARAMS = {
     "swin_t": 28_288_354, "swin_s": 49_606_258, "swin_b": 87_768_224,
     "swin_v2_t": 28_351_570, "swin_v2_s": 49_737_442, "swin_v2_b": 87_930_848,
-    "swin3d_t": 28_158_070, "swin3d_s": 49_816_678,
+    "swin3d_t": 28_158_070, "swin3d_s": 49_816_678, "swin3d_b": 88_048_984,
 }
 # the same metadata's "_ops" (GFLOPS, torchvision's name for multiply-accumulates): Swin V1 at
 # 224x224, Video Swin at 16x224x224
-PUBLISHED_GMACS = {"swin_t": 4.491, "swin_s": 8.741, "swin_b": 15.431, "swin3d_t": 43.882, "swin3d_s": 82.841}
+PUBLISHED_GMACS = {"swin_t": 4.491, "swin_s": 8.741, "swin_b": 15.431,
+                   "swin3d_t": 43.882, "swin3d_s": 82.841, "swin3d_b": 140.667}
 
 
 zoo_once = functools.lru_cache(maxsize=None)(zoo)  # the specs are large: each analysed once
