@@ -4,7 +4,7 @@ Weights are seeded random (or given, keyed by layer path and parameter name, sha
 shapes them). Tensors are freed after their last reader, so a large network runs in bounded
 memory, and the peak bytes of live activations actually held are measured by storage: in-place
 ops and views share their input's memory, exactly as they do in NumPy; arrays the whole batch
-shares (position ids, a rotary table) are left out, as the analysis prices them at nothing per
+shares (position ids, a rotary table, Swin's position bias and shift mask) are left out, as the analysis prices them at nothing per
 example. Before anything is
 allocated, the run's working memory (weights, live activations and each op's temporaries, such
 as im2col columns) is estimated and refused above a cap: by default half the available memory.
@@ -217,8 +217,10 @@ def execute(
         readers[layer.path] = 0
         for source in layer.inputs:
             readers[source] += 1
+    from archcalc.figures.memory import element_bytes
+
+    shared = {path for path, size in element_bytes(network, 1).items() if size == 0}  # not per example
     live: dict[str, Any] = {INPUT: x}
-    batched = {INPUT: True}  # False for arrays the batch shares (positions, a rotary table): not activations per example
     shapes: dict[str, tuple[int, ...]] = {}
     peak, peak_layer = 0, INPUT
     total = len(network.order)
@@ -234,9 +236,8 @@ def execute(
                 location=layer.location, layer=layer.path,
             ) from None
         live[layer.path] = out
-        batched[layer.path] = layer.op.per_example and any(batched[i] for i in layer.inputs)
         shapes[layer.path] = tuple(out.shape[1:])
-        held = sum(a.nbytes for a in {id(s): s for s in (_storage(a) for p, a in live.items() if batched[p])}.values())
+        held = sum(a.nbytes for a in {id(s): s for s in (_storage(a) for p, a in live.items() if p not in shared)}.values())
         if held > peak:
             peak, peak_layer = held, layer.path
         for source in layer.inputs:

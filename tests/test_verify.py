@@ -22,8 +22,10 @@ from archcalc.verify import verify
 # runs every spec at its own input (tens of minutes). The segmentation and video specs are also
 # checked at small inputs layer by layer against torch in their own zoo tests; ConvNeXt, whose
 # channels-last layer norms and per-pixel linear layers run slowly in NumPy, at 3x32x32 in
-# tests/test_zoo_convnext.py.
-AT_A_SMALLER_INPUT = {"convnext_tiny", "convnext_small", "convnext_base", "convnext_large"}
+# tests/test_zoo_convnext.py; the Swin family (half a minute and more each) on two-stage models in
+# tests/test_zoo_swin.py.
+AT_A_SMALLER_INPUT = {"convnext_tiny", "convnext_small", "convnext_base", "convnext_large"} | {
+    p.stem for p in SPECS.glob("swin*.yaml")}
 BUDGET = 3 * 10**9
 WEIGHTS_BUDGET = 2 * 10**8  # parameters drawn at random before a run (RegNetY-128GF has 645 M)
 SMALLER_SIDES = (112, 64, 32)

@@ -24,17 +24,19 @@ from archcalc.executor import expected_arrays
 from archcalc.figures.memory import MemoryOptions
 from archcalc.spec.graph import expand
 from archcalc.spec.spec import parse_spec
+from archcalc.verify import verify
 
 # torchvision/models/swin_transformer.py, Swin_*_Weights.IMAGENET1K_V1.meta["num_params"]
 # and torchvision/models/video/swin_transformer.py, Swin3D_*_Weights.KINETICS400_V1.meta
 PUBLISHED_PARAMS = {
     "swin_t": 28_288_354, "swin_s": 49_606_258, "swin_b": 87_768_224,
     "swin_v2_t": 28_351_570, "swin_v2_s": 49_737_442, "swin_v2_b": 87_930_848,
-    "swin3d_t": 28_158_070,
+    "swin3d_t": 28_158_070, "swin3d_s": 49_816_678, "swin3d_b": 88_048_984,
 }
 # the same metadata's "_ops" (GFLOPS, torchvision's name for multiply-accumulates): Swin V1 at
 # 224x224, Video Swin at 16x224x224
-PUBLISHED_GMACS = {"swin_t": 4.491, "swin_s": 8.741, "swin_b": 15.431, "swin3d_t": 43.882}
+PUBLISHED_GMACS = {"swin_t": 4.491, "swin_s": 8.741, "swin_b": 15.431,
+                   "swin3d_t": 43.882, "swin3d_s": 82.841, "swin3d_b": 140.667}
 
 
 zoo_once = functools.lru_cache(maxsize=None)(zoo)  # the specs are large: each analysed once
@@ -119,3 +121,13 @@ def test_small_model_matches_torch(name: str) -> None:
     got = [analysis.totals.params, analysis.totals.buffers, list(analysis.output_shape),
            analysis.totals.flops, analysis.memory.training_activations]
     assert got == [measured[k] for k in ("params", "buffers", "output_shape", "flops", "saved_bytes_per_example")]
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_small_model_verifies(name: str) -> None:
+    """The NumPy executor runs the blocks (shift masks, position bias, padding and crop, cosine
+    attention) with the shapes and inference peak the analysis gives (the full models: minutes)."""
+    spec = small_spec(name)
+    result = verify(expand(parse_spec(spec), spec), batch=2)
+    assert result.mismatches == ()
+    assert result.peak_bytes == result.analysis.memory.inference_peak
