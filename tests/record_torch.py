@@ -45,7 +45,8 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
         "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l", "shufflenet_v2_x0_5",
         "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0", "wide_resnet101_2",
         "resnext101_64x4d", "mnasnet0_75", "mnasnet1_3", *(f"regnet_x_{size}" for size in REGNET_X),
-        *(f"regnet_y_{size}" for size in REGNET_Y)]},
+        *(f"regnet_y_{size}" for size in REGNET_Y),
+        "swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"]},
     # without the auxiliary heads (and their slow truncated-normal initialisation)
     "googlenet": ("torchvision.models.googlenet",
                   {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, IMAGENET),
@@ -53,10 +54,17 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
                      {**NO_WEIGHTS, "aux_logits": False, "init_weights": False}, [3, 299, 299]),
     **{name: (f"torchvision.models.segmentation.{name}", SEGMENTATION, [3, 520, 520]) for name in [
         "fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"]},
+    # Video Swin at its weights' clip (16 frames of 224x224)
+    **{name: (f"torchvision.models.video.{name}", NO_WEIGHTS, [3, 16, 224, 224]) for name in [
+        "swin3d_t", "swin3d_s", "swin3d_b"]},
 }
 # Saved bytes per example from batches 1 and 2, except where batch norm trains on a 1x1 map
-# (DeepLabV3's image pooling), which torch refuses at batch 1.
-SAVED_BATCHES = {"deeplabv3_resnet50": (2, 3)}
+# (DeepLabV3's image pooling), which torch refuses at batch 1, and where a matmul's factor is
+# copied at every batch but 1 (Swin's last stage, one window: at batch 1 torch.matmul folds
+# [1, heads, N, d] into [heads, N, d] as a view and bmm keeps the input, not a copy).
+SAVED_BATCHES = {"deeplabv3_resnet50": (2, 3),
+                 **{name: (2, 3) for name in ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b",
+                                              "swin3d_t", "swin3d_s", "swin3d_b"]}}
 HAND_BUILT: dict[str, tuple[str, list[int]]] = {
     "unet": ("tests/torch_unet.py:unet_module", [1, 256, 256]),
 }

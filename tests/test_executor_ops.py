@@ -344,6 +344,9 @@ FORMULAS: dict[str, Callable[[Any, float], float]] = {
     ),
     "hardswish": lambda op, v: v * min(max(v + 3, 0.0), 6.0) / 6,
     "hardsigmoid": lambda op, v: min(max(v + 3, 0.0), 6.0) / 6,
+    "scale": lambda op, v: v * op.factor,
+    "exp": lambda op, v: math.exp(v),
+    "clamp": lambda op, v: min(max(v, -math.inf if op.min is None else op.min), math.inf if op.max is None else op.max),
 }
 
 
@@ -409,9 +412,11 @@ def naive_meta_acon(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
 
 
 def naive_add(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
-    y = np.zeros_like(xs[0])
-    for i in product(*map(range, y.shape)):
-        y[i] = math.fsum(float(x[i]) for x in xs)
+    """Per axis the sizes agree or one is 1, which is repeated (the batch too: a shared tensor)."""
+    shape = tuple(max(sizes) for sizes in zip(*(x.shape for x in xs)))
+    y = np.zeros(shape)
+    for i in product(*map(range, shape)):
+        y[i] = math.fsum(float(x[tuple(0 if n == 1 else j for n, j in zip(x.shape, i))]) for x in xs)
     return y
 
 
@@ -749,8 +754,55 @@ def naive_embedding(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
 
 
 def naive_parameter(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
-    """The array itself, [1, *shape]: one copy the batch shares."""
-    return np.array(w[""], copy=True)
+    """The array itself, [1, *shape]: one copy the batch shares (a batch axis of 1 put in front
+    when PyTorch's shape has none)."""
+    return np.array(w[""] if op.batch_axis else w[""][None], copy=True)
+
+
+def naive_index(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """y[n, *i, ...] = table[n, ids[n, *i], ...]: a row per id (a shared table's batch axis is 1)."""
+    table, ids = xs
+    batch = max(len(table), len(ids))
+    y = np.zeros((batch, *ids.shape[1:], *table.shape[2:]))
+    for n in range(batch):
+        for i in product(*map(range, ids.shape[1:])):
+            y[(n, *i)] = table[min(n, len(table) - 1)][int(ids[(min(n, len(ids) - 1), *i)])]
+    return y
+
+
+def naive_normalize(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Each vector along `dim` divided by its Euclidean length (at least eps)."""
+    x = xs[0]
+    axis = op.dim % x.ndim
+    y = np.zeros_like(x)
+    rest = [range(n) if a != axis else [slice(None)] for a, n in enumerate(x.shape)]
+    for i in product(*rest):
+        length = math.sqrt(math.fsum(float(v) ** 2 for v in x[i]))
+        y[i] = x[i] / max(length, op.eps)
+    return y
+
+
+def naive_shift_mask(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Liu et al. 2021, fig. 4: after the cyclic shift, a position belongs to region 0 (never
+    wrapped), 1 (the last window's unshifted part) or 2 (wrapped in) along each axis; two
+    positions of one window see each other (0) when their regions agree on every axis, else -100."""
+    dims = len(op.size)
+    grids = [n // w for n, w in zip(op.size, op.window)]
+    windows = list(product(*map(range, grids)))
+    cells = list(product(*map(range, op.window)))
+    y = np.zeros((1, len(windows), 1, len(cells), len(cells)))
+
+    def region(window: tuple[int, ...], cell: tuple[int, ...]) -> tuple[int, ...]:
+        where = [g * w + c for g, w, c in zip(window, op.window, cell)]
+        return tuple(0 if p < n - w else 1 if p < n - s else 2
+                     for p, n, w, s in zip(where, op.size, op.window, op.shift))
+
+    for k, window in enumerate(windows):
+        for a, cell_a in enumerate(cells):
+            for b, cell_b in enumerate(cells):
+                y[0, k, 0, a, b] = 0.0 if region(window, cell_a) == region(window, cell_b) else -100.0
+    assert dims == len(op.window)
+    return y
 
 
 def family(kind: str) -> str:
@@ -761,6 +813,11 @@ def family(kind: str) -> str:
 NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "embedding": naive_embedding,
     "parameter": naive_parameter,
+    "buffer": naive_parameter,
+    "index": naive_index,
+    "normalize": naive_normalize,
+    "shift_mask": naive_shift_mask,
+    "contiguous": naive_pass,
     "conv": naive_conv,
     "conv_transpose": naive_conv_transpose,
     "max_pool": naive_max_pool,
@@ -990,6 +1047,10 @@ ACTIVATION = [
     case("meta_acon", (2, 20, 3, 4), implementation="yolov5"),
     case("meta_acon", (1, 40, 2, 3), r=4),  # hidden max(4, 10) = 10
     case("softmax", (2, 3, 5)),
+    case("scale", (2, 3, 5), factor=0.125),
+    case("exp", (2, 3)),
+    case("clamp", (2, 3, 5), max=0.5),
+    case("clamp", (2, 3, 5), min=-0.5, max=1.0),
     case("softmax", (2, 3, 4, 5), dim=1),
     case("softmax", (2, 3, 4, 5), dim=2),
     case("softmax", (2, 3, 4, 5), dim=-2),
@@ -1003,6 +1064,11 @@ MERGE = [
     case("matmul", (2, 3, 1, 2, 4), (2, 1, 2, 4, 3)),  # broadcast on both sides
     case("add", (2, 3, 4, 5), (2, 3, 4, 5)),
     case("add", (2, 7), (2, 7), (2, 7)),
+    case("add", (2, 4, 2, 3, 3), (1, 1, 2, 3, 3)),  # Swin's shared position bias over the windows
+    case("add", (2, 4, 2, 3, 3), (1, 4, 1, 3, 3)),  # and its shift mask over the heads
+    case("normalize", (2, 3, 4), dim=-1),
+    case("normalize", (2, 3, 4)),
+    case("contiguous", (2, 3, 4)),
     case("mul", (2, 3, 4, 5), (2, 3, 1, 1)),  # [C,H,W] * [C,1,1]: squeeze-and-excitation
     case("mul", (2, 3, 1, 1), (2, 3, 4, 5)),
     case("mul", (2, 3, 4, 5), (2, 3, 1, 1), (2, 1, 4, 1)),
@@ -1148,6 +1214,14 @@ LEARNED = [
     case("embedding", (1, 2, 3), vocab=4, dim=2, padding_idx=0),
     case("parameter", shape=[1, 4]),
     case("parameter", shape=[3, 2, 2]),
+    case("parameter", shape=[9, 2], batch_axis=False),  # Swin's bias table [(2W-1)^2, heads]
+    case("buffer", shape=[2, 3]),
+    case("buffer", shape=[16], dtype="int64", batch_axis=False),  # Swin's relative position index
+    case("index", (1, 9, 2), (1, 16)),  # a shared table read by shared ids
+    case("index", (2, 5, 3), (2, 2, 4)),  # per example
+    case("shift_mask", size=[8, 8], window=[4, 4], shift=[2, 2]),
+    case("shift_mask", size=[12, 8], window=[4, 4], shift=[2, 0]),
+    case("shift_mask", size=[4, 6, 6], window=[2, 3, 3], shift=[1, 1, 1]),  # video Swin
 ]
 
 CASES = CONV + CONV_TRANSPOSE + POOL + NORM + ACTIVATION + MERGE + CHANNELS + OTHER + RESAMPLE + PAD + ROLL + VIEWS + LEARNED + ATTENTION
@@ -1166,6 +1240,8 @@ def arrays(
     xs = [rng.standard_normal(shape) for shape in shapes]
     if op.index_bound:  # token ids below the table's size
         xs = [rng.integers(0, getattr(op, op.index_bound), shape) for shape in shapes]
+    if kind == "index":  # row ids below the table's rows
+        xs[1] = rng.integers(0, shapes[0][1], shapes[1])
     if kind in FORMULAS or kind == "acon_c":
         xs[0] *= 3
         xs[0].flat[: len(EDGES)] = EDGES[: xs[0].size]
@@ -1455,10 +1531,26 @@ def torch_view(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
 
 
 def torch_learned(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
-    """nn.Embedding with the same table; a bare nn.Parameter is the tensor itself."""
+    """nn.Embedding with the same table; a bare nn.Parameter or buffer is the tensor itself (a
+    batch axis of 1 put in front when it has none); `table[ids]` row by row."""
     if op.kind == "embedding":
         return torch.nn.functional.embedding(xs[0], w["weight"], op.padding_idx)
-    return torch.nn.Parameter(w[""])
+    if op.kind == "index":
+        table, ids = xs
+        return torch.stack([table[min(n, len(table) - 1)][ids[min(n, len(ids) - 1)]]
+                            for n in range(max(len(table), len(ids)))])
+    return torch.nn.Parameter(w[""]) if op.batch_axis else w[""][None]
+
+
+def torch_shift_mask(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """torchvision's video Swin mask function; a 2-D map as a depth of one (one window, no shift),
+    which labels the regions differently but pairs the same positions."""
+    from torchvision.models.video.swin_transformer import _compute_attention_mask_3d
+
+    pad = 3 - len(op.size)
+    mask = _compute_attention_mask_3d(torch.zeros(1, dtype=torch.float64), (*(1,) * pad, *op.size),
+                                      (*(1,) * pad, *op.window), (*(0,) * pad, *op.shift))
+    return mask[None, :, None]
 
 
 def torch_attention(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
@@ -1490,6 +1582,11 @@ def torch_attention(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any
 TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "embedding": torch_learned,
     "parameter": torch_learned,
+    "buffer": torch_learned,
+    "index": torch_learned,
+    "shift_mask": torch_shift_mask,
+    "normalize": lambda torch, op, xs, w: torch.nn.functional.normalize(xs[0], dim=op.dim, eps=op.eps),
+    "contiguous": lambda torch, op, xs, w: xs[0].contiguous(),
     "conv": torch_conv,
     "conv_transpose": torch_conv_transpose,
     "max_pool": torch_pool,
@@ -1504,6 +1601,9 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "rmsnorm": torch_rmsnorm,
     "groupnorm": torch_groupnorm,
     **{kind: torch_activation for kind in (*FORMULAS, "softmax")},
+    "scale": lambda torch, op, xs, w: xs[0] * op.factor,
+    "exp": lambda torch, op, xs, w: torch.exp(xs[0]),
+    "clamp": lambda torch, op, xs, w: torch.clamp(xs[0], op.min, op.max),
     "acon_c": torch_acon_c,
     "meta_acon": torch_meta_acon,
     "add": torch_merge,

@@ -159,6 +159,7 @@ def test_every_declared_init_names_an_array_the_op_has() -> None:
         "acon_c": (op("acon_c"), [(3, 4, 4)]),
         "meta_acon": (op("meta_acon"), [(3, 4, 4)]),
         "multihead_attention": (op("multihead_attention", heads=2), [(5, 4)]),
+        "buffer": (op("buffer", shape=[16], dtype="int64", batch_axis=False), []),
     }
     declaring = {
         next(c for c in cls.__mro__ if "init" in c.__dict__)

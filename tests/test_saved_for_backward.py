@@ -172,6 +172,29 @@ CASES = [
     Case("concat and slice", (2, 7, 9), (C1, "{name: s, op: slice, start: 0, end: 2}", "{name: r, op: relu}", "{op: concat, from: [c1, r]}"),
          lambda nn: nn.Sequential(c1(nn), _branches(nn, nn.Identity(), nn.Sequential(_Narrow(nn, 2), nn.ReLU()), lambda a, b: __import__("torch").cat([a, b], 1))),
          504 + 2 * 63 * 4),
+    # Windowed attention's pieces (Swin), after c1's [4, 7, 9] (its input: 504 bytes).
+    # F.normalize over the last axis keeps its input (c1's output, 1,008), the norm per row and
+    # the clamped norm per row (28 rows x 4 bytes each)
+    Case("normalize", (2, 7, 9), (C1, "{op: normalize, dim: -1}"),
+         lambda nn: nn.Sequential(c1(nn), _function(nn, lambda x: nn.functional.normalize(x, dim=-1))), 504 + 1008 + 2 * 112),
+    # x * constant keeps nothing per example; a contiguous copy keeps nothing
+    Case("scale", (2, 7, 9), (C1, "{op: scale, factor: 0.5}"), lambda nn: nn.Sequential(c1(nn), _function(nn, lambda x: x * 0.5)), 504),
+    Case("contiguous", (2, 7, 9), (C1, "{op: permute, dims: [0, 2, 3, 1]}", "{op: contiguous}"),
+         lambda nn: nn.Sequential(c1(nn), _function(nn, lambda x: x.permute(0, 2, 3, 1).contiguous())), 504),
+    Case("exp", (2, 7, 9), (C1, "{op: exp}"), lambda nn: nn.Sequential(c1(nn), _function(nn, lambda x: x.exp())), 504 + 1008),
+    Case("clamp", (2, 7, 9), (C1, "{op: clamp, max: 0.5}"),
+         lambda nn: nn.Sequential(c1(nn), _function(nn, lambda x: x.clamp(max=0.5))), 504 + 1008),
+    # c1(x) times a learned [4, 1, 1] the batch shares (Swin V2's logit scale): torch.mul keeps
+    # c1's output for the parameter's gradient and the parameter (no bytes per example)
+    Case("mul by a shared parameter", (2, 7, 9), (C1, "{name: p, op: parameter, shape: [4, 1, 1], batch_axis: false}", "{op: mul, from: [c1, p]}"),
+         lambda nn: _shared(nn, lambda m, x: m.c1(x) * m.p), 504 + 1008),
+    # c1(x) plus a learned table [9, 4] read by 63 ids and arranged as [4, 7, 9] (Swin's relative
+    # position bias): the index keeps the ids (shared: none per example), the add nothing
+    Case("add a shared bias", (2, 7, 9), (C1, "{name: table, op: parameter, shape: [9, 4], batch_axis: false}",
+                                          "{name: ids, op: buffer, shape: [63], dtype: int64, batch_axis: false}",
+                                          "{name: rows, op: index, from: [table, ids]}", "{op: reshape, shape: [7, 9, 4]}",
+                                          "{name: bias, op: permute, dims: [0, 3, 1, 2]}", "{op: add, from: [c1, bias]}"),
+         lambda nn: _shared(nn, lambda m, x: m.c1(x) + m.table[m.ids].view(7, 9, 4).permute(2, 0, 1)), 504),
 ]
 
 
@@ -206,6 +229,35 @@ def _Narrow(nn: Any, end: int) -> Any:
             return x[:, :end]
 
     return Narrow()
+
+
+def _function(nn: Any, f: Callable[[Any], Any]) -> Any:
+    """A module computing f(x)."""
+
+    class Function(nn.Module):  # type: ignore[misc]
+        def forward(self, x: Any) -> Any:
+            return f(x)
+
+    return Function()
+
+
+def _shared(nn: Any, f: Callable[[Any, Any], Any]) -> Any:
+    """A module with c1, a [4, 1, 1] parameter `p`, a [9, 4] parameter `table` and 63 int64 ids
+    below 9 as a buffer, computing f(module, x)."""
+    import torch
+
+    class Shared(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = c1(nn)
+            self.p = nn.Parameter(torch.ones(4, 1, 1))
+            self.table = nn.Parameter(torch.zeros(9, 4))
+            self.register_buffer("ids", torch.arange(63) % 9)
+
+        def forward(self, x: Any) -> Any:
+            return f(self, x)
+
+    return Shared()
 
 
 def _spec(case: Case) -> str:

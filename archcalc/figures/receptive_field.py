@@ -181,14 +181,19 @@ def unit_extents(network: Network, shapes: dict[str, Shape]) -> dict[str, Extent
             continue
         if any(i not in extents for i in layer.inputs):
             continue
-        if len(out) - 1 != spatial:
+        if not layer.inputs:  # a tensor the batch shares (a parameter, a mask) reads no input position
+            units = out[1:] if len(out) - 1 == spatial else (1,) * spatial
+            extents[layer.path] = [([n] * m, [-1] * m) for m, n in zip(units, sizes)]
+            continue
+        if len(out) - 1 != spatial or all(len(s) - 1 != spatial for s in inputs):  # no spatial axes to follow
             union = [([min(lo for i in layer.inputs for lo in extents[i][a][0])], [max(hi for i in layer.inputs for hi in extents[i][a][1])]) for a in range(spatial)]
-            extents[layer.path] = union
+            extents[layer.path] = union if len(out) - 1 != spatial else [([lo] * m, [hi] * m) for ([lo], [hi]), m in zip(union, out[1:])]
             continue
         if len(layer.inputs) == 1 and inputs[0] == out and layer.op.receptive_step(inputs) is None and not layer.op.receptive_varies(inputs):
             extents[layer.path] = extents[layer.inputs[0]]  # element-wise: the same fields
             continue
         axes: Extent = []
+        whole: dict[tuple[str, int], tuple[int, int]] = {}  # a source axis's ends over all its units
         for axis, (m, n) in enumerate(zip(out[1:], sizes)):
             first, last = [n] * m, [-1] * m
             for u in range(m):
@@ -196,7 +201,12 @@ def unit_extents(network: Network, shapes: dict[str, Shape]) -> dict[str, Extent
                     lo, hi = extents[source][axis]
                     if len(shape) - 1 != spatial:
                         reads = (0,)  # a vector (a gate after global pooling): all it read
-                    if reads:
+                    if isinstance(reads, range) and len(reads) == len(lo) > 1 and reads.step == 1:
+                        ends = whole.get((source, axis))
+                        if ends is None:  # read whole: its ends worked out once per axis
+                            ends = whole[(source, axis)] = (min(lo), max(hi))
+                        first[u], last[u] = min(first[u], ends[0]), max(last[u], ends[1])
+                    elif reads:
                         first[u] = min(first[u], *(lo[t] for t in reads))
                         last[u] = max(last[u], *(hi[t] for t in reads))
             axes.append((first, last))

@@ -17,6 +17,7 @@ from archcalc.ops import (  # noqa: F401
     resample,
     reshape,
     roll,
+    shifted_windows,
 )
 from archcalc.ops.base import REGISTRY, Op
 

@@ -12,6 +12,7 @@ from archcalc.model import Field, model_validator
 from archcalc.ops.base import (
     GLOBAL,
     INPUT,
+    NOTHING,
     OUTPUT,
     Op,
     PositiveInt,
@@ -214,6 +215,57 @@ class Hardsigmoid(_Activation):
 
     def function(self, x: Any) -> Any:
         return np.clip(x + 3, 0, 6) / 6
+
+
+class Scale(_Activation):
+    """x * factor, a constant: attention's q * d**-0.5 and Swin V2's 16 * sigmoid(bias). Keeps
+    nothing per example (torch's mul keeps only the 0-dim constant for the input's gradient)."""
+
+    kind = "scale"
+
+    factor: float
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        return NOTHING
+
+    def function(self, x: Any) -> Any:
+        return x * self.factor
+
+    def describe(self) -> str:
+        return f"x{self.factor:g}"
+
+
+class Exp(_Activation):
+    """e**x, as torch.exp (Swin V2's logit scale); keeps its result, its own derivative."""
+
+    kind = "exp"
+    saves_output = True
+
+    def function(self, x: Any) -> Any:
+        return np.exp(x)
+
+
+class Clamp(_Activation):
+    """x limited to [min, max] (either may be absent, not both), as torch.clamp; keeps its input,
+    whose position against the limits routes the gradient (Swin V2 clamps its logit scale at
+    log 100 before exp)."""
+
+    kind = "clamp"
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> Clamp:
+        if self.min is None and self.max is None:
+            raise ValueError("clamp needs min, max or both (torch.clamp refuses neither)")
+        return self
+
+    def function(self, x: Any) -> Any:
+        return np.clip(x, self.min, self.max)
+
+    def describe(self) -> str:
+        return f"[{'' if self.min is None else f'{self.min:g}'}, {'' if self.max is None else f'{self.max:g}'}]"
 
 
 class Softmax(_Activation):

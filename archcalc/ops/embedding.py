@@ -1,13 +1,16 @@
-"""Learned tables and tensors: an embedding looked up by token id, and a bare learnable tensor
-(ViT's class token and position embedding), as torch.nn.Embedding and nn.Parameter hold them."""
+"""Tables and tensors: an embedding looked up by token id, a bare learnable tensor (ViT's class
+token and position embedding) or constant one (a registered buffer), and rows of a table read by
+an index tensor, as torch.nn.Embedding, nn.Parameter, register_buffer and `table[index]` hold them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from archcalc.arith import Shape
+from archcalc.errors import ShapeError
 from archcalc.model import Field
-from archcalc.ops.base import NonNegativeInt, Op, Saved, Width
+from archcalc.ops.base import Init, NonNegativeInt, Op, Saved, Width
+from archcalc.ops.window import np
 
 
 class Embedding(Op):
@@ -39,30 +42,90 @@ class Embedding(Op):
         return f"{self.vocab}x{self.dim}"
 
 
-class Parameter(Op):
-    """A learnable tensor of `shape` (batch excluded) that the whole batch shares, read with no
-    input: ViT's class token [1, D] joined by a concat, its position embedding [S, D] added.
-    Its one array's name is empty, so its full name is the layer's path (`class_token`), and
-    PyTorch shapes it with a leading 1 for the batch ([1, 1, D])."""
+class _Shared(Op):
+    """A tensor of `shape` (batch excluded) that the whole batch shares, read with no input. Its
+    one array's name is empty, so its full name is the layer's path. PyTorch shapes it with a
+    leading 1 that broadcasts over the batch ([1, *shape]), or, with `batch_axis: false`, as
+    `shape` itself (a table read by index, such as Swin's [(2W-1)^2, heads] bias table)."""
 
-    kind = "parameter"
     min_inputs = 0
     max_inputs = 0
     per_example = False
 
     shape: list[Width] = Field(min_length=1)
+    batch_axis: bool = True
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         return tuple(self.shape)
 
-    def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
-        return {"": (1, *self.shape)}
+    def _array(self) -> Shape:
+        return (1, *self.shape) if self.batch_axis else tuple(self.shape)
 
     def forward_workspace(self, inputs: list[Shape], output: Shape) -> int:
         return 0  # the array itself, shared by the batch: no new tensor
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
-        return weights[""]
+        array = weights[""]
+        return array if self.batch_axis else array[None]  # the executor's arrays lead with the batch
 
     def describe(self) -> str:
         return "x".join(map(str, self.shape))
+
+
+class Parameter(_Shared):
+    """A learnable tensor the batch shares (nn.Parameter): ViT's class token [1, D] joined by a
+    concat, its position embedding [S, D] added (PyTorch: [1, 1, D] and [1, S, D])."""
+
+    kind = "parameter"
+
+    def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
+        return {"": self._array()}
+
+
+class Buffer(_Shared):
+    """A constant tensor the batch shares (a module's register_buffer): Swin's relative position
+    index (int64) and Swin V2's table of log-spaced relative coordinates. In a seeded run an int64
+    buffer holds zeros and a float one small values; their contents do not change any figure."""
+
+    kind = "buffer"
+
+    dtype: Literal["float32", "int64"] = "float32"
+
+    @property
+    def init(self) -> dict[str, Init]:  # type: ignore[override]
+        return {"": "count" if self.dtype == "int64" else "shift"}
+
+    def buffers(self, inputs: list[Shape]) -> dict[str, Shape]:
+        return {"": self._array()}
+
+    def output_dtype(self, inputs: list[str | None]) -> str | None:
+        return "int64" if self.dtype == "int64" else None
+
+    def describe(self) -> str:
+        return f"{super().describe()} {self.dtype}"
+
+
+class Index(Op):
+    """Rows of a table picked by integer ids, `table[ids]` (torch's advanced indexing along the
+    first axis, index_select): a table [T, ...] and ids [...] give [..., *table[1:]]. Swin reads
+    its relative position bias table [(2W-1)^2, heads] by the index buffer [N*N] this way."""
+
+    kind = "index"
+    min_inputs = 2
+    max_inputs = 2
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        table, ids = inputs
+        if not table:
+            raise ShapeError("index needs a table with at least one axis (batch excluded) to pick rows from")
+        return (*ids, *table[1:])
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        """The ids, when the table needs a gradient (IndexBackward0 keeps `indices`)."""
+        return Saved(for_partners=(1,))
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        table, ids = xs
+        if table.shape[0] == 1:
+            return table[0][ids]
+        return table[np.arange(len(table)).reshape(-1, *(1,) * (ids.ndim - 1)), ids]

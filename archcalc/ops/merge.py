@@ -30,22 +30,30 @@ def _projection_hint(a: Shape, b: Shape) -> str:
     )
 
 
+def _wide(sizes: tuple[Dim, ...]) -> list[Dim]:
+    """The sizes of one axis that do not broadcast (every size but a literal 1)."""
+    return [d for d in sizes if not (isinstance(d, int) and d == 1)]
+
+
 class Add(Op):
-    """Element-wise sum of inputs of identical shape (a residual connection)."""
+    """Element-wise sum: inputs of identical shape (a residual connection), or of one rank
+    broadcast as torch.add broadcasts the batched tensors, per axis the sizes agree or one is 1
+    (Swin adds a [1, heads, N, N] position bias the batch shares to [windows, heads, N, N] scores)."""
 
     kind = "add"
     min_inputs = 2
     max_inputs = None
 
     def must_match(self, inputs: list[Shape]) -> list[tuple[Dim, Dim]]:
-        return [(a, b) for other in inputs[1:] for a, b in zip(inputs[0], other)]
+        """Per axis, every size other than a literal 1 against the first such (a 1 broadcasts)."""
+        return [(wide[0], d) for sizes in zip(*inputs) for wide in [_wide(sizes)] for d in wide[1:]]
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         first = inputs[0]
         for other in inputs[1:]:
-            if len(other) != len(first) or not all(may_equal(a, b) for a, b in zip(first, other)):
+            if len(other) != len(first) or not all(may_equal(a, b) for a, b in self.must_match([first, other])):
                 raise ShapeError(f"cannot add shapes {_show(inputs)}{_projection_hint(first, other)}")
-        return first
+        return tuple(_wide(sizes)[0] if _wide(sizes) else 1 for sizes in zip(*inputs))
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return (len(inputs) - 1) * elements(output)
@@ -53,13 +61,8 @@ class Add(Op):
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         total = xs[0] + xs[1]
         for x in xs[2:]:
-            total += x
+            total = total + x  # may broadcast to a larger shape than the first sum's
         return total
-
-
-def _wide(sizes: tuple[Dim, ...]) -> list[Dim]:
-    """The sizes of one axis that do not broadcast (every size but a literal 1)."""
-    return [d for d in sizes if not (isinstance(d, int) and d == 1)]
 
 
 class Mul(Op):

@@ -261,3 +261,52 @@ class GroupNorm(Op):
         var = grouped.var(axis=2, keepdims=True)
         y = ((grouped - mean) / np.sqrt(var + self.eps)).reshape(x.shape)
         return _channel_affine(y, weights, self.affine)
+
+
+class Normalize(Op):
+    """x / max(||x||_2, eps) along `dim` (dims count the batch as 0, default 1), as
+    F.normalize(x, p=2): Swin V2's cosine attention normalises q and k over the head's features.
+    F.normalize runs norm, clamp_min, expand and div, and autograd keeps the input, the norm per
+    row and the clamped norm per row (measured with saved_tensors_hooks, torch 2.14.1)."""
+
+    kind = "normalize"
+
+    dim: int = 1
+    eps: float = Field(default=1e-12, gt=0)
+
+    def _axis(self, shape: Shape) -> int:
+        rank = len(shape) + 1
+        if not -rank <= self.dim < rank or self.dim % rank == 0:
+            raise ShapeError(
+                f"normalize dim {self.dim} is not a feature axis of a rank-{rank} tensor "
+                "(dims count the batch axis as 0)"
+            )
+        return self.dim % rank - 1
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        self._axis(inputs[0])
+        return inputs[0]
+
+    def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
+        return 3 * elements(output)  # square and sum, divide
+
+    def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
+        rows = elements(inputs[0]) // inputs[0][self._axis(inputs[0])]
+        return Saved(inputs=(0,), extra=((2 * rows, None),))
+
+    def receptive_reads(self, inputs: list[Shape], axis: int, unit: int) -> list[Sequence[int]]:
+        """The norm mixes every position of `dim` when it is a spatial axis."""
+        mixed = self._axis(inputs[0]) - 1
+        return whole_axes_reads(inputs, axis, unit, (mixed,) if mixed >= 0 else ())
+
+    def receptive_varies(self, inputs: list[Shape]) -> str:
+        return "normalize mixes every position of its axis" if self._axis(inputs[0]) >= 1 else ""
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        x = xs[0]
+        axis = self._axis(x.shape[1:]) + 1
+        norm = np.sqrt((x * x).sum(axis=axis, keepdims=True))
+        return x / np.maximum(norm, self.eps)
+
+    def describe(self) -> str:
+        return f"dim {self.dim}"

@@ -330,3 +330,15 @@ class Transpose(_Move):
 
     def describe(self) -> str:
         return f"{self.dim0}<->{self.dim1}"
+
+
+class Contiguous(Op):
+    """x.contiguous(): a copy in row-major order, keeping nothing for backward. Written where
+    torch copies without saying so: torch.matmul folds a permuted factor's leading axes into one
+    batch axis by a reshape that must copy (Swin's q, k^T and v), and bmm keeps that copy, not
+    the input (measured with saved_tensors_hooks); archcalc does not track memory order."""
+
+    kind = "contiguous"
+
+    def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
+        return xs[0].copy()
