@@ -49,6 +49,16 @@ def _branches(nn: Any, a: Any, b: Any, join: Callable[[Any, Any], Any]) -> Any:
     return Join()
 
 
+def _first_channel(nn: Any) -> Any:
+    """x[:, :1], a view."""
+
+    class First(nn.Module):  # type: ignore[misc]
+        def forward(self, x: Any) -> Any:
+            return x[:, :1]
+
+    return First()
+
+
 C1 = "{name: c1, op: conv2d, out: 4, kernel: 1}"  # trains, so a gradient flows to what follows
 
 
@@ -140,6 +150,12 @@ CASES = [
          lambda nn: nn.Sequential(c1(nn), nn.RMSNorm(9, elementwise_affine=False)), 504 + 1008 + 112),
     Case("groupnorm", (2, 7, 9), (C1, "{op: groupnorm, groups: 2}"), lambda nn: nn.Sequential(c1(nn), nn.GroupNorm(2, 4)), 1528),
     Case("dropout", (2, 7, 9), (C1, "{op: dropout, p: 0.3}"), lambda nn: nn.Sequential(c1(nn), nn.Dropout(0.3)), 1512),
+    # in place on a view (MViT's head drops x[:, 0]): the next layer keeps the whole storage, the
+    # conv's [4, 7, 9] output (1,008), besides the conv's input (504) and the [1, 7, 9] mask (252)
+    Case("dropout in place on a slice", (2, 7, 9),
+         (C1, "{op: slice, dim: 1, start: 0, end: 1}", "{op: dropout, p: 0.3, inplace: true}", "{op: conv2d, out: 2, kernel: 1}"),
+         lambda nn: nn.Sequential(c1(nn), _first_channel(nn), nn.Dropout(0.3, inplace=True), nn.Conv2d(1, 2, 1)),
+         504 + 252 + 1008),
     Case("gelu", (2, 7, 9), (C1, "{op: gelu}"), lambda nn: nn.Sequential(c1(nn), nn.GELU()), 1512),
     Case("gelu tanh", (2, 7, 9), (C1, "{op: gelu, approximate: tanh}"),
          lambda nn: nn.Sequential(c1(nn), nn.GELU(approximate="tanh")), 1512),
