@@ -59,6 +59,21 @@ def _first_channel(nn: Any) -> Any:
     return First()
 
 
+def _heads_folded(nn: Any, conv: Any) -> Any:
+    """conv on [N*heads, C, T, H, W], as torchvision's MViT Pool runs it on [N, heads, C, T, H, W]."""
+
+    class Folded(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, x: Any) -> Any:
+            y = self.conv(x.reshape(-1, *x.shape[2:]))
+            return y.reshape(*x.shape[:2], *y.shape[1:])
+
+    return Folded()
+
+
 C1 = "{name: c1, op: conv2d, out: 4, kernel: 1}"  # trains, so a gradient flows to what follows
 
 
@@ -156,6 +171,9 @@ CASES = [
          (C1, "{op: slice, dim: 1, start: 0, end: 1}", "{op: dropout, p: 0.3, inplace: true}", "{op: conv2d, out: 2, kernel: 1}"),
          lambda nn: nn.Sequential(c1(nn), _first_channel(nn), nn.Dropout(0.3, inplace=True), nn.Conv2d(1, 2, 1)),
          504 + 252 + 1008),
+    # MViT's pooling of one head's tokens: the heads folded into the batch; the conv keeps its input
+    Case("head_conv3d", (3, 2, 2, 4, 4), ("{op: head_conv3d, out: 2, kernel: 3, stride: [1, 2, 2], padding: 1, groups: 2, bias: false}",),
+         lambda nn: _heads_folded(nn, nn.Conv3d(2, 2, 3, stride=(1, 2, 2), padding=1, groups=2, bias=False)), 3 * 2 * 2 * 4 * 4 * 4),
     Case("gelu", (2, 7, 9), (C1, "{op: gelu}"), lambda nn: nn.Sequential(c1(nn), nn.GELU()), 1512),
     Case("gelu tanh", (2, 7, 9), (C1, "{op: gelu, approximate: tanh}"),
          lambda nn: nn.Sequential(c1(nn), nn.GELU(approximate="tanh")), 1512),

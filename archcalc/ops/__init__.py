@@ -10,6 +10,7 @@ from archcalc.ops import (  # noqa: F401
     linear,
     matmul,
     merge,
+    multiscale,
     norm,
     pad,
     pool,
