@@ -57,6 +57,9 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
     # Video Swin at its weights' clip (16 frames of 224x224)
     **{name: (f"torchvision.models.video.{name}", NO_WEIGHTS, [3, 16, 224, 224]) for name in [
         "swin3d_t", "swin3d_s", "swin3d_b"]},
+    # MViT at its weights' clip (16 frames of 224x224)
+    **{name: (f"torchvision.models.video.{name}", NO_WEIGHTS, [3, 16, 224, 224]) for name in [
+        "mvit_v2_s", "mvit_v1_b"]},
 }
 # Saved bytes per example from batches 1 and 2, except where batch norm trains on a 1x1 map
 # (DeepLabV3's image pooling), which torch refuses at batch 1, and where a matmul's factor is
@@ -64,7 +67,8 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
 # [1, heads, N, d] into [heads, N, d] as a view and bmm keeps the input, not a copy).
 SAVED_BATCHES = {"deeplabv3_resnet50": (2, 3),
                  **{name: (2, 3) for name in ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b",
-                                              "swin3d_t", "swin3d_s", "swin3d_b"]}}
+                                              "swin3d_t", "swin3d_s", "swin3d_b",
+                                              "mvit_v2_s", "mvit_v1_b"]}}
 HAND_BUILT: dict[str, tuple[str, list[int]]] = {
     "unet": ("tests/torch_unet.py:unet_module", [1, 256, 256]),
 }
