@@ -26,9 +26,10 @@ from archcalc.figures.memory import MemoryOptions
 from archcalc.spec.graph import expand
 from archcalc.spec.spec import parse_spec
 
-# torchvision/models/video/mvit.py, MViT_V2_S_Weights.KINETICS400_V1.meta
-PUBLISHED_PARAMS = {"mvit_v2_s": 34_537_744}
-PUBLISHED_GMACS = {"mvit_v2_s": 64.224}
+# torchvision/models/video/mvit.py, MViT_V2_S_Weights.KINETICS400_V1.meta and
+# MViT_V1_B_Weights.KINETICS400_V1.meta
+PUBLISHED_PARAMS = {"mvit_v2_s": 34_537_744, "mvit_v1_b": 36_610_672}
+PUBLISHED_GMACS = {"mvit_v2_s": 64.224, "mvit_v1_b": 70.599}
 
 zoo_once = functools.lru_cache(maxsize=None)(zoo)  # the specs are large: each analysed once
 
@@ -43,17 +44,26 @@ def test_macs_round_to_torchvision_s_gflops(name: str) -> None:
     assert round(zoo_once(name).totals.macs / 1e9, 3) == PUBLISHED_GMACS[name]
 
 
-def test_stochastic_depth_rises_linearly_over_the_16_blocks() -> None:
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
+def test_stochastic_depth_rises_linearly_over_the_16_blocks(name: str) -> None:
     # torchvision's MViT: block i drops its branches with 0.2 * i / 15
-    got = [layer.op.p for layer in zoo_once("mvit_v2_s").network.layers
+    got = [layer.op.p for layer in zoo_once(name).network.layers
            if layer.op.kind == "stochastic_depth" and layer.path.endswith(".stochastic_depth")]
     assert got == pytest.approx([0.2 * i / 15 for i in range(16)], abs=1e-15)
 
 
-# (heads, in, out, stride_q, stride_kv) per block, and the spec's entry for each: a grid of 2x8x8
-# after the patch embedding; block 1 halves it, block 3 again (queries pooled below the keys)
-SMALL = [(1, 96, 96, [1, 1, 1], [1, 4, 4]), (2, 96, 192, [1, 2, 2], [1, 2, 2]),
-         (2, 192, 192, [1, 1, 1], [1, 1, 1]), (4, 192, 384, [1, 2, 2], [1, 1, 1])]
+# (heads, in, out, kernel_q, stride_q, stride_kv) per block, and the spec's entry for each: a grid
+# of 2x8x8 after the patch embedding; V2's block 1 halves it, block 3 again (queries pooled below
+# the keys); V1's block 1 halves it, blocks 0 and 3 widen, block 2 has two heads and an unpooled q
+Q = ([3, 3, 3], [1, 1, 1])
+Q2 = ([3, 3, 3], [1, 2, 2])
+NO_Q: tuple[list[int], list[int]] = ([], [])
+SMALL = {
+    "mvit_v2_s": [(1, 96, 96, *Q, [1, 4, 4]), (2, 96, 192, *Q2, [1, 2, 2]),
+                  (2, 192, 192, *Q, [1, 1, 1]), (4, 192, 384, *Q2, [1, 1, 1])],
+    "mvit_v1_b": [(1, 96, 192, *NO_Q, [1, 4, 4]), (2, 192, 192, *Q2, [1, 2, 2]),
+                  (2, 192, 192, *NO_Q, [1, 1, 1]), (2, 192, 384, *NO_Q, [1, 1, 1])],
+}
 SMALL_ENTRIES = {
     "mvit_v2_s": [
         {"name": "0", "block": "block", "c": 96, "heads": 1, "s": 8, "skv": 4},
@@ -61,9 +71,17 @@ SMALL_ENTRIES = {
         {"name": "2", "block": "block", "c": 192, "heads": 2, "s": 4, "skv": 1},
         {"name": "3", "block": "down_block", "cin": 192, "cout": 384, "heads": 4, "s": 4, "skv": 1},
     ],
+    "mvit_v1_b": [
+        {"name": "0", "block": "block", "cin": 96, "cout": 192, "heads": 1, "s": 8, "skv": 4},
+        {"name": "1", "block": "down_block", "c": 192, "heads": 2, "s": 8, "skv": 2},
+        {"name": "2", "block": "block", "cin": 192, "cout": 192, "heads": 2, "s": 4, "skv": 1},
+        {"name": "3", "block": "block", "cin": 192, "cout": 384, "heads": 2, "s": 4, "skv": 1},
+    ],
 }
 SETTINGS = {"mvit_v2_s": {"residual_pool": True, "residual_with_cls_embed": False, "rel_pos_embed": True,
-                          "proj_after_attn": True}}
+                          "proj_after_attn": True},
+            "mvit_v1_b": {"residual_pool": False, "residual_with_cls_embed": False, "rel_pos_embed": False,
+                          "proj_after_attn": False}}
 
 
 def small_spec(name: str) -> dict[str, Any]:
@@ -73,6 +91,8 @@ def small_spec(name: str) -> dict[str, Any]:
     spec["input"] = [3, 4, 32, 32]
     spec["blocks"]["encoder"]["layers"] = [
         {**entry, "t": 2, "p": 0.2 * i / 3} for i, entry in enumerate(SMALL_ENTRIES[name])]
+    if "args" in spec["blocks"]["pos_encoding"]:  # V1's absolute positions: 2 frames of 8x8
+        spec["blocks"]["pos_encoding"]["args"] = {"t": 2, "s": 8}
     return spec
 
 
@@ -80,7 +100,7 @@ def torch_small(torch: Any, name: str) -> Any:
     from torchvision.models.video import mvit
 
     torch.manual_seed(0)
-    blocks = [mvit.MSBlockConfig(heads, cin, cout, [3, 3, 3], [3, 3, 3], sq, skv) for heads, cin, cout, sq, skv in SMALL]
+    blocks = [mvit.MSBlockConfig(heads, cin, cout, kq, [3, 3, 3], sq, skv) for heads, cin, cout, kq, sq, skv in SMALL[name]]
     return mvit.MViT(spatial_size=(32, 32), temporal_size=4, block_setting=blocks, stochastic_depth_prob=0.2, **SETTINGS[name])
 
 
