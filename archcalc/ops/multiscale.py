@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from archcalc.arith import Dim, Shape
-from archcalc.ops.base import PositiveInt, ReceptiveStep, Saved, Window, Op, expect_rank
+from archcalc.ops.base import Op, PositiveInt, ReceptiveStep, Saved, Window, expect_rank
 from archcalc.ops.conv import Conv3d
 from archcalc.ops.window import np
 
