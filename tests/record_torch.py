@@ -63,6 +63,9 @@ TORCHVISION: dict[str, tuple[str, dict[str, Any], list[int]]] = {
     # Video Swin at its weights' clip (16 frames of 224x224)
     **{name: (f"torchvision.models.video.{name}", NO_WEIGHTS, [3, 16, 224, 224]) for name in [
         "swin3d_t", "swin3d_s", "swin3d_b"]},
+    # MViT at its weights' clip (16 frames of 224x224)
+    **{name: (f"torchvision.models.video.{name}", NO_WEIGHTS, [3, 16, 224, 224]) for name in [
+        "mvit_v2_s", "mvit_v1_b"]},
 }
 # Vision transformers: FLOPs with attention decomposed into its matmuls (sdpa_kernel MATH, the
 # MHA fast path off), saved bytes with the default kernel; torchvision's builders at 224x224
@@ -74,7 +77,7 @@ TORCHVISION.update({name: (f"torchvision.models.{name}", NO_WEIGHTS, IMAGENET) f
 # torch.matmul folds [1, heads, N, d] into [heads, N, d] as a view and bmm keeps the input).
 SAVED_BATCHES = {name: (2, 3) for name in [
     "deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large", "swin_t", "swin_s",
-    "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b", "swin3d_t", "swin3d_s", "swin3d_b", "maxvit_t"]}
+    "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b", "swin3d_t", "swin3d_s", "swin3d_b", "maxvit_t", "mvit_v2_s", "mvit_v1_b"]}
 HAND_BUILT: dict[str, tuple[str, list[int]]] = {
     "unet": ("tests/torch_unet.py:unet_module", [1, 256, 256]),
 }

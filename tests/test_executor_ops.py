@@ -113,6 +113,24 @@ def naive_conv(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     return y
 
 
+def naive_head_conv(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """Each head's [C, T, H, W] convolved by the one weight, head by head."""
+    x = xs[0]
+    return np.stack([naive_conv(op, [x[:, h]], w) for h in range(x.shape[1])], axis=1)
+
+
+def naive_relative_distance(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
+    """MViTv2 (Li et al. 2022, eq. 4 as torchvision scales it): query i and key j of grids q and k
+    sit at i * max(k/q, 1) and j * max(q/k, 1); their distance, shifted by the farthest key
+    (k - 1) * max(q/k, 1) so that it starts at 0."""
+    q_step, k_step = max(op.k / op.q, 1.0), max(op.q / op.k, 1.0)
+    y = np.zeros((1, op.q, op.k), dtype=np.int64)
+    for i in range(op.q):
+        for j in range(op.k):
+            y[0, i, j] = int(i * q_step - j * k_step + (op.k - 1) * k_step)
+    return y
+
+
 def naive_conv_transpose(op: Op, xs: list[Array], w: dict[str, Array]) -> Array:
     """Every input element scatters value * weight[c, o, t] to i*stride + t*dilation of a canvas of
     (n-1)*stride + dilation*(k-1) + 1 + output_padding; padding then crops before and after."""
@@ -855,6 +873,8 @@ NAIVE: dict[str, Callable[[Op, list[Array], dict[str, Array]], Array]] = {
     "index": naive_index,
     "normalize": naive_normalize,
     "shift_mask": naive_shift_mask,
+    "relative_distance": naive_relative_distance,
+    "head_conv": naive_head_conv,
     "contiguous": naive_pass,
     "conv": naive_conv,
     "conv_transpose": naive_conv_transpose,
@@ -1255,6 +1275,12 @@ LEARNED = [
     case("shift_mask", size=[8, 8], window=[4, 4], shift=[2, 2]),
     case("shift_mask", size=[12, 8], window=[4, 4], shift=[2, 0]),
     case("shift_mask", size=[4, 6, 6], window=[2, 3, 3], shift=[1, 1, 1]),  # video Swin
+    case("relative_distance", q=4, k=4),
+    case("relative_distance", q=8, k=2),   # keys pooled 4 times more: MViTv2's first block
+    case("relative_distance", q=2, k=4),   # queries pooled more (a stride-2 block with stride-1 keys)
+    case("relative_distance", q=3, k=2),   # ratios 1 and 1.5
+    case("head_conv3d", (2, 3, 2, 3, 4, 4), out=2, kernel=3, stride=[1, 2, 2], padding=1, groups=2, bias=False),  # MViT's pool
+    case("head_conv3d", (1, 2, 2, 2, 3, 3), out=4, kernel=[1, 2, 2]),
 ]
 
 # q [S, heads*D], k and v [S_kv, kv_heads*D]; grouped-query; a bias per head or broadcast over them
@@ -1353,7 +1379,8 @@ def test_forward_keeps_float32(kind: str, fields: dict[str, Any], shapes: Shapes
     op, xs, weights = arrays(kind, fields, shapes)
     single = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in weights.items()}
     got = op.forward([x.astype(np.float32) if x.dtype.kind == "f" else x for x in xs], single)
-    assert got.dtype == (np.int64 if op.output_dtype([None] * len(xs)) == "int64" else np.float32)  # ids stay ids
+    # ids (token positions, MViTv2's relative distances) stay int64, as the op declares
+    assert got.dtype == np.float32 or (got.dtype == np.int64 and op.output_dtype([None] * len(xs)) == "int64")
     np.testing.assert_allclose(got, NAIVE[family(kind)](op, xs, weights), rtol=1e-3, atol=1e-3)
 
 
@@ -1626,6 +1653,26 @@ def torch_learned(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     return torch.nn.Parameter(w[""]) if op.batch_axis else w[""][None]
 
 
+def torch_head_conv(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """MViT's Pool: the heads folded into the batch, nn.Conv3d, unfolded."""
+    x = xs[0]
+    module = torch.nn.Conv3d(x.shape[2], op.out, tuple(w["weight"].shape[2:]), stride=op.stride, padding=op.padding,
+                             groups=op.groups, bias=op.bias, dtype=torch.float64)
+    with torch.no_grad():
+        module.weight.copy_(w["weight"])
+        if op.bias:
+            module.bias.copy_(w["bias"])
+        y = module(x.reshape(-1, *x.shape[2:]))
+    return y.reshape(*x.shape[:2], *y.shape[1:])
+
+
+def torch_relative_distance(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
+    """The lines of torchvision's _add_rel_pos (torchvision/models/video/mvit.py) that build dist_h."""
+    q_ratio, k_ratio = max(op.k / op.q, 1.0), max(op.q / op.k, 1.0)
+    dist = torch.arange(op.q)[:, None] * q_ratio - (torch.arange(op.k)[None, :] + (1.0 - op.k)) * k_ratio
+    return dist.long()[None]
+
+
 def torch_shift_mask(torch: Any, op: Op, xs: list[Any], w: dict[str, Any]) -> Any:
     """torchvision's video Swin mask function; a 2-D map as a depth of one (one window, no shift),
     which labels the regions differently but pairs the same positions."""
@@ -1669,6 +1716,8 @@ TORCH: dict[str, Callable[[Any, Op, list[Any], dict[str, Any]], Any]] = {
     "buffer": torch_learned,
     "index": torch_learned,
     "shift_mask": torch_shift_mask,
+    "relative_distance": torch_relative_distance,
+    "head_conv": torch_head_conv,
     "normalize": lambda torch, op, xs, w: torch.nn.functional.normalize(xs[0], dim=op.dim, eps=op.eps),
     "contiguous": lambda torch, op, xs, w: xs[0].contiguous(),
     "conv": torch_conv,

@@ -49,6 +49,31 @@ def _branches(nn: Any, a: Any, b: Any, join: Callable[[Any, Any], Any]) -> Any:
     return Join()
 
 
+def _first_channel(nn: Any) -> Any:
+    """x[:, :1], a view."""
+
+    class First(nn.Module):  # type: ignore[misc]
+        def forward(self, x: Any) -> Any:
+            return x[:, :1]
+
+    return First()
+
+
+def _heads_folded(nn: Any, conv: Any) -> Any:
+    """conv on [N*heads, C, T, H, W], as torchvision's MViT Pool runs it on [N, heads, C, T, H, W]."""
+
+    class Folded(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, x: Any) -> Any:
+            y = self.conv(x.reshape(-1, *x.shape[2:]))
+            return y.reshape(*x.shape[:2], *y.shape[1:])
+
+    return Folded()
+
+
 C1 = "{name: c1, op: conv2d, out: 4, kernel: 1}"  # trains, so a gradient flows to what follows
 
 
@@ -140,6 +165,15 @@ CASES = [
          lambda nn: nn.Sequential(c1(nn), nn.RMSNorm(9, elementwise_affine=False)), 504 + 1008 + 112),
     Case("groupnorm", (2, 7, 9), (C1, "{op: groupnorm, groups: 2}"), lambda nn: nn.Sequential(c1(nn), nn.GroupNorm(2, 4)), 1528),
     Case("dropout", (2, 7, 9), (C1, "{op: dropout, p: 0.3}"), lambda nn: nn.Sequential(c1(nn), nn.Dropout(0.3)), 1512),
+    # in place on a view (MViT's head drops x[:, 0]): the next layer keeps the whole storage, the
+    # conv's [4, 7, 9] output (1,008), besides the conv's input (504) and the [1, 7, 9] mask (252)
+    Case("dropout in place on a slice", (2, 7, 9),
+         (C1, "{op: slice, dim: 1, start: 0, end: 1}", "{op: dropout, p: 0.3, inplace: true}", "{op: conv2d, out: 2, kernel: 1}"),
+         lambda nn: nn.Sequential(c1(nn), _first_channel(nn), nn.Dropout(0.3, inplace=True), nn.Conv2d(1, 2, 1)),
+         504 + 252 + 1008),
+    # MViT's pooling of one head's tokens: the heads folded into the batch; the conv keeps its input
+    Case("head_conv3d", (3, 2, 2, 4, 4), ("{op: head_conv3d, out: 2, kernel: 3, stride: [1, 2, 2], padding: 1, groups: 2, bias: false}",),
+         lambda nn: _heads_folded(nn, nn.Conv3d(2, 2, 3, stride=(1, 2, 2), padding=1, groups=2, bias=False)), 3 * 2 * 2 * 4 * 4 * 4),
     Case("gelu", (2, 7, 9), (C1, "{op: gelu}"), lambda nn: nn.Sequential(c1(nn), nn.GELU()), 1512),
     Case("gelu tanh", (2, 7, 9), (C1, "{op: gelu, approximate: tanh}"),
          lambda nn: nn.Sequential(c1(nn), nn.GELU(approximate="tanh")), 1512),

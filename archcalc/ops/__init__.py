@@ -11,6 +11,7 @@ from archcalc.ops import (  # noqa: F401
     linear,
     matmul,
     merge,
+    multiscale,
     norm,
     pad,
     pool,

@@ -10,11 +10,18 @@ from archcalc.ops.base import NOTHING, Op, Saved, elements
 
 
 class Dropout(Op):
-    """Element-wise dropout with drop probability `p` (PyTorch's default 0.5)."""
+    """Element-wise dropout with drop probability `p` (PyTorch's default 0.5); `inplace`
+    overwrites its input, as nn.Dropout(inplace=True), so what reads the output reads (and a
+    layer that keeps it keeps) the input's storage (MViT's head drops x[:, 0] of the norm's output)."""
 
     kind = "dropout"
 
     p: float = Field(default=0.5, ge=0, lt=1)
+    inplace: bool = False
+
+    @property
+    def inplace_output(self) -> bool:
+        return self.inplace
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         # PyTorch on the CPU keeps the scaled mask in the input's dtype (CUDA's fused kernel keeps
