@@ -18,11 +18,8 @@ from typing import Any
 import pytest
 import yaml
 from conftest import SPECS, zoo
-from torch_reference import measure_module
+from torch_reference import assert_small_model_matches
 
-from archcalc.analysis import analyze
-from archcalc.executor import expected_arrays
-from archcalc.figures.memory import MemoryOptions
 from archcalc.spec.graph import expand
 from archcalc.spec.spec import parse_spec
 
@@ -108,17 +105,7 @@ def torch_small(torch: Any, name: str) -> Any:
 def test_small_model_matches_torch(name: str) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("torchvision")
-    spec = small_spec(name)
-    network = expand(parse_spec(spec), spec)
-    model = torch_small(torch, name)
-    arrays = {f"{path}.{k}" if k else path: list(shape)
-              for path, own in expected_arrays(network).items() for k, (shape, _) in own.items()}
-    assert arrays == {k: list(v.shape) for k, v in model.state_dict().items()}
-    measured = measure_module(torch, model, tuple(spec["input"]), (2, 3))  # see SAVED_BATCHES in record_torch.py
-    analysis = analyze(network, MemoryOptions(batch=1))
-    got = [analysis.totals.params, analysis.totals.buffers, list(analysis.output_shape),
-           analysis.totals.flops, analysis.memory.training_activations]
-    assert got == [measured[k] for k in ("params", "buffers", "output_shape", "flops", "saved_bytes_per_example")]
+    assert_small_model_matches(torch, small_spec(name), torch_small(torch, name))
 
 
 @pytest.mark.parametrize("name", sorted(SMALL_ENTRIES))

@@ -212,3 +212,24 @@ def measure_module(
             for name, module in leaves.items()
         },
     }
+
+
+def assert_small_model_matches(torch: Any, spec: dict[str, Any], model: Any) -> None:
+    """A spec equals a torch module built to match it: every array's name and shape (state_dict),
+    parameters, buffers, output shape, FLOPs and saved bytes per example, measured from batches
+    2 and 3 (where torch.matmul copies a one-window stage's factors, as at every larger batch)."""
+    from archcalc.analysis import analyze
+    from archcalc.executor import expected_arrays
+    from archcalc.figures.memory import MemoryOptions
+    from archcalc.spec.graph import expand
+    from archcalc.spec.spec import parse_spec
+
+    network = expand(parse_spec(spec), spec)
+    arrays = {f"{path}.{k}" if k else path: list(shape)
+              for path, own in expected_arrays(network).items() for k, (shape, _) in own.items()}
+    assert arrays == {k: list(v.shape) for k, v in model.state_dict().items()}
+    measured = measure_module(torch, model, tuple(spec["input"]), (2, 3))
+    analysis = analyze(network, MemoryOptions(batch=1))
+    got = [analysis.totals.params, analysis.totals.buffers, list(analysis.output_shape),
+           analysis.totals.flops, analysis.memory.training_activations]
+    assert got == [measured[k] for k in ("params", "buffers", "output_shape", "flops", "saved_bytes_per_example")]
