@@ -188,7 +188,7 @@ def torch_name(model: str, name: str) -> str:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_executor_agrees_at_the_small_input(model: str, tmp_path: Path) -> None:
-    # tests/test_verify.py runs the zoo at full size, except these (10 to 249 GMACs)
+    # 10 to 249 GMACs at 520x520: tests/test_verify.py runs them smaller or leaves them out
     path = tmp_path / f"{model}.yaml"
     path.write_text(small_spec(model))
     result = verify(load(str(path)), batch=2)

@@ -185,7 +185,7 @@ def small_spec(model: str) -> str:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_executor_agrees_at_the_small_clip(model: str, tmp_path: Path) -> None:
-    # tests/test_verify.py runs the zoo at full size, except these (18 to 43 GMACs)
+    # 18 to 43 GMACs at their clip: tests/test_verify.py runs them smaller or leaves them out
     path = tmp_path / f"{model}.yaml"
     path.write_text(small_spec(model))
     result = verify(load(str(path)), batch=2)
