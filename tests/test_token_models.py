@@ -187,8 +187,15 @@ def test_memory_of_gpt2_in_batch_and_sequence_length() -> None:
     assert "1112848*B*S + 1991036928" in shown.output  # training: saved per token + weights, grads, adam
     fit = runner.invoke(main, ["memory", "specs/gpt2.yaml", "--input", "S", "--batch", "8", "--fit", "24GiB", "--json"])
     found = json.loads(fit.output)["fit"]
-    # (24 GiB - 1,991,036,928) / (8 * 1,112,848) = 2670.6...: the longest sequence at batch 8
-    assert found["square_input"] == (24 * 2**30 - 1_991_036_928) // (8 * 1_112_848) == 2670
+    # memory would take (24 GiB - 1,991,036,928) / (8 * 1,112,848) = 2670.6... tokens at batch 8,
+    # but GPT-2 has 1,024 positions (n_positions): the network, not memory, sets the longest
+    assert (24 * 2**30 - 1_991_036_928) // (8 * 1_112_848) == 2670
+    assert found["square_input"] == found["input_limit"] == 1024
+    fit = runner.invoke(main, ["memory", "specs/gpt2.yaml", "--input", "S", "--batch", "64", "--fit", "24GiB", "--json"])
+    found = json.loads(fit.output)["fit"]
+    # at batch 64 memory is what stops it: (24 GiB - 1,991,036,928) / (64 * 1,112,848) = 333.8...
+    assert found["square_input"] == (24 * 2**30 - 1_991_036_928) // (64 * 1_112_848) == 333
+    assert "input_limit" not in found
 
 
 @pytest.mark.parametrize(("name", "largest"), [

@@ -110,6 +110,7 @@ def solved_fit_json(found: Fit, train: bool) -> dict[str, Any]:
         "batch_at_defaults": found.batch_at_defaults,
         "given_batch": found.given_batch,
         "square_input": found.square_input,
+        **({"input_limit": found.limit} if found.limit is not None else {}),
     }
 
 

@@ -391,7 +391,10 @@ def fit_table(name: str, found: Any, train: bool, reserve: int = 0) -> Any:
         table.add_row("  at the spec's sizes", f"{found.batch_at_defaults:,}")
     if found.given_batch is not None:
         what = f"{found.sizes[0]}" if len(found.sizes) == 1 else "square input"
-        table.add_row(f"Largest {what} at batch {found.given_batch}", f"{found.square_input:,}" if found.square_input else "none fits")
+        value = f"{found.square_input:,}" if found.square_input else "none fits"
+        if found.limit is not None:
+            value += " (the longest the network takes; memory allows more)"
+        table.add_row(f"Largest {what} at batch {found.given_batch}", value)
     return Group(table, Text(NOT_COUNTED + (f"; {reserve:,} bytes reserved for them." if reserve else "; --reserve SIZE sets them aside.")))
 
 

@@ -153,6 +153,7 @@ class Fit:
     square_input: int | None
     given_batch: int | None
     sizes: tuple[str, ...] = ()  # the named input sizes square_input sets, all to one value
+    limit: int | None = None  # the longest sequence the network takes, when it, not memory, stops square_input
 
 
 def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, budget: int, train: bool) -> Fit:
@@ -188,4 +189,9 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
         square = None if first_over is None else first_over - 1
         if square is not None and square < 1:
             square = None
-    return Fit(budget, fixed, per_example, batch, at_defaults, square, given, tuple(s.name for s in spatial))
+    limit = None
+    if square is not None and len(network.input_shape) == 1:  # a sequence: its positions may end first
+        longest = sequence_lengths(network, spatial[0], None).largest
+        if longest is not None and longest < square:
+            square = limit = longest
+    return Fit(budget, fixed, per_example, batch, at_defaults, square, given, tuple(s.name for s in spatial), limit)
