@@ -90,7 +90,8 @@ class _Pool(Op):
                 if provably_below(n - k, 0):
                     raise ShapeError(
                         f"spatial axis {axis}: input size {n} is smaller than the kernel {k}; PyTorch's "
-                        "avg_pool3d (which lp_pool3d calls) refuses that whatever the padding or ceil mode"
+                        f"{self.kind}{'' if self.kind == 'avg_pool3d' else ' (through avg_pool3d)'} refuses "
+                        "that whatever the padding or ceil mode"
                     )
         pads = resolve_padding(self.padding, sizes, self.spans, self.strides)
         out: list = [shape[0]]
