@@ -173,9 +173,8 @@ def test_stochastic_depth_probabilities_match_torch(torch_tiny: tuple[Any, Any])
 
 def test_logits_match_torch_with_its_weights(torch_tiny: tuple[Any, Any], tmp_path: Path) -> None:
     """With torchvision's arrays under the spec's names, the executor's logits are torch's: the
-    permutes, the channels-last layer norms and the layer scale in the right places give that.
-    torchvision holds layer_scale as [C, 1, 1]; the parameter op as PyTorch broadcasts it
-    against the batch, [1, C, 1, 1]."""
+    permutes, the channels-last layer norms and the layer scale in the right places give that;
+    every array loads as torch holds it (layer_scale [C, 1, 1]: `batch_axis: false`)."""
     torch, model = torch_tiny
     model = model.double().eval()
     weights: dict[str, dict[str, Any]] = {}
@@ -183,11 +182,8 @@ def test_logits_match_torch_with_its_weights(torch_tiny: tuple[Any, Any], tmp_pa
     with torch.no_grad():
         for key, value in model.state_dict().items():
             value.normal_(0, 0.1, generator=generator)  # layer scale and biases away from 1e-6 and 0
-            if key.endswith("layer_scale"):
-                weights.setdefault(key, {})[""] = value.numpy()[None]
-            else:
-                path, array = key.rsplit(".", 1)
-                weights.setdefault(path, {})[array] = value.numpy()
+            path, array = (key, "") if key.endswith("layer_scale") else key.rsplit(".", 1)
+            weights.setdefault(path, {})[array] = value.numpy()
         x = torch.randn(2, 3, SMALL, SMALL, dtype=torch.float64, generator=generator)
         expected = model(x).numpy()
     run = execute(small_spec("convnext_tiny", tmp_path), x.numpy(), dtype="float64", weights=weights)
