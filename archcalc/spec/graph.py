@@ -219,10 +219,9 @@ class _Expander:
                 location=self.where(entry),
                 layer=path,
             )
-        if has_block and "tied_to" in entry:
-            raise SpecError("'tied_to' ties one layer's parameters to another's; put it on the op entry, not a block call", location=self.where(entry, "tied_to"), layer=path)
-        if has_block and "returned" in entry:
-            raise SpecError("'returned' marks one layer's output as returned too; put it on the op entry, not a block call", location=self.where(entry, "returned"), layer=path)
+        for key, what in (("tied_to", "ties one layer's parameters to another's"), ("returned", "marks one layer's output as returned too")):
+            if has_block and key in entry:
+                raise SpecError(f"'{key}' {what}; put it on the op entry, not a block call", location=self.where(entry, key), layer=path)
         env = scope.env
         sources = self.sources(entry, previous, scope, path)
         when = self.value(entry, "when", env, path) if "when" in entry else True

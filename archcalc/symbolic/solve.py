@@ -62,6 +62,12 @@ class AxisSolution:
     largest: int | None = None  # the largest valid size, when larger ones are refused (BERT's 512 positions)
 
 
+def _sequence(network: Network) -> Any | None:
+    """The symbol of an input with one axis (token ids [S]: its sequence length), or None."""
+    shape = network.input_shape
+    return shape[0] if len(shape) == 1 and isinstance(shape[0], sympy.Symbol) else None
+
+
 def _spatial_symbols(network: Network) -> list[Any]:
     syms = []
     for d in network.input_shape[1:]:
@@ -82,8 +88,9 @@ def valid_inputs(network: Network, at: dict[str, int] | None = None) -> list[Axi
     4096), so that they accept.
     """
     defaults = {**network.defaults, **(at or {})}
-    if network.dtype in INTEGER and len(network.input_shape) == 1 and isinstance(network.input_shape[0], sympy.Symbol):
-        return [sequence_lengths(network, network.input_shape[0], defaults.get(network.input_shape[0].name))]
+    sequence = _sequence(network)
+    if network.dtype in INTEGER and sequence is not None:
+        return [sequence_lengths(network, sequence, defaults.get(sequence.name))]
     symbols = _spatial_symbols(network)
     base = tuple(defaults.get(d.name, 4096) if isinstance(d, sympy.Symbol) else d for d in network.input_shape)
     numeric = network.with_input(base)
@@ -175,7 +182,8 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
     at_defaults = int(batch.subs(defaults)) if set(batch.free_symbols) <= set(defaults) else None
     square, given = None, options.batch if isinstance(options.batch, int) else None
     # the named sizes past the channels, or a token input's sequence length (its only axis)
-    spatial = [d for d in network.input_shape[len(network.input_shape) > 1:] if isinstance(d, sympy.Symbol)]
+    sequence = _sequence(network)
+    spatial = [sequence] if sequence is not None else [d for d in network.input_shape[1:] if isinstance(d, sympy.Symbol)]
     if given is not None and spatial:
         total = sympy.lambdify(spatial, fixed + given * per_example, "math")
 
@@ -190,8 +198,8 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
         if square is not None and square < 1:
             square = None
     limit = None
-    if square is not None and len(network.input_shape) == 1:  # a sequence: its positions may end first
-        longest = sequence_lengths(network, spatial[0], None).largest
+    if square is not None and sequence is not None:  # a sequence: its positions may end first
+        longest = sequence_lengths(network, sequence, None).largest
         if longest is not None and longest < square:
             square = limit = longest
     return Fit(budget, fixed, per_example, batch, at_defaults, square, given, tuple(s.name for s in spatial), limit)
