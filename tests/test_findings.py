@@ -252,42 +252,34 @@ def test_coverage_far_beyond_the_input(analyse_text) -> None:
     assert f.figure == "field 4.38x the input"
 
 
+def patches(attention: bool = True, mlp: bool = False) -> str:
+    """A 4x4-patch embedding of a 32x32 image into 64 tokens of width 8, optionally attending to
+    each other and going through a per-token MLP (8 -> 256 -> 8), then a mean and a head."""
+    return "name: patches\ninput: [3, 32, 32]\nlayers:\n" + "".join(
+        f"  - {line}\n" for line in [
+            "{name: conv_proj, op: conv2d, out: 8, kernel: 4, stride: 4}",
+            "{op: flatten, start_dim: 2}",
+            "{name: tokens, op: transpose, dim0: 1, dim1: 2}",
+            *(["{name: attention, op: multihead_attention, heads: 2}"] if attention else []),
+            *(["{name: fc1, op: linear, out: 256}", "{name: fc2, op: linear, out: 8}"] if mlp else []),
+            "{name: mean, op: mean, dim: 1}",
+            "{name: head, op: linear, out: 10}",
+        ]
+    )
+
+
 def test_coverage_after_tokens_attend_to_each_other(analyse_text) -> None:
     # A 4x4-patch embedding sees 4x4 of 32x32 (under half), but then every token attends to all
     # 64: their fields are the whole input while 64 positions remain, so nothing is missed.
-    text = """\
-name: patches
-input: [3, 32, 32]
-layers:
-  - {name: conv_proj, op: conv2d, out: 8, kernel: 4, stride: 4}
-  - {op: flatten, start_dim: 2}
-  - {name: tokens, op: transpose, dim0: 1, dim1: 2}
-  - {name: attention, op: multihead_attention, heads: 2}
-  - {name: mean, op: mean, dim: 1}
-  - {name: head, op: linear, out: 10}
-"""
-    assert found(analyse_text(text), "receptive-field-coverage") == []
+    assert found(analyse_text(patches()), "receptive-field-coverage") == []
     # without the attention the head's mean is the first to see it all: the warning stands
-    assert found(analyse_text(text.replace("  - {name: attention, op: multihead_attention, heads: 2}\n", "")), "receptive-field-coverage")
+    assert found(analyse_text(patches(attention=False)), "receptive-field-coverage")
 
 
 def test_dense_heavy_leaves_a_per_token_mlp_alone(analyse_text) -> None:
     # After attention every token's field is the whole input, but the MLP's linear layers run
     # per token (input [64, 8]): they are the model, not a head on pooled maps.
-    text = """\
-name: tokens
-input: [3, 32, 32]
-layers:
-  - {name: conv_proj, op: conv2d, out: 8, kernel: 4, stride: 4}
-  - {op: flatten, start_dim: 2}
-  - {name: tokens, op: transpose, dim0: 1, dim1: 2}
-  - {name: attention, op: multihead_attention, heads: 2}
-  - {name: fc1, op: linear, out: 256}
-  - {name: fc2, op: linear, out: 8}
-  - {name: mean, op: mean, dim: 1}
-  - {name: head, op: linear, out: 10}
-"""
-    a = analyse_text(text)
+    a = analyse_text(patches(mlp=True))
     assert a.layer("fc1").params.params + a.layer("fc2").params.params > a.totals.params / 2
     assert found(a, "dense-heavy") == []
 
