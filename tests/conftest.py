@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +28,9 @@ def analyse_text(tmp_path: Path) -> Callable[[str], Analysis]:
 
 def zoo(name: str) -> Analysis:
     return analyze(load(str(SPECS / f"{name}.yaml")))
+
+
+zoo_once = functools.lru_cache(maxsize=None)(zoo)  # a large spec analysed once for a test file's checks
 
 
 # Hypothesis: a quick default for every run, a larger profile for nightly-style runs

@@ -11,21 +11,18 @@ shape, flop_counter FLOPs and saved bytes per example, and run by the NumPy exec
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
-from conftest import SPECS, zoo
+from conftest import SPECS, zoo_once
 from torch_reference import assert_small_model_matches
 
 from archcalc.executor import execute, expected_arrays
 from archcalc.spec.graph import expand
 from archcalc.spec.spec import parse_spec
 from archcalc.verify import verify
-
-zoo_once = functools.lru_cache(maxsize=None)(zoo)
 
 
 def test_parameters_are_torchvision_s() -> None:

@@ -12,12 +12,11 @@ bytes per example.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import pytest
 import yaml
-from conftest import SPECS, zoo
+from conftest import SPECS, zoo_once
 from torch_reference import assert_small_model_matches
 
 from archcalc.spec.graph import expand
@@ -28,7 +27,6 @@ from archcalc.spec.spec import parse_spec
 PUBLISHED_PARAMS = {"mvit_v2_s": 34_537_744, "mvit_v1_b": 36_610_672}
 PUBLISHED_GMACS = {"mvit_v2_s": 64.224, "mvit_v1_b": 70.599}
 
-zoo_once = functools.lru_cache(maxsize=None)(zoo)  # the specs are large: each analysed once
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))

@@ -11,12 +11,11 @@ on every array's name and shape, output shape, flop_counter FLOPs and saved byte
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import pytest
 import yaml
-from conftest import SPECS, zoo
+from conftest import SPECS, zoo_once
 from torch_reference import assert_small_model_matches
 
 from archcalc.analysis import analyze
@@ -37,7 +36,6 @@ PUBLISHED_GMACS = {"swin_t": 4.491, "swin_s": 8.741, "swin_b": 15.431,
                    "swin3d_t": 43.882, "swin3d_s": 82.841, "swin3d_b": 140.667}
 
 
-zoo_once = functools.lru_cache(maxsize=None)(zoo)  # the specs are large: each analysed once
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
