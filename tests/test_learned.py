@@ -276,3 +276,9 @@ def test_fit_solves_for_the_sequence_length(tmp_path: Any) -> None:
     longest = (2**30 - 13_312) // 144
     assert fit["square_input"] == longest == 7_456_448
     assert fit["per_example"] == "144*S"
+
+
+def test_an_op_taking_a_range_of_inputs_says_the_range() -> None:
+    """attention reads q, k and v, and an optional additive bias: 3 to 4 inputs."""
+    with pytest.raises(SpecError, match=r"attention takes 3 to 4 input\(s\), got 1"):
+        load_data({"name": "a", "input": [4, 6], "layers": [{"op": "attention", "heads": 2}]})

@@ -540,7 +540,12 @@ def expand(
         inputs = tuple(map(_resolve, p.inputs))
         op = p.op
         if len(inputs) < op.min_inputs or (op.max_inputs is not None and len(inputs) > op.max_inputs):
-            wanted = f"at least {op.min_inputs}" if op.max_inputs is None else str(op.max_inputs)
+            if op.max_inputs is None:
+                wanted = f"at least {op.min_inputs}"
+            elif op.max_inputs == op.min_inputs:
+                wanted = str(op.max_inputs)
+            else:  # attention: q, k, v and an optional bias
+                wanted = f"{op.min_inputs} to {op.max_inputs}"
             raise SpecError(f"{op.kind} takes {wanted} input(s), got {len(inputs)}: {list(inputs)}", location=p.location, layer=p.path)
         nodes[p.path] = Layer(p.path, op, inputs, p.frozen, p.location, p.tied_to, p.returned)
         readers.setdefault(p.path, [])
