@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -128,15 +129,13 @@ def _batch_value(batch: str, symbolic: bool | None = None) -> Any:
     return value
 
 
-def _memory_options(
-    batch: str | int, dtype: str = "float32", weight_dtype: str | None = None, optimizer: str = "adam",
-    mixed: str | None = None, symbolic: bool | None = None, attention: str = "fused",
-) -> Any:
-    """The MemoryOptions of every command, checked: `batch` as given (--batch text, or a whole number)."""
+def _memory_options(batch: str | int, symbolic: bool | None = None, optimizer: str = "adam", **policy: Any) -> Any:
+    """The MemoryOptions of every command, checked: `batch` as given (--batch text, or a whole
+    number), `policy` as `policy_options` collects it (the options' names are MemoryOptions' fields)."""
     from archcalc.figures.memory import MemoryOptions, check_options
 
     value = _batch_value(batch, symbolic) if isinstance(batch, str) else batch
-    options = MemoryOptions(value, dtype, weight_dtype, optimizer.lower(), mixed, attention)  # type: ignore[arg-type]
+    options = MemoryOptions(batch=value, optimizer=optimizer.lower(), **policy)
     check_options(options)
     return options
 
@@ -188,18 +187,33 @@ def _format_or_json(fmt: str | None, as_json: bool) -> str | None:
     return "json" if as_json else fmt
 
 
+POLICY_OPTIONS = {
+    "dtype": click.option("--dtype", default="float32", show_default=True, help="Activation (and weight) type: float32, float16, bfloat16, int8, float64."),
+    "weight_dtype": click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype."),
+    "optimizer": click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad."),
+    "mixed_precision": click.option("--mixed-precision", "mixed_precision", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights."),
+    "attention": ATTENTION,
+}
+"""How the network is trained or run, by parameter name: each is a field of figures.memory.MemoryOptions."""
+
+
+def policy_options(command: Any) -> Any:
+    """Add POLICY_OPTIONS to a command, handed to it together as one `policy` dict (the keyword
+    arguments of `_memory_options`), so an option added there reaches every command unedited."""
+
+    @functools.wraps(command)
+    def run(**kwargs: Any) -> Any:
+        policy = {name: kwargs.pop(name) for name in POLICY_OPTIONS}
+        return command(policy=policy, **kwargs)
+
+    for option in reversed(POLICY_OPTIONS.values()):
+        run = option(run)
+    return run
+
+
 def memory_options(command: Any) -> Any:
-    """The options every memory figure depends on."""
-    for option in reversed([
-        BATCH,
-        click.option("--dtype", default="float32", show_default=True, help="Activation (and weight) type: float32, float16, bfloat16, int8, float64."),
-        click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype."),
-        click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad."),
-        click.option("--mixed-precision", "mixed", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights."),
-        ATTENTION,
-    ]):
-        command = option(command)
-    return command
+    """The options every memory figure depends on: --batch and the policy (`policy_options`)."""
+    return BATCH(policy_options(command))
 
 
 def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -263,7 +277,7 @@ def summary(spec: str, input_shape: str | None, symbolic: bool, depth: int | Non
 @memory_options
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON contract (docs/json.md) and nothing else.")
 @click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components (the table; JSON lists every layer).")
-def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, attention: str, as_json: bool, depth: int | None) -> None:
+def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, policy: dict[str, Any], as_json: bool, depth: int | None) -> None:
     """Analyse a spec: shapes, parameters, FLOPs, receptive fields and memory, as a table or JSON.
 
     The table has a row per layer (per block with --depth): output shape, parameters, FLOPs
@@ -279,7 +293,7 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
     """
     from archcalc.analysis import to_json
 
-    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, attention=attention)
+    options = _memory_options(batch, **policy)
     result = _analysis(spec, input_shape, symbolic, options)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
@@ -298,7 +312,7 @@ def analyze(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtyp
 @click.option("--fit", metavar="BUDGET", default=None, help="Find the largest batch that fits this budget, e.g. 16GiB.")
 @click.option("--reserve", metavar="SIZE", default=None, help="With --fit: bytes to set aside for what archcalc does not count (CUDA context, cuDNN workspace, allocator rounding), e.g. 1GiB.")
 @JSON
-def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, attention: str, train: bool, fit: str | None, reserve: str | None, as_json: bool) -> None:
+def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, policy: dict[str, Any], train: bool, fit: str | None, reserve: str | None, as_json: bool) -> None:
     """Memory of weights, activations (sum and inference peak) and a training step.
 
     Training keeps what PyTorch's autograd saves for backward (deduplicated by storage), plus
@@ -319,7 +333,7 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, dtype
     from archcalc.figures.shapes import output_shapes
     from archcalc.options import parse_bytes, usable_budget
 
-    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, attention=attention)
+    options = _memory_options(batch, **policy)
     network = _network(spec, input_shape, symbolic)
     if reserve is not None and fit is None:
         raise OptionError("--reserve sets bytes aside from the --fit budget: give --fit too, e.g. --fit 16GiB --reserve 1GiB")
@@ -487,7 +501,7 @@ def _named_input(spec: str, input_shape: str | None) -> tuple[Any, Any]:
 @memory_options
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
-def formula(spec: str, input_shape: str | None, what: str, fmt: str | None, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, attention: str, output: str | None, as_json: bool) -> None:
+def formula(spec: str, input_shape: str | None, what: str, fmt: str | None, batch: str, policy: dict[str, Any], output: str | None, as_json: bool) -> None:
     """Every figure as an exact formula in the input's sizes (and the batch B).
 
     Spatial sizes are the spec's own names, or H, W (L; D, H, W) by default; `--batch B` keeps
@@ -505,7 +519,7 @@ def formula(spec: str, input_shape: str | None, what: str, fmt: str | None, batc
     from archcalc.symbolic.formula import gather, modulus, render
 
     numeric, network = _named_input(spec, input_shape)
-    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, symbolic=True, attention=attention)
+    options = _memory_options(batch, symbolic=True, **policy)
     try:
         analysis = run(network, options)
     except ShapeError as exc:
@@ -677,7 +691,7 @@ def graph_command(spec: str, input_shape: str | None, fmt: str | None, depth: in
 @INPUT
 @memory_options
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON and nothing else.")
-def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, attention: str, as_json: bool) -> None:
+def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str, policy: dict[str, Any], as_json: bool) -> None:
     """Networks side by side: parameters, FLOPs, memory, receptive field, depth and output.
 
     Costs are ranked (the lowest in bold green) and each figure is also given as a ratio to the
@@ -694,7 +708,7 @@ def compare_command(specs: tuple[str, ...], input_shape: str | None, batch: str,
     from archcalc.compare import check_names, compare, comparison_json
     from archcalc.render.tables import comparison_table
 
-    options = _memory_options(batch, dtype, weight_dtype, optimizer, mixed, attention=attention)
+    options = _memory_options(batch, **policy)
     networks = [_network(s, input_shape) for s in specs]
     check_names(networks)
     result = compare([run(n, options) for n in networks])
@@ -722,14 +736,10 @@ def _sweep_progress() -> Any:
 @click.option("--input", "input_shape", metavar="C,H,W", default=None, help="Input shape (batch excluded); any size may be a range, e.g. 3,64..512:32,224.")
 @click.option("--what", type=FigureChoice("sweep"), default="memory", show_default=True, help="Memory in bytes (the training or inference total), or FLOPs per batch.")
 @click.option("--train/--infer", default=True, show_default=True, help="Training total, or inference total (weights and the inference peak).")
-@click.option("--dtype", default="float32", show_default=True, help="Activation (and weight) type: float32, float16, bfloat16, int8, float64.")
-@click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype.")
-@click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad.")
-@click.option("--mixed-precision", "mixed", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights.")
-@ATTENTION
+@policy_options
 @click.option("--output", "-o", metavar="FILE.csv|FILE.json", default=None, help="Write every grid point, one row each, instead of the table.")
 @click.option("--plot", metavar="FILE.png", default=None, help="Draw the figure against the first swept variable (needs matplotlib: pip install 'archcalc[plot]').")
-def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, train: bool, dtype: str, weight_dtype: str | None, optimizer: str, mixed: str | None, attention: str, output: str | None, plot: str | None) -> None:
+def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, train: bool, policy: dict[str, Any], output: str | None, plot: str | None) -> None:
     """Memory or FLOPs over a grid of batch sizes and input shapes, exactly.
 
     Every range becomes a symbol (B for the batch; for the input the spec's own names, else
@@ -767,7 +777,7 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
             raise OptionError("--plot needs matplotlib, an optional extra: pip install 'archcalc[plot]'") from None
     if builtin:
         note(f"using the built-in spec {path}")
-    options = _memory_options(1, dtype, weight_dtype, optimizer, mixed, attention=attention)
+    options = _memory_options(1, **policy)
     with _sweep_progress() as update:
         result = run_sweep(str(path), batches, shape, what=what, train=train, options=options, progress=update)
     if output is None:

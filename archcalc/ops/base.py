@@ -142,6 +142,23 @@ class Saved:
         )
 
 
+@dataclass(frozen=True)
+class TorchCode:
+    """An op written in PyTorch, for `archcalc export --to pytorch`.
+
+    `module`: a constructor expression built once in __init__ (e.g. `nn.Conv2d(3, 64, 7, bias=False)`),
+    whose parameters and buffers are named as the op's `parameters`/`buffers` name them, or None
+    for an op that is an expression of its inputs alone (torch.cat). `call`: the forward
+    expression, a format string of `{m}` (the module, as an attribute of the generated class),
+    `{x}` (the inputs, comma-separated) and `{0}`, `{1}`... (each input). `defines`: source of the
+    classes or functions torch lacks that `module` or `call` use, each written once in the file.
+    """
+
+    module: str | None = None
+    call: str = "{m}({x})"
+    defines: tuple[str, ...] = ()
+
+
 NOTHING = Saved()
 INPUT = Saved(inputs=(0,))
 OUTPUT = Saved(output=True)
@@ -261,6 +278,11 @@ class Op(Model):
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """NumPy inference forward on batched arrays (batch on axis 0), weights shaped as PyTorch."""
         raise NotImplementedError(f"{self.kind} has no NumPy forward")
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """How the op is written in PyTorch for the input shapes given (batch excluded), for
+        `archcalc export`: its forward equals `forward` with the same weights."""
+        raise NotImplementedError(f"{self.kind} has no PyTorch form")
 
     def describe(self) -> str:
         """A short human summary of the op's settings for tables, e.g. `3x3 s2 p1`."""
