@@ -18,8 +18,10 @@ from archcalc.ops.base import (
     PositiveInt,
     ReceptiveStep,
     Saved,
+    TorchCode,
     Whole,
     elements,
+    literal,
     whole_axes_reads,
 )
 from archcalc.ops.window import np
@@ -56,6 +58,14 @@ class _Activation(Op):
         """The element-wise function on a NumPy array."""
         raise NotImplementedError
 
+    def _nn(self, module: str, *arguments: str) -> TorchCode:
+        """torch.nn's `module` with `arguments` (Python source) and inplace, as nn.ReLU(inplace=True)."""
+        return TorchCode(f"nn.{module}({', '.join((*arguments, f'inplace={self.inplace}'))})")
+
+    def _tensor_method(self, method: str, arguments: str = "") -> TorchCode:
+        """The tensor method `method` on the input, its in-place form (`method_`) with inplace."""
+        return TorchCode(call=f"{{0}}.{method}{'_' if self.inplace else ''}({arguments})")
+
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return self._result(xs[0], self.function(xs[0]))
 
@@ -86,6 +96,9 @@ class ReLU(_Activation):
     def function(self, x: Any) -> Any:
         return np.maximum(x, 0)
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._nn("ReLU")
+
 
 class ReLU6(_Activation):
     kind = "relu6"
@@ -93,6 +106,9 @@ class ReLU6(_Activation):
 
     def function(self, x: Any) -> Any:
         return np.clip(x, 0, 6)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._nn("ReLU6")
 
 
 class LeakyReLU(_Activation):
@@ -103,6 +119,9 @@ class LeakyReLU(_Activation):
 
     def function(self, x: Any) -> Any:
         return np.where(x > 0, x, x * self.negative_slope)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._nn("LeakyReLU", literal(self.negative_slope))
 
 
 class ELU(_Activation):
@@ -115,6 +134,9 @@ class ELU(_Activation):
 
     def function(self, x: Any) -> Any:
         return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._nn("ELU", literal(self.alpha))
 
 
 class Softplus(_Activation):
@@ -129,6 +151,10 @@ class Softplus(_Activation):
         bx = self.beta * x
         return np.where(bx > self.threshold, x, np.logaddexp(0, bx) / self.beta)
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """nn.Softplus, which has no in-place form: with inplace, written out of place (the same values)."""
+        return TorchCode(f"nn.Softplus(beta={literal(self.beta)}, threshold={literal(self.threshold)})")
+
 
 class Sigmoid(_Activation):
     kind = "sigmoid"
@@ -139,6 +165,9 @@ class Sigmoid(_Activation):
     def function(self, x: Any) -> Any:
         return _sigmoid(x)
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._tensor_method("sigmoid") if self.inplace else TorchCode("nn.Sigmoid()")
+
 
 class Tanh(_Activation):
     kind = "tanh"
@@ -147,6 +176,9 @@ class Tanh(_Activation):
 
     def function(self, x: Any) -> Any:
         return np.tanh(x)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._tensor_method("tanh") if self.inplace else TorchCode("nn.Tanh()")
 
 
 class SiLU(_Activation):
@@ -159,6 +191,9 @@ class SiLU(_Activation):
     def function(self, x: Any) -> Any:
         return x * _sigmoid(x)
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._nn("SiLU")
+
 
 class Mish(_Activation):
     kind = "mish"
@@ -166,6 +201,18 @@ class Mish(_Activation):
 
     def function(self, x: Any) -> Any:
         return x * np.tanh(np.logaddexp(0, x))
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._nn("Mish")
+
+
+_NEW_GELU = '''\
+class NewGELU(nn.Module):
+    """GELU's tanh approximation in tensor ops, as transformers' NewGELUActivation (GPT-2's gelu_new)."""
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh((2.0 / torch.pi) ** 0.5 * (x + 0.044715 * torch.pow(x, 3.0))))
+'''
 
 
 class GELU(_Activation):
@@ -200,6 +247,13 @@ class GELU(_Activation):
             return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
         return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """nn.GELU (no in-place form: with inplace, written out of place); transformers' gelu_new
+        as the Python ops it is written in, so autograd keeps what it keeps there."""
+        if self.implementation == "hf" and self.approximate == "tanh":
+            return TorchCode("NewGELU()", defines=(_NEW_GELU,))
+        return TorchCode(f"nn.GELU(approximate={literal(self.approximate)})")
+
 
 class Hardswish(_Activation):
     kind = "hardswish"
@@ -208,6 +262,9 @@ class Hardswish(_Activation):
     def function(self, x: Any) -> Any:
         return x * np.clip(x + 3, 0, 6) / 6
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._nn("Hardswish")
+
 
 class Hardsigmoid(_Activation):
     kind = "hardsigmoid"
@@ -215,6 +272,9 @@ class Hardsigmoid(_Activation):
 
     def function(self, x: Any) -> Any:
         return np.clip(x + 3, 0, 6) / 6
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._nn("Hardsigmoid")
 
 
 class Scale(_Activation):
@@ -231,6 +291,9 @@ class Scale(_Activation):
     def function(self, x: Any) -> Any:
         return x * self.factor
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._tensor_method("mul", literal(self.factor))
+
     def describe(self) -> str:
         return f"x{self.factor:g}"
 
@@ -243,6 +306,9 @@ class Exp(_Activation):
 
     def function(self, x: Any) -> Any:
         return np.exp(x)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._tensor_method("exp")
 
 
 class Clamp(_Activation):
@@ -263,6 +329,9 @@ class Clamp(_Activation):
 
     def function(self, x: Any) -> Any:
         return np.clip(x, self.min, self.max)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return self._tensor_method("clamp", f"min={literal(self.min)}, max={literal(self.max)}")
 
     def describe(self) -> str:
         return f"[{'' if self.min is None else f'{self.min:g}'}, {'' if self.max is None else f'{self.max:g}'}]"
@@ -304,6 +373,26 @@ class Softmax(_Activation):
         shifted = np.exp(x - x.max(axis=self.dim, keepdims=True))
         return shifted / shifted.sum(axis=self.dim, keepdims=True)
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """nn.Softmax (no in-place form: with inplace, written out of place); dims count the batch, as here."""
+        return TorchCode(f"nn.Softmax(dim={literal(self.dim)})")
+
+
+_ACON_C = '''\
+class AconC(nn.Module):
+    """ACON-C (Ma et al. 2021): (p1 - p2) x sigmoid(beta (p1 - p2) x) + p2 x, learned per channel."""
+
+    def __init__(self, shape, beta=1.0):
+        super().__init__()
+        self.p1 = nn.Parameter(torch.randn(shape))
+        self.p2 = nn.Parameter(torch.randn(shape))
+        self.beta = nn.Parameter(torch.full(shape, beta))
+
+    def forward(self, x):
+        dpx = (self.p1 - self.p2) * x
+        return dpx * torch.sigmoid(self.beta * dpx) + self.p2 * x
+'''
+
 
 class AconC(_Activation):
     """ACON-C (Ma et al. 2021): (p1-p2)x * sigmoid(beta (p1-p2) x) + p2 x, learnable per channel."""
@@ -326,6 +415,36 @@ class AconC(_Activation):
         p1, p2, beta = (weights[k][None] for k in ("p1", "p2", "beta"))
         dpx = (p1 - p2) * x
         return self._result(x, dpx * _sigmoid(beta * dpx) + p2 * x)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """AconC (defined in the file: torch has none) with p1, p2 and beta shaped as `parameters`;
+        with inplace, written out of place (the same values)."""
+        shape = self.parameters(inputs)["p1"]
+        return TorchCode(f"AconC({literal(tuple(shape))}, {literal(self.beta_init)})", defines=(_ACON_C,))
+
+
+_META_ACON_C = '''\
+class MetaAconC(nn.Module):
+    """meta-ACON-C (Ma et al. 2021): ACON-C with beta = sigmoid(fc2(fc1(mean of x over H, W))), fc1 and
+    fc2 1x1 convolutions, each followed by a batch norm if `normed` (the authors' code; yolov5's has none)."""
+
+    def __init__(self, width, hidden, normed=True):
+        super().__init__()
+        self.p1 = nn.Parameter(torch.randn(1, width, 1, 1))
+        self.p2 = nn.Parameter(torch.randn(1, width, 1, 1))
+        self.fc1 = nn.Conv2d(width, hidden, 1)
+        self.bn1 = nn.BatchNorm2d(hidden) if normed else nn.Identity()
+        self.fc2 = nn.Conv2d(hidden, width, 1)
+        self.bn2 = nn.BatchNorm2d(width) if normed else nn.Identity()
+        self.normed = normed
+
+    def forward(self, x):
+        beta = torch.sigmoid(self.bn2(self.fc2(self.bn1(self.fc1(x.mean(dim=(2, 3), keepdim=True))))))
+        if self.normed:  # the authors' code computes p1 x - p2 x twice
+            return (self.p1 * x - self.p2 * x) * torch.sigmoid(beta * (self.p1 * x - self.p2 * x)) + self.p2 * x
+        dpx = (self.p1 - self.p2) * x
+        return dpx * torch.sigmoid(beta * dpx) + self.p2 * x
+'''
 
 
 class MetaAconC(Op):
@@ -422,6 +541,11 @@ class MetaAconC(Op):
         beta = _sigmoid(z)[:, :, None, None]
         dpx = (weights["p1"] - weights["p2"]) * x
         return dpx * _sigmoid(beta * dpx) + weights["p2"] * x
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """MetaAconC (defined in the file), its arrays registered in `parameters`' order."""
+        c = inputs[0][0]
+        return TorchCode(f"MetaAconC({literal(c)}, {literal(self._hidden(c))}, normed={self._normed})", defines=(_META_ACON_C,))
 
     @staticmethod
     def _norm(v: Any, weights: dict[str, Any], bn: str) -> Any:

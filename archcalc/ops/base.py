@@ -8,6 +8,7 @@ these methods and never switch on op names.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -152,11 +153,27 @@ class TorchCode:
     expression, a format string of `{m}` (the module, as an attribute of the generated class),
     `{x}` (the inputs, comma-separated) and `{0}`, `{1}`... (each input). `defines`: source of the
     classes or functions torch lacks that `module` or `call` use, each written once in the file.
+    An op whose one array is named '' (a `parameter`, a `buffer`: its full name is the layer's
+    path) has that array itself as `module`, `nn.Parameter(...)` or a tensor, which the generated
+    class assigns, or registers as a buffer, under the layer's name.
     """
 
     module: str | None = None
     call: str = "{m}({x})"
     defines: tuple[str, ...] = ()
+
+
+def literal(value: Any) -> str:
+    """A number, bool, None or string, or a list or tuple of them, as Python source for
+    TorchCode: repr, a float that is not finite as float('inf'), float('nan'), which repr is not."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    if isinstance(value, (list, tuple)):
+        items = ", ".join(literal(v) for v in value)
+        return f"[{items}]" if isinstance(value, list) else f"({items}{',' if len(value) == 1 else ''})"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    raise TypeError(f"{value!r} has no PyTorch form (a symbolic size is exported only with a value)")
 
 
 NOTHING = Saved()
