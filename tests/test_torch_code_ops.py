@@ -23,7 +23,7 @@ from archcalc.ops.conv import Conv3d
 FAMILIES = {
     f"archcalc.ops.{name}"
     for name in (
-        "activation",
+        "activation", "attention", "cache", "matmul",
     )
 }
 
@@ -161,7 +161,7 @@ RESHAPING = [
     case("pixel_unshuffle", (1, 1, 3, 6), downscale_factor=3),
 ]
 
-CASES = ACTIVATION
+CASES = ACTIVATION + ATTENTION
 
 
 def arrays(kind: str, fields: dict[str, Any], shapes: Shapes, ids: tuple[int, ...]) -> list[Any]:

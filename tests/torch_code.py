@@ -18,9 +18,13 @@ LAYER = "layer"
 """The layer's name in the one-layer network and in the module that holds it."""
 
 
-def seeded_weights(kind: str, fields: dict[str, Any], inputs: list[tuple[int, ...]], dtype: str) -> dict[str, Any]:
+def seeded_weights(op: Op, kind: str, fields: dict[str, Any], inputs: list[tuple[int, ...]], dtype: str) -> dict[str, Any]:
     """The executor's seeded arrays (random_weights, float64) of the op as the one layer of a
-    network on its input; an op without inputs reads none (an identity keeps the input used)."""
+    network on its input; an op without inputs reads none (an identity keeps the input used).
+    An op of several inputs has no arrays (attention, matmul, index): none to seed."""
+    if not op.parameters(inputs) and not op.buffers(inputs):
+        return {}
+    assert len(inputs) <= 1, f"{kind} has arrays and {len(inputs)} inputs: seed them in a network of its own"
     layer = {"name": LAYER, "op": kind, **fields}
     if inputs:
         network = {"name": "one", "input": {"shape": list(inputs[0]), "dtype": dtype}, "layers": [layer]}
@@ -51,7 +55,7 @@ def run(torch: Any, op: Op, kind: str, fields: dict[str, Any], xs: list[Any]) ->
     weights in both, in float64 (an int64 array stays int64)."""
     inputs = [tuple(x.shape[1:]) for x in xs]
     dtype = "int64" if xs and xs[0].dtype.kind == "i" else "float32"
-    weights = seeded_weights(kind, fields, inputs, dtype)
+    weights = seeded_weights(op, kind, fields, inputs, dtype)
     code = op.torch_code(inputs)
     namespace: dict[str, Any] = {"torch": torch, "nn": torch.nn, "F": torch.nn.functional}
     for source in code.defines:

@@ -18,8 +18,10 @@ from archcalc.ops.base import (
     PositiveInt,
     ReceptiveStep,
     Saved,
+    TorchCode,
     elements,
     expect_rank,
+    literal,
     whole_axes_reads,
 )
 from archcalc.ops.window import np
@@ -102,6 +104,32 @@ def merge_heads(x: Any) -> Any:
     """[N, heads, S, D] -> [N, S, heads*D], as transpose(1, 2).reshape(N, S, -1)."""
     n, heads, s, d = x.shape
     return x.transpose(0, 2, 1, 3).reshape(n, s, heads * d)
+
+
+_SDPA = '''\
+class ScaledDotProductAttention(nn.Module):
+    """F.scaled_dot_product_attention on tokens [N, S, heads * D], the heads split and merged as Hugging
+    Face models do; an additive bias [N, ...] broadcast to [N, heads, S, S_kv] from the right."""
+
+    def __init__(self, heads, kv_heads, causal=False, dropout=0.0, scale=None):
+        super().__init__()
+        self.heads, self.kv_heads, self.causal, self.dropout, self.scale = heads, kv_heads, causal, dropout, scale
+
+    def forward(self, q, k, v, bias=None):
+        q = q.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+        k, v = (t.unflatten(-1, (self.kv_heads, -1)).transpose(1, 2) for t in (k, v))
+        causal = self.causal
+        if bias is not None:
+            bias = bias.reshape(bias.shape[0], *(1,) * (4 - bias.dim()), *bias.shape[1:])
+            if causal:  # SDPA takes a mask or is_causal, not both: the causal mask joins the bias
+                bias = bias + torch.full((q.shape[2], k.shape[2]), float("-inf"), dtype=q.dtype, device=q.device).triu(1)
+                causal = False
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0, is_causal=causal,
+            scale=self.scale, enable_gqa=self.kv_heads != self.heads,
+        )
+        return out.transpose(1, 2).flatten(2)
+'''
 
 
 class Attention(Op):
@@ -204,6 +232,12 @@ class Attention(Op):
         scale = self.scale if self.scale is not None else 1 / float(np.sqrt(q.shape[-1]))
         return merge_heads(attend(q, k, v, bias, self.causal, scale))
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """ScaledDotProductAttention (defined in the file): torch has scaled_dot_product_attention
+        but no module that splits and merges the heads around it."""
+        settings = [self.heads, self.key_heads, self.causal, self.dropout, self.scale]
+        return TorchCode(f"ScaledDotProductAttention({', '.join(map(literal, settings))})", defines=(_SDPA,))
+
     def describe(self) -> str:
         kv = f"/{self.kv_heads} kv" if self.kv_heads and self.kv_heads != self.heads else ""
         return f"{self.heads} heads{kv}" + (" causal" if self.causal else "")
@@ -283,6 +317,12 @@ class MultiheadAttention(Op):
         q, k, v = (split_heads(part, self.heads) for part in np.split(packed, 3, axis=-1))
         merged = merge_heads(attend(q, k, v, None, False, 1 / float(np.sqrt(q.shape[-1]))))
         return merged @ weights["out_proj.weight"].T + out_bias
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """nn.MultiheadAttention called as torchvision's ViT calls it: self(x, x, x, need_weights=False)."""
+        e = inputs[0][-1]
+        module = f"nn.MultiheadAttention({literal(e)}, {literal(self.heads)}, dropout={literal(self.dropout)}, bias={self.bias}, batch_first=True)"
+        return TorchCode(module, call="{m}({0}, {0}, {0}, need_weights=False)[0]")
 
     def describe(self) -> str:
         return f"{self.heads} heads"

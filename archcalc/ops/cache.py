@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from archcalc.ops.base import Op
+from archcalc.arith import Shape
+from archcalc.ops.base import Op, TorchCode
 
 
 class KVCache(Op):
@@ -20,3 +21,7 @@ class KVCache(Op):
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0].copy()
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """A copy, as the cache's cat gives (CloneBackward0 keeps nothing either)."""
+        return TorchCode(call="{0}.clone()")

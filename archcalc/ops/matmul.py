@@ -7,7 +7,7 @@ from typing import Any
 
 from archcalc.arith import Dim, Shape, may_equal, product
 from archcalc.errors import ShapeError
-from archcalc.ops.base import Op, ReceptiveStep, Saved, elements
+from archcalc.ops.base import Op, ReceptiveStep, Saved, TorchCode, elements
 from archcalc.ops.window import np
 
 
@@ -113,3 +113,6 @@ class MatMul(Op):
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return np.matmul(xs[0], xs[1])
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(call="torch.matmul({0}, {1})")
