@@ -23,7 +23,7 @@ from archcalc.ops.conv import Conv3d
 FAMILIES = {
     f"archcalc.ops.{name}"
     for name in (
-        "activation", "attention", "cache", "matmul",
+        "activation", "attention", "cache", "embedding", "matmul", "positions", "rotary",
     )
 }
 
@@ -161,7 +161,7 @@ RESHAPING = [
     case("pixel_unshuffle", (1, 1, 3, 6), downscale_factor=3),
 ]
 
-CASES = ACTIVATION + ATTENTION
+CASES = ACTIVATION + ATTENTION + TABLES
 
 
 def arrays(kind: str, fields: dict[str, Any], shapes: Shapes, ids: tuple[int, ...]) -> list[Any]:
@@ -213,7 +213,7 @@ def test_torch_form_computes_the_forward(kind: str, fields: dict[str, Any], shap
     op = REGISTRY[kind](**fields)
     torch_form(kind, fields, shapes)
     ran = run(torch, op, kind, fields, arrays(kind, fields, shapes, ids))
-    got = ran.output.numpy()
+    got = ran.output.detach().numpy()
     assert got.shape == ran.expected.shape and got.dtype.kind == ran.expected.dtype.kind
     np.testing.assert_allclose(got, ran.expected, rtol=1e-10, atol=tolerance(kind, fields))
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from archcalc.arith import Shape
 from archcalc.errors import ShapeError
 from archcalc.model import Field
-from archcalc.ops.base import Init, NonNegativeInt, Op, Saved, Width
+from archcalc.ops.base import Init, NonNegativeInt, Op, Saved, TorchCode, Width, literal
 from archcalc.ops.window import np
 
 
@@ -37,6 +37,9 @@ class Embedding(Op):
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return weights["weight"][xs[0]]
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(f"nn.Embedding({literal(self.vocab)}, {literal(self.dim)}, padding_idx={literal(self.padding_idx)})")
 
     def describe(self) -> str:
         return f"{self.vocab}x{self.dim}"
@@ -68,6 +71,10 @@ class _Shared(Op):
         array = weights[""]
         return array if self.batch_axis else array[None]  # the executor's arrays lead with the batch
 
+    def _read(self, array: str) -> TorchCode:
+        """The array (Python source), read whole: with a batch axis of 1 the batch shares, or given one."""
+        return TorchCode(array, call="{m}" if self.batch_axis else "{m}[None]")
+
     def describe(self) -> str:
         return "x".join(map(str, self.shape))
 
@@ -80,6 +87,10 @@ class Parameter(_Shared):
 
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         return {"": self._array()}
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """nn.Parameter, assigned under the layer's name (its array's name is empty)."""
+        return self._read(f"nn.Parameter(torch.zeros({literal(self._array())}))")
 
 
 class Buffer(_Shared):
@@ -101,8 +112,20 @@ class Buffer(_Shared):
     def output_dtype(self, inputs: list[str | None]) -> str | None:
         return "int64" if self.dtype == "int64" else None
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """A tensor, registered as a buffer under the layer's name (its array's name is empty)."""
+        return self._read(f"torch.zeros({literal(self._array())}, dtype=torch.{self.dtype})")
+
     def describe(self) -> str:
         return f"{super().describe()} {self.dtype}"
+
+
+_INDEX_ROWS = '''\
+def index_rows(table, ids):
+    """table[ids] per example: rows of each example's table [N, T, ...] (or of one the batch shares, N = 1) picked by ids [N, ...]."""
+    examples = torch.arange(table.shape[0], device=table.device).view(-1, *(1,) * (ids.dim() - 1))
+    return table[examples, ids]
+'''
 
 
 class Index(Op):
@@ -129,3 +152,7 @@ class Index(Op):
         if table.shape[0] == 1:
             return table[0][ids]
         return table[np.arange(len(table)).reshape(-1, *(1,) * (ids.ndim - 1)), ids]
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """index_rows (defined in the file): torch's indexing reads one table, not one per example."""
+        return TorchCode(call="index_rows({0}, {1})", defines=(_INDEX_ROWS,))

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from archcalc.arith import Dim, Shape, provably_below
 from archcalc.errors import ShapeError
-from archcalc.ops.base import Op, PositiveInt
+from archcalc.ops.base import Op, PositiveInt, TorchCode, literal
 from archcalc.ops.window import np
 
 
@@ -64,6 +64,15 @@ class SequenceIds(Op):
         if self.values == "zeros":
             return np.zeros((1, length), dtype=np.int64)
         return np.arange(length, dtype=np.int64)[None]
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """The ids computed per forward, as the executor computes them; with `buffer`, the buffer
+        HF registers (torch.arange or zeros [1, L]) is held too, under the layer's name, but not read."""
+        if self.values == "zeros":
+            ids, buffer = "torch.zeros(1, {0}.shape[1], dtype=torch.int64, device={0}.device)", "torch.zeros(1, {}, dtype=torch.int64)"
+        else:
+            ids, buffer = "torch.arange({0}.shape[1], device={0}.device)[None]", "torch.arange({})[None]"
+        return TorchCode(None if self.buffer is None else buffer.format(literal(self.buffer)), call=ids)
 
     def describe(self) -> str:
         return self.values + (f" of {self.buffer}" if self.buffer is not None else "")

@@ -10,8 +10,27 @@ from typing import Any
 from archcalc.arith import Dim, Shape, may_equal
 from archcalc.errors import ShapeError
 from archcalc.model import Field, model_validator
-from archcalc.ops.base import Op, PositiveInt, Saved, elements
+from archcalc.ops.base import Op, PositiveInt, Saved, TorchCode, elements, literal
 from archcalc.ops.window import np
+
+_ROTARY_EMBEDDING = '''\
+class RotaryEmbedding(nn.Module):
+    """cos and sin of positions x inv_freq, stacked [N, 2, S, head_dim] (transformers' LlamaRotaryEmbedding,
+    default rope), inv_freq = 1 / theta^(2i / head_dim) computed from theta in float64 (the buffers hold it)."""
+
+    def __init__(self, head_dim, theta=10000.0):
+        super().__init__()
+        self.head_dim, self.theta = head_dim, theta
+        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+        self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
+        self.register_buffer("original_inv_freq", inv_freq.float(), persistent=False)
+
+    def forward(self, positions):
+        exponents = torch.arange(0, self.head_dim, 2, dtype=torch.float64, device=positions.device) / self.head_dim
+        freqs = positions.double()[..., None] / self.theta**exponents
+        angles = torch.cat((freqs, freqs), dim=-1)
+        return torch.stack((angles.cos(), angles.sin()), dim=1).to(self.inv_freq.dtype)
+'''
 
 
 class RotaryEmbedding(Op):
@@ -65,8 +84,23 @@ class RotaryEmbedding(Op):
         emb = np.concatenate([freqs, freqs], axis=-1)
         return np.stack([np.cos(emb), np.sin(emb)], axis=1).astype(dtype)  # [1, 2, S, head_dim]
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """RotaryEmbedding (defined in the file), its buffers non-persistent as transformers' are."""
+        return TorchCode(f"RotaryEmbedding({literal(self.head_dim)}, {literal(self.theta)})", defines=(_ROTARY_EMBEDDING,))
+
     def describe(self) -> str:
         return f"head_dim {self.head_dim}"
+
+
+_ROTARY = '''\
+def rotary(x, table):
+    """x * cos + rotate_half(x) * sin per head of tokens [N, S, heads * head_dim], a table [N, 2, S, head_dim]
+    (transformers' apply_rotary_pos_emb; rotate_half(x) = cat(-x2, x1) of each head's two halves)."""
+    heads = x.unflatten(-1, (-1, table.shape[-1]))
+    cos, sin = table[:, 0, :, None], table[:, 1, :, None]
+    x1, x2 = heads.chunk(2, dim=-1)
+    return (heads * cos + torch.cat((-x2, x1), dim=-1) * sin).flatten(2)
+'''
 
 
 class Rotary(Op):
@@ -117,4 +151,8 @@ class Rotary(Op):
         half = head_dim // 2
         rotated = np.concatenate([-heads[..., half:], heads[..., :half]], axis=-1)
         return (heads * cos + rotated * sin).reshape(n, s, width)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """rotary (defined in the file): transformers writes it as a function, not a module."""
+        return TorchCode(call="rotary({0}, {1})", defines=(_ROTARY,))
 
