@@ -23,7 +23,8 @@ from archcalc.ops.conv import Conv3d
 FAMILIES = {
     f"archcalc.ops.{name}"
     for name in (
-        "activation", "attention", "cache", "embedding", "matmul", "positions", "rotary",
+        "activation", "attention", "cache", "embedding", "matmul", "multiscale", "positions", "reduce",
+        "resample", "roll", "rotary", "shifted_windows",
     )
 }
 
@@ -161,7 +162,7 @@ RESHAPING = [
     case("pixel_unshuffle", (1, 1, 3, 6), downscale_factor=3),
 ]
 
-CASES = ACTIVATION + ATTENTION + TABLES
+CASES = ACTIVATION + ATTENTION + TABLES + MULTISCALE + RESHAPING
 
 
 def arrays(kind: str, fields: dict[str, Any], shapes: Shapes, ids: tuple[int, ...]) -> list[Any]:

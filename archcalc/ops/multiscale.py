@@ -7,7 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from archcalc.arith import Dim, Shape
-from archcalc.ops.base import Op, PositiveInt, ReceptiveStep, Saved, Window, expect_rank
+from archcalc.ops.base import (
+    Op,
+    PositiveInt,
+    ReceptiveStep,
+    Saved,
+    TorchCode,
+    Window,
+    expect_rank,
+    literal,
+)
 from archcalc.ops.conv import Conv3d
 from archcalc.ops.window import np
 
@@ -71,6 +80,13 @@ class HeadConv3d(Conv3d):
         folded = self._conv.forward([x.reshape(-1, *x.shape[2:])], weights)
         return folded.reshape(*x.shape[:2], *folded.shape[1:])
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """Conv3d's PyTorch form on the heads folded into the batch, [N * heads, C, T, H, W], then
+        unfolded, as torchvision's MViT reshapes around its pooling convolution."""
+        conv = self._conv.torch_code(self._per_head(inputs))
+        folded = conv.call.replace("{x}", "{0}").replace("{0}", "{0}.flatten(0, 1)")
+        return TorchCode(conv.module, f"({folded}).unflatten(0, (-1, {literal(inputs[0][0])}))", conv.defines)
+
 
 class RelativeDistance(Op):
     """MViTv2's relative distances between `q` query and `k` key positions along one axis, the
@@ -101,6 +117,12 @@ class RelativeDistance(Op):
         i = np.arange(self.q, dtype=np.float32)[:, None]
         j = np.arange(self.k, dtype=np.float32)[None, :]
         return (i * q_ratio - (j + np.float32(1 - self.k)) * k_ratio).astype(np.int64)[None]
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """As torchvision's _add_rel_pos writes it: int64 aranges times Python floats (float32), truncated."""
+        q_ratio, k_ratio = max(self.k / self.q, 1.0), max(self.q / self.k, 1.0)
+        i, j = f"torch.arange({literal(self.q)})[:, None]", f"torch.arange({literal(self.k)})[None, :]"
+        return TorchCode(call=f"({i} * {literal(q_ratio)} - ({j} + {literal(1.0 - self.k)}) * {literal(k_ratio)}).long()[None]")
 
     def describe(self) -> str:
         return f"{self.q}x{self.k}"

@@ -8,7 +8,16 @@ from typing import Any, ClassVar
 
 from archcalc.arith import Dim, Shape
 from archcalc.errors import ShapeError
-from archcalc.ops.base import GLOBAL, Op, ReceptiveStep, Whole, elements, whole_axes_reads
+from archcalc.ops.base import (
+    GLOBAL,
+    Op,
+    ReceptiveStep,
+    TorchCode,
+    Whole,
+    elements,
+    literal,
+    whole_axes_reads,
+)
 from archcalc.ops.window import np
 
 
@@ -69,6 +78,11 @@ class _Reduction(Op):
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         axes = tuple(a + 1 for a in self._axes(xs[0].shape[1:]))
         return getattr(np, self.reduce)(xs[0], axis=axes, keepdims=self.keepdim)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """x.mean(dim, keepdim) or x.sum(...): dims count the batch, as here."""
+        dim = tuple(self.dim) if isinstance(self.dim, list) else self.dim
+        return TorchCode(call=f"{{0}}.{self.reduce}(dim={literal(dim)}, keepdim={self.keepdim})")
 
     def describe(self) -> str:
         return f"dim {self.dim}" + (" keepdim" if self.keepdim else "")

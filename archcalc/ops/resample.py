@@ -22,8 +22,10 @@ from archcalc.ops.base import (
     Op,
     ReceptiveStep,
     Saved,
+    TorchCode,
     Window,
     elements,
+    literal,
 )
 from archcalc.ops.pool import (
     AdaptiveAvgPool1d,
@@ -305,6 +307,13 @@ class Interpolate(Op):
             x = (gathered * weight.reshape(shape)).sum(axis=axis + 1)
         return np.ascontiguousarray(x)
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        settings = {
+            "size": self.size, "scale_factor": self.scale_factor, "mode": self.mode,
+            "align_corners": self.align_corners, "recompute_scale_factor": self.recompute_scale_factor,
+        }
+        return TorchCode(call=f"F.interpolate({{0}}, {', '.join(f'{k}={literal(v)}' for k, v in settings.items())})")
+
     def describe(self) -> str:
         if self.size is not None:
             target = "->" + "x".join(map(str, self.size if isinstance(self.size, list) else [self.size]))
@@ -399,6 +408,9 @@ class PixelShuffle(_PixelShuffle):
         order = (*range(k), k, k + 3, k + 1, k + 4, k + 2)  # (..., C, H, r, W, r)
         return blocks.transpose(order).copy().reshape(*lead, c // (r * r), h * r, w * r)  # a new tensor
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(f"nn.PixelShuffle({literal(self.upscale_factor)})")
+
 
 class PixelUnshuffle(_PixelShuffle):
     """[C, H*r, W*r] -> [C*r^2, H, W], as torch.nn.PixelUnshuffle, the inverse of pixel_shuffle."""
@@ -440,3 +452,6 @@ class PixelUnshuffle(_PixelShuffle):
         k = len(lead)
         order = (*range(k), k, k + 2, k + 4, k + 1, k + 3)  # (..., C, r, r, H, W)
         return blocks.transpose(order).copy().reshape(*lead, c * r * r, h // r, w // r)  # a new tensor
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(f"nn.PixelUnshuffle({literal(self.downscale_factor)})")

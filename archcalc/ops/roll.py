@@ -8,7 +8,7 @@ from typing import Any
 from archcalc.arith import Shape
 from archcalc.errors import ShapeError
 from archcalc.model import model_validator
-from archcalc.ops.base import Op, Whole
+from archcalc.ops.base import Op, TorchCode, Whole, literal
 from archcalc.ops.window import np
 
 
@@ -71,6 +71,10 @@ class Roll(Op):
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         pairs = self._shift_per_axis(xs[0].shape[1:])
         return np.roll(xs[0], tuple(pairs.values()), axis=tuple(a + 1 for a in pairs))
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """torch.roll with the shifts and dims as given (a dim named twice rolls twice there too)."""
+        return TorchCode(call=f"torch.roll({{0}}, shifts={literal(self.shifts)}, dims={literal(self.dims)})")
 
     def describe(self) -> str:
         return f"{self.shifts} along {self.dims}"

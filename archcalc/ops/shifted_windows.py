@@ -6,8 +6,23 @@ from typing import Any
 
 from archcalc.arith import Shape, product
 from archcalc.model import Field, model_validator
-from archcalc.ops.base import Op, PositiveInt, Whole
+from archcalc.ops.base import Op, PositiveInt, TorchCode, Whole, literal
 from archcalc.ops.window import np
+
+_SHIFT_MASK = '''\
+def shift_mask(size, window, shift):
+    """Swin's mask of shifted windows [1, windows, 1, N, N]: -100 between two positions of a window that
+    come from different regions of the shifted map, else 0 (torchvision's labels, later regions overwriting)."""
+    labels = torch.zeros(size)
+    for count in range(3 ** len(size)):
+        region = [count // 3 ** (len(size) - 1 - axis) % 3 for axis in range(len(size))]
+        bounds = [((0, -w), (-w, -s), (-s, None))[r] for r, w, s in zip(region, window, shift)]
+        labels[tuple(slice(start, end) for start, end in bounds)] = count
+    split = [d for n, w in zip(size, window) for d in (n // w, w)]
+    order = [*range(0, 2 * len(size), 2), *range(1, 2 * len(size), 2)]
+    windows = labels.reshape(split).permute(order).flatten(len(size)).flatten(0, len(size) - 1)
+    return torch.where(windows[:, None, :] != windows[:, :, None], -100.0, 0.0)[None, :, None]
+'''
 
 
 class ShiftMask(Op):
@@ -60,6 +75,11 @@ class ShiftMask(Op):
         diff = windows[:, None, :] - windows[:, :, None]
         mask = np.where(diff != 0, np.float32(-100.0), np.float32(0.0))
         return mask[None, :, None]
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """shift_mask (defined in the file), built at every call as torchvision builds it."""
+        sizes = ", ".join(literal(tuple(v)) for v in (self.size, self.window, self.shift))
+        return TorchCode(call=f"shift_mask({sizes})", defines=(_SHIFT_MASK,))
 
     def describe(self) -> str:
         return f"{'x'.join(map(str, self.window))} shift {'x'.join(map(str, self.shift))}"
