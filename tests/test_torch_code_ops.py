@@ -9,6 +9,7 @@ every op of these families has a PyTorch form is checked without torch.
 
 from __future__ import annotations
 
+import ast
 import zlib
 from typing import Any
 
@@ -46,6 +47,7 @@ ACTIVATION = [
             ("leaky_relu", {"negative_slope": 0.2}), ("leaky_relu", {"inplace": True}),
             ("elu", {"alpha": 0.5}), ("elu", {"inplace": True}),
             ("softplus", {}), ("softplus", {"beta": 2.0, "threshold": 10.0}), ("softplus", {"inplace": True}),
+            ("softplus", {"threshold": float("inf")}),  # never linear: written float('inf')
             ("sigmoid", {}), ("sigmoid", {"inplace": True}), ("tanh", {}), ("tanh", {"inplace": True}),
             ("silu", {}), ("swish", {"inplace": True}), ("mish", {}), ("mish", {"inplace": True}),
             ("gelu", {}), ("gelu", {"approximate": "tanh"}), ("gelu", {"inplace": True}),
@@ -204,8 +206,17 @@ def test_every_op_of_these_families_has_cases() -> None:
 
 @pytest.mark.parametrize("kind, fields, shapes, ids", CASES)
 def test_every_op_has_a_torch_form(kind: str, fields: dict[str, Any], shapes: Shapes, ids: tuple[int, ...]) -> None:
+    """A TorchCode whose module and call are Python expressions (the call's inputs named x0, x1,
+    ...) and whose defines are Python statements, each defining one class or function."""
     code = torch_form(kind, fields, shapes)
     assert isinstance(code, TorchCode) and (code.module is not None or "{m}" not in code.call)
+    names = [f"x{i}" for i in range(len(shapes))]
+    ast.parse(code.call.format(*names, m="self.layer", x=", ".join(names)), mode="eval")
+    if code.module is not None:
+        ast.parse(code.module, mode="eval")
+    for source in code.defines:
+        (definition,) = ast.parse(source).body
+        assert isinstance(definition, (ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(definition)
 
 
 @pytest.mark.parametrize("kind, fields, shapes, ids", CASES)

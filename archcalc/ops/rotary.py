@@ -93,7 +93,7 @@ class RotaryEmbedding(Op):
 
 
 _ROTARY = '''\
-def rotary(x, table):
+def apply_rotary(x, table):
     """x * cos + rotate_half(x) * sin per head of tokens [N, S, heads * head_dim], a table [N, 2, S, head_dim]
     (transformers' apply_rotary_pos_emb; rotate_half(x) = cat(-x2, x1) of each head's two halves)."""
     heads = x.unflatten(-1, (-1, table.shape[-1]))
@@ -153,6 +153,6 @@ class Rotary(Op):
         return (heads * cos + rotated * sin).reshape(n, s, width)
 
     def torch_code(self, inputs: list[Shape]) -> TorchCode:
-        """rotary (defined in the file): transformers writes it as a function, not a module."""
-        return TorchCode(call="rotary({0}, {1})", defines=(_ROTARY,))
+        """apply_rotary (defined in the file): transformers writes it as a function, not a module."""
+        return TorchCode(call="apply_rotary({0}, {1})", defines=(_ROTARY,))
 

@@ -10,7 +10,7 @@ from archcalc.ops.base import Op, PositiveInt, TorchCode, Whole, literal
 from archcalc.ops.window import np
 
 _SHIFT_MASK = '''\
-def shift_mask(size, window, shift):
+def shifted_window_mask(size, window, shift):
     """Swin's mask of shifted windows [1, windows, 1, N, N]: -100 between two positions of a window that
     come from different regions of the shifted map, else 0 (torchvision's labels, later regions overwriting)."""
     labels = torch.zeros(size)
@@ -77,9 +77,9 @@ class ShiftMask(Op):
         return mask[None, :, None]
 
     def torch_code(self, inputs: list[Shape]) -> TorchCode:
-        """shift_mask (defined in the file), built at every call as torchvision builds it."""
+        """shifted_window_mask (defined in the file), built at every call as torchvision builds it."""
         sizes = ", ".join(literal(tuple(v)) for v in (self.size, self.window, self.shift))
-        return TorchCode(call=f"shift_mask({sizes})", defines=(_SHIFT_MASK,))
+        return TorchCode(call=f"shifted_window_mask({sizes})", defines=(_SHIFT_MASK,))
 
     def describe(self) -> str:
         return f"{'x'.join(map(str, self.window))} shift {'x'.join(map(str, self.shift))}"
