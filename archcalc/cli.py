@@ -109,19 +109,19 @@ def _symbolic_asked(ctx: click.Context) -> bool:
     return bool(ctx.params.get("symbolic")) or named
 
 
-def _batch_value(batch: str, symbolic: bool | None = None) -> Any:
-    """The batch as an int, or as a positive-integer symbol when symbolic mode was asked for
-    (`symbolic` None: as the command's --symbolic and --input say), so a mistyped --batch is
-    an error rather than a formula."""
-    value = parse_batch(batch)
+def _batch_value(batch: str, symbolic: bool | None = None, option: str = "--batch") -> Any:
+    """The batch (or another count: `option`, --devices, --tp) as an int, or as a positive-integer
+    symbol when symbolic mode was asked for (`symbolic` None: as the command's --symbolic and
+    --input say), so a mistyped --batch is an error rather than a formula."""
+    value = parse_batch(batch, option)
     if isinstance(value, str):
         ctx = click.get_current_context()
         if not (_symbolic_asked(ctx) if symbolic is None else symbolic):
             named = "name the input's sizes, as in --input 3,H,W"
             ways = f"add --symbolic, or {named}" if any(p.name == "symbolic" for p in ctx.command.params) else named
             raise OptionError(
-                f"--batch {quote(value)} is a symbol, which only symbolic mode takes: {ways}; "
-                "for a number give digits, like --batch 32"
+                f"{option} {quote(value)} is a symbol, which only symbolic mode takes: {ways}; "
+                f"for a number give digits, like {option} 32"
             )
         from archcalc.symbolic.symbols import symbol
 
@@ -135,6 +135,9 @@ def _memory_options(batch: str | int, symbolic: bool | None = None, optimizer: s
     from archcalc.figures.memory import MemoryOptions, check_options
 
     value = _batch_value(batch, symbolic) if isinstance(batch, str) else batch
+    for name in ("devices", "tp"):  # counts that may be symbols, as the batch
+        if isinstance(policy.get(name), str):
+            policy[name] = _batch_value(policy[name], symbolic, "--" + name)
     options = MemoryOptions(batch=value, optimizer=optimizer.lower(), **policy)
     check_options(options)
     return options
@@ -193,6 +196,14 @@ POLICY_OPTIONS = {
     "optimizer": click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad."),
     "mixed_precision": click.option("--mixed-precision", "mixed_precision", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights."),
     "attention": ATTENTION,
+    "dropout_mask": click.option(
+        "--dropout-mask", type=click.Choice(["activation", "bool"]), default="activation", show_default=True,
+        help="A dropout mask's element: the activation dtype (PyTorch on the CPU keeps the scaled mask) or bool (1 byte: CUDA's fused kernel).",
+    ),
+    "devices": click.option("--devices", metavar="N", default=None, help="Devices in all, tensor-parallel ones included (data-parallel replicas: N / --tp); figures become one device's. A symbol (N) with --symbolic, or with --fit to find the fewest devices."),
+    "zero": click.option("--zero", type=click.IntRange(0, 3), default=0, show_default=True, help="ZeRO stage (FSDP) across the data-parallel devices: 1 splits the optimizer state, 2 also gradients, 3 also parameters."),
+    "tp": click.option("--tp", metavar="T", default="1", show_default=True, help="Tensor-parallel degree: splits the layers marked `parallel: column|row` (Megatron-LM) and their activations."),
+    "sequence_parallel": click.option("--sequence-parallel", is_flag=True, help="With --tp: Megatron's sequence parallelism, every activation split across the T devices."),
 }
 """How the network is trained or run, by parameter name: each is a field of figures.memory.MemoryOptions."""
 

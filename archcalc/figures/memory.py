@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from archcalc.arith import Dim, Shape
+from archcalc.arith import Dim, Shape, ceil_div, divide, is_numeric
 from archcalc.dtypes import BYTES, INTEGER
 from archcalc.errors import OptionError
 from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Sweepable, Total, plain, walk
 from archcalc.figures.params import ParamCount
-from archcalc.ops.base import AttentionKernel, Op, elements
+from archcalc.figures.sharding import activation_share, check_sharding, data_parallel, per_device, tensor_parallel_parameters, zero_share
+from archcalc.ops.base import MASK, AttentionKernel, Op, elements
 from archcalc.spec.graph import INPUT, Layer, Network
 
 if TYPE_CHECKING:
@@ -47,10 +48,20 @@ class MemoryOptions:
     optimizer: str = "adam"
     mixed_precision: Literal["fp16", "bf16"] | None = None
     attention: AttentionKernel = "fused"  # what attention keeps for backward (ops.base.AttentionKernel)
+    dropout_mask: Literal["activation", "bool"] = "activation"  # a dropout mask's element: the activation dtype (PyTorch on the CPU) or bool (CUDA's fused kernel)
+    devices: Dim | None = None  # all devices, tensor-parallel ones included; None: one data-parallel replica (tp devices)
+    zero: Literal[0, 1, 2, 3] = 0  # ZeRO stage across the data-parallel devices (sharding.py)
+    tp: Dim = 1  # tensor-parallel degree (Megatron-LM: layers with `parallel: column|row`)
+    sequence_parallel: bool = False  # Megatron's sequence parallelism with tp: every activation split t ways
 
     @property
     def activation_bytes(self) -> int:
         return 2 if self.mixed_precision else BYTES[self.dtype]
+
+    @property
+    def mask_bytes(self) -> int:
+        """Bytes of a dropout mask's element: 1 for a bool mask, else the activation dtype's."""
+        return 1 if self.dropout_mask == "bool" else self.activation_bytes
 
     @property
     def parameter_bytes(self) -> int:
@@ -114,6 +125,7 @@ def check_options(options: MemoryOptions) -> None:
         raise OptionError(f"unknown attention kernel '{options.attention}' (known: fused, math)")
     if options.optimizer not in OPTIMIZER_STATES:
         raise OptionError(f"unknown optimizer '{options.optimizer}' (known: {', '.join(OPTIMIZER_STATES)})")
+    check_sharding(options)
 
 
 def nothing_per_example(budget: int, fixed: Dim) -> OptionError:
@@ -234,6 +246,12 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
         peak_layer, peak = max(candidates, key=lambda c: c[1])  # the first layer at the maximum
     # training: storages kept for backward, counted once each, plus per-layer extras
     grads = gradients(network, counts)
+    share = activation_share(network, shapes, options)
+
+    def element(dtype: str | None) -> int:
+        """Bytes of an extra's element: the activation dtype's (None), a dropout mask's, or the dtype's own."""
+        return size if dtype is None else options.mask_bytes if dtype == MASK else BYTES[dtype]
+
     kept: dict[str, Dim] = {}
     once: PerOp[tuple[tuple[int, ...], bool, tuple[Dim, ...]]] = PerOp()
 
@@ -241,7 +259,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
         """The inputs the op keeps for backward, whether it keeps its output, and its extras'
         bytes per example (none when its output is shared by the batch)."""
         saved = op.saved_for_backward_with(in_shapes, output, options.attention)
-        extras = tuple(count * (BYTES[dtype] if dtype else size) if batched else 0 for count, dtype in saved.extra)
+        extras = tuple(count * element(dtype) if batched else 0 for count, dtype in saved.extra)
         return saved.kept_inputs(grad.trains, grad.inputs), saved.output, extras
 
     def step(layer: Layer) -> LayerMemory:
@@ -256,11 +274,11 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
             )
             tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if keeps_output else [])
             for t in tensors:
-                kept[t] = storages[t].nbytes
-                saved_bytes += storages[t].nbytes
+                kept[t] = share(t, storages[t].nbytes)
+                saved_bytes += kept[t]
             for n, extra in enumerate(extras):
-                kept[f"{layer.path}#{n}"] = extra
-                saved_bytes += extra
+                kept[f"{layer.path}#{n}"] = share(layer.path, extra)
+                saved_bytes += kept[f"{layer.path}#{n}"]
         return LayerMemory(elements(output) * sizes[layer.path], saved_bytes)
 
     layers = walk(network, step)
@@ -273,23 +291,25 @@ def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCo
     check_options(options)
     check_batch_symbol(network, options.batch)
     layers, peak, peak_layer, training = activation_profile(network, shapes, counts, options)
-    params = sum((c.params for c in counts.values()), 0)
-    trainable = sum((c.trainable for c in counts.values()), 0)
+    if options.tp == 1:
+        params = sum((c.params for c in counts.values()), 0)
+        trainable = sum((c.trainable for c in counts.values()), 0)
+    else:
+        params, trainable = tensor_parallel_parameters(network, shapes, counts, options.tp)
     buffers = sum((c.buffers for c in counts.values()), 0)
     master = options.parameter_bytes
-    weights = params * master + (params * 2 if options.mixed_precision else 0)  # + half copy
     batch = options.batch
     return Memory(
         options,
         layers,
-        weights=weights,
+        weights=zero_share("weights", params, options) * (master + (2 if options.mixed_precision else 0)),  # + half copy
         buffers=buffers * master,
         activations_sum=batch * sum((m.output for m in layers.values()), 0),
         inference_peak=peak.at(batch),
         peak_layer=peak_layer,
         training_activations=training.at(batch),
-        gradients=trainable * master,
-        optimizer_state=OPTIMIZER_STATES[options.optimizer] * trainable * master,
+        gradients=zero_share("gradients", trainable, options) * master,
+        optimizer_state=zero_share("optimizer_state", trainable, options) * OPTIMIZER_STATES[options.optimizer] * master,
         attention=options.attention if any(layer.op.attends for layer in network.layers) else None,
     )
 
@@ -319,8 +339,21 @@ def largest_batch(network: Network, shapes: dict[str, Shape], counts: dict[str, 
 
 
 def options_json(o: MemoryOptions) -> dict[str, Any]:
-    """The batch, dtype, optimizer and mixed precision that memory figures were priced with."""
-    return {"batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision}
+    """The batch, dtype, optimizer and mixed precision that memory figures were priced with, and
+    (only where given) the dropout mask's element and how the figures are one device's."""
+    return {
+        "batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision,
+        **({"dropout_mask": o.dropout_mask} if o.dropout_mask != "activation" else {}),
+        **(sharding_json(o) if per_device(o) else {}),
+    }
+
+
+def sharding_json(o: MemoryOptions) -> dict[str, Any]:
+    """`per_device: true` and the devices, data-parallel replicas, ZeRO stage and tensor/sequence parallelism."""
+    return {
+        "per_device": True, "devices": plain(o.devices if o.devices is not None else o.tp), "data_parallel": plain(data_parallel(o)),
+        "zero": o.zero, "tensor_parallel": plain(o.tp), "sequence_parallel": o.sequence_parallel,
+    }
 
 
 def memory_json(m: Memory) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from archcalc.analysis import Analysis, LayerResult
 from archcalc.arith import Dim, Shape
 from archcalc.figures.flops import TRAINING_STEP_FACTOR
 from archcalc.figures.memory import attention_note
+from archcalc.figures.sharding import sharding_note
 from archcalc.render.terminal import FigureTable
 from archcalc.spec.blocks import Blocks
 
@@ -190,7 +191,7 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
     table = FigureTable(
         optional=("Note", "Size"),
-        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)} "
+        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)}{sharding_note(o)} "
         "(binary units: 1 MiB = 2^20 bytes)",
         title_justify="left",
     )
