@@ -11,12 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from archcalc.arith import Dim, Shape, ceil_div, divide, is_numeric
+from archcalc.arith import Dim, Shape
 from archcalc.dtypes import BYTES, INTEGER
 from archcalc.errors import OptionError
 from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Sweepable, Total, plain, walk
 from archcalc.figures.params import ParamCount
-from archcalc.figures.sharding import activation_share, check_sharding, data_parallel, per_device, tensor_parallel_parameters, zero_share
+from archcalc.figures.sharding import (
+    activation_share,
+    check_sharding,
+    data_parallel,
+    per_device,
+    tensor_parallel_parameters,
+    zero_share,
+)
 from archcalc.ops.base import MASK, AttentionKernel, Op, elements
 from archcalc.spec.graph import INPUT, Layer, Network
 

@@ -7,7 +7,16 @@ from typing import Any
 
 from archcalc.arith import Dim, Shape
 from archcalc.errors import ShapeError
-from archcalc.ops.base import GLOBAL, Op, ReceptiveStep, Saved, TensorParallel, Width, elements, whole_axes_reads
+from archcalc.ops.base import (
+    GLOBAL,
+    Op,
+    ReceptiveStep,
+    Saved,
+    TensorParallel,
+    Width,
+    elements,
+    whole_axes_reads,
+)
 
 
 class Linear(Op):
