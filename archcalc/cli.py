@@ -338,17 +338,26 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, polic
       archcalc memory specs/resnet50.yaml --infer --dtype float16 --batch 64
       archcalc memory specs/resnet50.yaml --input 3,H,W --batch B
       archcalc memory specs/resnet50.yaml --fit 16GiB --symbolic --batch 32
+      archcalc memory gpt2 --fit 1GiB --zero 3 --devices N --batch 8
+
+    With --devices (or --zero, --tp) every figure is one device's (docs/memory.md, "Sharding");
+    --fit BUDGET --devices N finds the fewest devices that fit instead of the largest batch.
     """
     from archcalc.figures.memory import largest_batch
     from archcalc.figures.params import parameter_counts
     from archcalc.figures.shapes import output_shapes
     from archcalc.options import parse_bytes, usable_budget
 
-    options = _memory_options(batch, **policy)
+    devices = policy["devices"]
+    solve_devices = fit is not None and devices is not None and not devices.strip().isdigit()
+    options = _memory_options(batch, **{**policy, "devices": None} if solve_devices else policy)
     network = _network(spec, input_shape, symbolic)
     if reserve is not None and fit is None:
         raise OptionError("--reserve sets bytes aside from the --fit budget: give --fit too, e.g. --fit 16GiB --reserve 1GiB")
     kept = parse_bytes(reserve) if reserve is not None else 0
+    if solve_devices:
+        _fit_devices(network, options, fit, kept, train, as_json)  # type: ignore[arg-type]
+        return
     if as_json:
         from archcalc.analysis import analyze as run_json
         from archcalc.render.json_out import fit_document, memory_document
@@ -372,6 +381,34 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, polic
     from archcalc.render.tables import memory_table
 
     _print(memory_table(run(network, options), train, found))
+
+
+def _fit_devices(network: Any, options: Any, fit: str, reserve: int, train: bool, as_json: bool) -> None:
+    """memory --fit BUDGET --devices N: the fewest devices whose per-device total fits, and the
+    figures at that count (figures.memory.fewest_devices)."""
+    from dataclasses import replace
+
+    from archcalc.analysis import analyze as run
+    from archcalc.figures.memory import fewest_devices
+    from archcalc.figures.params import parameter_counts
+    from archcalc.figures.shapes import output_shapes
+    from archcalc.options import parse_bytes, usable_budget
+
+    if network.symbolic:
+        raise OptionError("--fit with --devices N finds the fewest devices at the spec's sizes and the batch given: drop --symbolic (and name no sizes in --input)")
+    budget = parse_bytes(fit)
+    shapes = output_shapes(network)
+    found = fewest_devices(network, shapes, parameter_counts(network, shapes), options, usable_budget(budget, reserve), train)
+    analysis = run(network, replace(options, devices=found))
+    if as_json:
+        from archcalc.render.json_out import memory_document
+
+        mode = "training" if train else "inference"
+        _echo_json(memory_document(analysis, train, {"budget": budget, "reserve": reserve, "mode": mode, "devices": found}))
+        return
+    from archcalc.render.tables import memory_table
+
+    _print(memory_table(analysis, train, (fit, reserve, found), solved="devices"))
 
 
 @main.command()

@@ -155,3 +155,35 @@ def test_json_and_table_say_per_device() -> None:
     assert "per device of 8" in table
     single = json.loads(CliRunner().invoke(main, ["memory", str(BLOCK), "--json"]).output)["memory"]
     assert "per_device" not in single  # one device: the JSON is as before
+
+
+@pytest.mark.parametrize(("zero", "tp", "train"), [(3, 1, True), (1, 1, True), (2, 4, True), (3, 2, False)])
+def test_fewest_devices_equals_the_first_that_fits(zero: int, tp: int, train: bool) -> None:
+    from archcalc.figures.memory import fewest_devices
+    from archcalc.figures.params import parameter_counts
+    from archcalc.figures.shapes import output_shapes
+
+    network = load(str(BLOCK))
+    options = MemoryOptions(batch=2, zero=zero, tp=tp)
+
+    def total(devices: int) -> int:
+        m = analyze(network, MemoryOptions(batch=2, zero=zero, tp=tp, devices=devices)).memory
+        return m.training_total if train else m.inference_total
+
+    shapes = output_shapes(network)
+    counts = parameter_counts(network, shapes)
+    for target in (3, 5, 12):  # budgets just fitting tp * target devices, found by brute force
+        budget = total(tp * target)
+        first = next(n for n in range(tp, tp * 13, tp) if total(n) <= budget)
+        assert fewest_devices(network, shapes, counts, options, budget, train) == first
+
+
+def test_fit_devices_from_the_cli() -> None:
+    out = CliRunner().invoke(main, ["memory", str(BLOCK), "--fit", "1.5MiB", "--zero", "3", "--devices", "N", "--json"]).output
+    found = json.loads(out)
+    assert found["fit"]["devices"] == found["memory"]["devices"]
+    assert found["memory"]["training_total"] <= 3 * 2**19
+    fewer = json.loads(CliRunner().invoke(main, ["memory", str(BLOCK), "--zero", "3", "--devices", str(found["fit"]["devices"] - 1), "--json"]).output)
+    assert fewer["memory"]["training_total"] > 3 * 2**19
+    refused = CliRunner().invoke(main, ["memory", str(BLOCK), "--fit", "1MiB", "--devices", "N"])
+    assert refused.exit_code == 2 and "ZeRO stage 0 splits nothing" in refused.output

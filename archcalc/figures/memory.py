@@ -19,8 +19,9 @@ from archcalc.figures.params import ParamCount
 from archcalc.figures.sharding import (
     activation_share,
     check_sharding,
-    data_parallel,
     per_device,
+    sharding_json,
+    sharding_note,
     tensor_parallel_parameters,
     zero_share,
 )
@@ -293,32 +294,73 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     return layers, Linear(0, peak), peak_layer, Linear(0, training)
 
 
+def parameters_per_device(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], tp: Dim) -> tuple[Dim, Dim]:
+    """Parameters and trainable parameters on one tensor-parallel device (all of them without --tp)."""
+    if tp == 1:
+        return sum((c.params for c in counts.values()), 0), sum((c.trainable for c in counts.values()), 0)
+    return tensor_parallel_parameters(network, shapes, counts, tp)
+
+
+def parameter_state(params: Dim, trainable: Dim, options: MemoryOptions) -> tuple[Dim, Dim, Dim]:
+    """Bytes of the weights (an fp32 master and a half copy under mixed precision), gradients and
+    optimizer state on one device, each split across the data-parallel devices from its ZeRO stage on."""
+    master = options.parameter_bytes
+    return (
+        zero_share("weights", params, options) * (master + (2 if options.mixed_precision else 0)),
+        zero_share("gradients", trainable, options) * master,
+        zero_share("optimizer_state", trainable, options) * OPTIMIZER_STATES[options.optimizer] * master,
+    )
+
+
 def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> Memory:
     """All memory figures for `options` (checked first)."""
     check_options(options)
     check_batch_symbol(network, options.batch)
     layers, peak, peak_layer, training = activation_profile(network, shapes, counts, options)
-    if options.tp == 1:
-        params = sum((c.params for c in counts.values()), 0)
-        trainable = sum((c.trainable for c in counts.values()), 0)
-    else:
-        params, trainable = tensor_parallel_parameters(network, shapes, counts, options.tp)
+    weights, grads, optimizer_state = parameter_state(*parameters_per_device(network, shapes, counts, options.tp), options)
     buffers = sum((c.buffers for c in counts.values()), 0)
-    master = options.parameter_bytes
     batch = options.batch
     return Memory(
         options,
         layers,
-        weights=zero_share("weights", params, options) * (master + (2 if options.mixed_precision else 0)),  # + half copy
-        buffers=buffers * master,
+        weights=weights,
+        buffers=buffers * options.parameter_bytes,
         activations_sum=batch * sum((m.output for m in layers.values()), 0),
         inference_peak=peak.at(batch),
         peak_layer=peak_layer,
         training_activations=training.at(batch),
-        gradients=zero_share("gradients", trainable, options) * master,
-        optimizer_state=zero_share("optimizer_state", trainable, options) * OPTIMIZER_STATES[options.optimizer] * master,
+        gradients=grads,
+        optimizer_state=optimizer_state,
         attention=options.attention if any(layer.op.attends for layer in network.layers) else None,
     )
+
+
+def fewest_devices(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, budget: int, train: bool) -> int:
+    """The fewest devices (dp replicas of --tp devices) whose per-device total (training, or
+    inference) fits `budget` bytes at the batch given: only the ZeRO shards ceil(count / dp)
+    shrink as dp grows, so a binary search over dp on them finds it exactly."""
+    tp = options.tp
+    one = memory(network, shapes, counts, replace(options, devices=tp))  # dp = 1
+    activations = one.training_activations if train else one.inference_peak
+    params, trainable = parameters_per_device(network, shapes, counts, tp)
+
+    def total(dp: int) -> int:
+        weights, grads, optimizer_state = parameter_state(params, trainable, replace(options, devices=dp * tp))
+        return int(one.buffers + activations + weights + (grads + optimizer_state if train else 0))
+
+    if total(1) <= budget:
+        return tp
+    most = max(params, 1)  # from here on every shard is one element: more devices split nothing
+    if options.zero == 0 or total(most) > budget:
+        what = "ZeRO stage 0 splits nothing across data-parallel devices (give --zero 1, 2 or 3)" if options.zero == 0 else (
+            f"even one parameter per device leaves {total(most):,} bytes (activations, buffers and what ZeRO {options.zero} does not split)"
+        )
+        raise OptionError(f"no number of devices fits {budget:,} bytes: {what}")
+    low, high = 1, most  # total(low) > budget >= total(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if total(middle) <= budget else (middle, high)
+    return high * tp
 
 
 def batch_total(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, train: bool) -> Linear:
@@ -352,14 +394,6 @@ def options_json(o: MemoryOptions) -> dict[str, Any]:
         "batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision,
         **({"dropout_mask": o.dropout_mask} if o.dropout_mask != "activation" else {}),
         **(sharding_json(o) if per_device(o) else {}),
-    }
-
-
-def sharding_json(o: MemoryOptions) -> dict[str, Any]:
-    """`per_device: true` and the devices, data-parallel replicas, ZeRO stage and tensor/sequence parallelism."""
-    return {
-        "per_device": True, "devices": plain(o.devices if o.devices is not None else o.tp), "data_parallel": plain(data_parallel(o)),
-        "zero": o.zero, "tensor_parallel": plain(o.tp), "sequence_parallel": o.sequence_parallel,
     }
 
 
@@ -433,7 +467,7 @@ MEMORY = Figure(
     ),
     formula=Formula(
         lambda m: {"output_bytes": m.output, "saved_bytes": m.saved}, _formulas,
-        assumes=lambda a: attention_note(a.memory).removeprefix(", "),
+        assumes=lambda a: (attention_note(a.memory) + sharding_note(a.memory.options)).removeprefix(", "),
     ),
     sweeps=(
         Sweepable("training_bytes", "training memory", "bytes", lambda a: a.memory.training_total, train=True),

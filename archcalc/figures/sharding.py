@@ -11,10 +11,11 @@ sequence parallelism (Korthikanti et al. 2022, §4.2.2) splits every activation 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archcalc.arith import Dim, Shape, ceil_div, divide, is_numeric
 from archcalc.errors import OptionError
+from archcalc.figures.figure import plain
 from archcalc.spec.graph import INPUT, Network
 
 if TYPE_CHECKING:
@@ -39,6 +40,14 @@ def sharding_note(options: MemoryOptions) -> str:
     zero = f", ZeRO {options.zero}" if options.zero else ""
     alone = " (one data-parallel device: ZeRO splits nothing)" if options.zero and data_parallel(options) == 1 else ""
     return f", per device of {devices} ({data_parallel(options)} data-parallel x tensor-parallel {options.tp}{sequence}){zero}{alone}"
+
+
+def sharding_json(o: MemoryOptions) -> dict[str, Any]:
+    """`per_device: true` and the devices, data-parallel replicas, ZeRO stage and tensor/sequence parallelism."""
+    return {
+        "per_device": True, "devices": plain(o.devices if o.devices is not None else o.tp), "data_parallel": plain(data_parallel(o)),
+        "zero": o.zero, "tensor_parallel": plain(o.tp), "sequence_parallel": o.sequence_parallel,
+    }
 
 
 def data_parallel(options: MemoryOptions) -> Dim:
