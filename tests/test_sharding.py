@@ -187,3 +187,18 @@ def test_fit_devices_from_the_cli() -> None:
     assert fewer["memory"]["training_total"] > 3 * 2**19
     refused = CliRunner().invoke(main, ["memory", str(BLOCK), "--fit", "1MiB", "--devices", "N"])
     assert refused.exit_code == 2 and "ZeRO stage 0 splits nothing" in refused.output
+
+
+@pytest.mark.parametrize(("command", "args"), [
+    ("memory", ["memory", str(BLOCK), "--tp", "2", "--devices", "8", "--zero", "3", "--dropout-mask", "bool", "--json"]),
+    ("memory", ["memory", str(BLOCK), "--fit", "1.5MiB", "--zero", "3", "--devices", "N", "--json"]),
+    ("analyze", ["analyze", str(BLOCK), "--tp", "2", "--sequence-parallel", "--json"]),
+    ("compare", ["compare", str(BLOCK), "gpt2", "--zero", "1", "--devices", "4", "--json"]),
+])
+def test_per_device_json_is_valid_against_its_schema(command: str, args: list[str]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from archcalc.schemas import output_schema
+
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    jsonschema.validate(json.loads(result.stdout), output_schema(command))
