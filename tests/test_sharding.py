@@ -202,3 +202,15 @@ def test_per_device_json_is_valid_against_its_schema(command: str, args: list[st
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     jsonschema.validate(json.loads(result.stdout), output_schema(command))
+
+
+def test_gpt2_tensor_parallel_weights_by_hand() -> None:
+    from conftest import SPECS
+
+    m = analyze(load(str(SPECS / "gpt2.yaml")), MemoryOptions(tp=4, optimizer="sgd")).memory
+    # per layer: c_attn (768 x 2304 + 2304) and c_fc (768 x 3072 + 3072) split whole, the two
+    # c_proj weights (768 x 768, 3072 x 768) split, their biases and the two norms (4 x 768) whole
+    split = 768 * 2304 + 2304 + 768 * 3072 + 3072 + 768 * 768 + 3072 * 768
+    whole = 2 * 768 + 4 * 768
+    embeddings = 50257 * 768 + 1024 * 768 + 2 * 768  # wte (the head tied to it), wpe, ln_f: whole
+    assert m.weights == 4 * (embeddings + 12 * (whole + split // 4))  # 242,761,728 bytes
