@@ -254,7 +254,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
         peak_layer, peak = max(candidates, key=lambda c: c[1])  # the first layer at the maximum
     # training: storages kept for backward, counted once each, plus per-layer extras
     grads = gradients(network, counts)
-    share = activation_share(network, shapes, options)
+    share = activation_share(network, options)
 
     def element(dtype: str | None) -> int:
         """Bytes of an extra's element: the activation dtype's (None), a dropout mask's, or the dtype's own."""

@@ -86,7 +86,7 @@ def zero_share(component: str, count: Dim, options: MemoryOptions) -> Dim:
     return sympy.ceiling(count / dp)
 
 
-def split_layers(network: Network, shapes: dict[str, Shape]) -> dict[str, bool]:
+def split_layers(network: Network) -> dict[str, bool]:
     """Per layer (and the input): whether its output is split across the tensor-parallel devices:
     a column-parallel layer's is; a row-parallel layer's is whole (all-reduced) and it must read a
     split tensor; any other op's output is split when its inputs are (attention on split heads,
@@ -119,14 +119,14 @@ def split_layers(network: Network, shapes: dict[str, Shape]) -> dict[str, bool]:
     return split
 
 
-def activation_share(network: Network, shapes: dict[str, Shape], options: MemoryOptions) -> Callable[[str, Dim], Dim]:
+def activation_share(network: Network, options: MemoryOptions) -> Callable[[str, Dim], Dim]:
     """One device's bytes of a tensor the layer at a path created: nbytes / t when tensor
     parallelism splits it (split_layers) or sequence parallelism splits every activation
     (Korthikanti et al. 2022, Table 2: (sbh/t)(34 + 5as/h)), else nbytes."""
     tp = options.tp
     if tp == 1:
         return lambda path, nbytes: nbytes
-    split = split_layers(network, shapes)
+    split = split_layers(network)
 
     def share(path: str, nbytes: Dim) -> Dim:
         if not (options.sequence_parallel or split[path]):
