@@ -81,6 +81,11 @@ def analyze(
     optimizer: str = "adam",
     mixed_precision: Literal["fp16", "bf16"] | None = None,
     attention: Literal["fused", "math"] = "fused",
+    dropout_mask: Literal["activation", "bool"] = "activation",
+    devices: int | str | None = None,
+    zero: Literal[0, 1, 2, 3] = 0,
+    tp: int | str = 1,
+    sequence_parallel: bool = False,
 ) -> Analysis:
     """Shapes, parameters, FLOPs, receptive fields and memory of every layer, with totals.
 
@@ -88,26 +93,31 @@ def analyze(
     `archcalc memory`: `batch` a whole number >= 1 or a symbol's name (`"B"`), `dtype` and
     `weight_dtype` one of archcalc.dtypes.BYTES, `optimizer` one of sgd, momentum, nesterov,
     adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad; `mixed_precision` "fp16" or "bf16"; `attention` "fused" or "math" (what attention keeps
-    for backward: docs/memory.md).
+    for backward: docs/memory.md); `dropout_mask` "activation" or "bool"; `devices`, `zero`,
+    `tp`, `sequence_parallel` as --devices, --zero, --tp, --sequence-parallel (one device's figures:
+    docs/memory.md, Sharding), `devices` and `tp` whole numbers or symbols' names.
     """
     if not isinstance(network, Network):
         network = load(network)
     if mixed_precision not in (None, "fp16", "bf16"):
         raise OptionError(f"mixed_precision must be 'fp16', 'bf16' or None, got {quote(mixed_precision)}")
-    options = MemoryOptions(_batch(batch), dtype, weight_dtype, str(optimizer).lower(), mixed_precision, attention)
+    options = MemoryOptions(
+        _batch(batch), dtype, weight_dtype, str(optimizer).lower(), mixed_precision, attention, dropout_mask,
+        None if devices is None else _batch(devices, "devices"), zero, _batch(tp, "tp"), sequence_parallel,
+    )
     check_options(options)
     return run(network, options)
 
 
-def _batch(batch: int | str) -> Any:
-    """The batch as an int >= 1, or as a positive-integer symbol named by a string."""
+def _batch(batch: int | str, name: str = "batch") -> Any:
+    """The batch (or `name`: devices, tp) as an int >= 1, or as a positive-integer symbol named by a string."""
     if isinstance(batch, bool) or not isinstance(batch, (int, str)):
-        raise OptionError(f"batch must be a whole number >= 1 or a symbol name like 'B', got {quote(batch)}")
+        raise OptionError(f"{name} must be a whole number >= 1 or a symbol name like 'B', got {quote(batch)}")
     if isinstance(batch, int):
         if not 1 <= batch < MAX_SIZE:
-            raise OptionError(f"batch must be at least 1, got {quote(batch)}")
+            raise OptionError(f"{name} must be at least 1, got {quote(batch)}")
         return batch
-    value = parse_batch(batch)
+    value = parse_batch(batch, name)
     if isinstance(value, str):
         from archcalc.symbolic.symbols import symbol
 

@@ -27,6 +27,14 @@ def ceil_div(a: Dim, b: Dim) -> Dim:
     return -((-a) // b)
 
 
+def divide(a: Dim, b: Dim) -> Dim:
+    """a / b where b divides a (the caller checks it for ints): `//` for ints, exact division for
+    expressions, so a symbolic share such as 24sbh/t stays a fraction rather than a floor."""
+    if is_numeric(a, b):
+        return a // b
+    return a / b
+
+
 def maximum(a: Dim, b: Dim) -> Dim:
     """max(a, b); sympy.Max when either side is symbolic."""
     if is_numeric(a, b):

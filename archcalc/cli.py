@@ -109,19 +109,19 @@ def _symbolic_asked(ctx: click.Context) -> bool:
     return bool(ctx.params.get("symbolic")) or named
 
 
-def _batch_value(batch: str, symbolic: bool | None = None) -> Any:
-    """The batch as an int, or as a positive-integer symbol when symbolic mode was asked for
-    (`symbolic` None: as the command's --symbolic and --input say), so a mistyped --batch is
-    an error rather than a formula."""
-    value = parse_batch(batch)
+def _batch_value(batch: str, symbolic: bool | None = None, option: str = "--batch") -> Any:
+    """The batch (or another count: `option`, --devices, --tp) as an int, or as a positive-integer
+    symbol when symbolic mode was asked for (`symbolic` None: as the command's --symbolic and
+    --input say), so a mistyped --batch is an error rather than a formula."""
+    value = parse_batch(batch, option)
     if isinstance(value, str):
         ctx = click.get_current_context()
         if not (_symbolic_asked(ctx) if symbolic is None else symbolic):
             named = "name the input's sizes, as in --input 3,H,W"
             ways = f"add --symbolic, or {named}" if any(p.name == "symbolic" for p in ctx.command.params) else named
             raise OptionError(
-                f"--batch {quote(value)} is a symbol, which only symbolic mode takes: {ways}; "
-                "for a number give digits, like --batch 32"
+                f"{option} {quote(value)} is a symbol, which only symbolic mode takes: {ways}; "
+                f"for a number give digits, like {option} 32"
             )
         from archcalc.symbolic.symbols import symbol
 
@@ -135,6 +135,9 @@ def _memory_options(batch: str | int, symbolic: bool | None = None, optimizer: s
     from archcalc.figures.memory import MemoryOptions, check_options
 
     value = _batch_value(batch, symbolic) if isinstance(batch, str) else batch
+    for name in ("devices", "tp"):  # counts that may be symbols, as the batch
+        if isinstance(policy.get(name), str):
+            policy[name] = _batch_value(policy[name], symbolic, "--" + name)
     options = MemoryOptions(batch=value, optimizer=optimizer.lower(), **policy)
     check_options(options)
     return options
@@ -193,6 +196,14 @@ POLICY_OPTIONS = {
     "optimizer": click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad."),
     "mixed_precision": click.option("--mixed-precision", "mixed_precision", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights."),
     "attention": ATTENTION,
+    "dropout_mask": click.option(
+        "--dropout-mask", type=click.Choice(["activation", "bool"]), default="activation", show_default=True,
+        help="A dropout mask's element: the activation dtype (PyTorch on the CPU keeps the scaled mask) or bool (1 byte: CUDA's fused kernel).",
+    ),
+    "devices": click.option("--devices", metavar="N", default=None, help="Devices in all, tensor-parallel ones included (data-parallel replicas: N / --tp); figures become one device's. A symbol (N) with --symbolic, or with --fit to find the fewest devices."),
+    "zero": click.option("--zero", type=click.IntRange(0, 3), default=0, show_default=True, help="ZeRO stage (FSDP) across the data-parallel devices: 1 splits the optimizer state, 2 also gradients, 3 also parameters."),
+    "tp": click.option("--tp", metavar="T", default="1", show_default=True, help="Tensor-parallel degree: splits the layers marked `parallel: column|row` (Megatron-LM) and their activations."),
+    "sequence_parallel": click.option("--sequence-parallel", is_flag=True, help="With --tp: Megatron's sequence parallelism, every activation split across the T devices."),
 }
 """How the network is trained or run, by parameter name: each is a field of figures.memory.MemoryOptions."""
 
@@ -327,17 +338,26 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, polic
       archcalc memory specs/resnet50.yaml --infer --dtype float16 --batch 64
       archcalc memory specs/resnet50.yaml --input 3,H,W --batch B
       archcalc memory specs/resnet50.yaml --fit 16GiB --symbolic --batch 32
+      archcalc memory gpt2 --fit 1GiB --zero 3 --devices N --batch 8
+
+    With --devices (or --zero, --tp) every figure is one device's (docs/memory.md, "Sharding");
+    --fit BUDGET --devices N finds the fewest devices that fit instead of the largest batch.
     """
     from archcalc.figures.memory import largest_batch
     from archcalc.figures.params import parameter_counts
     from archcalc.figures.shapes import output_shapes
     from archcalc.options import parse_bytes, usable_budget
 
-    options = _memory_options(batch, **policy)
+    devices = policy["devices"]
+    solve_devices = fit is not None and devices is not None and not devices.strip().isdigit()
+    options = _memory_options(batch, **{**policy, "devices": None} if solve_devices else policy)
     network = _network(spec, input_shape, symbolic)
     if reserve is not None and fit is None:
         raise OptionError("--reserve sets bytes aside from the --fit budget: give --fit too, e.g. --fit 16GiB --reserve 1GiB")
     kept = parse_bytes(reserve) if reserve is not None else 0
+    if solve_devices:
+        _fit_devices(network, options, fit, kept, train, as_json)  # type: ignore[arg-type]
+        return
     if as_json:
         from archcalc.analysis import analyze as run_json
         from archcalc.render.json_out import fit_document, memory_document
@@ -361,6 +381,34 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, polic
     from archcalc.render.tables import memory_table
 
     _print(memory_table(run(network, options), train, found))
+
+
+def _fit_devices(network: Any, options: Any, fit: str, reserve: int, train: bool, as_json: bool) -> None:
+    """memory --fit BUDGET --devices N: the fewest devices whose per-device total fits, and the
+    figures at that count (figures.memory.fewest_devices)."""
+    from dataclasses import replace
+
+    from archcalc.analysis import analyze as run
+    from archcalc.figures.memory import fewest_devices
+    from archcalc.figures.params import parameter_counts
+    from archcalc.figures.shapes import output_shapes
+    from archcalc.options import parse_bytes, usable_budget
+
+    if network.symbolic:
+        raise OptionError("--fit with --devices N finds the fewest devices at the spec's sizes and the batch given: drop --symbolic (and name no sizes in --input)")
+    budget = parse_bytes(fit)
+    shapes = output_shapes(network)
+    found = fewest_devices(network, shapes, parameter_counts(network, shapes), options, usable_budget(budget, reserve), train)
+    analysis = run(network, replace(options, devices=found))
+    if as_json:
+        from archcalc.render.json_out import memory_document
+
+        mode = "training" if train else "inference"
+        _echo_json(memory_document(analysis, train, {"budget": budget, "reserve": reserve, "mode": mode, "devices": found}))
+        return
+    from archcalc.render.tables import memory_table
+
+    _print(memory_table(analysis, train, (fit, reserve, found), solved="devices"))
 
 
 @main.command()

@@ -55,13 +55,14 @@ def parse_input(text: str | None) -> tuple[int | str, ...] | None:
     return tuple(size(part, "--input", text) for part in parts)
 
 
-def parse_batch(text: str) -> int | str:
-    """`--batch 128`, or `--batch B` for a symbolic batch."""
+def parse_batch(text: str, option: str = "--batch") -> int | str:
+    """`--batch 128`, or `--batch B` for a symbolic batch (and so --devices and --tp)."""
     if _WHOLE.fullmatch(text.strip()):
-        return whole_number(text, "--batch", 1)
+        return whole_number(text, option, 1)
     if text.strip().isidentifier():
         return text.strip()
-    raise OptionError(f"the batch must be a whole number of at least 1 or a symbol name like B, got {quote(text)}")
+    what = "the batch" if option == "--batch" else option
+    raise OptionError(f"{what} must be a whole number of at least 1 or a symbol name like B, got {quote(text)}")
 
 
 def usable_budget(budget: int, reserve: int) -> int:

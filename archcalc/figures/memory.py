@@ -16,7 +16,16 @@ from archcalc.dtypes import BYTES, INTEGER
 from archcalc.errors import OptionError
 from archcalc.figures.figure import Figure, Formula, GlanceRow, PerOp, Sweepable, Total, plain, walk
 from archcalc.figures.params import ParamCount
-from archcalc.ops.base import AttentionKernel, Op, elements
+from archcalc.figures.sharding import (
+    activation_share,
+    check_sharding,
+    per_device,
+    sharding_json,
+    sharding_note,
+    tensor_parallel_parameters,
+    zero_share,
+)
+from archcalc.ops.base import MASK, AttentionKernel, Op, elements
 from archcalc.spec.graph import INPUT, Layer, Network
 
 if TYPE_CHECKING:
@@ -47,10 +56,20 @@ class MemoryOptions:
     optimizer: str = "adam"
     mixed_precision: Literal["fp16", "bf16"] | None = None
     attention: AttentionKernel = "fused"  # what attention keeps for backward (ops.base.AttentionKernel)
+    dropout_mask: Literal["activation", "bool"] = "activation"  # a dropout mask's element: the activation dtype (PyTorch on the CPU) or bool (CUDA's fused kernel)
+    devices: Dim | None = None  # all devices, tensor-parallel ones included; None: one data-parallel replica (tp devices)
+    zero: Literal[0, 1, 2, 3] = 0  # ZeRO stage across the data-parallel devices (sharding.py)
+    tp: Dim = 1  # tensor-parallel degree (Megatron-LM: layers with `parallel: column|row`)
+    sequence_parallel: bool = False  # Megatron's sequence parallelism with tp: every activation split t ways
 
     @property
     def activation_bytes(self) -> int:
         return 2 if self.mixed_precision else BYTES[self.dtype]
+
+    @property
+    def mask_bytes(self) -> int:
+        """Bytes of a dropout mask's element: 1 for a bool mask, else the activation dtype's."""
+        return 1 if self.dropout_mask == "bool" else self.activation_bytes
 
     @property
     def parameter_bytes(self) -> int:
@@ -114,6 +133,7 @@ def check_options(options: MemoryOptions) -> None:
         raise OptionError(f"unknown attention kernel '{options.attention}' (known: fused, math)")
     if options.optimizer not in OPTIMIZER_STATES:
         raise OptionError(f"unknown optimizer '{options.optimizer}' (known: {', '.join(OPTIMIZER_STATES)})")
+    check_sharding(options)
 
 
 def nothing_per_example(budget: int, fixed: Dim) -> OptionError:
@@ -234,6 +254,12 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
         peak_layer, peak = max(candidates, key=lambda c: c[1])  # the first layer at the maximum
     # training: storages kept for backward, counted once each, plus per-layer extras
     grads = gradients(network, counts)
+    share = activation_share(network, options)
+
+    def element(dtype: str | None) -> int:
+        """Bytes of an extra's element: the activation dtype's (None), a dropout mask's, or the dtype's own."""
+        return size if dtype is None else options.mask_bytes if dtype == MASK else BYTES[dtype]
+
     kept: dict[str, Dim] = {}
     once: PerOp[tuple[tuple[int, ...], bool, tuple[Dim, ...]]] = PerOp()
 
@@ -241,7 +267,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
         """The inputs the op keeps for backward, whether it keeps its output, and its extras'
         bytes per example (none when its output is shared by the batch)."""
         saved = op.saved_for_backward_with(in_shapes, output, options.attention)
-        extras = tuple(count * (BYTES[dtype] if dtype else size) if batched else 0 for count, dtype in saved.extra)
+        extras = tuple(count * element(dtype) if batched else 0 for count, dtype in saved.extra)
         return saved.kept_inputs(grad.trains, grad.inputs), saved.output, extras
 
     def step(layer: Layer) -> LayerMemory:
@@ -256,11 +282,11 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
             )
             tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if keeps_output else [])
             for t in tensors:
-                kept[t] = storages[t].nbytes
-                saved_bytes += storages[t].nbytes
+                kept[t] = share(t, storages[t].nbytes)
+                saved_bytes += kept[t]
             for n, extra in enumerate(extras):
-                kept[f"{layer.path}#{n}"] = extra
-                saved_bytes += extra
+                kept[f"{layer.path}#{n}"] = share(layer.path, extra)
+                saved_bytes += kept[f"{layer.path}#{n}"]
         return LayerMemory(elements(output) * sizes[layer.path], saved_bytes)
 
     layers = walk(network, step)
@@ -268,30 +294,73 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     return layers, Linear(0, peak), peak_layer, Linear(0, training)
 
 
+def parameters_per_device(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], tp: Dim) -> tuple[Dim, Dim]:
+    """Parameters and trainable parameters on one tensor-parallel device (all of them without --tp)."""
+    if tp == 1:
+        return sum((c.params for c in counts.values()), 0), sum((c.trainable for c in counts.values()), 0)
+    return tensor_parallel_parameters(network, shapes, counts, tp)
+
+
+def parameter_state(params: Dim, trainable: Dim, options: MemoryOptions) -> tuple[Dim, Dim, Dim]:
+    """Bytes of the weights (an fp32 master and a half copy under mixed precision), gradients and
+    optimizer state on one device, each split across the data-parallel devices from its ZeRO stage on."""
+    master = options.parameter_bytes
+    return (
+        zero_share("weights", params, options) * (master + (2 if options.mixed_precision else 0)),
+        zero_share("gradients", trainable, options) * master,
+        zero_share("optimizer_state", trainable, options) * OPTIMIZER_STATES[options.optimizer] * master,
+    )
+
+
 def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> Memory:
     """All memory figures for `options` (checked first)."""
     check_options(options)
     check_batch_symbol(network, options.batch)
     layers, peak, peak_layer, training = activation_profile(network, shapes, counts, options)
-    params = sum((c.params for c in counts.values()), 0)
-    trainable = sum((c.trainable for c in counts.values()), 0)
+    weights, grads, optimizer_state = parameter_state(*parameters_per_device(network, shapes, counts, options.tp), options)
     buffers = sum((c.buffers for c in counts.values()), 0)
-    master = options.parameter_bytes
-    weights = params * master + (params * 2 if options.mixed_precision else 0)  # + half copy
     batch = options.batch
     return Memory(
         options,
         layers,
         weights=weights,
-        buffers=buffers * master,
+        buffers=buffers * options.parameter_bytes,
         activations_sum=batch * sum((m.output for m in layers.values()), 0),
         inference_peak=peak.at(batch),
         peak_layer=peak_layer,
         training_activations=training.at(batch),
-        gradients=trainable * master,
-        optimizer_state=OPTIMIZER_STATES[options.optimizer] * trainable * master,
+        gradients=grads,
+        optimizer_state=optimizer_state,
         attention=options.attention if any(layer.op.attends for layer in network.layers) else None,
     )
+
+
+def fewest_devices(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, budget: int, train: bool) -> int:
+    """The fewest devices (dp replicas of --tp devices) whose per-device total (training, or
+    inference) fits `budget` bytes at the batch given: only the ZeRO shards ceil(count / dp)
+    shrink as dp grows, so a binary search over dp on them finds it exactly."""
+    tp = options.tp
+    one = memory(network, shapes, counts, replace(options, devices=tp))  # dp = 1
+    activations = one.training_activations if train else one.inference_peak
+    params, trainable = parameters_per_device(network, shapes, counts, tp)
+
+    def total(dp: int) -> int:
+        weights, grads, optimizer_state = parameter_state(params, trainable, replace(options, devices=dp * tp))
+        return int(one.buffers + activations + weights + (grads + optimizer_state if train else 0))
+
+    if total(1) <= budget:
+        return tp
+    most = max(params, 1)  # from here on every shard is one element: more devices split nothing
+    if options.zero == 0 or total(most) > budget:
+        what = "ZeRO stage 0 splits nothing across data-parallel devices (give --zero 1, 2 or 3)" if options.zero == 0 else (
+            f"even one parameter per device leaves {total(most):,} bytes (activations, buffers and what ZeRO {options.zero} does not split)"
+        )
+        raise OptionError(f"no number of devices fits {budget:,} bytes: {what}")
+    low, high = 1, most  # total(low) > budget >= total(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if total(middle) <= budget else (middle, high)
+    return high * tp
 
 
 def batch_total(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, train: bool) -> Linear:
@@ -319,8 +388,13 @@ def largest_batch(network: Network, shapes: dict[str, Shape], counts: dict[str, 
 
 
 def options_json(o: MemoryOptions) -> dict[str, Any]:
-    """The batch, dtype, optimizer and mixed precision that memory figures were priced with."""
-    return {"batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision}
+    """The batch, dtype, optimizer and mixed precision that memory figures were priced with, and
+    (only where given) the dropout mask's element and how the figures are one device's."""
+    return {
+        "batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision,
+        **({"dropout_mask": o.dropout_mask} if o.dropout_mask != "activation" else {}),
+        **(sharding_json(o) if per_device(o) else {}),
+    }
 
 
 def memory_json(m: Memory) -> dict[str, Any]:
@@ -393,7 +467,7 @@ MEMORY = Figure(
     ),
     formula=Formula(
         lambda m: {"output_bytes": m.output, "saved_bytes": m.saved}, _formulas,
-        assumes=lambda a: attention_note(a.memory).removeprefix(", "),
+        assumes=lambda a: (attention_note(a.memory) + sharding_note(a.memory.options)).removeprefix(", "),
     ),
     sweeps=(
         Sweepable("training_bytes", "training memory", "bytes", lambda a: a.memory.training_total, train=True),

@@ -13,6 +13,7 @@ from archcalc.errors import ShapeError
 from archcalc.model import Field, model_validator
 from archcalc.ops.base import (
     GLOBAL,
+    MASK,
     AttentionKernel,
     Op,
     PositiveInt,
@@ -77,8 +78,8 @@ def sdpa_kept(h: Heads, dropout: float, bias: bool, kernel: AttentionKernel, v_c
         return True, ((h.heads * h.s, "float32"),)
     scaled = (h.heads * h.s * h.head_dim, h.heads * h.s_kv * h.head_dim)
     v = (h.heads * h.s_kv * h.head_dim,) if v_copied else ()
-    dropped = (h.scores, h.scores) if dropout > 0 else ()
-    return False, tuple((n, None) for n in (*scaled, h.scores, *v, *dropped))
+    dropped = ((h.scores, MASK), (h.scores, None)) if dropout > 0 else ()
+    return False, (*((n, None) for n in (*scaled, h.scores, *v)), *dropped)
 
 
 def split_heads(x: Any, heads: int) -> Any:

@@ -108,6 +108,15 @@ UNDEFINED: Literal["undefined"] = "undefined"
 ReceptiveStep = Union[Window, Literal["global", "undefined"], None]  # None: element-wise
 
 AttentionKernel = Literal["fused", "math"]
+
+MASK = "mask"
+"""Saved.extra's dtype for a dropout mask, priced by the memory policy (`--dropout-mask`): the
+activation dtype on the CPU (the scaled mask), one byte for CUDA's bool mask."""
+
+TensorParallel = Literal["column", "row"]
+"""Megatron-LM's split of a dense layer across t devices (Shoeybi et al. 2019, §3): `column`
+splits the output features (its output is split t ways), `row` the input features (its input must
+be split; its output is all-reduced, whole on every device)."""
 """The implementation attention runs in training (`--attention`): `fused`, what
 torch.nn.functional.scaled_dot_product_attention picks on the CPU by default (the flash kernel,
 which keeps a log-sum-exp), or `math`, SDPBackend.MATH (which keeps the attention matrix)."""
@@ -281,6 +290,15 @@ class Op(Model):
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         """Tensors autograd keeps for backward (per example) when the op trains."""
         return NOTHING
+
+    @property
+    def tensor_parallel(self) -> TensorParallel | None:
+        """How tensor parallelism splits the op (TensorParallel); None: every device holds it whole."""
+        return None
+
+    def split_parameters(self, inputs: list[Shape]) -> Dim:
+        """Parameters split t ways under tensor parallelism (the rest are whole on every device)."""
+        return 0
 
     def saved_for_backward_with(self, inputs: list[Shape], output: Shape, attention: AttentionKernel) -> Saved:
         """saved_for_backward when attention runs in the kernel `attention`: the memory pass asks

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from archcalc.arith import Shape
 from archcalc.model import Field
-from archcalc.ops.base import NOTHING, Op, Saved, elements
+from archcalc.ops.base import MASK, NOTHING, Op, Saved, elements
 
 
 class Dropout(Op):
@@ -24,9 +24,9 @@ class Dropout(Op):
         return self.inplace
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
-        # PyTorch on the CPU keeps the scaled mask in the input's dtype (CUDA's fused kernel keeps
-        # a bool mask instead, a quarter of this in float32)
-        return Saved(extra=((elements(output), None),)) if self.p > 0 else NOTHING
+        # PyTorch on the CPU keeps the scaled mask in the input's dtype, CUDA's fused kernel a bool
+        # mask: MASK, priced by --dropout-mask
+        return Saved(extra=((elements(output), MASK),)) if self.p > 0 else NOTHING
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0]  # inference: the identity

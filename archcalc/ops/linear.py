@@ -7,13 +7,25 @@ from typing import Any
 
 from archcalc.arith import Dim, Shape
 from archcalc.errors import ShapeError
-from archcalc.ops.base import GLOBAL, Op, ReceptiveStep, Saved, Width, elements, whole_axes_reads
+from archcalc.ops.base import (
+    GLOBAL,
+    Op,
+    ReceptiveStep,
+    Saved,
+    TensorParallel,
+    Width,
+    elements,
+    whole_axes_reads,
+)
 
 
 class Linear(Op):
     """Maps the last axis to `out` features; input features are inferred. `transposed: true`
     stores the weight [in, out] and computes x W + b, as transformers' Conv1D (GPT-2's c_attn,
-    c_proj and c_fc: torch.addmm(bias, x, weight)); the same figures, the array shaped as HF's."""
+    c_proj and c_fc: torch.addmm(bias, x, weight)); the same figures, the array shaped as HF's.
+    `parallel`: its split under tensor parallelism (`--tp`), as Megatron-LM's ColumnParallelLinear
+    (weight and bias split by output features) or RowParallelLinear (weight split by input
+    features, bias whole)."""
 
     kind = "linear"
     aliases = ("dense", "affine")
@@ -23,6 +35,18 @@ class Linear(Op):
     out: Width
     bias: bool = True
     transposed: bool = False
+    parallel: TensorParallel | None = None
+
+    @property
+    def tensor_parallel(self) -> TensorParallel | None:
+        return self.parallel
+
+    def split_parameters(self, inputs: list[Shape]) -> Dim:
+        """Column: every parameter; row: the weight (each device adds the whole bias after the all-reduce)."""
+        if self.parallel is None:
+            return 0
+        weight = inputs[0][-1] * self.out
+        return weight + self.out if self.bias and self.parallel == "column" else weight
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         shape = inputs[0]
@@ -62,4 +86,4 @@ class Linear(Op):
         return y + weights["bias"] if self.bias else y
 
     def describe(self) -> str:
-        return f"->{self.out}" + (" transposed" if self.transposed else "")
+        return f"->{self.out}" + (" transposed" if self.transposed else "") + (f" {self.parallel}-parallel" if self.parallel else "")

@@ -10,6 +10,7 @@ from archcalc.analysis import Analysis, LayerResult
 from archcalc.arith import Dim, Shape
 from archcalc.figures.flops import TRAINING_STEP_FACTOR
 from archcalc.figures.memory import attention_note
+from archcalc.figures.sharding import sharding_note
 from archcalc.render.terminal import FigureTable
 from archcalc.spec.blocks import Blocks
 
@@ -117,7 +118,7 @@ def analyze_table(analysis: Analysis, depth: int | None = None) -> Any:
 
     net, o, t, m = analysis.network, analysis.options, analysis.totals, analysis.memory
     table = FigureTable(
-        title=f"{net.name}  (input {shape_text(net.input_shape)}; bytes at batch {o.batch}, {o.dtype}{attention_note(m)})",
+        title=f"{net.name}  (input {shape_text(net.input_shape)}; bytes at batch {o.batch}, {o.dtype}{attention_note(m)}{sharding_note(o)})",
         title_justify="left", optional=("Op", "Saved bytes", "RF", "Output bytes"),
     )
     table.add_column("Layer", overflow="fold")
@@ -177,9 +178,10 @@ NOT_COUNTED = (
 )
 
 
-def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | None = None) -> Any:
+def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | None = None, solved: str = "batch") -> Any:
     """Weights, activations and the training total, with human units and exact bytes, each row
-    defined under the table; `fit`: the budget as given, the reserve taken off it, the batch."""
+    defined under the table; `fit`: the budget as given, the reserve taken off it, and what was
+    solved for it: the largest batch, or (`solved` "devices") the fewest devices."""
     from rich.console import Group
     from rich.text import Text
 
@@ -190,7 +192,7 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
     table = FigureTable(
         optional=("Note", "Size"),
-        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)} "
+        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)}{sharding_note(o)} "
         "(binary units: 1 MiB = 2^20 bytes)",
         title_justify="left",
     )
@@ -227,7 +229,8 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
         budget, reserve, batch = fit
         mode = "training" if train else "inference"
         kept = f"less {reserve:,} bytes reserved" if reserve else "nothing set aside by --reserve for what is not counted"
-        legend.append(f"Largest batch that fits {budget} ({mode}; {kept}): {batch:,}")
+        largest = f"Largest batch that fits {budget}" if solved == "batch" else f"Fewest devices that fit {budget} per device"
+        legend.append(f"{largest} ({mode}; {kept}): {batch:,}")
     return Group(table, Text("\n".join(legend)))
 
 
@@ -421,7 +424,7 @@ def comparison_table(comparison: Any) -> Any:
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
     table = FigureTable(
         title=f"Comparison (memory at batch {o.batch}, {o.dtype}{precision}, {o.optimizer}"
-        f"{f', attention {comparison.attention}' if comparison.attention else ''}; binary units)",
+        f"{f', attention {comparison.attention}' if comparison.attention else ''}{sharding_note(o)}; binary units)",
         title_justify="left",
         caption=f"bold green: the lowest cost in the row; ×: ratio to {comparison.names[0]}",
         caption_justify="left",

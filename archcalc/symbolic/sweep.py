@@ -24,6 +24,7 @@ from archcalc.analysis import Analysis, analyze
 from archcalc.errors import ArchcalcError, OptionError, SpecError, quote
 from archcalc.figures.figure import sweepable, swept
 from archcalc.figures.memory import MemoryOptions, Storage, check_options
+from archcalc.figures.sharding import per_device, sharding_json
 from archcalc.spec.graph import Network, expand
 from archcalc.spec.source import read_file
 from archcalc.spec.spec import Spec, parse_spec
@@ -550,6 +551,7 @@ def write_json(result: Sweep, out: TextIO, progress: Progress | None = None) -> 
         "weight_dtype": o.weight_dtype,
         "optimizer": o.optimizer,
         "mixed_precision": o.mixed_precision,
+        **(sharding_json(o) if per_device(o) else {}),
         "fixed": result.fixed,
         "swept": list(result.names),
         "points": result.points,
