@@ -193,6 +193,10 @@ POLICY_OPTIONS = {
     "optimizer": click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad."),
     "mixed_precision": click.option("--mixed-precision", "mixed_precision", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights."),
     "attention": ATTENTION,
+    "kv_cache": click.option(
+        "--kv-cache", "kv_cache", is_flag=True,
+        help="Inference is generation with a key/value cache (a decoder's kv_cache layers): the input's sequence is the context S; the inference peak is the larger of prefill over S tokens and one decoding step with the cache at S (docs/memory.md).",
+    ),
 }
 """How the network is trained or run, by parameter name: each is a field of figures.memory.MemoryOptions."""
 
@@ -214,6 +218,17 @@ def policy_options(command: Any) -> Any:
 def memory_options(command: Any) -> Any:
     """The options every memory figure depends on: --batch and the policy (`policy_options`)."""
     return BATCH(policy_options(command))
+
+
+def _generation_mode(options: Any, train: bool) -> bool:
+    """Generation with a key/value cache is inference: --kv-cache implies --infer, and refuses an explicit --train."""
+    if not options.kv_cache:
+        return train
+    from click.core import ParameterSource
+
+    if train and click.get_current_context().get_parameter_source("train") is not ParameterSource.DEFAULT:
+        raise OptionError("--kv-cache sizes generation, which is inference: drop --train (or --kv-cache to size training)")
+    return False
 
 
 def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -327,6 +342,8 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, polic
       archcalc memory specs/resnet50.yaml --infer --dtype float16 --batch 64
       archcalc memory specs/resnet50.yaml --input 3,H,W --batch B
       archcalc memory specs/resnet50.yaml --fit 16GiB --symbolic --batch 32
+      archcalc memory gpt2 --kv-cache --batch 8 --input 1024
+      archcalc memory gpt2 --kv-cache --fit 24GiB --batch B --input S
     """
     from archcalc.figures.memory import largest_batch
     from archcalc.figures.params import parameter_counts
@@ -335,6 +352,7 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, polic
 
     options = _memory_options(batch, **policy)
     network = _network(spec, input_shape, symbolic)
+    train = _generation_mode(options, train)
     if reserve is not None and fit is None:
         raise OptionError("--reserve sets bytes aside from the --fit budget: give --fit too, e.g. --fit 16GiB --reserve 1GiB")
     kept = parse_bytes(reserve) if reserve is not None else 0
@@ -775,6 +793,11 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
             import matplotlib  # noqa: F401
         except ImportError:
             raise OptionError("--plot needs matplotlib, an optional extra: pip install 'archcalc[plot]'") from None
+    if policy["kv_cache"]:
+        raise OptionError(
+            "sweep does not take --kv-cache: for generation's largest batch per context use "
+            "`memory --kv-cache --fit BUDGET --batch B --input S`, for its formulas `formula --kv-cache`"
+        )
     if builtin:
         note(f"using the built-in spec {path}")
     options = _memory_options(1, **policy)

@@ -21,6 +21,7 @@ from archcalc.spec.graph import INPUT, Layer, Network
 
 if TYPE_CHECKING:
     from archcalc.analysis import Analysis
+    from archcalc.figures.generation import Generation
 
 # Copies of the trainable parameters each optimizer keeps (torch.optim's state per parameter).
 OPTIMIZER_STATES: dict[str, int] = {
@@ -47,6 +48,7 @@ class MemoryOptions:
     optimizer: str = "adam"
     mixed_precision: Literal["fp16", "bf16"] | None = None
     attention: AttentionKernel = "fused"  # what attention keeps for backward (ops.base.AttentionKernel)
+    kv_cache: bool = False  # inference is generation with a key/value cache at context S (figures.generation)
 
     @property
     def activation_bytes(self) -> int:
@@ -93,6 +95,9 @@ class Memory:
     optimizer_state: Dim
     attention: AttentionKernel | None = None
     """The attention kernel the saved figures assume; None when no layer attends (ops.base.Op.attends)."""
+    generation: Generation | None = None
+    """Under --kv-cache: the cache and the prefill and decoding-step peaks at the batch; the
+    inference peak is then the larger of the two phases'."""
 
     @property
     def training_total(self) -> Dim:
@@ -199,6 +204,17 @@ def inference_candidates(network: Network, storages: dict[str, Storage]) -> list
     return candidates
 
 
+def peak_of(network: Network, candidates: list[tuple[str, Dim]]) -> tuple[Dim, str]:
+    """The largest candidate and its layer: the first at the maximum, or in symbolic mode an exact
+    formula (symbolic.symbols.peak)."""
+    if network.symbolic:
+        from archcalc.symbolic.symbols import peak as symbolic_peak
+
+        return symbolic_peak(candidates, network.symbols.values(), network.defaults)
+    layer, peak = max(candidates, key=lambda c: c[1])
+    return peak, layer
+
+
 class Gradients(NamedTuple):
     """Whether a layer's own parameters train, and which of its inputs need a gradient."""
 
@@ -226,12 +242,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     sizes = element_bytes(network, size)
     storages = live_storages(network, shapes, sizes)
     candidates = inference_candidates(network, storages)
-    if network.symbolic:
-        from archcalc.symbolic.symbols import peak as symbolic_peak
-
-        peak, peak_layer = symbolic_peak(candidates, network.symbols.values(), network.defaults)
-    else:
-        peak_layer, peak = max(candidates, key=lambda c: c[1])  # the first layer at the maximum
+    peak, peak_layer = peak_of(network, candidates)
     # training: storages kept for backward, counted once each, plus per-layer extras
     grads = gradients(network, counts)
     kept: dict[str, Dim] = {}
@@ -273,6 +284,12 @@ def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCo
     check_options(options)
     check_batch_symbol(network, options.batch)
     layers, peak, peak_layer, training = activation_profile(network, shapes, counts, options)
+    found = None
+    if options.kv_cache:
+        from archcalc.figures.generation import generation
+
+        found = generation(network, shapes, options)
+        peak, peak_layer = Linear(0, found.peak), found.peak_layer
     params = sum((c.params for c in counts.values()), 0)
     trainable = sum((c.trainable for c in counts.values()), 0)
     buffers = sum((c.buffers for c in counts.values()), 0)
@@ -291,6 +308,7 @@ def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCo
         gradients=trainable * master,
         optimizer_state=OPTIMIZER_STATES[options.optimizer] * trainable * master,
         attention=options.attention if any(layer.op.attends for layer in network.layers) else None,
+        generation=None if found is None else found.at(batch),
     )
 
 
@@ -320,7 +338,19 @@ def largest_batch(network: Network, shapes: dict[str, Shape], counts: dict[str, 
 
 def options_json(o: MemoryOptions) -> dict[str, Any]:
     """The batch, dtype, optimizer and mixed precision that memory figures were priced with."""
-    return {"batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision}
+    return {
+        "batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision,
+        **({"kv_cache": True} if o.kv_cache else {}),  # only under the cache policy
+    }
+
+
+def generation_json(g: Generation) -> dict[str, Any]:
+    """The cache at the context and batch, and the peak of each phase of generation (bytes)."""
+    return {
+        "context": plain(g.context), "cache": plain(g.cache),
+        "prefill_peak": plain(g.prefill), "prefill_peak_layer": g.prefill_layer,
+        "decode_peak": plain(g.decode), "decode_peak_layer": g.decode_layer, "peak_phase": g.phase,
+    }
 
 
 def memory_json(m: Memory) -> dict[str, Any]:
@@ -337,6 +367,7 @@ def memory_json(m: Memory) -> dict[str, Any]:
         "gradients": plain(m.gradients),
         "optimizer_state": plain(m.optimizer_state),
         "training_total": plain(m.training_total),
+        **({"generation": generation_json(m.generation)} if m.generation else {}),
     }
 
 
@@ -361,6 +392,7 @@ def _formulas(analysis: Analysis) -> dict[str, Any]:
         "weights": m.weights, "buffers": m.buffers, "activations_sum": m.activations_sum,
         "inference_peak": m.inference_peak, "training_activations": m.training_activations,
         "gradients": m.gradients, "optimizer_state": m.optimizer_state, "training_total": m.training_total,
+        **({"kv_cache": m.generation.cache, "prefill_peak": m.generation.prefill, "decode_peak": m.generation.decode} if m.generation else {}),
     }
 
 
@@ -393,7 +425,7 @@ MEMORY = Figure(
     ),
     formula=Formula(
         lambda m: {"output_bytes": m.output, "saved_bytes": m.saved}, _formulas,
-        assumes=lambda a: attention_note(a.memory).removeprefix(", "),
+        assumes=lambda a: (attention_note(a.memory) + (", generation with a KV cache" if a.memory.generation else "")).removeprefix(", "),
     ),
     sweeps=(
         Sweepable("training_bytes", "training memory", "bytes", lambda a: a.memory.training_total, train=True),

@@ -188,9 +188,10 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
     m = analysis.memory
     o = m.options
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
+    cache = ", generating with a KV cache" if o.kv_cache else ""
     table = FigureTable(
         optional=("Note", "Size"),
-        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)} "
+        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)}{cache} "
         "(binary units: 1 MiB = 2^20 bytes)",
         title_justify="left",
     )
@@ -211,11 +212,18 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
         "every layer's output added up, as if all were alive at once; an upper bound on the "
         "inference peak (torchinfo's forward/backward pass size counts differently)",
     )
-    row(
-        "Inference peak", m.inference_peak,
-        "the most activation bytes alive at once running forward without autograd, each tensor "
-        "freed after its last reader", f"at {m.peak_layer}",
-    )
+    g = m.generation
+    if g is None:
+        row(
+            "Inference peak", m.inference_peak,
+            "the most activation bytes alive at once running forward without autograd, each tensor "
+            "freed after its last reader", f"at {m.peak_layer}",
+        )
+    else:
+        row("KV cache", g.cache, f"the keys and values every kv_cache layer holds at context {g.context}, per example 2 x layers x kv_heads x head_dim x S elements", f"context {g.context}")
+        row("Prefill peak", g.prefill, f"the most bytes alive at once in the forward over {g.context} tokens, its cache kept to the end (logits for every position, as model(ids) computes them)", f"at {g.prefill_layer}")
+        row("Decode step peak", g.decode, f"the most bytes alive at once in one step of 1 token per example attending over {g.context} positions: the cache, the replaced cache torch.cat reads, the step's tensors", f"at {g.decode_layer}")
+        row("Inference peak", m.inference_peak, "generation's peak: the larger of prefill and the decoding step", f"{g.phase}, at {m.peak_layer}")
     row("Inference total", m.inference_total, "weights + buffers + inference peak", style=None if train else "bold")
     if train:
         row("Saved for backward", m.training_activations, "the tensors PyTorch's autograd keeps for the backward pass, each storage once")
@@ -227,7 +235,8 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
         budget, reserve, batch = fit
         mode = "training" if train else "inference"
         kept = f"less {reserve:,} bytes reserved" if reserve else "nothing set aside by --reserve for what is not counted"
-        legend.append(f"Largest batch that fits {budget} ({mode}; {kept}): {batch:,}")
+        at = f" at context {g.context}" if g is not None else ""
+        legend.append(f"Largest batch that fits {budget} ({mode}{at}; {kept}): {batch:,}")
     return Group(table, Text("\n".join(legend)))
 
 
@@ -395,6 +404,10 @@ def fit_table(name: str, found: Any, train: bool, reserve: int = 0) -> Any:
         if found.limit is not None:
             value += " (the longest the network takes; memory allows more)"
         table.add_row(f"Largest {what} at batch {found.given_batch}", value)
+    if found.curve:
+        table.add_row(f"Largest batch per {found.sizes[0]}", "")
+        for n, b in found.curve:
+            table.add_row(f"  {found.sizes[0]} = {n:,}", f"{b:,}")
     return Group(table, Text(NOT_COUNTED + (f"; {reserve:,} bytes reserved for them." if reserve else "; --reserve SIZE sets them aside.")))
 
 
