@@ -99,11 +99,12 @@ def test_prefill_and_decode_by_hand() -> None:
     """Per token in float32: ids 8 bytes, embed 32, q 32, k 16, v 16, each cache 16, attn 32,
     head 44. Layers run embed, q, k, v, key_cache, value_cache, attn, head (positions 0..7).
 
-    Prefill over S tokens, the caches alive to the end, each other tensor to its last reader;
-    alive at each layer (x S): embed 8+32 = 40, q 32+32 = 64, k 64+16 = 80, v 80+16 = 96,
-    key_cache q+k+v+kc = 80, value_cache q+v+kc+vc = 80, attn q+kc+vc+attn = 96,
-    head kc+vc+attn+head = 108: the peak is 108 S at head. (Without the cache policy the caches
-    die after attn: head holds 32+44 = 76 S, and the peak is 96 S, first at v.)
+    Prefill over S tokens, the caches alive to the end, each other tensor to its last reader,
+    the head for the last position only (44 bytes, generate()'s logits_to_keep=1); alive at each
+    layer: embed 8S+32S = 40S, q 32S+32S = 64S, k 64S+16S = 80S, v 80S+16S = 96S, key_cache
+    q+k+v+kc = 80S, value_cache q+v+kc+vc = 80S, attn q+kc+vc+attn = 96S, head kc+vc+attn+head =
+    64S + 44: the peak is 96 S, first at v (for S >= 2). Without the cache policy the caches die
+    after attn and the head holds all S positions: 32S + 44S = 76S at head, the peak 96 S at v too.
 
     One decoding step, 1 token: the same tensors at 1 token, the caches grown to S positions
     (16 S each) from their layer to the end, and the replaced caches (16 (S-1) each) from before
@@ -116,21 +117,28 @@ def test_prefill_and_decode_by_hand() -> None:
     m = generation(load_data(TINY), batch=3)
     g = m.generation
     assert g.cache == 3 * 2 * 1 * 1 * 4 * 4 * S  # 2 x layers x kv_heads x head_dim x bytes x B x S
-    assert (g.prefill, g.prefill_layer) == (3 * 108 * S, "head")
+    assert (g.prefill, g.prefill_layer) == (3 * 96 * S, "v")
     assert (g.decode, g.decode_layer) == (3 * (48 * S + 32), "key_cache")
-    assert (m.inference_peak, m.peak_layer, g.phase) == (3 * 108 * S, "head", "prefill")
+    assert (m.inference_peak, m.peak_layer, g.phase) == (3 * 96 * S, "v", "prefill")
     plain = analyze(load_data(TINY), MemoryOptions(batch=3)).memory
     assert (plain.inference_peak, plain.peak_layer, plain.generation) == (3 * 96 * S, "v", None)
 
 
 def test_prefill_and_decode_symbolically() -> None:
-    """The same network in S: the decoding step's peak is the largest of 48S + 32 and 32S + 76
-    (head wins at S = 1, 2), prefill's 108 S, which is the larger for every S >= 1."""
+    """The same network in S: prefill's peak is the larger of 96S and 64S + 44 (the head wins at
+    S = 1), the decoding step's the larger of 48S + 32 and 32S + 76 (the head wins at S = 1, 2)."""
     S = symbol("S")
     g = generation(load_data(TINY, symbolic=True)).generation
     for n in range(1, 9):
+        assert g.prefill.subs(S, n) == max(96 * n, 64 * n + 44)
         assert g.decode.subs(S, n) == max(48 * n + 32, 32 * n + 76)
-    assert (g.prefill, g.cache) == (108 * S, 32 * S)
+    assert g.cache == 32 * S
+
+
+def test_a_single_token_generation_is_one_forward() -> None:
+    """At S = 1 prefill and the decoding step run the same tensors (no cache to replace): the same peak."""
+    g = generation(load_data(TINY, input_shape=(1,))).generation
+    assert (g.prefill, g.decode) == (108, 108)
 
 
 def test_the_cache_policy_changes_no_training_figure() -> None:
@@ -174,9 +182,11 @@ def test_the_curve_of_largest_batches_over_the_context() -> None:
 
 
 def test_the_longest_context_at_a_batch() -> None:
-    result = run("gpt2", "--fit", "2GiB", "--batch", "8", "--input", "S", "--json")
-    longest = json.loads(result.output)["fit"]["square_input"]
-    assert fits("gpt2", 8, longest, BUDGET) and not fits("gpt2", 8, longest + 1, BUDGET)
+    result = run("gpt2", "--fit", "1GiB", "--batch", "8", "--input", "S", "--json")
+    found = json.loads(result.output)["fit"]
+    longest = found["square_input"]
+    assert "input_limit" not in found and longest < 1024  # memory, not the position table, ends it
+    assert fits("gpt2", 8, longest, 1 << 30) and not fits("gpt2", 8, longest + 1, 1 << 30)
 
 
 def test_the_longest_context_stops_at_the_position_table() -> None:

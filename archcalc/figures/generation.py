@@ -65,35 +65,37 @@ def caching_layers(network: Network) -> list[str]:
     return found
 
 
-def prefill_storages(network: Network, shapes: dict[str, Shape], sizes: dict[str, int], cached: list[str]) -> dict[str, Storage]:
-    """The forward over S tokens with use_cache=True: as live_storages, but each cache lives to
-    the end, returned in past_key_values."""
+def prefill_storages(network: Network, shapes: dict[str, Shape], sizes: dict[str, int], cached: list[str], one_token: dict[str, Storage]) -> dict[str, Storage]:
+    """The forward over S tokens with use_cache=True, as generate() runs it: as live_storages,
+    but each cache lives to the end (returned in past_key_values), and a dense head at the
+    output is computed for the last position only (`one_token`: the storages at 1 token), as
+    generate() asks with logits_to_keep=1 (transformers/generation/utils.py; the model slices
+    hidden_states[:, -1:, :], a view, before lm_head)."""
     ids = storage_of(network)
     storages = live_storages(network, shapes, sizes)
     end = len(network.order)
     for path in cached:
         storages[ids[path]] = storages[ids[path]]._replace(last_use=end)
+    head = network.output
+    if ids[head] == head and network.nodes[head].op.connectivity == "dense":
+        storages[head] = storages[head]._replace(nbytes=one_token[head].nbytes)
     return storages
 
 
-def decode_storages(network: Network, shapes: dict[str, Shape], size: int, cached: list[str]) -> tuple[Network, dict[str, Storage]]:
-    """One decoding step at context S: the network over 1 token per example (its storages as
-    live_storages gives them), where each cache layer's output is the cache grown to S positions,
-    held to the end, and the cache of S-1 positions it replaces lives from before the step until
-    that layer's torch.cat has read it."""
-    step = network.with_input((1, *network.input_shape[1:]))
-    step_shapes = output_shapes(step)
-    step_sizes = element_bytes(step, size)
-    storages = live_storages(step, step_shapes, step_sizes)
+def decode_storages(shapes: dict[str, Shape], sizes: dict[str, int], cached: list[str], step: Network, one_token: dict[str, Storage]) -> dict[str, Storage]:
+    """One decoding step at context S: the network over 1 token per example (`step`, its storages
+    `one_token`), where each cache layer's output is the cache grown to S positions (`shapes`
+    and `sizes` at S), held to the end, and the cache of S-1 positions it replaces lives from
+    before the step until that layer's torch.cat has read it."""
+    storages = dict(one_token)
     ids = storage_of(step)
     end = len(step.order)
-    full_sizes = element_bytes(network, size)
     for path in cached:
-        grown = elements(shapes[path]) * full_sizes[path]
+        grown = elements(shapes[path]) * sizes[path]
         new = storages[ids[path]]
         storages[ids[path]] = new._replace(last_use=end, nbytes=grown)
         storages[f"{path}#old"] = Storage(-1, new.born, grown - new.nbytes)
-    return step, storages
+    return storages
 
 
 def generation(network: Network, shapes: dict[str, Shape], options: MemoryOptions) -> Generation:
@@ -102,9 +104,11 @@ def generation(network: Network, shapes: dict[str, Shape], options: MemoryOption
     size = options.activation_bytes
     sizes = element_bytes(network, size)
     cache = sum((elements(shapes[path]) * sizes[path] for path in cached), 0)
+    step = network.with_input((1, *network.input_shape[1:]))
+    one_token = live_storages(step, output_shapes(step), element_bytes(step, size))
     phases = {
-        "prefill": inference_candidates(network, prefill_storages(network, shapes, sizes, cached)),
-        "decode": inference_candidates(*decode_storages(network, shapes, size, cached)),
+        "prefill": inference_candidates(network, prefill_storages(network, shapes, sizes, cached, one_token)),
+        "decode": inference_candidates(step, decode_storages(shapes, sizes, cached, step, one_token)),
     }
     (prefill, prefill_layer), (decode, decode_layer) = (peak_of(network, c) for c in phases.values())
     # one peak over both phases' layers (either phase's peak may be a Max formula already)

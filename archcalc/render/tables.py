@@ -221,7 +221,7 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
         )
     else:
         row("KV cache", g.cache, f"the keys and values every kv_cache layer holds at context {g.context}, per example 2 x layers x kv_heads x head_dim x S elements", f"context {g.context}")
-        row("Prefill peak", g.prefill, f"the most bytes alive at once in the forward over {g.context} tokens, its cache kept to the end (logits for every position, as model(ids) computes them)", f"at {g.prefill_layer}")
+        row("Prefill peak", g.prefill, f"the most bytes alive at once in the forward over {g.context} tokens, its cache kept to the end, the head for the last position only (generate()'s logits_to_keep=1)", f"at {g.prefill_layer}")
         row("Decode step peak", g.decode, f"the most bytes alive at once in one step of 1 token per example attending over {g.context} positions: the cache, the replaced cache torch.cat reads, the step's tensors", f"at {g.decode_layer}")
         row("Inference peak", m.inference_peak, "generation's peak: the larger of prefill and the decoding step", f"{g.phase}, at {m.peak_layer}")
     row("Inference total", m.inference_total, "weights + buffers + inference peak", style=None if train else "bold")
