@@ -81,6 +81,7 @@ def analyze(
     optimizer: str = "adam",
     mixed_precision: Literal["fp16", "bf16"] | None = None,
     attention: Literal["fused", "math"] = "fused",
+    kv_cache: bool = False,
 ) -> Analysis:
     """Shapes, parameters, FLOPs, receptive fields and memory of every layer, with totals.
 
@@ -88,13 +89,16 @@ def analyze(
     `archcalc memory`: `batch` a whole number >= 1 or a symbol's name (`"B"`), `dtype` and
     `weight_dtype` one of archcalc.dtypes.BYTES, `optimizer` one of sgd, momentum, nesterov,
     adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad; `mixed_precision` "fp16" or "bf16"; `attention` "fused" or "math" (what attention keeps
-    for backward: docs/memory.md).
+    for backward: docs/memory.md); `kv_cache` True sizes inference as generation with a key/value
+    cache at the context the input's sequence gives (docs/memory.md, "KV cache").
     """
     if not isinstance(network, Network):
         network = load(network)
     if mixed_precision not in (None, "fp16", "bf16"):
         raise OptionError(f"mixed_precision must be 'fp16', 'bf16' or None, got {quote(mixed_precision)}")
-    options = MemoryOptions(_batch(batch), dtype, weight_dtype, str(optimizer).lower(), mixed_precision, attention)
+    if not isinstance(kv_cache, bool):
+        raise OptionError(f"kv_cache must be True or False, got {quote(kv_cache)}")
+    options = MemoryOptions(_batch(batch), dtype, weight_dtype, str(optimizer).lower(), mixed_precision, attention, kv_cache=kv_cache)
     check_options(options)
     return run(network, options)
 

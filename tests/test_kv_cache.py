@@ -223,6 +223,34 @@ def test_json_is_valid_against_the_schema() -> None:
         jsonschema.Draft202012Validator(output_schema("memory")).validate(json.loads(run(*args).output))
 
 
+def test_the_library_takes_the_policy_too() -> None:
+    import archcalc
+
+    g = archcalc.analyze("llama_decoder", batch=2, kv_cache=True).memory.generation
+    assert g.cache == 2 * 4 * 2 * 64 * 4 * 2 * 128  # the spec's S = 128
+    with pytest.raises(OptionError, match="kv_cache must be True or False"):
+        archcalc.analyze("llama_decoder", kv_cache="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", [
+    ["analyze", "llama_decoder", "--input", "32"],
+    ["compare", "gpt2", "llama_decoder", "--input", "32"],
+    ["formula", "llama_decoder"],
+])
+def test_every_command_s_json_under_the_policy_is_valid(command: list[str]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from archcalc.schemas import output_schema
+
+    result = CliRunner().invoke(main, [*command, "--kv-cache", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    jsonschema.Draft202012Validator(output_schema(command[0])).validate(json.loads(result.output))
+
+
+def test_sweep_refuses_the_policy_and_says_where_to_go() -> None:
+    result = CliRunner().invoke(main, ["sweep", "gpt2", "--kv-cache", "--batch", "1..4", "-q"])
+    assert result.exit_code == 2 and "memory --kv-cache --fit BUDGET --batch B --input S" in result.output
+
+
 def test_explicit_training_is_refused() -> None:
     result = run("gpt2", "--train")
     assert result.exit_code == 2 and "--kv-cache sizes generation, which is inference" in result.output

@@ -434,7 +434,8 @@ def comparison_table(comparison: Any) -> Any:
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
     table = FigureTable(
         title=f"Comparison (memory at batch {o.batch}, {o.dtype}{precision}, {o.optimizer}"
-        f"{f', attention {comparison.attention}' if comparison.attention else ''}; binary units)",
+        f"{f', attention {comparison.attention}' if comparison.attention else ''}"
+        f"{', generating with a KV cache' if o.kv_cache else ''}; binary units)",
         title_justify="left",
         caption=f"bold green: the lowest cost in the row; ×: ratio to {comparison.names[0]}",
         caption_justify="left",
