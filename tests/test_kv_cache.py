@@ -14,12 +14,17 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import SPECS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archcalc.analysis import analyze
 from archcalc.cli import main
 from archcalc.errors import OptionError
 from archcalc.figures.memory import MemoryOptions
+from archcalc.figures.params import parameter_counts
+from archcalc.figures.shapes import output_shapes
 from archcalc.spec.graph import load, load_data
+from archcalc.symbolic.solve import fit
 from archcalc.symbolic.symbols import symbol
 
 HF = json.loads((Path(__file__).parent / "data" / "hf_measurements.json").read_text())["models"]
@@ -169,6 +174,32 @@ def run(*args: str) -> Any:
 BUDGET = 2 << 30
 
 
+@settings(max_examples=6, deadline=None)
+@given(budget=st.integers(1_400, 400_000), batch=st.integers(1, 6))
+def test_solver_against_brute_force(budget: int, batch: int) -> None:
+    """On the small decoder: every curve point (b fits, b + 1 does not) and the longest context
+    at a batch (it fits, one more token does not), each checked by the numeric figures alone."""
+    symbolic = load_data(TINY, symbolic=True)
+    shapes = output_shapes(symbolic)
+    counts = parameter_counts(symbolic, shapes)
+
+    def total(b: int, n: int) -> int:
+        return int(generation(load_data(TINY, input_shape=(n,)), b).inference_total)
+
+    try:
+        curve = fit(symbolic, shapes, counts, MemoryOptions(batch=symbol("B"), kv_cache=True), budget, False).curve
+    except OptionError:  # not even the weights fit
+        assert total(1, 1) > budget
+        return
+    for n, b in curve:
+        assert total(b, n) <= budget < total(b + 1, n), (n, b)
+    longest = fit(symbolic, shapes, counts, MemoryOptions(batch=batch, kv_cache=True), budget, False).square_input
+    if longest is None:
+        assert total(batch, 1) > budget
+    else:
+        assert total(batch, longest) <= budget < total(batch, longest + 1)
+
+
 def test_the_curve_of_largest_batches_over_the_context() -> None:
     result = run("gpt2", "--fit", "2GiB", "--batch", "B", "--input", "S", "--json")
     assert result.exit_code == 0, result.output
@@ -219,7 +250,7 @@ def test_json_is_valid_against_the_schema() -> None:
     jsonschema = pytest.importorskip("jsonschema")
     from archcalc.schemas import output_schema
 
-    for args in (("gpt2", "--input", "64", "--json"), ("gpt2", "--fit", "2GiB", "--batch", "B", "--input", "S", "--json")):
+    for args in (("llama_decoder", "--input", "64", "--json"), ("llama_decoder", "--fit", "1GiB", "--batch", "B", "--input", "S", "--json")):
         jsonschema.Draft202012Validator(output_schema("memory")).validate(json.loads(run(*args).output))
 
 
