@@ -86,6 +86,7 @@ def analyze(
     zero: Literal[0, 1, 2, 3] = 0,
     tp: int | str = 1,
     sequence_parallel: bool = False,
+    kv_cache: bool = False,
 ) -> Analysis:
     """Shapes, parameters, FLOPs, receptive fields and memory of every layer, with totals.
 
@@ -95,15 +96,20 @@ def analyze(
     adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad; `mixed_precision` "fp16" or "bf16"; `attention` "fused" or "math" (what attention keeps
     for backward: docs/memory.md); `dropout_mask` "activation" or "bool"; `devices`, `zero`,
     `tp`, `sequence_parallel` as --devices, --zero, --tp, --sequence-parallel (one device's figures:
-    docs/memory.md, Sharding), `devices` and `tp` whole numbers or symbols' names.
+    docs/memory.md, Sharding), `devices` and `tp` whole numbers or symbols' names; `kv_cache` True sizes inference as generation with a key/value
+    cache at the context the input's sequence gives (docs/memory.md, "KV cache").
     """
     if not isinstance(network, Network):
         network = load(network)
     if mixed_precision not in (None, "fp16", "bf16"):
         raise OptionError(f"mixed_precision must be 'fp16', 'bf16' or None, got {quote(mixed_precision)}")
+    if not isinstance(kv_cache, bool):
+        raise OptionError(f"kv_cache must be True or False, got {quote(kv_cache)}")
     options = MemoryOptions(
-        _batch(batch), dtype, weight_dtype, str(optimizer).lower(), mixed_precision, attention, dropout_mask,
-        None if devices is None else _batch(devices, "devices"), zero, _batch(tp, "tp"), sequence_parallel,
+        batch=_batch(batch), dtype=dtype, weight_dtype=weight_dtype, optimizer=str(optimizer).lower(),
+        mixed_precision=mixed_precision, attention=attention, dropout_mask=dropout_mask,
+        devices=None if devices is None else _batch(devices, "devices"), zero=zero, tp=_batch(tp, "tp"),
+        sequence_parallel=sequence_parallel, kv_cache=kv_cache,
     )
     check_options(options)
     return run(network, options)

@@ -204,6 +204,10 @@ POLICY_OPTIONS = {
     "zero": click.option("--zero", type=click.IntRange(0, 3), default=0, show_default=True, help="ZeRO stage (FSDP) across the data-parallel devices: 1 splits the optimizer state, 2 also gradients, 3 also parameters."),
     "tp": click.option("--tp", metavar="T", default="1", show_default=True, help="Tensor-parallel degree: splits the layers marked `parallel: column|row` (Megatron-LM) and their activations."),
     "sequence_parallel": click.option("--sequence-parallel", is_flag=True, help="With --tp: Megatron's sequence parallelism, every activation split across the T devices."),
+    "kv_cache": click.option(
+        "--kv-cache", "kv_cache", is_flag=True,
+        help="Inference is generation with a key/value cache (a decoder's kv_cache layers): the input's sequence is the context S; the inference peak is the larger of prefill over S tokens and one decoding step with the cache at S (docs/memory.md).",
+    ),
 }
 """How the network is trained or run, by parameter name: each is a field of figures.memory.MemoryOptions."""
 
@@ -225,6 +229,17 @@ def policy_options(command: Any) -> Any:
 def memory_options(command: Any) -> Any:
     """The options every memory figure depends on: --batch and the policy (`policy_options`)."""
     return BATCH(policy_options(command))
+
+
+def _generation_mode(options: Any, train: bool) -> bool:
+    """Generation with a key/value cache is inference: --kv-cache implies --infer, and refuses an explicit --train."""
+    if not options.kv_cache:
+        return train
+    from click.core import ParameterSource
+
+    if train and click.get_current_context().get_parameter_source("train") is not ParameterSource.DEFAULT:
+        raise OptionError("--kv-cache sizes generation, which is inference: drop --train (or --kv-cache to size training)")
+    return False
 
 
 def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -339,6 +354,8 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, polic
       archcalc memory specs/resnet50.yaml --input 3,H,W --batch B
       archcalc memory specs/resnet50.yaml --fit 16GiB --symbolic --batch 32
       archcalc memory gpt2 --fit 1GiB --zero 3 --devices N --batch 8
+      archcalc memory gpt2 --kv-cache --batch 8 --input 1024
+      archcalc memory gpt2 --kv-cache --fit 24GiB --batch B --input S
 
     With --devices (or --zero, --tp) every figure is one device's (docs/memory.md, "Sharding");
     --fit BUDGET --devices N finds the fewest devices that fit instead of the largest batch.
@@ -352,6 +369,7 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, polic
     solve_devices = fit is not None and devices is not None and not devices.strip().isdigit()
     options = _memory_options(batch, **{**policy, "devices": None} if solve_devices else policy)
     network = _network(spec, input_shape, symbolic)
+    train = _generation_mode(options, train)
     if reserve is not None and fit is None:
         raise OptionError("--reserve sets bytes aside from the --fit budget: give --fit too, e.g. --fit 16GiB --reserve 1GiB")
     kept = parse_bytes(reserve) if reserve is not None else 0
@@ -823,6 +841,11 @@ def sweep_command(spec: str, batch: str, input_shape: str | None, what: str, tra
             import matplotlib  # noqa: F401
         except ImportError:
             raise OptionError("--plot needs matplotlib, an optional extra: pip install 'archcalc[plot]'") from None
+    if policy["kv_cache"]:
+        raise OptionError(
+            "sweep does not take --kv-cache: for generation's largest batch per context use "
+            "`memory --kv-cache --fit BUDGET --batch B --input S`, for its formulas `formula --kv-cache`"
+        )
     if builtin:
         note(f"using the built-in spec {path}")
     options = _memory_options(1, **policy)

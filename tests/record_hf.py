@@ -11,7 +11,8 @@ saves for backward per sequence (train mode, float32, batch 3 minus batch 2, eac
 once: at batch 1 torch.matmul folds GPT-2's [1, heads, S, head_dim] query into three dimensions
 as a view of c_attn's packed output, where any larger batch copies it, so batch 2 minus batch 1
 is not what a sequence costs) for attn_implementation "eager" and "sdpa" (the kernel torch picks on the CPU: flash), and
-"sdpa" restricted to the math kernel, at each sequence length in LENGTHS.
+"sdpa" restricted to the math kernel, at each sequence length in LENGTHS; for the decoders
+(CACHED), the bytes of the key/value cache model(ids, use_cache=True) returns, per "BxS" of CACHE_POINTS.
 tests/test_hf_measurements.py compares archcalc with it.
 """
 
@@ -39,6 +40,9 @@ MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
                        "attention_dropout": 0.0}),
 }
 KERNELS = ("eager", "sdpa", "sdpa_math")
+# the decoders, and the (batch, length) at which the bytes of their key/value cache are measured
+CACHED = ("gpt2", "llama_decoder")
+CACHE_POINTS = ((1, 128), (3, 256))
 
 
 def build(torch: Any, name: str, attention: str) -> Any:
@@ -70,6 +74,14 @@ def kept(torch: Any, model: Any, kernel: str, vocab: int, length: int, batch: in
     return saved_bytes(torch, model, (), batch, ids)
 
 
+def cache_bytes(torch: Any, model: Any, ids: Any) -> int:
+    """Bytes of the keys and values the DynamicCache holds after model(ids, use_cache=True) on
+    token ids [batch, length] (eval mode, no autograd; on the meta device too)."""
+    with torch.no_grad():
+        cache = model(ids, use_cache=True).past_key_values
+    return sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+
+
 def measure(torch: Any, name: str) -> dict[str, Any]:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
@@ -92,6 +104,8 @@ def measure(torch: Any, name: str) -> dict[str, Any]:
             output = output_of(model(ids(1, length)))
         entry["output_shape"][str(length)] = list(output.shape[1:])
         entry["flops"][str(length)] = counter.get_total_flops()
+    if name in CACHED:
+        entry["kv_cache_bytes"] = {f"{b}x{n}": cache_bytes(torch, model, ids(b, n)) for b, n in CACHE_POINTS}
     for kernel in KERNELS:
         model = build(torch, name, kernel.removesuffix("_math")).train()
         for length in LENGTHS:

@@ -30,6 +30,7 @@ from archcalc.spec.graph import INPUT, Layer, Network
 
 if TYPE_CHECKING:
     from archcalc.analysis import Analysis
+    from archcalc.figures.generation import Generation
 
 # Copies of the trainable parameters each optimizer keeps (torch.optim's state per parameter).
 OPTIMIZER_STATES: dict[str, int] = {
@@ -61,6 +62,7 @@ class MemoryOptions:
     zero: Literal[0, 1, 2, 3] = 0  # ZeRO stage across the data-parallel devices (sharding.py)
     tp: Dim = 1  # tensor-parallel degree (Megatron-LM: layers with `parallel: column|row`)
     sequence_parallel: bool = False  # Megatron's sequence parallelism with tp: every activation split t ways
+    kv_cache: bool = False  # inference is generation with a key/value cache at context S (figures.generation)
 
     @property
     def activation_bytes(self) -> int:
@@ -112,6 +114,9 @@ class Memory:
     optimizer_state: Dim
     attention: AttentionKernel | None = None
     """The attention kernel the saved figures assume; None when no layer attends (ops.base.Op.attends)."""
+    generation: Generation | None = None
+    """Under --kv-cache: the cache and the prefill and decoding-step peaks at the batch; the
+    inference peak is then the larger of the two phases'."""
 
     @property
     def training_total(self) -> Dim:
@@ -219,6 +224,17 @@ def inference_candidates(network: Network, storages: dict[str, Storage]) -> list
     return candidates
 
 
+def peak_of(network: Network, candidates: list[tuple[str, Dim]]) -> tuple[Dim, str]:
+    """The largest candidate and its layer: the first at the maximum, or in symbolic mode an exact
+    formula (symbolic.symbols.peak)."""
+    if network.symbolic:
+        from archcalc.symbolic.symbols import peak as symbolic_peak
+
+        return symbolic_peak(candidates, network.symbols.values(), network.defaults)
+    layer, peak = max(candidates, key=lambda c: c[1])
+    return peak, layer
+
+
 class Gradients(NamedTuple):
     """Whether a layer's own parameters train, and which of its inputs need a gradient."""
 
@@ -246,12 +262,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
     sizes = element_bytes(network, size)
     storages = live_storages(network, shapes, sizes)
     candidates = inference_candidates(network, storages)
-    if network.symbolic:
-        from archcalc.symbolic.symbols import peak as symbolic_peak
-
-        peak, peak_layer = symbolic_peak(candidates, network.symbols.values(), network.defaults)
-    else:
-        peak_layer, peak = max(candidates, key=lambda c: c[1])  # the first layer at the maximum
+    peak, peak_layer = peak_of(network, candidates)
     # training: storages kept for backward, counted once each, plus per-layer extras
     grads = gradients(network, counts)
     share = activation_share(network, options)
@@ -317,6 +328,12 @@ def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCo
     check_options(options)
     check_batch_symbol(network, options.batch)
     layers, peak, peak_layer, training = activation_profile(network, shapes, counts, options)
+    found = None
+    if options.kv_cache:
+        from archcalc.figures.generation import generation
+
+        found = generation(network, shapes, options)
+        peak, peak_layer = Linear(0, found.peak), found.peak_layer
     weights, grads, optimizer_state = parameter_state(*parameters_per_device(network, shapes, counts, options.tp), options)
     buffers = sum((c.buffers for c in counts.values()), 0)
     batch = options.batch
@@ -332,6 +349,7 @@ def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCo
         gradients=grads,
         optimizer_state=optimizer_state,
         attention=options.attention if any(layer.op.attends for layer in network.layers) else None,
+        generation=None if found is None else found.at(batch),
     )
 
 
@@ -394,6 +412,16 @@ def options_json(o: MemoryOptions) -> dict[str, Any]:
         "batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision,
         **({"dropout_mask": o.dropout_mask} if o.dropout_mask != "activation" else {}),
         **(sharding_json(o) if per_device(o) else {}),
+        **({"kv_cache": True} if o.kv_cache else {}),  # only under the cache policy
+    }
+
+
+def generation_json(g: Generation) -> dict[str, Any]:
+    """The cache at the context and batch, and the peak of each phase of generation (bytes)."""
+    return {
+        "context": plain(g.context), "cache": plain(g.cache),
+        "prefill_peak": plain(g.prefill), "prefill_peak_layer": g.prefill_layer,
+        "decode_peak": plain(g.decode), "decode_peak_layer": g.decode_layer, "peak_phase": g.phase,
     }
 
 
@@ -411,6 +439,7 @@ def memory_json(m: Memory) -> dict[str, Any]:
         "gradients": plain(m.gradients),
         "optimizer_state": plain(m.optimizer_state),
         "training_total": plain(m.training_total),
+        **({"generation": generation_json(m.generation)} if m.generation else {}),
     }
 
 
@@ -435,6 +464,7 @@ def _formulas(analysis: Analysis) -> dict[str, Any]:
         "weights": m.weights, "buffers": m.buffers, "activations_sum": m.activations_sum,
         "inference_peak": m.inference_peak, "training_activations": m.training_activations,
         "gradients": m.gradients, "optimizer_state": m.optimizer_state, "training_total": m.training_total,
+        **({"kv_cache": m.generation.cache, "prefill_peak": m.generation.prefill, "decode_peak": m.generation.decode} if m.generation else {}),
     }
 
 
@@ -467,7 +497,7 @@ MEMORY = Figure(
     ),
     formula=Formula(
         lambda m: {"output_bytes": m.output, "saved_bytes": m.saved}, _formulas,
-        assumes=lambda a: (attention_note(a.memory) + sharding_note(a.memory.options)).removeprefix(", "),
+        assumes=lambda a: (attention_note(a.memory) + sharding_note(a.memory.options) + (", generation with a KV cache" if a.memory.generation else "")).removeprefix(", "),
     ),
     sweeps=(
         Sweepable("training_bytes", "training memory", "bytes", lambda a: a.memory.training_total, train=True),

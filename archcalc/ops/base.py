@@ -215,6 +215,10 @@ class Op(Model):
     attends: ClassVar[bool] = False
     """Whether the op computes attention, so what it keeps for backward depends on the attention
     kernel (`saved_for_backward_with`, `--attention`)."""
+    caches: ClassVar[bool] = False
+    """Whether the output is a key/value cache that generation keeps across decoding steps (Hugging
+    Face's DynamicCache: one [S, kv_heads*head_dim] tensor per layer for keys, one for values),
+    so `--kv-cache` holds it to the end of a forward and sizes it at the context S."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

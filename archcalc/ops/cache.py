@@ -18,6 +18,7 @@ class KVCache(Op):
     GPT2LMHeadModel with saved_tensors_hooks: two [S, E] copies per layer beside c_attn's)."""
 
     kind = "kv_cache"
+    caches = True
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0].copy()

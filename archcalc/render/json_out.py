@@ -111,6 +111,7 @@ def solved_fit_json(found: Fit, train: bool) -> dict[str, Any]:
         "given_batch": found.given_batch,
         "square_input": found.square_input,
         **({"input_limit": found.limit} if found.limit is not None else {}),
+        **({"curve": [{"length": n, "batch": b} for n, b in found.curve]} if found.curve else {}),
     }
 
 

@@ -190,9 +190,10 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
     m = analysis.memory
     o = m.options
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
+    cache = ", generating with a KV cache" if o.kv_cache else ""
     table = FigureTable(
         optional=("Note", "Size"),
-        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)}{sharding_note(o)} "
+        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)}{sharding_note(o)}{cache} "
         "(binary units: 1 MiB = 2^20 bytes)",
         title_justify="left",
     )
@@ -213,11 +214,18 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
         "every layer's output added up, as if all were alive at once; an upper bound on the "
         "inference peak (torchinfo's forward/backward pass size counts differently)",
     )
-    row(
-        "Inference peak", m.inference_peak,
-        "the most activation bytes alive at once running forward without autograd, each tensor "
-        "freed after its last reader", f"at {m.peak_layer}",
-    )
+    g = m.generation
+    if g is None:
+        row(
+            "Inference peak", m.inference_peak,
+            "the most activation bytes alive at once running forward without autograd, each tensor "
+            "freed after its last reader", f"at {m.peak_layer}",
+        )
+    else:
+        row("KV cache", g.cache, f"the keys and values every kv_cache layer holds at context {g.context}, per example 2 x layers x kv_heads x head_dim x S elements", f"context {g.context}")
+        row("Prefill peak", g.prefill, f"the most bytes alive at once in the forward over {g.context} tokens, its cache kept to the end, the head for the last position only (generate()'s logits_to_keep=1)", f"at {g.prefill_layer}")
+        row("Decode step peak", g.decode, f"the most bytes alive at once in one step of 1 token per example attending over {g.context} positions: the cache, the replaced cache torch.cat reads, the step's tensors", f"at {g.decode_layer}")
+        row("Inference peak", m.inference_peak, "generation's peak: the larger of prefill and the decoding step", f"{g.phase}, at {m.peak_layer}")
     row("Inference total", m.inference_total, "weights + buffers + inference peak", style=None if train else "bold")
     if train:
         row("Saved for backward", m.training_activations, "the tensors PyTorch's autograd keeps for the backward pass, each storage once")
@@ -229,7 +237,8 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
         budget, reserve, batch = fit
         mode = "training" if train else "inference"
         kept = f"less {reserve:,} bytes reserved" if reserve else "nothing set aside by --reserve for what is not counted"
-        largest = f"Largest batch that fits {budget}" if solved == "batch" else f"Fewest devices that fit {budget} per device"
+        at = f" at context {g.context}" if g is not None else ""
+        largest = f"Largest batch that fits {budget}{at}" if solved == "batch" else f"Fewest devices that fit {budget} per device"
         legend.append(f"{largest} ({mode}; {kept}): {batch:,}")
     return Group(table, Text("\n".join(legend)))
 
@@ -398,6 +407,10 @@ def fit_table(name: str, found: Any, train: bool, reserve: int = 0) -> Any:
         if found.limit is not None:
             value += " (the longest the network takes; memory allows more)"
         table.add_row(f"Largest {what} at batch {found.given_batch}", value)
+    if found.curve:
+        table.add_row(f"Largest batch per {found.sizes[0]}", "")
+        for n, b in found.curve:
+            table.add_row(f"  {found.sizes[0]} = {n:,}", f"{b:,}")
     return Group(table, Text(NOT_COUNTED + (f"; {reserve:,} bytes reserved for them." if reserve else "; --reserve SIZE sets them aside.")))
 
 
@@ -424,7 +437,8 @@ def comparison_table(comparison: Any) -> Any:
     precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
     table = FigureTable(
         title=f"Comparison (memory at batch {o.batch}, {o.dtype}{precision}, {o.optimizer}"
-        f"{f', attention {comparison.attention}' if comparison.attention else ''}{sharding_note(o)}; binary units)",
+        f"{f', attention {comparison.attention}' if comparison.attention else ''}{sharding_note(o)}"
+        f"{', generating with a KV cache' if o.kv_cache else ''}; binary units)",
         title_justify="left",
         caption=f"bold green: the lowest cost in the row; ×: ratio to {comparison.names[0]}",
         caption_justify="left",

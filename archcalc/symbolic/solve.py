@@ -161,6 +161,7 @@ class Fit:
     given_batch: int | None
     sizes: tuple[str, ...] = ()  # the named input sizes square_input sets, all to one value
     limit: int | None = None  # the longest sequence the network takes, when it, not memory, stops square_input
+    curve: tuple[tuple[int, int], ...] = ()  # for a sequence and a symbolic batch: (length, largest batch) points
 
 
 def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions, budget: int, train: bool) -> Fit:
@@ -184,22 +185,41 @@ def fit(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount
     # the named sizes past the channels, or a token input's sequence length (its only axis)
     sequence = _sequence(network)
     spatial = [sequence] if sequence is not None else [d for d in network.input_shape[1:] if isinstance(d, sympy.Symbol)]
+    lengths = sequence_lengths(network, sequence, None) if sequence is not None else None
     if given is not None and spatial:
-        total = sympy.lambdify(spatial, fixed + given * per_example, "math")
-
-        def over(s: int) -> bool:
-            return total(*[s] * len(spatial)) > budget
-
-        high = LIMIT  # a token input grows far beyond an image's sizes: widen the search
-        while not over(high) and high < 1 << 64:
-            high *= 2
-        first_over = _smallest(over, 1, high)
-        square = None if first_over is None else first_over - 1
-        if square is not None and square < 1:
-            square = None
+        square = _longest(spatial, fixed + given * per_example, budget)
     limit = None
-    if square is not None and sequence is not None:  # a sequence: its positions may end first
-        longest = sequence_lengths(network, sequence, None).largest
-        if longest is not None and longest < square:
-            square = limit = longest
-    return Fit(budget, fixed, per_example, batch, at_defaults, square, given, tuple(s.name for s in spatial), limit)
+    if square is not None and lengths is not None and lengths.largest is not None and lengths.largest < square:
+        square = limit = lengths.largest  # a sequence: its positions may end first
+    curve: tuple[tuple[int, int], ...] = ()
+    if given is None and lengths is not None and batch.free_symbols <= {sequence}:
+        curve = _curve(sequence, fixed + per_example, batch, budget, lengths)
+    return Fit(budget, fixed, per_example, batch, at_defaults, square, given, tuple(s.name for s in spatial), limit, curve)
+
+
+def _longest(sizes: list[Any], total: Any, budget: int) -> int | None:
+    """The largest size s >= 1 such that `total` with every one of `sizes` at s fits `budget`
+    (total grows with the sizes), found by bisection; None when none fits or no bound is found."""
+    evaluate = sympy.lambdify(sizes, total, "math")
+
+    def over(s: int) -> bool:
+        return evaluate(*[s] * len(sizes)) > budget
+
+    high = LIMIT  # a token input grows far beyond an image's sizes: widen the search
+    while not over(high) and high < 1 << 64:
+        high *= 2
+    first_over = _smallest(over, 1, high)
+    return None if first_over is None or first_over < 2 else first_over - 1
+
+
+def _curve(sequence: Any, one: Any, batch: Any, budget: int, lengths: AxisSolution) -> tuple[tuple[int, int], ...]:
+    """The largest batch at lengths from the shortest the network takes, through the powers of two,
+    to the longest at which batch 1 fits (or the network's own longest, if that ends first):
+    exact integers, the batch formula evaluated at each length (`one`: the total at batch 1)."""
+    longest = _longest([sequence], one, budget)
+    if longest is not None and lengths.largest is not None:
+        longest = min(longest, lengths.largest)
+    if longest is None or lengths.smallest is None or longest < lengths.smallest:
+        return ()
+    grid = {lengths.smallest, longest} | {1 << k for k in range(longest.bit_length()) if lengths.smallest <= 1 << k <= longest}
+    return tuple((n, int(batch.subs(sequence, n))) for n in sorted(grid))
