@@ -184,69 +184,136 @@ class Mapped:
 def to_network(captured: Captured, opaque: bool = False) -> Mapped:
     """The program's operators as archcalc layers; with `opaque`, an unmapped operator becomes
     an `opaque` layer of its traced shape and parameter count, else it is listed in `unmapped`."""
-    program = captured.program
-    signature = program.graph_signature
-    params = dict(signature.inputs_to_parameters)
-    buffers = dict(signature.inputs_to_buffers)
-    user_inputs = list(signature.user_inputs)
-    if len(user_inputs) != 1:
-        raise BridgeError(f"the model takes {len(user_inputs)} inputs; archcalc imports models of one input tensor")
-    graph = list(program.graph.nodes)
-    kinds = modules(captured)
-    namer = _Namer(kinds)
-    produced: dict[str, str] = {}  # graph node name -> layer path (or `input`)
-    layers: list[ImportedLayer] = []
-    unmapped: list[Unmapped] = []
-    input_shape: tuple[int, ...] = ()
-    shapes: dict[str, tuple[int, ...]] = {}
-    weights: dict[str, dict[str, tuple[int, ...]]] = {}
-    calls: dict[tuple[str, int], int] = {}  # mapped operators per module call
-    for node in graph:
-        if node.op == "call_function" and str(node.target) in RULES:
-            path, _, call = _module(node)
-            calls[path, call] = calls.get((path, call), 0) + 1
-    for node in graph:
-        if node.op == "placeholder":
-            if node.name in user_inputs:
-                produced[node.name] = "input"
+    return _Mapper(captured, opaque).run()
+
+
+_SPLITS = frozenset({"aten.chunk.default", "aten.split.Tensor", "aten.split_with_sizes.default"})
+_GETITEM = "<built-in function getitem>"
+
+
+class _Mapper:
+    """One pass over the program's nodes in execution order."""
+
+    def __init__(self, captured: Captured, opaque: bool) -> None:
+        program = captured.program
+        signature = program.graph_signature
+        self.name = captured.name
+        self.opaque = opaque
+        self.params = dict(signature.inputs_to_parameters)
+        self.buffers = dict(signature.inputs_to_buffers)
+        self.user_inputs = list(signature.user_inputs)
+        if len(self.user_inputs) != 1:
+            raise BridgeError(f"the model takes {len(self.user_inputs)} inputs; archcalc imports models of one input tensor")
+        self.graph = list(program.graph.nodes)
+        self.namer = _Namer(modules(captured))
+        self.produced: dict[str, str] = {}  # graph node name -> layer path (or `input`)
+        self.pieces: dict[str, tuple[int, list[tuple[int, int]]]] = {}  # a split: dim, [start, end) per piece
+        self.layers: list[ImportedLayer] = []
+        self.unmapped: list[Unmapped] = []
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.weights: dict[str, dict[str, tuple[int, ...]]] = {}
+        self.calls: dict[tuple[str, int], int] = {}  # operators per module call
+        for node in self.graph:
+            if node.op == "call_function" and not self.passes(node) and str(node.target) not in _SPLITS:
+                path, _, call = _module(node)
+                self.calls[path, call] = self.calls.get((path, call), 0) + 1
+
+    def passes(self, node: Any) -> bool:
+        """An operator that changes nothing archcalc measures, its output read as its input: an
+        alias or clone, a one-tensor cat, an expand of the batch axis alone, or the first result
+        of a tuple (getitem 0 of an operator that is not a split)."""
+        target = str(node.target)
+        if target in PASS_THROUGH:
+            return True
+        if target == _GETITEM:
+            return bool(node.args[1] == 0 and str(node.args[0].target) not in _SPLITS)
+        if target in ("aten.cat.default", "aten.concat.default"):
+            return len(_tensors(node.args[0])) == 1
+        if target == "aten.expand.default":
+            before, after = _shape(node.args[0]), _shape(node)
+            return before is not None and after is not None and before[1:] == after[1:]
+        return False
+
+    def run(self) -> Mapped:
+        input_shape: tuple[int, ...] = ()
+        for node in self.graph:
+            if node.op == "placeholder" and node.name in self.user_inputs:
+                self.produced[node.name] = "input"
                 input_shape = (_shape(node) or (0,))[1:]
-            continue
-        if node.op == "output":
-            continue
+            elif node.op == "call_function":
+                self.visit(node)
+        network = ImportedNetwork(self.name, input_shape, "float32", self.layers, self.unmapped)
+        return Mapped(network, self.shapes, self.weights)
+
+    def add(self, layer: ImportedLayer, out: tuple[int, ...], weights: dict[str, tuple[int, ...]]) -> str:
+        self.layers.append(layer)
+        self.shapes[layer.path] = out
+        self.weights[layer.path] = weights
+        return layer.path
+
+    def state(self, node: Any) -> str:
+        """The layer of a parameter or buffer read as data (a class token, a layer scale),
+        named by its state_dict name: a `parameter` (or `buffer`) the batch shares."""
+        if node.name in self.produced:
+            return self.produced[node.name]
+        key = self.params.get(node.name) or self.buffers[node.name]
+        shape = _shape(node) or (1,)
+        batch_axis = len(shape) > 1 and shape[0] == 1
+        fields: dict[str, Any] = {"shape": list(shape[1:] if batch_axis else shape), "batch_axis": batch_axis}
+        op = "parameter" if node.name in self.params else "buffer"
+        layer = ImportedLayer(self.namer.take(key), op, fields, (), f"{op} {key}")
+        self.produced[node.name] = self.add(layer, tuple(fields["shape"]), {"": shape} if op == "parameter" else {})
+        return layer.path
+
+    def visit(self, node: Any) -> None:
         target = str(node.target)
         sources = [n for a in (*node.args, *node.kwargs.values()) for n in _tensors(a)]
-        data = [s for s in sources if s.name not in params and s.name not in buffers]
-        if target in PASS_THROUGH or (node.op == "call_function" and target == "<built-in function getitem>" and node.args[1] == 0):
-            if data and data[0].name in produced:
-                produced[node.name] = produced[data[0].name]
-            continue
+        if self.passes(node):
+            if sources and sources[0].name in self.produced:
+                self.produced[node.name] = self.produced[sources[0].name]
+            return
+        if target in _SPLITS:
+            self.split(node)
+            return
         out = _shape(node)
-        path, kind, call = _module(node)
-        rule = RULES.get(target)
-        mapped = rule(_arguments(node), out or ()) if rule is not None and out is not None else None
-        if len(data) < len(sources) and target not in WEIGHTED:
-            mapped = None  # a parameter read as data (a class token): no archcalc op takes it so
+        path, _, call = _module(node)
         where = path or "(top level)"
-        if mapped is None and not opaque:
-            unmapped.append(Unmapped(target, f"{where} (node {node.name})"))
-            produced[node.name] = node.name
-            continue
+        mapped: tuple[str, dict[str, Any]] | None = None
+        if target == _GETITEM and node.args[0].name in self.pieces:
+            dim, ranges = self.pieces[node.args[0].name]
+            start, end = ranges[node.args[1]]
+            mapped, sources = ("slice", {"dim": dim, "start": start, "end": end}), [node.args[0]]
+        elif target in RULES and out is not None:
+            mapped = RULES[target](_arguments(node), out)
+        own = target in WEIGHTED or mapped is None  # the parameters are the layer's own (an opaque one's too)
+        state = [s for s in sources if s.name in self.params or s.name in self.buffers]
+        data = [s for s in sources if not (own and s in state)]
+        if mapped is None and not self.opaque:
+            self.unmapped.append(Unmapped(target, f"{where} (node {node.name})"))
+            self.produced[node.name] = node.name
+            return
+        inputs = tuple(self.state(s) if s in state else self.produced.get(s.name, s.name) for s in data)
         if mapped is None:
-            count = sum(_numel(_shape(s)) for s in sources if s.name in params)
+            count = sum(_numel(_shape(s)) for s in state if s.name in self.params)
             op, fields = "opaque", {"shape": list((out or (1,))[1:]), "params": count, "traced": target}
         else:
             op, fields = mapped
-        if path and calls.get((path, call), 0) == 1 and not namer.holds_modules(path):
+        if path and self.calls.get((path, call), 0) == 1 and not self.namer.holds_modules(path):
             base = path if call == 0 else f"{path}{call + 1}"
         else:
-            base = f"{path}.{op}" if path else op
-        name = namer.take(base)
-        inputs = tuple(produced.get(s.name, s.name) for s in data)
-        layers.append(ImportedLayer(name, op, fields, inputs, f"{target} in {where} (node {node.name})"))
-        produced[node.name] = name
-        shapes[name] = (out or (1,))[1:]
-        weights[name] = {_leaf(params[s.name]): _shape(s) or () for s in sources if s.name in params}
-    return Mapped(ImportedNetwork(captured.name, input_shape, "float32", layers, unmapped), shapes, weights)
+            short = op if mapped is not None else target.split(".")[1] if target.startswith("aten.") else "opaque"
+            base = f"{path}.{short}" if path else short
+        weights = {_leaf(self.params[s.name]): _shape(s) or () for s in state if s.name in self.params} if own else {}
+        layer = ImportedLayer(self.namer.take(base), op, fields, inputs, f"{target} in {where} (node {node.name})")
+        self.produced[node.name] = self.add(layer, (out or (1,))[1:], weights)
+
+    def split(self, node: Any) -> None:
+        """chunk/split: each piece a getitem reads becomes a `slice` of the input."""
+        pieces = node.meta.get("val") or []
+        dim = int(_arguments(node).get("dim", 0))
+        sizes = [int(p.shape[dim]) for p in pieces]
+        self.pieces[node.name] = (dim, [(sum(sizes[:i]), sum(sizes[: i + 1])) for i in range(len(sizes))])
+        self.produced[node.name] = self.produced.get(node.args[0].name, node.args[0].name)
 
 
 def _numel(shape: tuple[int, ...] | None) -> int:

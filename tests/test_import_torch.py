@@ -1,0 +1,119 @@
+"""`archcalc import torch`: a torchvision builder imported gives the figures of the hand-written
+zoo spec (parameters, every layer's shape, FLOPs, saved-for-backward bytes, inference peak);
+what archcalc cannot map is listed, or kept as opaque layers whose costs are reported unknown;
+a saved .pt2 program imports like the module. Skipped without torch (CI has none); the zoo
+specs themselves are checked against torch in tests/test_torch_measurements.py."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from archcalc import api
+from archcalc.cli import main
+from archcalc.errors import BridgeError
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+
+from record_torch import TORCHVISION  # noqa: E402
+
+from archcalc.bridges.torch_import import build, capture, import_model  # noqa: E402
+
+# Small inputs where the spec allows (each import traces the model once, a few seconds).
+FAST = {"resnet18": (3, 64, 64), "squeezenet1_1": (3, 64, 64), "mobilenet_v3_small": (3, 64, 64)}
+ALL = {
+    **{name: (3, 64, 64) for name in [
+        "resnet50", "resnext50_32x4d", "wide_resnet50_2", "vgg11", "vgg11_bn", "alexnet",
+    ]},
+}
+CHECKED = {**FAST, **(ALL if os.environ.get("ARCHCALC_VERIFY_ALL") == "1" else {})}
+
+
+def figures(analysis: api.Analysis) -> dict[str, object]:
+    t, m = analysis.totals, analysis.memory
+    return {"params": t.params, "trainable": t.trainable_params, "flops": t.flops,
+            "saved": m.training_activations, "inference_peak": m.inference_peak}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKED))
+def test_torchvision_import_equals_the_zoo_spec(name: str) -> None:
+    builder, kwargs, _ = TORCHVISION[name]
+    package, _, function = builder.rpartition(".")
+    shape = CHECKED[name]
+    text, warnings = import_model(f"{package}:{function}", kwargs, shape, opaque=False)
+    imported = api.analyze(api.loads(text))
+    zoo = api.analyze(api.load(name, input_shape=shape))
+    assert warnings == []
+    assert figures(imported) == figures(zoo)
+    ours = {r.path: r.output_shape for r in imported.layers}
+    theirs = {r.path: r.output_shape for r in zoo.layers}
+    assert {p: ours[p] for p in ours.keys() & theirs.keys()} == {p: theirs[p] for p in ours.keys() & theirs.keys()}
+    assert collections.Counter(ours.values()) == collections.Counter(theirs.values())
+
+
+def test_resnet_imports_with_blocks_and_repeats() -> None:
+    """Torchvision's BasicBlock is one block; each stage one `repeat` entry."""
+    text, _ = import_model("torchvision.models:resnet18", {}, (3, 64, 64), opaque=False)
+    assert "  basic_block:\n" in text
+    assert "  - {name: layer2, block: basic_block, repeat: 2," in text
+    assert len(text.splitlines()) < 40
+
+
+def test_an_operation_archcalc_lacks_stops_the_import_with_the_list(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["import", "torch", "torch_import_models:gated_net", "--input", "3,8,8", "-o", str(tmp_path / "g.yaml")])
+    assert result.exit_code == 2
+    assert "2 operation(s) have no archcalc op" in result.output
+    assert "aten.addcmul.default at gate (node addcmul)" in result.output
+    assert "aten.erf.default at gate" in result.output
+    assert "--opaque" in result.output
+    assert not (tmp_path / "g.yaml").exists()
+
+
+def test_opaque_layers_keep_shape_and_parameters_and_report_unknown_costs(tmp_path: Path) -> None:
+    target = tmp_path / "g.yaml"
+    result = CliRunner().invoke(main, ["import", "torch", "torch_import_models:gated_net", "--args", '{"channels": 6}', "--input", "3,8,8", "--opaque", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("is opaque") == 2 and "FLOPs and saved tensors are unknown" in result.output
+    network = api.load(str(target))
+    model = build("torch_import_models:gated_net", {"channels": 6})
+    analysis = api.analyze(network)
+    assert analysis.totals.params == sum(p.numel() for p in model.parameters())  # 6 scales in the opaque addcmul
+    assert [r.op for r in analysis.layers] == ["conv2d", "opaque", "opaque", "adaptive_avg_pool2d", "flatten", "linear"]
+    assert analysis.layers[2].output_shape == (6, 8, 8)
+    document = json.loads(CliRunner().invoke(main, ["analyze", str(target), "--json"]).output)
+    assert document["unknown"] == ["gate.addcmul", "gate.erf"]
+    table = CliRunner().invoke(main, ["flops", str(target)]).output
+    assert "WARNING: FLOPs and memory are unknown for 2 opaque layer(s) (gate.addcmul, gate.erf)" in " ".join(table.split())
+
+
+def test_a_saved_program_imports_like_the_module(tmp_path: Path) -> None:
+    model = build("torchvision.models:resnet18", {})
+    program = capture(model, (3, 32, 32), "resnet18").program
+    path = tmp_path / "resnet18.pt2"
+    torch.export.save(program, str(path))
+    from_file, _ = import_model(str(path), {}, None, opaque=False)
+    from_module, _ = import_model("torchvision.models:resnet18", {}, (3, 32, 32), opaque=False)
+    assert from_file == from_module
+
+
+def test_bad_sources_are_clear_errors() -> None:
+    with pytest.raises(BridgeError, match="PACKAGE.MODULE:CALLABLE"):
+        import_model("torchvision.models.resnet18", {}, (3, 8, 8), opaque=False)
+    with pytest.raises(BridgeError, match="has no callable"):
+        import_model("torchvision.models:no_such_net", {}, (3, 8, 8), opaque=False)
+    with pytest.raises(BridgeError, match="--input is needed"):
+        import_model("torchvision.models:resnet18", {}, None, opaque=False)
+
+
+def test_without_torch_the_error_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    result = CliRunner().invoke(main, ["import", "torch", "torchvision.models:resnet18", "--input", "3,8,8", "-o", str(tmp_path / "r.yaml")])
+    assert result.exit_code == 2
+    assert "pip install 'archcalc[torch]'" in result.output

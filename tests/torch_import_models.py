@@ -1,0 +1,39 @@
+"""Small PyTorch models for tests/test_import_torch.py, built by name as `archcalc import torch
+torch_import_models:NAME` builds a user's model (this directory is on sys.path under pytest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Gate(nn.Module):
+    """x + x * scale (addcmul, a learned per-channel scale) and an erf: two operations archcalc
+    has no op for, one holding parameters."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.erf(torch.addcmul(x, x, self.scale))
+
+
+class GatedNet(nn.Module):
+    """conv -> Gate -> pool -> linear: the gate's two operations are what an import must list."""
+
+    def __init__(self, channels: int = 4) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.gate = Gate(channels)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.gate(self.conv(x))), 1))
+
+
+def gated_net(**kwargs: Any) -> nn.Module:
+    return GatedNet(**kwargs)
