@@ -220,10 +220,16 @@ class _Writer:
             return None
         if len({e.target for e in entries}) > 1 or instance.output != entries[-1].name:
             return None
+        numbered = [re.fullmatch(r"(\D*?)(\d+)", e.name) for e in entries]
+        if not all(numbered) or len({m.group(1) for m in numbered if m}) > 1 or re.search(r"[{}$]", entries[0].name):
+            return None
+        prefix, first = numbered[0].group(1), int(numbered[0].group(2))  # type: ignore[union-attr]
         for i, entry in enumerate(entries):
-            if entry.name != str(i) or entry.refs != ((INPUT,) if i == 0 else (str(i - 1),)):
+            if entry.name != f"{prefix}{first + i}" or entry.refs != ((INPUT,) if i == 0 else (entries[i - 1].name,)):
                 return None
         values: dict[str, Any] = {"repeat": len(entries)}
+        if prefix or first:  # torchvision's `denselayer1`..., `encoder_layer_0`...
+            values["names"] = prefix + ("{$i}" if not first else f"{{$i + {first}}}")
         for arg in entries[0].values:
             written = _per_copy([e.values[arg] for e in entries])
             if written is None:
@@ -485,7 +491,7 @@ def _default(op: str, key: str, value: Any) -> bool:
     return info is not None and default is not None and _same(default, value)
 
 
-_FIRST = ("name", "op", "block", "repeat")
+_FIRST = ("name", "op", "block", "repeat", "names")
 
 
 def _ordered(data: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archcalc.bridges.imported import ImportedLayer, ImportedNetwork, Unmapped
-from archcalc.bridges.torch_ops import PASS_THROUGH, RULES, WEIGHTED
+from archcalc.bridges.torch_ops import MODULES, PASS_THROUGH, RULES, WEIGHTED
 from archcalc.errors import BridgeError
 
 if TYPE_CHECKING:
@@ -213,9 +213,20 @@ class _Mapper:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.weights: dict[str, dict[str, tuple[int, ...]]] = {}
         self.calls: dict[tuple[str, int], int] = {}  # operators per module call
+        self.whole: dict[str, list[Any]] = {}  # a call of a module mapped whole (MODULES) -> its nodes
+        self.call_of: dict[str, tuple[str, str, str]] = {}  # node name -> (that call, path, class)
         for node in self.graph:
-            if node.op == "call_function" and not self.passes(node) and str(node.target) not in _SPLITS:
-                path, _, call = _module(node)
+            if node.op != "call_function":
+                continue
+            for key, (path, kind) in (node.meta.get("nn_module_stack") or {}).items():
+                if str(kind) in MODULES:
+                    self.whole.setdefault(str(key), []).append(node)
+                    self.call_of[node.name] = (str(key), str(path), str(kind))
+                    break
+            if node.name in self.call_of and self.whole[self.call_of[node.name][0]][0] is not node:
+                continue  # a module mapped whole counts once, as one operator of its own path
+            if not self.passes(node) and str(node.target) not in _SPLITS:
+                path, _, call = _module(node) if node.name not in self.call_of else (self.call_of[node.name][1], "", 0)
                 self.calls[path, call] = self.calls.get((path, call), 0) + 1
 
     def passes(self, node: Any) -> bool:
@@ -265,11 +276,44 @@ class _Mapper:
         self.produced[node.name] = self.add(layer, tuple(fields["shape"]), {"": shape} if op == "parameter" else {})
         return layer.path
 
+    def module(self, node: Any) -> None:
+        """At the last operator of a call of a module mapped whole: one layer for all of them,
+        named by the module's path, reading what the call reads from outside."""
+        key, path, kind = self.call_of[node.name]
+        nodes = self.whole[key]
+        if node is not nodes[-1]:
+            return
+        inside = {n.name for n in nodes}
+        sources = [s for n in nodes for a in (*n.args, *n.kwargs.values()) for s in _tensors(a) if s.name not in inside]
+        state = {s.name: s for s in sources if s.name in self.params}
+        data = list({s.name: s for s in sources if s.name not in self.params and s.name not in self.buffers}.values())
+        relative = {self.params[name][len(path) + 1:]: _shape(s) or () for name, s in state.items()}
+        operators = [(str(n.target), _arguments(n)) for n in nodes if hasattr(n.target, "_schema")]
+        mapped = MODULES[kind](operators, set(relative))
+        output = next((n for n in nodes if any(u.name not in inside for u in n.users) and _shape(n) is not None), nodes[-1])
+        out = (_shape(output) or (1,))[1:]
+        if mapped is None and not self.opaque:
+            self.unmapped.append(Unmapped(f"{kind} (module mapped whole)", f"{path} (nodes {nodes[0].name}..{node.name})"))
+            return
+        if mapped is None:
+            mapped = ("opaque", {"shape": list(out), "params": sum(_numel(v) for v in relative.values()), "traced": kind})
+        op, fields = mapped
+        inputs = tuple(self.produced.get(s.name, s.name) for s in data)
+        layer = ImportedLayer(self.namer.take(path), op, fields, inputs, f"{kind} at {path}")
+        self.add(layer, out, relative)
+        for n in nodes:
+            self.produced[n.name] = layer.path
+
     def visit(self, node: Any) -> None:
+        if node.name in self.call_of:
+            self.module(node)
+            return
         target = str(node.target)
         sources = [n for a in (*node.args, *node.kwargs.values()) for n in _tensors(a)]
         if self.passes(node):
-            if sources and sources[0].name in self.produced:
+            if sources and (sources[0].name in self.params or sources[0].name in self.buffers):
+                self.produced[node.name] = self.state(sources[0])
+            elif sources and sources[0].name in self.produced:
                 self.produced[node.name] = self.produced[sources[0].name]
             return
         if target in _SPLITS:
@@ -304,6 +348,12 @@ class _Mapper:
             short = op if mapped is not None else target.split(".")[1] if target.startswith("aten.") else "opaque"
             base = f"{path}.{short}" if path else short
         weights = {_leaf(self.params[s.name]): _shape(s) or () for s in state if s.name in self.params} if own else {}
+        if op == "select":  # x[:, i]: a slice of one, then that axis squeezed out (both views, as select)
+            before = (out or (1,))[1:]
+            sliced = (*before[: fields["dim"] - 1], 1, *before[fields["dim"] - 1:])
+            first = ImportedLayer(self.namer.take(f"{base}_slice"), "slice", {"dim": fields["dim"], "start": fields["index"], "end": fields["index"] + 1}, inputs, f"{target} in {where} (node {node.name})")
+            inputs = (self.add(first, sliced, {}),)
+            op, fields = "squeeze", {"dim": fields["dim"]}
         layer = ImportedLayer(self.namer.take(base), op, fields, inputs, f"{target} in {where} (node {node.name})")
         self.produced[node.name] = self.add(layer, (out or (1,))[1:], weights)
 

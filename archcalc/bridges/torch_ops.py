@@ -148,6 +148,14 @@ def _axes(kind: str, **fields: str) -> Rule:
     return lambda args, out: (kind, {f: (list(args[a]) if isinstance(args[a], (list, tuple)) else args[a]) for f, a in fields.items()})
 
 
+def _select(args: Arguments, out: tuple[int, ...]) -> tuple[str, dict[str, Any]] | None:
+    """x.select(dim, i) (x[:, i]) of a feature axis: written as a `slice` of one and a `squeeze`
+    (the importer's two layers; "select" is no archcalc op of its own)."""
+    rank = len(args["self"])
+    dim = args["dim"] % rank
+    return ("select", {"dim": dim, "index": args["index"] % args["self"][dim]}) if dim else None
+
+
 def _softmax(args: Arguments, out: tuple[int, ...]) -> tuple[str, dict[str, Any]] | None:
     return ("softmax", {"dim": args["dim"]}) if not args.get("half_to_float") else None
 
@@ -195,6 +203,7 @@ RULES: dict[str, Rule] = {
     "aten.unsqueeze.default": _axes("unsqueeze", dim="dim"),
     "aten.squeeze.dim": _axes("squeeze", dim="dim"), "aten.squeeze.dims": _axes("squeeze", dim="dim"),
     "aten.contiguous.default": lambda args, out: ("contiguous", {}),
+    "aten.select.int": _select,
     "aten.softmax.int": _softmax, "aten._softmax.default": _softmax,
     "aten.channel_shuffle.default": _axes("channel_shuffle", groups="groups"),
     "aten.pixel_shuffle.default": _axes("pixel_shuffle", upscale_factor="upscale_factor"),
@@ -208,3 +217,24 @@ PASS_THROUGH = frozenset({
     "aten.clone.default", "aten.alias.default", "aten.detach.default", "aten.detach_.default",
     "aten.lift_fresh_copy.default", "aten._assert_tensor_metadata.default", "aten.identity.default",
 })
+
+
+Operators = list[tuple[str, Arguments]]  # a module call's operators: (target, arguments) in order
+ModuleRule = Callable[[Operators, set[str]], "tuple[str, dict[str, Any]] | None"]
+
+
+def _multihead_attention(operators: Operators, parameters: set[str]) -> tuple[str, dict[str, Any]] | None:
+    """nn.MultiheadAttention as self-attention: the heads from the query its attention reads
+    ([N, heads, S, D]), dropout from the same call, bias when it has in_proj_bias."""
+    attention = [args for target, args in operators if target == "aten.scaled_dot_product_attention.default"]
+    if len(attention) != 1:
+        return None
+    query = attention[0]["query"]
+    return "multihead_attention", {"heads": query[1], "dropout": float(attention[0]["dropout_p"]), "bias": "in_proj_bias" in parameters}
+
+
+MODULES: dict[str, ModuleRule] = {
+    "torch.nn.modules.activation.MultiheadAttention": _multihead_attention,
+}
+"""Modules mapped whole to one archcalc op, by class (as nn_module_stack names it), from the
+operators one call runs and the names of the parameters it reads (relative to the module)."""
