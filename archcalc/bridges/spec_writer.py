@@ -23,6 +23,16 @@ from archcalc.errors import BridgeError
 from archcalc.ops import REGISTRY
 
 INPUT = "input"
+
+
+class _Any:
+    """An argument's value where it does not matter: the copy lacks the entry that reads it."""
+
+    def __repr__(self) -> str:
+        return "any"
+
+
+ANY: Any = _Any()
 _MAX_EXPRESSION = 300  # a longer per-copy expression is written as one call per copy instead
 
 
@@ -77,13 +87,17 @@ class _Template:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal values of the same type (True is not 1)."""
+    """Equal values of the same type (True is not 1); ANY matches anything."""
+    if a is ANY or b is ANY:
+        return True
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return type(a) is type(b) and a == b
 
 
 def _number(value: Any) -> bool:
+    if value is ANY:
+        return True
     return isinstance(value, (int, float)) and (not isinstance(value, float) or math.isfinite(value))
 
 
@@ -317,13 +331,12 @@ class _Writer:
             if len(having) < len(template.instances):
                 keys.append((name, ""))
             for key in having[0].values:
-                if any(not _same(e.values[key], having[0].values[key]) for e in having):
+                if _varies([e.values[key] for e in having]):
                     keys.append((name, key))
         for name, key in keys:
-            if key:  # an instance lacking the entry passes the first instance's value
-                filler = next(i.entries[name].values[key] for i in template.instances if name in i.entries)
+            if key:  # an instance lacking the entry has no use for the value
                 vector = tuple(
-                    (type(v), v) for v in (i.entries[name].values[key] if name in i.entries else filler for i in template.instances))
+                    (type(v), v) for v in (i.entries[name].values[key] if name in i.entries else ANY for i in template.instances))
             else:
                 vector = tuple((bool, name in i.entries) for i in template.instances)
             arg = vectors.get(vector)
@@ -364,6 +377,8 @@ class _Writer:
                 data["block"] = self.templates[int(entry.target)].name
             for key, value in entry.values.items():
                 arg = template.args.get(f"{name}\0{key}") if template else None
+                if value is ANY:
+                    value = self.resolve(template, name, key, entry)
                 if arg is not None:
                     data[key] = f"${arg}"
                 elif entry.kind != "op" or not _default(str(entry.target), key, value):
@@ -405,6 +420,16 @@ class _Writer:
         if last.output != list(last.entries)[-1]:
             data["output"] = last.output
         return data
+
+    def resolve(self, template: _Template | None, name: str, key: str, entry: _Entry) -> Any:
+        """A value no instance here needs (ANY): one an instance has, else one the called
+        block was ever given."""
+        for instance in template.instances if template else []:
+            value = instance.entries[name].values[key] if name in instance.entries else ANY
+            if value is not ANY:
+                return value
+        called = self.templates[int(entry.target)]
+        return next(v[key] for v in called.arg_values if v.get(key, ANY) is not ANY)
 
     def used(self, root: _Instance) -> set[int]:
         """The blocks the written spec calls, from the top level down."""
@@ -460,8 +485,19 @@ def _merge(a: list[str], b: list[str]) -> list[str] | None:
     return merged
 
 
+def _varies(values: list[Any]) -> bool:
+    """Whether the values that matter (not ANY) differ."""
+    defined = [v for v in values if v is not ANY]
+    return any(not _same(v, defined[0]) for v in defined)
+
+
 def _per_copy(values: list[Any]) -> Any:
-    """Per-copy values as one value or expression over `$i`, or None when none fits."""
+    """Per-copy values as one value or expression over `$i`, or None when none fits; a copy
+    that has no use for its value (ANY) takes its neighbour's, to keep the expression short."""
+    defined = [(i, v) for i, v in enumerate(values) if v is not ANY]
+    if not defined:
+        return ANY
+    values = [v if v is not ANY else min(defined, key=lambda d: (abs(d[0] - i), -d[0]))[1] for i, v in enumerate(values)]
     first = values[0]
     if all(_same(v, first) for v in values):
         return first

@@ -47,7 +47,8 @@ class Captured:
 
 
 def build(target: str, kwargs: dict[str, Any]) -> Any:
-    """The nn.Module `PACKAGE.MODULE:CALLABLE(**kwargs)` builds, in eval mode."""
+    """The nn.Module `PACKAGE.MODULE:CALLABLE(**kwargs)` builds, in training mode (what
+    archcalc measures: a stochastic-depth or dropout layer does nothing in eval mode)."""
     torch = require_torch()
     if not _CALLABLE.match(target):
         raise BridgeError(f"expected PACKAGE.MODULE:CALLABLE (e.g. torchvision.models:resnet50), got {target!r}")
@@ -65,12 +66,13 @@ def build(target: str, kwargs: dict[str, Any]) -> Any:
         raise BridgeError(f"{target}(**{json.dumps(kwargs)}) failed: {exc}") from None
     if not isinstance(model, torch.nn.Module):
         raise BridgeError(f"{target} returned a {type(model).__name__}, not a torch.nn.Module")
-    return model.eval()
+    return model.train()
 
 
 def capture(model: Any, input_shape: tuple[int, ...], name: str) -> Captured:
-    """The model traced by torch.export on a batch of 2 (so the batch axis is told apart from
-    sizes of 1); an export failure is a BridgeError with torch's reason."""
+    """The model traced by torch.export on a batch of 2 (the batch axis told apart from sizes of
+    1, and batch norm in training has two values per channel); an export failure is a
+    BridgeError with torch's reason."""
     torch = require_torch()
     example = torch.zeros((2, *input_shape))
     try:
@@ -234,7 +236,7 @@ class _Mapper:
         alias or clone, a one-tensor cat, an expand of the batch axis alone, or the first result
         of a tuple (getitem 0 of an operator that is not a split)."""
         target = str(node.target)
-        if target in PASS_THROUGH:
+        if target in PASS_THROUGH or self.updates_state(node):
             return True
         if target == _GETITEM:
             return bool(node.args[1] == 0 and str(node.args[0].target) not in _SPLITS)
@@ -244,6 +246,13 @@ class _Mapper:
             before, after = _shape(node.args[0]), _shape(node)
             return before is not None and after is not None and before[1:] == after[1:]
         return False
+
+    def updates_state(self, node: Any) -> bool:
+        """An in-place update of a buffer (batch norm's num_batches_tracked += 1 in training):
+        state, not data; archcalc counts the buffer with its layer."""
+        first = node.args[0] if node.args else None
+        parts = str(node.target).split(".")
+        return len(parts) > 2 and parts[1].endswith("_") and getattr(first, "name", None) in self.buffers
 
     def run(self) -> Mapped:
         input_shape: tuple[int, ...] = ()
@@ -310,6 +319,8 @@ class _Mapper:
             return
         target = str(node.target)
         sources = [n for a in (*node.args, *node.kwargs.values()) for n in _tensors(a)]
+        if self.updates_state(node):
+            return
         if self.passes(node):
             if sources and (sources[0].name in self.params or sources[0].name in self.buffers):
                 self.produced[node.name] = self.state(sources[0])

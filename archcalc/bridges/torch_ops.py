@@ -233,8 +233,20 @@ def _multihead_attention(operators: Operators, parameters: set[str]) -> tuple[st
     return "multihead_attention", {"heads": query[1], "dropout": float(attention[0]["dropout_p"]), "bias": "in_proj_bias" in parameters}
 
 
+def _stochastic_depth(operators: Operators, parameters: set[str]) -> tuple[str, dict[str, Any]] | None:
+    """torchvision's StochasticDepth in training: a Bernoulli(1 - p) noise of shape [N, 1, ...]
+    (mode `row`) or [1, ...] (mode `batch`), divided by 1 - p, times the input."""
+    noise = [args for target, args in operators if target == "aten.bernoulli_.float"]
+    if len(noise) != 1:
+        return None
+    shape = noise[0]["self"]
+    p = float(f"{1 - noise[0]['p']:.12g}")  # 1 - (1 - p) in floats: 0.025000000000000022 is 0.025
+    return "stochastic_depth", {"p": p, "mode": "row" if shape[0] > 1 else "batch"}
+
+
 MODULES: dict[str, ModuleRule] = {
     "torch.nn.modules.activation.MultiheadAttention": _multihead_attention,
+    "torchvision.ops.stochastic_depth.StochasticDepth": _stochastic_depth,
 }
 """Modules mapped whole to one archcalc op, by class (as nn_module_stack names it), from the
 operators one call runs and the names of the parameters it reads (relative to the module)."""
