@@ -49,8 +49,12 @@ def test_resnet50_reads_like_the_zoo_spec() -> None:
     stages = [e for e in data["layers"] if e.get("block") == "bottleneck"]
     assert [(e["name"], e["repeat"]) for e in stages] == [("layer1", 3), ("layer2", 4), ("layer3", 6), ("layer4", 3)]
     assert stages[1]["stride"] == "2 if $i == 0 else 1"
+    # the projection's width is the third convolution's wherever a copy has a projection
+    assert data["blocks"]["bottleneck"]["args"] == {"out": None, "stride": None, "conv3_out": None, "has_downsample": None}
     downsample = next(e for e in data["blocks"]["bottleneck"]["layers"] if e["name"] == "downsample")
-    assert downsample["when"].startswith("$") and downsample["from"] == "input"
+    assert downsample == {"name": "downsample", "block": "downsample_block", "out": "$conv3_out", "stride": "$stride",
+                          "when": "$has_downsample", "from": "input"}
+    assert stages[0]["has_downsample"] == "$i == 0"
     assert len(write_spec(imported(api.load("resnet50"))).splitlines()) < 45
 
 

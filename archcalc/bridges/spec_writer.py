@@ -339,7 +339,7 @@ class _Writer:
                     (type(v), v) for v in (i.entries[name].values[key] if name in i.entries else ANY for i in template.instances))
             else:
                 vector = tuple((bool, name in i.entries) for i in template.instances)
-            arg = vectors.get(vector)
+            arg = next((a for v, a in vectors.items() if _covers(v, vector)), None)
             if arg is None:
                 arg = _identifier(key if key and key not in used else f"{name}_{key}" if key else f"has_{name}")
                 while arg in used:
@@ -483,6 +483,12 @@ def _merge(a: list[str], b: list[str]) -> list[str] | None:
             merged.append(a[i])
             i, j = i + 1, j + 1
     return merged
+
+
+def _covers(have: tuple[Any, ...], want: tuple[Any, ...]) -> bool:
+    """Whether an argument's per-instance values (type, value) serve as another's: equal
+    wherever the other's matters (not ANY). A ResNet block's `downsample` width is its `out`."""
+    return all(w[1] is ANY or (h[1] is not ANY and h == w) for h, w in zip(have, want))
 
 
 def _varies(values: list[Any]) -> bool:
