@@ -123,6 +123,12 @@ def test_a_saved_program_imports_like_the_module(tmp_path: Path) -> None:
     assert from_file == from_module
 
 
+def test_parameters_the_forward_never_reads_are_named() -> None:
+    text, warnings = import_model("torch_import_models:unused", {}, (4,), opaque=False)
+    assert warnings == ["2 parameter(s) the traced forward never reads are not in the spec: skipped.weight, skipped.bias"]
+    assert api.analyze(api.loads(text)).totals.params == 4 * 4 + 4
+
+
 def test_bad_sources_are_clear_errors() -> None:
     with pytest.raises(BridgeError, match="PACKAGE.MODULE:CALLABLE"):
         import_model("torchvision.models.resnet18", {}, (3, 8, 8), opaque=False)

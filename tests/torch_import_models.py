@@ -37,3 +37,19 @@ class GatedNet(nn.Module):
 
 def gated_net(**kwargs: Any) -> nn.Module:
     return GatedNet(**kwargs)
+
+
+class Unused(nn.Module):
+    """A linear layer whose forward skips its second one: its parameters are never read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used = nn.Linear(4, 4)
+        self.skipped = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.used(x)
+
+
+def unused() -> nn.Module:
+    return Unused()

@@ -114,6 +114,8 @@ def _snake(kind: str) -> str:
 
 
 class _Writer:
+    """The network as a tree of scopes (module paths), each scope an instance of a template."""
+
     def __init__(self, network: ImportedNetwork, kinds: dict[str, str]) -> None:
         self.network = network
         self.root = _Scope("")
@@ -129,6 +131,7 @@ class _Writer:
         self.output = network.layers[-1].path
 
     def place(self, layer: ImportedLayer, kinds: dict[str, str]) -> None:
+        """Put the layer in the scope its path names, making the scopes on the way."""
         parts = layer.path.split(".")
         if not all(parts) or INPUT in parts or layer.path in self.owner:
             raise BridgeError(f"layer path {layer.path!r} must be unique, without empty parts or 'input'", layer=layer.path)
@@ -147,10 +150,12 @@ class _Writer:
         self.owner[layer.path] = scope
 
     def inside(self, path: str, scope: _Scope) -> bool:
+        """Whether a layer path lies in the scope (everything lies in the root)."""
         return not scope.path or path.startswith(scope.prefix())
 
-    @functools.cache  # noqa: B019 (one writer per network)
+    @functools.cache  # noqa: B019 (one writer per network, dropped with it)
     def layer_paths(self, scope: _Scope) -> list[str]:
+        """The scope's layers, depth first, in order of first use."""
         paths: list[str] = []
         for child in scope.children.values():
             paths.extend(self.layer_paths(child) if isinstance(child, _Scope) else [child.path])
@@ -189,6 +194,7 @@ class _Writer:
         return INPUT if index == 0 else f"input{index + 1}"
 
     def instance_of(self, scope: _Scope) -> _Instance:
+        """The scope as entries: its layers as ops, its child scopes as calls (arguments later)."""
         outside = self.external(scope) if scope.path else [INPUT]
         entries: dict[str, _Entry] = {}
         for name, child in scope.children.items():
@@ -351,6 +357,7 @@ class _Writer:
             template.args[f"{name}\0{key}"] = arg
 
     def name_templates(self) -> None:
+        """Each block named by its module class (bottleneck), or else by its first path's leaf."""
         taken: set[str] = set()
         for template in self.templates:
             base = _snake(template.kind) if template.kind else _identifier(template.instances[0].scope.path.rpartition(".")[2]) + "_block"
@@ -393,6 +400,7 @@ class _Writer:
         return written
 
     def spec(self) -> dict[str, Any]:
+        """The spec data: name, input, the blocks the layers call, the layers."""
         self.build()
         self.name_templates()
         blocks: dict[str, Any] = {}

@@ -432,4 +432,16 @@ def import_model(source: str, kwargs: dict[str, Any], input_shape: tuple[int, ..
         f"layer '{layer.path}' is opaque ({layer.fields['traced']}): its FLOPs and saved tensors are unknown"
         for layer in mapped.network.layers if layer.op == "opaque"
     ]
+    unused = unused_parameters(captured)
+    if unused:
+        shown = ", ".join(unused[:5]) + (f" and {len(unused) - 5} more" if len(unused) > 5 else "")
+        warnings.append(f"{len(unused)} parameter(s) the traced forward never reads are not in the spec: {shown}")
     return text, warnings
+
+
+def unused_parameters(captured: Captured) -> list[str]:
+    """The state_dict names of parameters no operator reads (an auxiliary head a forward skips):
+    model.parameters() counts them, the spec cannot."""
+    signature = captured.program.graph_signature
+    readers = {node.name: len(node.users) for node in captured.program.graph.nodes if node.op == "placeholder"}
+    return [key for name, key in signature.inputs_to_parameters.items() if not readers.get(name)]
