@@ -7,6 +7,7 @@ specs themselves are checked against torch in tests/test_torch_measurements.py."
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import sys
@@ -59,18 +60,24 @@ def figures(analysis: api.Analysis) -> dict[str, object]:
             "saved": m.training_activations, "inference_peak": m.inference_peak}
 
 
-@pytest.mark.parametrize("name", sorted(CHECKED))
-def test_torchvision_import_equals_the_zoo_spec(name: str) -> None:
+@functools.lru_cache(maxsize=None)
+def imported(name: str) -> str:
+    """The spec `archcalc import torch` writes for a torchvision builder (traced once per run)."""
     builder, kwargs, _ = TORCHVISION[name]
     package, _, function = builder.rpartition(".")
-    shape = CHECKED[name]
-    text, warnings = import_model(f"{package}:{function}", kwargs, shape, opaque=False)
-    imported = api.analyze(api.loads(text))
-    zoo = api.analyze(api.load(name, input_shape=shape))
+    text, warnings = import_model(f"{package}:{function}", kwargs, CHECKED[name], opaque=False)
     assert warnings == []
+    return text
+
+
+@pytest.mark.parametrize("name", sorted(CHECKED))
+def test_torchvision_import_equals_the_zoo_spec(name: str) -> None:
+    shape = CHECKED[name]
+    analysis = api.analyze(api.loads(imported(name)))
+    zoo = api.analyze(api.load(name, input_shape=shape))
     compared = OTHERWISE.get(name, tuple(figures(zoo)))
-    assert {k: v for k, v in figures(imported).items() if k in compared} == {k: v for k, v in figures(zoo).items() if k in compared}
-    ours = {r.path: r.output_shape for r in imported.layers}
+    assert {k: v for k, v in figures(analysis).items() if k in compared} == {k: v for k, v in figures(zoo).items() if k in compared}
+    ours = {r.path: r.output_shape for r in analysis.layers}
     # torchvision's StochasticDepth(p=0) returns its input: no operator to trace
     theirs = {r.path: r.output_shape for r in zoo.layers if not (r.op == "stochastic_depth" and zoo.network.layer(r.path).op.p == 0)}
     if name not in OTHERWISE:
@@ -80,9 +87,9 @@ def test_torchvision_import_equals_the_zoo_spec(name: str) -> None:
 
 def test_resnet_imports_with_blocks_and_repeats() -> None:
     """Torchvision's BasicBlock is one block; each stage one `repeat` entry."""
-    text, _ = import_model("torchvision.models:resnet18", {}, (3, 64, 64), opaque=False)
+    text = imported("resnet18")
     assert "  basic_block:\n" in text
-    assert "  - {name: layer2, block: basic_block, repeat: 2," in text
+    assert "  - {name: layer2, block: basic_block, repeat: 2, out: 128, stride: 2 if $i == 0 else 1, has_downsample: $i == 0}" in text
     assert len(text.splitlines()) < 40
 
 
@@ -114,13 +121,16 @@ def test_opaque_layers_keep_shape_and_parameters_and_report_unknown_costs(tmp_pa
 
 
 def test_a_saved_program_imports_like_the_module(tmp_path: Path) -> None:
-    model = build("torchvision.models:resnet18", {})
-    program = capture(model, (3, 32, 32), "resnet18").program
-    path = tmp_path / "resnet18.pt2"
+    model = build("torch_import_models:small_cnn", {})
+    program = capture(model, (3, 16, 16), "small_cnn").program
+    path = tmp_path / "small_cnn.pt2"
     torch.export.save(program, str(path))
     from_file, _ = import_model(str(path), {}, None, opaque=False)
-    from_module, _ = import_model("torchvision.models:resnet18", {}, (3, 32, 32), opaque=False)
+    from_module, _ = import_model("torch_import_models:small_cnn", {}, (3, 16, 16), opaque=False)
     assert from_file == from_module
+    analysis = api.analyze(api.loads(from_file))
+    assert analysis.totals.params == sum(p.numel() for p in model.parameters())
+    assert [r.path for r in analysis.layers][:3] == ["0.0", "0.1", "0.2"]
 
 
 def test_parameters_the_forward_never_reads_are_named() -> None:
