@@ -145,9 +145,20 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+def unknown_layers(network: Network) -> list[str]:
+    """The layers whose FLOPs and saved tensors archcalc cannot know (opaque imports): the
+    totals count them as 0, so every report names them."""
+    return [layer.path for layer in network.layers if not layer.op.known_costs]
+
+
 def head_json(analysis: Analysis) -> dict[str, Any]:
-    """The network's name, input and output shapes (batch excluded), as every JSON document opens."""
-    return {"name": analysis.network.name, "input": _plain(analysis.network.input_shape), "output": _plain(analysis.output_shape)}
+    """The network's name, input and output shapes (batch excluded), as every JSON document
+    opens; `unknown` lists the layers left out of the FLOPs and memory totals, when there are any."""
+    unknown = unknown_layers(analysis.network)
+    return {
+        "name": analysis.network.name, "input": _plain(analysis.network.input_shape), "output": _plain(analysis.output_shape),
+        **({"unknown": unknown} if unknown else {}),
+    }
 
 
 def constraints_json(constraints: Iterable[Constraint]) -> list[dict[str, Any]]:

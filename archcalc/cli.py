@@ -904,6 +904,64 @@ def schema(as_json: bool, command: str | None) -> None:
     click.echo(json.dumps(spec_schema(), indent=2))
 
 
+@main.group("import", cls=_Group)
+def import_() -> None:
+    """Import a model from another framework as a spec (docs/import-export.md).
+
+    \b
+    Examples:
+      archcalc import torch torchvision.models:resnet50 --input 3,224,224 -o resnet50.yaml
+      archcalc import torch model.pt2 -o net.yaml
+    """
+
+
+def _torch_input(text: str | None) -> tuple[int, ...] | None:
+    """--input for tracing: sizes >= 1, batch excluded (`3,224,224`)."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isascii() and p.isdigit() and 0 < int(p) < 1 << 20 for p in parts):
+        raise OptionError(f"--input must be sizes >= 1 without the batch, like 3,224,224; got {quote(text)}")
+    return tuple(int(p) for p in parts)
+
+
+@import_.command("torch")
+@click.argument("source", metavar="PACKAGE.MODULE:CALLABLE|FILE.pt2")
+@click.option("--args", "args_json", default=None, metavar="JSON", help="Keyword arguments of the callable, as a JSON object, e.g. '{\"num_classes\": 10}'.")
+@click.option("--input", "input_shape", default=None, metavar="C,H,W", help="The input shape to trace with, batch excluded (not for a .pt2 file, which has its own).")
+@click.option("-o", "--output", required=True, metavar="FILE.yaml", help="The spec file to write.")
+@click.option("--opaque", is_flag=True, help="Keep an operation archcalc has no op for as an `opaque` layer (traced shape, parameter count; FLOPs and memory unknown) instead of stopping.")
+def import_torch(source: str, args_json: str | None, input_shape: str | None, output: str, opaque: bool) -> None:
+    """Import a PyTorch model as a spec: a module a callable builds, or a torch.export `.pt2` file.
+
+    The model is captured with torch.export; each operator becomes an archcalc op named by its
+    module path, repeated modules become blocks with `repeat`. An operator archcalc has no op
+    for stops the import with the list of them (or, with --opaque, becomes an `opaque` layer).
+    The callable is the user's own code and runs. Needs `pip install 'archcalc[torch]'`.
+
+    \b
+    Examples:
+      archcalc import torch torchvision.models:resnet50 --input 3,224,224 -o resnet50.yaml
+      archcalc import torch mypkg.nets:UNet --args '{"depth": 4}' --input 1,256,256 -o unet.yaml
+      archcalc import torch model.pt2 -o net.yaml
+    """
+    from archcalc.bridges.torch_import import import_model
+
+    kwargs: Any = {}
+    if args_json is not None:
+        try:
+            kwargs = json.loads(args_json)
+        except ValueError as exc:
+            raise OptionError(f"--args must be a JSON object: {exc}") from None
+        if not isinstance(kwargs, dict):
+            raise OptionError(f"--args must be a JSON object of keyword arguments, got {quote(args_json)}")
+    shape = _torch_input(input_shape)
+    text, warnings = import_model(source, kwargs, shape, opaque)
+    for warning in warnings:
+        say(f"archcalc: warning: {warning}")
+    _write_file(output, [source] if source.endswith(".pt2") else [], lambda file: file.write(text), option="--output")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 

@@ -79,3 +79,7 @@ class ShapeError(ArchcalcError):
 
 class OptionError(ArchcalcError):
     """A command-line option has a value archcalc cannot use."""
+
+
+class BridgeError(ArchcalcError):
+    """A foreign model (PyTorch, ONNX) cannot be imported, or a spec cannot be written for it."""

@@ -1343,7 +1343,8 @@ def tolerance(kind: str, fields: dict[str, Any]) -> float:
 
 
 def test_every_registered_op_has_cases() -> None:
-    canonical = {name for name, cls in REGISTRY.items() if cls.kind == name}
+    """Every op that runs (an opaque layer, of unknown costs, does not) has cases."""
+    canonical = {name for name, cls in REGISTRY.items() if cls.kind == name and cls.known_costs}
     covered = {p.values[0] for p in CASES}
     assert canonical - covered == set()
     assert set(map(family, canonical)) <= set(NAIVE)

@@ -13,6 +13,7 @@ from archcalc.ops import (  # noqa: F401
     merge,
     multiscale,
     norm,
+    opaque,
     pad,
     pool,
     positions,

@@ -212,6 +212,9 @@ class Op(Model):
     index_bound: ClassVar[str | None] = None
     """The field bounding the integer indices the op reads (an embedding's `vocab`), so a seeded
     run draws token ids in range; None for an op that reads no indices."""
+    known_costs: ClassVar[bool] = True
+    """Whether macs, elementwise_flops and saved_for_backward are the op's real costs: False for
+    an `opaque` layer, whose costs archcalc cannot know (reports name it instead of counting 0)."""
     attends: ClassVar[bool] = False
     """Whether the op computes attention, so what it keeps for backward depends on the attention
     kernel (`saved_for_backward_with`, `--attention`)."""

@@ -107,6 +107,18 @@ def total_lines(analysis: Analysis) -> list[str]:
     ]
 
 
+def unknown_lines(analysis: Analysis) -> list[str]:
+    """A warning under FLOPs and memory when some layers' costs are unknown (opaque imports)."""
+    from archcalc.analysis import unknown_layers
+
+    unknown = unknown_layers(analysis.network)
+    if not unknown:
+        return []
+    shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+    return [f"WARNING: FLOPs and memory are unknown for {len(unknown)} opaque layer(s) ({shown}); "
+            "the totals leave them out, so they are lower bounds."]
+
+
 def analyze_table(analysis: Analysis, depth: int | None = None) -> Any:
     """Every figure per layer (or per block, with `depth`): shape, parameters, FLOPs, receptive
     field, and the bytes of its output and of what it saves for backward at the batch, with the
@@ -139,6 +151,7 @@ def analyze_table(analysis: Analysis, depth: int | None = None) -> Any:
         f"Training total:    {count_text(m.training_total)} bytes{_human(m.training_total, human_bytes)}, {o.optimizer} (archcalc memory)",
         "RF: receptive field size on the input (archcalc rf); Output bytes: the layer's output; "
         "Saved bytes: what autograd keeps for its backward.",
+        *unknown_lines(analysis),
     ]
     return Group(table, Text("\n".join(lines)))
 
@@ -233,6 +246,7 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
         row("Optimizer state", m.optimizer_state, f"the state {o.optimizer} keeps per trainable parameter", o.optimizer)
         row("Training total", m.training_total, "weights + buffers + saved for backward + gradients + optimizer state", style="bold")
     legend.append(NOT_COUNTED + ("; --fit --reserve SIZE sets them aside." if fit is None else "."))
+    legend.extend(unknown_lines(analysis))
     if fit is not None:
         budget, reserve, batch = fit
         mode = "training" if train else "inference"
@@ -280,6 +294,7 @@ def flops_table(analysis: Analysis, batch: int = 1, depth: int | None = None) ->
         f"({TRAINING_STEP_FACTOR}x forward: backward computes input and weight gradients)"
     )
     lines.append("Convention: FLOPs = 2 x multiply-accumulates of convolutions and linear layers, bias excluded (torch.utils.flop_counter).")
+    lines.extend(unknown_lines(analysis))
     return Group(table, Text("\n".join(lines)))
 
 
