@@ -187,12 +187,24 @@ def _format_or_json(fmt: str | None, as_json: bool) -> str | None:
     return "json" if as_json else fmt
 
 
+def _block_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    """--checkpoint layer3,layer4 as its names (the network checks them: figures.checkpointing)."""
+    names = tuple(n.strip() for n in (value or "").split(","))
+    if value is not None and not all(names):
+        raise click.BadParameter(f"give block names separated by commas, e.g. layer3,layer4, or every-block; got {quote(value)}")
+    return names if value is not None else ()
+
+
 POLICY_OPTIONS = {
     "dtype": click.option("--dtype", default="float32", show_default=True, help="Activation (and weight) type: float32, float16, bfloat16, int8, float64."),
     "weight_dtype": click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype."),
     "optimizer": click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad."),
     "mixed_precision": click.option("--mixed-precision", "mixed_precision", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights."),
     "attention": ATTENTION,
+    "checkpoint": click.option(
+        "--checkpoint", metavar="BLOCKS|every-block", default=None, callback=_block_list,
+        help="Activation checkpointing (torch.utils.checkpoint, non-reentrant) of these blocks: instance paths (layer3.1) or calls (layer3: each copy), comma-separated, or every-block (each copy of a repeated block).",
+    ),
 }
 """How the network is trained or run, by parameter name: each is a field of figures.memory.MemoryOptions."""
 

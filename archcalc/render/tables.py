@@ -219,6 +219,13 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
     row("Inference total", m.inference_total, "weights + buffers + inference peak", style=None if train else "bold")
     if train:
         row("Saved for backward", m.training_activations, "the tensors PyTorch's autograd keeps for the backward pass, each storage once")
+        if m.checkpointed:
+            row(
+                "of which recomputation", m.recomputation,
+                f"{len(m.checkpointed)} checkpointed block(s) keep only their inputs in the forward; backward runs "
+                "each again, one at a time, and this is what the largest one's recomputed layers keep at once",
+                f"{m.recomputed_block}",
+            )
         row("Gradients", m.gradients, "one per trainable parameter")
         row("Optimizer state", m.optimizer_state, f"the state {o.optimizer} keeps per trainable parameter", o.optimizer)
         row("Training total", m.training_total, "weights + buffers + saved for backward + gradients + optimizer state", style="bold")
