@@ -381,28 +381,35 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, polic
 @SYMBOLIC
 @BATCH
 @click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components, their figures summed.")
+@click.option("--train", is_flag=True, help="Per layer, a training step's forward, backward and recomputation FLOPs.")
+@POLICY_OPTIONS["checkpoint"]
 @JSON
-def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, depth: int | None, as_json: bool) -> None:
-    """Multiply-accumulates and FLOPs per layer and in total.
+def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, depth: int | None, train: bool, checkpoint: tuple[str, ...], as_json: bool) -> None:
+    """Multiply-accumulates and FLOPs per layer and in total, or per training step (--train).
 
     FLOPs follow torch.utils.flop_counter: 2 per multiply-add of convolutions and linear layers,
     bias not counted. Element-wise work (norms, activations, pooling, adds) is a separate column.
+    A training step adds the backward (each input and weight gradient torch computes) and, with
+    --checkpoint, the checkpointed blocks' forward run again; a language model's tokens per step
+    and Kaplan et al.'s 6N per token are shown beside it (docs/flops.md).
 
     \b
     Examples:
       archcalc flops specs/resnet50.yaml
       archcalc flops specs/resnet50.yaml --depth 1
       archcalc flops specs/vgg16.yaml --input 3,320,320 --batch 8
+      archcalc flops gpt2 --train --checkpoint every-block --batch 8
     """
-    from archcalc.render.tables import flops_table
+    from archcalc.render.tables import flops_table, training_flops_table
 
-    options = _memory_options(batch)
+    options = _memory_options(batch, checkpoint=checkpoint)
     if as_json:
         from archcalc.render.json_out import flops_json
 
         _echo_json(flops_json(_analysis(spec, input_shape, symbolic, options)))
         return
-    _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch, depth))
+    table = training_flops_table if train else flops_table
+    _print(table(_analysis(spec, input_shape, symbolic, options), options.batch, depth))
 
 
 @main.command()

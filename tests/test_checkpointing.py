@@ -130,3 +130,20 @@ def test_the_zoo_key_on_a_call_checkpoints_each_copy() -> None:
     by_key = analyze(load_data(data)).memory
     by_option = analyze(load(str(SPECS / "resnet50.yaml")), MemoryOptions(checkpoint=("every-block",))).memory
     assert by_key.training_activations == by_option.training_activations
+
+
+@pytest.mark.parametrize("command, schema", [
+    (["memory", "--json"], "memory"), (["analyze", "--json"], "analyze"), (["flops", "--json"], "flops"),
+    (["compare", "--json"], "compare"),
+])
+def test_checkpointed_json_matches_its_schema(command: list[str], schema: str) -> None:
+    import json
+
+    import jsonschema
+
+    specs = [str(SPECS / "resnet18.yaml"), *([str(SPECS / "resnet34.yaml")] if schema == "compare" else [])]
+    result = CliRunner().invoke(main, [command[0], *specs, "--checkpoint", "layer2,layer4.1", *command[1:]])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    jsonschema.Draft202012Validator(json.loads((SPECS.parent / "archcalc" / "schemas" / f"{schema}.json").read_text())).validate(document)
+    assert ("layer2.1" in json.dumps(document)) == (schema != "compare")  # compare lists no blocks
