@@ -50,3 +50,49 @@ def test_step_flops_match_flop_counter(rng: random.Random) -> None:
                   for entry in spec["layers"] if entry["op"].startswith("conv") and not entry.get("frozen"))
     assert [analysis.total("training_forward_flops"), analysis.total("training_backward_flops") + grouped] == [
         forward.get_total_flops() // 2, backward.get_total_flops() // 2]
+
+
+@pytest.mark.parametrize("frozen", [(), ("stem",), ("stem", "u.0")])
+def test_checkpointed_units_keep_what_torch_keeps(frozen: tuple[str, ...]) -> None:
+    """test_checkpointing's residual units written in torch, each wrapped in
+    torch.utils.checkpoint(use_reentrant=False), some modules frozen: the bytes kept after the
+    forward, the largest recomputation (tests/record_training.py's measurement) and the step's
+    FLOPs are archcalc's, per example (batch 3 minus batch 2)."""
+    from record_training import per_example, recomputed
+    from test_checkpointing import residual
+    from torch.utils.checkpoint import checkpoint
+    from torch.utils.flop_counter import FlopCounterMode
+    from torch_reference import saved_bytes
+
+    from archcalc.spec.graph import load_data
+
+    nn = torch.nn
+
+    class Unit(nn.Module):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return checkpoint(lambda y: torch.relu(self.conv(y)) + y, x, use_reentrant=False)
+
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.add_module("stem", nn.Conv2d(4, 4, 1, bias=False))
+    model.add_module("u", nn.Sequential(Unit(), Unit()))
+    for name in frozen:
+        model.get_submodule(name).requires_grad_(False)
+    data = residual(True)
+    for entry in data["layers"]:
+        if entry["name"] in frozen:
+            entry["frozen"] = True
+    if "u.0" in frozen:  # the first copy frozen, the second not: two calls
+        data["layers"][1:] = [{**data["layers"][1], "repeat": 1, "frozen": True}, {**data["layers"][1], "name": "v", "repeat": 1}]
+    m = analyze(load_data(data)).memory
+    image = lambda b: torch.randn(b, 4, 8, 8)  # noqa: E731
+    assert m.training_activations - m.recomputation == per_example(lambda b: saved_bytes(torch, model, (4, 8, 8), b), (2, 3))
+    assert m.recomputation == max(per_example(lambda b: recomputed(torch, model, image, b), (2, 3)))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(image(1)).sum().backward()
+    assert analyze(load_data(data)).total("training_flops") == counter.get_total_flops()
