@@ -190,6 +190,14 @@ def _format_or_json(fmt: str | None, as_json: bool) -> str | None:
     return "json" if as_json else fmt
 
 
+def _block_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    """--checkpoint layer3,layer4 as its names (the network checks them: figures.checkpointing)."""
+    names = tuple(n.strip() for n in (value or "").split(","))
+    if value is not None and not all(names):
+        raise click.BadParameter(f"give block names separated by commas, e.g. layer3,layer4, or every-block; got {quote(value)}")
+    return names if value is not None else ()
+
+
 POLICY_OPTIONS = {
     "dtype": click.option("--dtype", default="float32", show_default=True, help="Activation (and weight) type: float32, float16, bfloat16, int8, float64."),
     "weight_dtype": click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype."),
@@ -207,6 +215,10 @@ POLICY_OPTIONS = {
     "kv_cache": click.option(
         "--kv-cache", "kv_cache", is_flag=True,
         help="Inference is generation with a key/value cache (a decoder's kv_cache layers): the input's sequence is the context S; the inference peak is the larger of prefill over S tokens and one decoding step with the cache at S (docs/memory.md).",
+    ),
+    "checkpoint": click.option(
+        "--checkpoint", metavar="BLOCKS|every-block", default=None, callback=_block_list,
+        help="Activation checkpointing (torch.utils.checkpoint, non-reentrant) of these blocks: instance paths (layer3.1) or calls (layer3: each copy), comma-separated, or every-block (each copy of a repeated block).",
     ),
 }
 """How the network is trained or run, by parameter name: each is a field of figures.memory.MemoryOptions."""
@@ -435,28 +447,35 @@ def _fit_devices(network: Any, options: Any, fit: str, reserve: int, train: bool
 @SYMBOLIC
 @BATCH
 @click.option("--depth", type=WholeNumber(1), default=None, help="Fold blocks deeper than this many path components, their figures summed.")
+@click.option("--train", is_flag=True, help="Per layer, a training step's forward, backward and recomputation FLOPs.")
+@POLICY_OPTIONS["checkpoint"]
 @JSON
-def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, depth: int | None, as_json: bool) -> None:
-    """Multiply-accumulates and FLOPs per layer and in total.
+def flops(spec: str, input_shape: str | None, symbolic: bool, batch: str, depth: int | None, train: bool, checkpoint: tuple[str, ...], as_json: bool) -> None:
+    """Multiply-accumulates and FLOPs per layer and in total, or per training step (--train).
 
     FLOPs follow torch.utils.flop_counter: 2 per multiply-add of convolutions and linear layers,
     bias not counted. Element-wise work (norms, activations, pooling, adds) is a separate column.
+    A training step adds the backward (each input and weight gradient torch computes) and, with
+    --checkpoint, the checkpointed blocks' forward run again; a language model's tokens per step
+    and Kaplan et al.'s 6N per token are shown beside it (docs/flops.md).
 
     \b
     Examples:
       archcalc flops specs/resnet50.yaml
       archcalc flops specs/resnet50.yaml --depth 1
       archcalc flops specs/vgg16.yaml --input 3,320,320 --batch 8
+      archcalc flops gpt2 --train --checkpoint every-block --batch 8
     """
-    from archcalc.render.tables import flops_table
+    from archcalc.render.tables import flops_table, training_flops_table
 
-    options = _memory_options(batch)
+    options = _memory_options(batch, checkpoint=checkpoint)
     if as_json:
         from archcalc.render.json_out import flops_json
 
         _echo_json(flops_json(_analysis(spec, input_shape, symbolic, options)))
         return
-    _print(flops_table(_analysis(spec, input_shape, symbolic, options), options.batch, depth))
+    table = training_flops_table if train else flops_table
+    _print(table(_analysis(spec, input_shape, symbolic, options), options.batch, depth))
 
 
 @main.command()

@@ -63,6 +63,7 @@ class MemoryOptions:
     tp: Dim = 1  # tensor-parallel degree (Megatron-LM: layers with `parallel: column|row`)
     sequence_parallel: bool = False  # Megatron's sequence parallelism with tp: every activation split t ways
     kv_cache: bool = False  # inference is generation with a key/value cache at context S (figures.generation)
+    checkpoint: tuple[str, ...] = ()  # blocks recomputed in backward (figures.checkpointing): paths, calls or every-block
 
     @property
     def activation_bytes(self) -> int:
@@ -117,6 +118,11 @@ class Memory:
     generation: Generation | None = None
     """Under --kv-cache: the cache and the prefill and decoding-step peaks at the batch; the
     inference peak is then the larger of the two phases'."""
+    checkpointed: tuple[str, ...] = ()
+    """The block instances recomputed in backward (figures.checkpointing.checkpointed_blocks)."""
+    recomputation: Dim = 0
+    """Bytes the largest checkpointed block's recomputation keeps at once in backward, part of training_activations."""
+    recomputed_block: str | None = None
 
     @property
     def training_total(self) -> Dim:
@@ -255,8 +261,21 @@ def gradients(network: Network, counts: dict[str, ParamCount]) -> dict[str, Grad
     return result
 
 
-def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> tuple[dict[str, LayerMemory], Linear, str, Linear]:
-    """Per-example output and saved bytes per layer, the inference peak and the training set."""
+class Recomputation(NamedTuple):
+    """Checkpointing's part of training: the blocks recomputed, and per example the bytes the
+    largest one's recomputation keeps (its layers' saved tensors, made afresh) and which it is."""
+
+    blocks: tuple[str, ...]
+    per_example: Dim
+    block: str | None
+
+
+def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> tuple[dict[str, LayerMemory], Linear, str, Linear, Recomputation]:
+    """Per-example output and saved bytes per layer, the inference peak and the training set:
+    what is kept at the end of the forward plus, under checkpointing, the largest block's
+    recomputation (a checkpointed block's layers keep nothing in the forward; it keeps its inputs)."""
+    from archcalc.figures.checkpointing import checkpointed_blocks, owners
+
     size = options.activation_bytes
     ids = storage_of(network)
     sizes = element_bytes(network, size)
@@ -272,6 +291,9 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
         return size if dtype is None else options.mask_bytes if dtype == MASK else BYTES[dtype]
 
     kept: dict[str, Dim] = {}
+    blocks = checkpointed_blocks(network, options.checkpoint)
+    owner = owners(network, blocks)
+    recomputed: dict[str, dict[str, Dim]] = {b: {} for b in blocks}  # per block: what its recomputation keeps
     once: PerOp[tuple[tuple[int, ...], bool, tuple[Dim, ...]]] = PerOp()
 
     def plan(op: Op, grad: Gradients, in_shapes: list[Shape], output: Shape, batched: bool) -> tuple[tuple[int, ...], bool, tuple[Dim, ...]]:
@@ -285,6 +307,13 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
         output = shapes[layer.path]
         saved_bytes: Dim = 0
         grad = grads[layer.path]
+        block = owner[layer.path]
+        if block is not None:  # the checkpoint keeps the block's inputs, whether or not they need a gradient
+            for source in layer.inputs:
+                t = ids[source]
+                if owner[t] != block and t not in kept:
+                    kept[t] = share(t, storages[t].nbytes)
+                    saved_bytes += kept[t]
         if grad.recorded:
             in_shapes = [shapes[i] for i in layer.inputs]
             batched = sizes[layer.path] != 0
@@ -292,6 +321,11 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
                 layer.op, (grad, batched, output, *in_shapes), lambda: plan(layer.op, grad, in_shapes, output, batched)
             )
             tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if keeps_output else [])
+            if block is not None:  # made again in backward: the block's own tensors (its inputs are kept)
+                again = recomputed[block]
+                again.update({t: share(t, storages[t].nbytes) for t in tensors if owner[t] == block})
+                again.update({f"{layer.path}#{n}": share(layer.path, extra) for n, extra in enumerate(extras)})
+                return LayerMemory(elements(output) * sizes[layer.path], saved_bytes)
             for t in tensors:
                 kept[t] = share(t, storages[t].nbytes)
                 saved_bytes += kept[t]
@@ -302,7 +336,18 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
 
     layers = walk(network, step)
     training = sum(kept.values(), 0)
-    return layers, Linear(0, peak), peak_layer, Linear(0, training)
+    again = [(b, sum(recomputed[b].values(), 0)) for b in blocks]
+    if not again:
+        recomputation = Recomputation((), 0, None)
+    elif network.symbolic:
+        from archcalc.symbolic.symbols import peak as symbolic_peak
+
+        most, largest = symbolic_peak(again, network.symbols.values(), network.defaults)
+        recomputation = Recomputation(blocks, most, largest)
+    else:
+        largest, most = max(again, key=lambda c: c[1])
+        recomputation = Recomputation(blocks, most, largest)
+    return layers, Linear(0, peak), peak_layer, Linear(0, training + recomputation.per_example), recomputation
 
 
 def parameters_per_device(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], tp: Dim) -> tuple[Dim, Dim]:
@@ -327,7 +372,7 @@ def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCo
     """All memory figures for `options` (checked first)."""
     check_options(options)
     check_batch_symbol(network, options.batch)
-    layers, peak, peak_layer, training = activation_profile(network, shapes, counts, options)
+    layers, peak, peak_layer, training, recomputation = activation_profile(network, shapes, counts, options)
     found = None
     if options.kv_cache:
         from archcalc.figures.generation import generation
@@ -350,6 +395,9 @@ def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCo
         optimizer_state=optimizer_state,
         attention=options.attention if any(layer.op.attends for layer in network.layers) else None,
         generation=None if found is None else found.at(batch),
+        checkpointed=recomputation.blocks,
+        recomputation=batch * recomputation.per_example,
+        recomputed_block=recomputation.block,
     )
 
 
@@ -413,6 +461,7 @@ def options_json(o: MemoryOptions) -> dict[str, Any]:
         **({"dropout_mask": o.dropout_mask} if o.dropout_mask != "activation" else {}),
         **(sharding_json(o) if per_device(o) else {}),
         **({"kv_cache": True} if o.kv_cache else {}),  # only under the cache policy
+        **({"checkpoint": list(o.checkpoint)} if o.checkpoint else {}),
     }
 
 
@@ -436,6 +485,8 @@ def memory_json(m: Memory) -> dict[str, Any]:
         "inference_peak": plain(m.inference_peak),
         "inference_peak_layer": m.peak_layer,
         "training_activations": plain(m.training_activations),
+        **({"checkpointed_blocks": list(m.checkpointed), "recomputation": plain(m.recomputation),
+            "recomputed_block": m.recomputed_block} if m.checkpointed else {}),
         "gradients": plain(m.gradients),
         "optimizer_state": plain(m.optimizer_state),
         "training_total": plain(m.training_total),

@@ -196,6 +196,12 @@ class Attention(Op):
     def macs(self, inputs: list[Shape], output: Shape) -> Dim:
         return product_macs(self._heads(inputs))
 
+    def gradient_macs(self, inputs: list[Shape], output: Shape, trains: bool, input_grads: tuple[bool, ...]) -> Dim:
+        """The backward of SDPBackend.MATH's two products, one product each (heads*S*S_kv*head_dim):
+        dV = P^T dO for v, dP = dO V^T when q or k needs a gradient, then dQ = dS K, dK = dS^T Q."""
+        q, k, v = input_grads[:3]
+        return product_macs(self._heads(inputs)) // 2 * (q + k + v + (q or k))
+
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return score_flops(self._heads(inputs), len(inputs) == 4 or self.causal)
 
@@ -280,6 +286,15 @@ class MultiheadAttention(Op):
         """The in-projection (S x 3E x E), the two products of attention, out_proj (S x E x E)."""
         s, e = inputs[0]
         return 4 * s * e * e + product_macs(self._heads(inputs))
+
+    def gradient_macs(self, inputs: list[Shape], output: Shape, trains: bool, input_grads: tuple[bool, ...]) -> Dim:
+        """The projections' weight gradients (4 S E^2) when they train; the in-projection's input
+        gradient (3 S E^2) when the input needs one; and, when anything does, out_proj's input
+        gradient (S E^2) and both attention products' (2 x their forward: q, k and v all need one)."""
+        s, e = inputs[0]
+        recorded = trains or input_grads[0]
+        return (4 * s * e * e if trains else 0) + (3 * s * e * e if input_grads[0] else 0) + (
+            s * e * e + 2 * product_macs(self._heads(inputs)) if recorded else 0)
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         s, e = inputs[0]

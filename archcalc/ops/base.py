@@ -222,6 +222,9 @@ class Op(Model):
     """Whether the output is a key/value cache that generation keeps across decoding steps (Hugging
     Face's DynamicCache: one [S, kv_heads*head_dim] tensor per layer for keys, one for values),
     so `--kv-cache` holds it to the end of a forward and sizes it at the context S."""
+    looks_up: ClassVar[bool] = False
+    """Whether the op's parameters are a table read by index (an embedding): scaling laws leave
+    them out of the parameter count N (Kaplan et al. 2020, section 2.1)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -276,6 +279,12 @@ class Op(Model):
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         """Other arithmetic per example (activations, norms, pooling, adds, biases), counted apart."""
         return 0
+
+    def gradient_macs(self, inputs: list[Shape], output: Shape, trains: bool, input_grads: tuple[bool, ...]) -> Dim:
+        """Multiply-accumulates of the backward pass: a product with learned weights computes its
+        input's gradient (when the input needs one) and its weights' (when they train), each as
+        many as the forward, as torch.utils.flop_counter counts convolution_backward and mm."""
+        return self.macs(inputs, output) * ((1 if trains else 0) + (1 if any(input_grads) else 0))
 
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         """How this op changes the receptive field: a window, GLOBAL, or None (element-wise)."""

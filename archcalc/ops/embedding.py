@@ -19,6 +19,7 @@ class Embedding(Op):
 
     kind = "embedding"
     index_bound = "vocab"
+    looks_up = True
 
     vocab: Width
     dim: Width

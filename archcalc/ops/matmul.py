@@ -75,6 +75,10 @@ class MatMul(Op):
         bmm figure (2*b*M*K*P) halved."""
         return elements(output) * inputs[0][-1]
 
+    def gradient_macs(self, inputs: list[Shape], output: Shape, trains: bool, input_grads: tuple[bool, ...]) -> Dim:
+        """Each factor needing a gradient gets one product as large as the forward (grad @ b^T, a^T @ grad)."""
+        return self.macs(inputs, output) * sum(input_grads)
+
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         """Each factor for the other's gradient (bmm keeps `self` when `mat2` needs a gradient and
         vice versa). A factor broadcast along a leading axis is first expanded and reshaped to

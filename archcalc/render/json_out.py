@@ -19,6 +19,7 @@ from archcalc.figures.flops import TRAINING_STEP_FACTOR
 from archcalc.figures.memory import Linear, MemoryOptions, batch_total, largest_batch, memory_json
 from archcalc.figures.params import parameter_counts
 from archcalc.figures.shapes import Constraint, output_shapes
+from archcalc.figures.training import StepFlops, training_json
 from archcalc.spec.blocks import Blocks
 
 if TYPE_CHECKING:
@@ -138,8 +139,14 @@ def flops_json(analysis: Analysis) -> dict[str, Any]:
         "flops_at_batch": plain(batch * analysis.total("flops")),
         "training_step_factor": TRAINING_STEP_FACTOR,
         "training_step_flops": plain(TRAINING_STEP_FACTOR * batch * analysis.total("flops")),
-        "layers": [_fields(r, analysis, ("flops",)) for r in analysis.layers],
+        "training": training_json(analysis),
+        "layers": [{**_fields(r, analysis, ("flops",)), **_step_fields(r.values["training_flops"])} for r in analysis.layers],
     }
+
+
+def _step_fields(f: StepFlops) -> dict[str, Any]:
+    """A layer's FLOPs in a training step (figures.training): backward and recomputation."""
+    return {"backward_flops": plain(f.backward), "recomputation_flops": plain(f.recomputation)}
 
 
 def solve_json(name: str, solutions: list[AxisSolution], constraints: Iterable[Constraint] = ()) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from typing import Any
 
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.arith import Dim, Shape
-from archcalc.figures.flops import TRAINING_STEP_FACTOR
 from archcalc.figures.memory import attention_note
 from archcalc.figures.sharding import sharding_note
 from archcalc.render.terminal import FigureTable
@@ -242,6 +241,13 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
     row("Inference total", m.inference_total, "weights + buffers + inference peak", style=None if train else "bold")
     if train:
         row("Saved for backward", m.training_activations, "the tensors PyTorch's autograd keeps for the backward pass, each storage once")
+        if m.checkpointed:
+            row(
+                "of which recomputation", m.recomputation,
+                f"{len(m.checkpointed)} checkpointed block(s) keep only their inputs in the forward; backward runs "
+                "each again, one at a time, and this is what the largest one's recomputed layers keep at once",
+                f"{m.recomputed_block}",
+            )
         row("Gradients", m.gradients, "one per trainable parameter")
         row("Optimizer state", m.optimizer_state, f"the state {o.optimizer} keeps per trainable parameter", o.optimizer)
         row("Training total", m.training_total, "weights + buffers + saved for backward + gradients + optimizer state", style="bold")
@@ -290,11 +296,47 @@ def flops_table(analysis: Analysis, batch: int = 1, depth: int | None = None) ->
     if batch != 1:
         lines.append(f"FLOPs at batch {batch}:  {count_text(batch * t.flops)}")
     lines.append(
-        f"Training step:      about {count_text(TRAINING_STEP_FACTOR * batch * t.flops)} FLOPs "
-        f"({TRAINING_STEP_FACTOR}x forward: backward computes input and weight gradients)"
+        f"Training step:      {count_text(batch * analysis.total('training_flops'))} FLOPs at batch {batch} "
+        "(forward, backward and recomputation; flops --train has them per layer)"
     )
     lines.append("Convention: FLOPs = 2 x multiply-accumulates of convolutions and linear layers, bias excluded (torch.utils.flop_counter).")
     lines.extend(unknown_lines(analysis))
+    return Group(table, Text("\n".join(lines)))
+
+
+def training_flops_table(analysis: Analysis, batch: Dim = 1, depth: int | None = None) -> Any:
+    """Per-layer FLOPs of one training step (forward, backward, recomputation of checkpointed
+    blocks; figures.training) and the totals at the batch, with the 6N check of a language model."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from archcalc.figures.training import training_json
+
+    table = FigureTable(title=f"{analysis.network.name}: training FLOPs per example", title_justify="left", optional=("Op", "Recomputation"))
+    table.add_column("Layer", overflow="fold")
+    table.add_column("Op", overflow="fold")
+    for column in ("Forward", "Backward", "Recomputation", "Step"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in fold(analysis, depth):
+        step = row.total(lambda r: r.values["training_flops"].total)
+        if step == 0:
+            continue
+        parts = [row.total(lambda r, k=k: getattr(r.values["training_flops"], k)) for k in ("forward", "backward", "recomputation")]
+        table.add_row(row.path, row.op, *map(count_text, parts), count_text(step))
+    j = training_json(analysis)
+    lines = [
+        f"Forward at batch {batch}:        {count_text(j['forward_flops_at_batch'])}",
+        f"Backward at batch {batch}:       {count_text(j['backward_flops_at_batch'])} (input gradients where needed, weight gradients where trained)",
+        f"Recomputation at batch {batch}:  {count_text(j['recomputation_flops_at_batch'])}"
+        + (f" ({len(j['checkpointed_blocks'])} checkpointed block(s))" if j["checkpointed_blocks"] else " (no block checkpointed: --checkpoint)"),
+        f"Step at batch {batch}:           {count_text(j['step_flops_at_batch'])}",
+    ]
+    if "tokens_per_step" in j:
+        lines.append(
+            f"Tokens per step: {count_text(j['tokens_per_step'])}; 6N per token (Kaplan et al. 2020, N = "
+            f"{count_text(j['non_embedding_params'])} non-embedding parameters): {count_text(j['six_n_flops_at_batch'])}, "
+            "leaving out attention's products and the output head (docs/flops.md)")
+    lines.append("Convention: 2 FLOPs per multiply-accumulate of convolutions, linear layers and matrix products (torch.utils.flop_counter); element-wise work is not counted.")
     return Group(table, Text("\n".join(lines)))
 
 

@@ -66,6 +66,8 @@ class Network:
     symbols: dict[str, Any] = field(default_factory=dict)  # name -> sympy Symbol, when symbolic
     defaults: dict[str, int] = field(default_factory=dict)  # the spec's numeric values of symbols
     ignore: tuple[str, ...] = ()  # review rules the spec silences
+    checkpointed: tuple[str, ...] = ()  # block instances a call marks `checkpoint: true`
+    repeated: tuple[str, ...] = ()  # block instances that are copies of a `repeat`
 
     @property
     def symbolic(self) -> bool:
@@ -149,6 +151,8 @@ class _Expander:
         self.pending: list[_Pending] = []
         self.paths: set[str] = {INPUT}
         self.blocks: dict[str, str] = {}
+        self.checkpointed: list[str] = []
+        self.repeated: list[str] = []
         self.expanded = 0  # entries expanded so far: layers, block instances and skipped entries
         self.most = limit(MAX_LAYERS_VARIABLE, MAX_LAYERS)
         self.ops: dict[tuple[Any, ...], Op] = {}  # (op class, values) -> the op: repeats share one
@@ -222,6 +226,8 @@ class _Expander:
         for key, what in (("tied_to", "ties one layer's parameters to another's"), ("returned", "marks one layer's output as returned too")):
             if has_block and key in entry:
                 raise SpecError(f"'{key}' {what}; put it on the op entry, not a block call", location=self.where(entry, key), layer=path)
+        if has_op and "checkpoint" in entry:
+            raise SpecError("'checkpoint' recomputes a block call in backward; put it on a block call, not an op entry", location=self.where(entry, "checkpoint"), layer=path)
         env = scope.env
         sources = self.sources(entry, previous, scope, path)
         when = self.value(entry, "when", env, path) if "when" in entry else True
@@ -235,9 +241,12 @@ class _Expander:
             raise SpecError(f"'repeat' must be a whole number >= 0, got {quote(repeat)}", location=self.where(entry, "repeat"), layer=path)
         if not isinstance(frozen, bool):
             raise SpecError(f"'frozen' must be true or false, got {quote(frozen)}", location=self.where(entry, "frozen"), layer=path)
-        for key, given in (("flat", flat), ("inline", inline)):
+        checkpoint = self.value(entry, "checkpoint", env, path) if "checkpoint" in entry else False
+        for key, given in (("flat", flat), ("inline", inline), ("checkpoint", checkpoint)):
             if not isinstance(given, bool):
                 raise SpecError(f"'{key}' must be true or false, got {quote(given)}", location=self.where(entry, key), layer=path)
+        if inline and checkpoint:
+            raise SpecError("'checkpoint' needs the block's own path (its inputs are what it keeps); drop 'inline'", location=self.where(entry, "checkpoint"), layer=path)
         if inline and (has_op or flat or "names" in entry):
             why = "an op" if has_op else "'flat' or 'names' (the copies add no level to number or name)"
             raise SpecError(f"'inline' writes a block's layers in place of the call; it does not apply to {why}", location=self.where(entry, "inline"), layer=path)
@@ -255,7 +264,7 @@ class _Expander:
         if has_op:
             scope.outputs[name] = self.expand_op(entry, path, copies, sources, scope, frozen)
         else:
-            scope.outputs[name] = self.expand_block(entry, path, copies, inline, sources, scope, frozen, depth)
+            scope.outputs[name] = self.expand_block(entry, path, copies, inline, sources, scope, frozen, depth, checkpoint)
         return name
 
     def copy_names(self, entry: dict[str, Any], path: str, indexed: bool, count: int, flat: bool, scope: _Scope) -> list[tuple[str, dict[str, Any]]]:
@@ -355,7 +364,7 @@ class _Expander:
 
     def expand_block(
         self, entry: dict[str, Any], path: str, copies: list[tuple[str, dict[str, Any]]], inline: bool,
-        sources: list[_Ref], scope: _Scope, frozen: bool, depth: int,
+        sources: list[_Ref], scope: _Scope, frozen: bool, depth: int, checkpoint: bool = False,
     ) -> _Ref:
         block_name = entry["block"]
         block = self.spec.blocks.get(block_name) if isinstance(block_name, str) else None
@@ -380,6 +389,10 @@ class _Expander:
             else:
                 inner = _Scope(here + ".", args, source, frozen)
                 self.blocks[here] = block_name
+                if checkpoint:
+                    self.checkpointed.append(here)
+                if "repeat" in entry or entry.get("flat") is True:
+                    self.repeated.append(here)
             inner.outputs.update(zip(block.inputs, sources[1:]))  # the same for every copy
             last = self.expand_scope(block.layers, inner, depth + 1)
             out_name = block.output or last
@@ -580,7 +593,7 @@ def expand(
     defaults = {n: v for n, v in spec.symbols.items() if v is not None}
     return Network(
         spec.name, shape, spec.input.dtype, nodes, {k: tuple(v) for k, v in readers.items()}, order[1:], output, file, expander.blocks,
-        symbols, defaults, tuple(spec.ignore),
+        symbols, defaults, tuple(spec.ignore), tuple(expander.checkpointed), tuple(expander.repeated),
     )
 
 

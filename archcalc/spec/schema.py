@@ -53,6 +53,7 @@ def spec_schema() -> dict[str, Any]:
         "properties": {
             "block": {"type": "string"}, **_ENTRY_PROPERTIES,
             "inline": {"anyOf": [{"type": "boolean"}, _EXPRESSION], "description": "name the block's layers as if written in place of the call"},
+            "checkpoint": {"anyOf": [{"type": "boolean"}, _EXPRESSION], "description": "activation checkpointing: each instance keeps only its inputs and is recomputed in backward"},
         },
         "required": ["block"],
         "additionalProperties": {"description": "a block argument"},

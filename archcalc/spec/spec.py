@@ -22,7 +22,7 @@ from archcalc.spec.source import line_of
 if TYPE_CHECKING:
     from pydantic import ValidationError, ValidatorFunctionWrapHandler
 
-ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when", "names", "flat", "inline", "tied_to", "returned")
+ENTRY_KEYS = ("op", "block", "name", "from", "frozen", "repeat", "when", "names", "flat", "inline", "tied_to", "returned", "checkpoint")
 
 
 def _keep_file_lists(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
