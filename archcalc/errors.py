@@ -79,3 +79,8 @@ class ShapeError(ArchcalcError):
 
 class OptionError(ArchcalcError):
     """A command-line option has a value archcalc cannot use."""
+
+
+class ForeignModelError(ArchcalcError):
+    """A foreign model (an ONNX file, a PyTorch module) cannot be imported as it stands, or the
+    optional package that reads it is not installed."""

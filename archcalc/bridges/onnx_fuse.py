@@ -1,0 +1,47 @@
+"""Node patterns that are one archcalc op: MatMul(x, W) + b is a linear layer (how exporters write
+torch.nn.Linear on more than two axes), Mul(x, Sigmoid(x)) is SiLU (opsets before Swish)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+
+def fuse(nodes: list[Any], constants: dict[str, tuple[int, ...]], outputs: set[str]) -> list[Any]:
+    """The nodes with each pattern replaced by one node of a private op type (`archcalc.Linear`,
+    `archcalc.SiLU`) at the first node's place, named as that node. `constants` maps each constant
+    tensor to its shape; `outputs` are the graph's outputs, which are never fused away."""
+    from onnx import helper
+
+    readers = Counter(name for node in nodes for name in node.input)
+    consumer = {name: node for node in nodes for name in node.input}
+    replaced: dict[int, Any] = {}
+    dropped: set[int] = set()
+
+    def only_reader(name: str) -> Any | None:
+        return consumer[name] if readers[name] == 1 and name not in outputs else None
+
+    for node in nodes:
+        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[0] not in constants:
+            weight = constants.get(node.input[1])
+            if weight is None or len(weight) != 2:
+                continue
+            inputs = [node.input[0], node.input[1]]
+            output = node.output[0]
+            add = only_reader(output)
+            if add is not None and add.op_type == "Add":
+                bias = add.input[1] if add.input[0] == output else add.input[0]
+                if constants.get(bias) in ((weight[1],), (1, weight[1])):
+                    inputs.append(bias)
+                    output = add.output[0]
+                    dropped.add(id(add))
+            replaced[id(node)] = helper.make_node("archcalc.Linear", inputs, [output], name=node.name)
+        elif node.op_type == "Sigmoid":
+            mul = only_reader(node.output[0])
+            if mul is not None and mul.op_type == "Mul" and set(mul.input) == {node.input[0], node.output[0]}:
+                replaced[id(node)] = helper.make_node("archcalc.SiLU", [node.input[0]], [mul.output[0]], name=mul.name)
+                dropped.add(id(mul))
+    for node in nodes:
+        if id(node) in replaced:  # the exporter's module path, which names the layer
+            replaced[id(node)].metadata_props.extend(node.metadata_props)
+    return [replaced.get(id(n), n) for n in nodes if id(n) not in dropped]
