@@ -1,5 +1,7 @@
 """Node patterns that are one archcalc op: MatMul(x, W) + b is a linear layer (how exporters write
-torch.nn.Linear on more than two axes), Mul(x, Sigmoid(x)) is SiLU (opsets before Swish)."""
+torch.nn.Linear on more than two axes), Mul(x, Sigmoid(x)) is SiLU (opsets before Swish), and
+Reshape to [N, g, C/g, H, W], Transpose(0, 2, 1, 3, 4), Reshape back is a channel shuffle
+(torchvision's shufflenetv2.channel_shuffle)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ def fuse(nodes: list[Any], constants: dict[str, tuple[int, ...]], outputs: set[s
     tensor to its shape; `outputs` are the graph's outputs, which are never fused away."""
     from onnx import helper
 
+    constants = _constant_shapes(nodes, constants)
     readers = Counter(name for node in nodes for name in node.input)
     consumer = {name: node for node in nodes for name in node.input}
     replaced: dict[int, Any] = {}
@@ -41,7 +44,36 @@ def fuse(nodes: list[Any], constants: dict[str, tuple[int, ...]], outputs: set[s
             if mul is not None and mul.op_type == "Mul" and set(mul.input) == {node.input[0], node.output[0]}:
                 replaced[id(node)] = helper.make_node("archcalc.SiLU", [node.input[0]], [mul.output[0]], name=mul.name)
                 dropped.add(id(mul))
+        elif node.op_type == "Reshape" and node.input[0] not in constants:
+            transpose = only_reader(node.output[0])
+            if transpose is None or transpose.op_type != "Transpose" or list(_perm(transpose)) != [0, 2, 1, 3, 4]:
+                continue
+            back = only_reader(transpose.output[0])
+            if back is not None and back.op_type == "Reshape":
+                replaced[id(node)] = helper.make_node("archcalc.ChannelShuffle", list(node.input), [back.output[0]], name=node.name)
+                dropped.update((id(transpose), id(back)))
     for node in nodes:
         if id(node) in replaced:  # the exporter's module path, which names the layer
             replaced[id(node)].metadata_props.extend(node.metadata_props)
     return [replaced.get(id(n), n) for n in nodes if id(n) not in dropped]
+
+
+def _perm(node: Any) -> list[int]:
+    """A Transpose node's `perm` attribute ([] when absent)."""
+    return next((list(a.ints) for a in node.attribute if a.name == "perm"), [])
+
+
+def _constant_shapes(nodes: list[Any], shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """`shapes` with the outputs of Constant nodes and of Identity nodes copying a constant (the
+    PyTorch exporter writes one Identity per initializer equal to another)."""
+    from onnx import numpy_helper
+
+    known = dict(shapes)
+    for node in nodes:
+        if node.op_type == "Constant":
+            value = next((a for a in node.attribute if a.name.startswith("value")), None)
+            if value is not None:
+                known[node.output[0]] = tuple(value.t.dims) if value.name == "value" else (len(value.ints) or len(value.floats),) if value.name.endswith("s") else ()
+        elif node.op_type == "Identity" and node.input[0] in known:
+            known[node.output[0]] = known[node.input[0]]
+    return known

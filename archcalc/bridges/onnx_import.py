@@ -29,6 +29,10 @@ DEFAULT_SIZE = 224
 _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64", 16: "bfloat16"}
 """ONNX TensorProto element types archcalc's input takes."""
 
+_SMALL = 1 << 16
+"""Elements of an initializer read as a value (shape arithmetic, a scalar); larger ones are weights,
+of which only the shape is read."""
+
 _NAME_PART = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -63,10 +67,7 @@ def import_onnx(path: str, *, input_shape: tuple[int | str, ...] | None = None, 
         )
     shape, dtype, symbols, renamed = _input(inputs[0], input_shape)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-    try:
-        inferred = _inferred(onnx.shape_inference.infer_shapes(model, data_prop=True).graph)
-    except Exception:  # a graph shape inference refuses still imports; checks are skipped
-        inferred = {}
+    inferred = _traced(onnx, model, initializers)
     walk = _Walk(graph, initializers, inputs[0].name, opset, inferred, opaque)
     layers, unmapped = walk.run(shape, renamed, symbols)
     if symbols:
@@ -112,8 +113,26 @@ def _symbol(name: str) -> str:
     return text if text.isidentifier() else f"s_{text}"
 
 
+def _traced(onnx: Any, model: Any, initializers: dict[str, Any]) -> dict[str, tuple[int | None, ...]]:
+    """Each tensor's shape as ONNX shape inference traces it (None on a symbolic axis), on a copy
+    of the graph whose large initializers are inputs of their shape (inference reads no weights,
+    and copying them would cost more than the import); {} when inference refuses the graph."""
+    graph = model.graph
+    large = [t for t in graph.initializer if int(np.prod(t.dims, dtype=object)) > _SMALL]
+    light = onnx.helper.make_graph(
+        list(graph.node), graph.name,
+        [*graph.input, *(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in large if t.name not in {i.name for i in graph.input})],
+        list(graph.output), [t for t in graph.initializer if int(np.prod(t.dims, dtype=object)) <= _SMALL],
+    )
+    copy = onnx.helper.make_model(light, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    try:
+        return _inferred(onnx.shape_inference.infer_shapes(copy, data_prop=True).graph)
+    except Exception:  # a graph inference refuses still imports: the shape checks are skipped
+        return {}
+
+
 def _inferred(graph: Any) -> dict[str, tuple[int | None, ...]]:
-    """Each tensor's shape as ONNX shape inference traced it (None on a symbolic axis)."""
+    """Each tensor's shape in a graph shape inference has run on (None on a symbolic axis)."""
     shapes: dict[str, tuple[int | None, ...]] = {}
     for value in (*graph.value_info, *graph.output):
         tensor = value.type.tensor_type
@@ -158,7 +177,7 @@ class _Walk:
         self.shapes: dict[str, tuple[int, ...]] = {}
         for name, tensor in initializers.items():
             self.shapes[name] = tuple(int(d) for d in tensor.dims)
-            if tensor.data_location != 1 and int(np.prod(tensor.dims, dtype=object)) <= 1 << 16:
+            if tensor.data_location != 1 and int(np.prod(tensor.dims, dtype=object)) <= _SMALL:
                 self.consts[name] = numpy_helper.to_array(tensor)  # small: shape arithmetic may read it
         self.learned = set(initializers)
         self.tensors: dict[str, _Tensor] = {}
@@ -222,7 +241,8 @@ class _Walk:
             self.consts[node.output[0]] = full[attrs.get("start", 0) : attrs.get("end")]
             self.shapes[node.output[0]] = tuple(self.consts[node.output[0]].shape)
             return
-        if node.op_type == "Identity" and activations[0] is not None:
+        if activations[0] is not None and (node.op_type == "Identity" or node.op_type == "Concat" and len(names) == 1):
+            # a copy (torch.cat([x]), as DenseNet's first layer in each block writes it) is no layer
             self.tensors[node.output[0]] = activations[0]
             return
         mapping = MAPPINGS.get(node.op_type) if node.domain in ("", "ai.onnx") else None

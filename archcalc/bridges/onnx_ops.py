@@ -465,6 +465,15 @@ def _reduce_mean(view: NodeView) -> list[Mapped]:
     return [Mapped("mean", {"dim": axes[0] if len(axes) == 1 else axes, "keepdim": keep})]
 
 
+def _channel_shuffle(view: NodeView) -> list[Mapped]:
+    """archcalc.ChannelShuffle, what onnx_fuse makes of Reshape [N, g, C/g, H, W], Transpose, Reshape."""
+    target = view.value(1)
+    shape = view.shape()
+    if target is None or np.size(target) != 5 or len(shape) != 3 or int(np.prod(np.ravel(target)[1:3])) != shape[0]:
+        raise NotMapped("a reshape to [N, groups, C/groups, H, W] that is not a channel shuffle")
+    return [Mapped("channel_shuffle", {"groups": int(np.ravel(target)[1])})]
+
+
 def _silu(view: NodeView) -> list[Mapped]:
     """archcalc.SiLU, what onnx_fuse makes of Mul(x, Sigmoid(x))."""
     return [Mapped("silu", {})]
@@ -489,6 +498,7 @@ MAPPINGS: dict[str, Mapping] = {
     "Mish": _unary("mish"),
     "Gelu": _gelu,
     "archcalc.SiLU": _silu,
+    "archcalc.ChannelShuffle": _channel_shuffle,
     "Clip": _clip,
     "Softmax": _softmax,
     "Add": _binary("add", None),
