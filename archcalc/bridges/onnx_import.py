@@ -248,7 +248,7 @@ class _Walk:
         mapping = MAPPINGS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
         if any(t is not None and t.shape is None for t in activations):
             if mapping is None:
-                self.unmapped.append(Unmapped(f"{node.domain + '.' if node.domain else ''}{node.op_type}", where))
+                self.unmapped.append(Unmapped(f"{node.domain + '.' if node.domain else ''}{node.op_type}", _node_name(node)))
             self.unknown(node)
             return
         view = NodeView(
@@ -261,7 +261,7 @@ class _Walk:
             mapped = mapping(view)
         except NotMapped as why:
             what = f"{node.domain + '.' if node.domain else ''}{node.op_type}" + (f" ({why})" if str(why) else "")
-            self.unmapped.append(Unmapped(what, where))
+            self.unmapped.append(Unmapped(what, _node_name(node)))
             self.opaque_layer(node, where) if self.opaque else self.unknown(node)
             return
         for k, m in enumerate(mapped):
@@ -366,6 +366,11 @@ class _Walk:
             ImportedLayer(paths[k], self.layers[k].op, self.layers[k].fields, tuple(paths[r] if r >= 0 else "input" for r in self.layers[k].reads), self.layers[k].source)
             for k in kept
         ]
+
+
+def _node_name(node: Any) -> str:
+    """How a message names a node: its name, or its first output when it has none."""
+    return node.name or f"(unnamed, output {node.output[0] if node.output else '?'})"
 
 
 def _strip(shape: tuple[int, ...], rank: int) -> tuple[int, ...]:

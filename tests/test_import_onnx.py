@@ -1,0 +1,164 @@
+"""`archcalc import onnx`: ONNX graphs as specs, with the same figures as the hand-written zoo.
+
+The zoo comparisons import the graphs tests/record_onnx.py recorded from torch.onnx.export of
+torchvision models (tests/data/onnx, weights left out) and need the onnx package only; the
+live-export tests need torch as well. The small graphs are built here with onnx.helper.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from record_onnx import MODELS
+
+from archcalc import api
+from archcalc.analysis import Analysis
+from archcalc.bridges.imported import ImportedNetwork, Unmapped
+from archcalc.cli import main
+from archcalc.errors import ForeignModelError
+from archcalc.ops.base import REGISTRY
+
+RECORDED = Path(__file__).parent / "data" / "onnx"
+needs_onnx = pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="needs the onnx package")
+
+ERASED = {"dropout", "stochastic_depth", "identity"}
+"""Ops a model in eval mode runs as the identity, which the exporter leaves out of the graph."""
+
+
+def imported(path: Path | str, **options: Any) -> tuple[ImportedNetwork, Analysis]:
+    """The import of an ONNX file, and the analysis of the spec written from it."""
+    from archcalc.bridges.onnx_import import import_onnx
+    from archcalc.bridges.spec_writer import write_spec
+
+    network = import_onnx(str(path), **options)
+    return network, api.analyze(api.loads(write_spec(network)))
+
+
+def exported_shapes(analysis: Analysis) -> Counter[tuple[Any, ...]]:
+    """The zoo's layer output shapes as an export has them: without the layers eval mode erases,
+    and without a torch.cat read only by another torch.cat, which the exporter writes as one
+    Concat (Inception's cat of the 1x3 and 3x1 branches inside the block's cat)."""
+    readers: dict[str, list[str]] = {}
+    for row in analysis.layers:
+        for source in row.inputs:
+            readers.setdefault(source, []).append(row.op)
+    return Counter(
+        tuple(row.output_shape) for row in analysis.layers
+        if row.op not in ERASED and not (row.op == "concat" and readers.get(row.path) == ["concat"])
+    )
+
+
+@needs_onnx
+@pytest.mark.parametrize("name", MODELS)
+def test_torchvision_export_imports_with_the_zoo_figures(name: str) -> None:
+    network, analysis = imported(RECORDED / f"{name}.onnx")
+    zoo = api.analyze(api.load(name))
+    assert network.input_shape == tuple(zoo.network.input_shape)
+    assert analysis.totals.params == zoo.totals.params
+    assert analysis.totals.flops == zoo.totals.flops
+    assert analysis.output_shape == zoo.output_shape
+    assert Counter(tuple(r.output_shape) for r in analysis.layers) == exported_shapes(zoo)
+
+
+@needs_onnx
+def test_layer_paths_are_the_module_paths() -> None:
+    network, analysis = imported(RECORDED / "resnet18.onnx")
+    zoo = api.analyze(api.load("resnet18"))
+    paths = {layer.path: layer for layer in network.layers}
+    # torchvision's module paths, as the zoo spec names its layers
+    for path in ("conv1", "bn1", "layer1.0.conv1", "layer2.0.downsample.0", "layer2.0.downsample.1", "fc"):
+        assert paths[path].op == zoo.layer(path).op
+    # functions inside a module are named after the exporter's node: `add` in BasicBlock.forward
+    assert paths["layer1.0.add"].op == "add"
+    assert paths["layer1.0.add"].inputs == ("layer1.0.bn2", "maxpool")
+
+
+@needs_onnx
+def test_cli_writes_a_spec_that_loads() -> None:
+    result = CliRunner().invoke(main, ["import", "onnx", str(RECORDED / "squeezenet1_0.onnx")])
+    assert result.exit_code == 0, result.output
+    # torchvision docs: SqueezeNet 1.0 has 1,248,424 parameters
+    assert api.analyze(api.loads(result.stdout)).totals.params == 1_248_424
+
+
+def test_without_onnx_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` raises ImportError
+    from archcalc.bridges.onnx_import import import_onnx
+
+    with pytest.raises(ForeignModelError, match=r"pip install 'archcalc\[onnx\]'"):
+        import_onnx(str(tmp_path / "model.onnx"))
+    result = CliRunner().invoke(main, ["import", "onnx", str(tmp_path / "model.onnx")])
+    assert result.exit_code == 2
+    assert "pip install 'archcalc[onnx]'" in result.stderr
+
+
+# Small graphs built with onnx.helper
+
+
+def graph(nodes: list[Any], shape: list[int | str], output: list[int | str] | None, initializers: dict[str, Any] | None = None, opset: int = 20) -> Any:
+    """A model of `nodes` reading `x` of `shape` (batch first) and writing `y`."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.asarray(v, dtype=np.int64 if np.asarray(v).dtype.kind == "i" else np.float32), k) for k, v in (initializers or {}).items()]
+    return helper.make_model(
+        helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, output)], inits,
+        ),
+        opset_imports=[helper.make_opsetid("", opset)],
+    )
+
+
+def save(model: Any, tmp_path: Path, name: str = "model.onnx") -> Path:
+    import onnx
+
+    path = tmp_path / name
+    onnx.save(model, str(path))
+    return path
+
+
+def zeros(*shape: int) -> Any:
+    import numpy as np
+
+    return np.zeros(shape, np.float32)
+
+
+@needs_onnx
+def test_a_small_graph_maps_each_node_with_its_fields(tmp_path: Path) -> None:
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="/features/conv/Conv", kernel_shape=[3, 3], pads=[0, 0, 1, 1], strides=[2, 2]),
+        helper.make_node("Clip", ["c", "zero", "six"], ["r"], name="/features/act/Clip"),
+        helper.make_node("MaxPool", ["r"], ["p"], name="/pool/MaxPool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+        helper.make_node("AveragePool", ["p"], ["a"], name="/avg/AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=0),
+        # the shape arithmetic of x.reshape(x.shape[0], -1): folded, never a layer
+        helper.make_node("Shape", ["a"], ["s"], name="/Shape"),
+        helper.make_node("Gather", ["s", "i0"], ["n"], name="/Gather", axis=0),
+        helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"], name="/Unsqueeze"),
+        helper.make_node("Concat", ["n1", "minus1"], ["target"], name="/Concat", axis=0),
+        helper.make_node("Reshape", ["a", "target"], ["f"], name="/Reshape"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], name="/fc/Gemm", transB=0),
+    ]
+    inits = {"w": zeros(4, 3, 3, 3), "b": zeros(4), "zero": 0.0, "six": 6.0, "i0": 0, "ax0": [0], "minus1": [-1], "fc_w": zeros(144, 10), "fc_b": zeros(10)}
+    network, analysis = imported(save(graph(nodes, [1, 3, 24, 24], [1, 10], inits), tmp_path))
+    assert [(layer.path, layer.op, layer.fields) for layer in network.layers] == [
+        ("features.conv", "conv2d", {"out": 4, "kernel": 3, "stride": 2, "padding": [[0, 1], [0, 1]]}),
+        ("features.act", "relu6", {}),
+        ("pool", "max_pool2d", {"kernel": 2, "stride": 2, "ceil_mode": True}),
+        ("avg", "avg_pool2d", {"kernel": 3, "stride": 1, "padding": 1, "count_include_pad": False}),
+        ("reshape", "reshape", {"shape": [-1]}),
+        ("fc", "linear", {"out": 10}),
+    ]
+    # conv: (24 + 0 + 1 - 3) // 2 + 1 = 12; max pool with ceil: ceil((12 - 2) / 2) + 1 = 6; the
+    # average pool (3, stride 1, padding 1) keeps 6; flattened 4 * 6 * 6 = 144
+    assert [tuple(r.output_shape) for r in analysis.layers] == [(4, 12, 12), (4, 12, 12), (4, 6, 6), (4, 6, 6), (144,), (10,)]
+    # conv 4 * 3 * 3 * 3 + 4 = 112; linear 144 * 10 + 10 = 1,450 (Gemm's [in, out] weight, transB 0)
+    assert analysis.totals.params == 112 + 1_450
