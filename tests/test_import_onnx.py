@@ -162,3 +162,142 @@ def test_a_small_graph_maps_each_node_with_its_fields(tmp_path: Path) -> None:
     assert [tuple(r.output_shape) for r in analysis.layers] == [(4, 12, 12), (4, 12, 12), (4, 6, 6), (4, 6, 6), (144,), (10,)]
     # conv 4 * 3 * 3 * 3 + 4 = 112; linear 144 * 10 + 10 = 1,450 (Gemm's [in, out] weight, transB 0)
     assert analysis.totals.params == 112 + 1_450
+
+
+@needs_onnx
+def test_unmapped_nodes_are_listed_and_the_import_stops(tmp_path: Path) -> None:
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv", kernel_shape=[1, 1]),
+        helper.make_node("Erf", ["c"], ["e"], name="/block/Erf"),
+        helper.make_node("Relu", ["e"], ["r"], name="/block/relu/Relu"),
+        helper.make_node("Cos", ["r"], ["y"], name="/head/Cos"),
+    ]
+    path = save(graph(nodes, [1, 3, 8, 8], [1, 4, 8, 8], {"w": zeros(4, 3, 1, 1)}), tmp_path)
+    from archcalc.bridges.onnx_import import import_onnx
+
+    assert import_onnx(str(path)).unmapped == [Unmapped("Erf", "/block/Erf"), Unmapped("Cos", "/head/Cos")]
+    result = CliRunner().invoke(main, ["import", "onnx", str(path)])
+    assert result.exit_code == 2
+    assert "2 ONNX node(s) have no archcalc op" in result.stderr
+    assert "Erf at node '/block/Erf'" in result.stderr and "Cos at node '/head/Cos'" in result.stderr
+
+
+@needs_onnx
+def test_opaque_keeps_an_unmapped_node_with_its_traced_shape_and_parameters(tmp_path: Path) -> None:
+    if "opaque" not in REGISTRY:
+        pytest.skip("the opaque op is not in this build")
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv", kernel_shape=[3, 3]),
+        helper.make_node("InstanceNormalization", ["c", "scale", "shift"], ["n"], name="/norm/InstanceNormalization"),
+        helper.make_node("Relu", ["n"], ["y"], name="/relu/Relu"),
+    ]
+    path = save(graph(nodes, [1, 3, 8, 8], [1, 4, 6, 6], {"w": zeros(4, 3, 3, 3), "scale": zeros(4), "shift": zeros(4)}), tmp_path)
+    network, analysis = imported(path, opaque=True)
+    norm = next(layer for layer in network.layers if layer.op == "opaque")
+    assert (norm.path, norm.fields) == ("norm", {"shape": [4, 6, 6], "params": 8})  # scale and shift: 4 + 4
+    assert analysis.totals.params == 4 * 3 * 3 * 3 + 8
+    result = CliRunner().invoke(main, ["import", "onnx", str(path), "--opaque"])
+    assert result.exit_code == 0
+    assert "FLOPs and saved tensors are unknown" in result.stderr
+
+
+@needs_onnx
+def test_an_initializer_that_disagrees_with_the_op_is_an_error_naming_the_node(tmp_path: Path) -> None:
+    from onnx import helper
+
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="/stem/Conv", kernel_shape=[3, 3])]
+    path = save(graph(nodes, [1, 3, 8, 8], None, {"w": zeros(4, 3, 3, 3), "b": zeros(5)}), tmp_path)
+    from archcalc.bridges.onnx_import import import_onnx
+
+    with pytest.raises(ForeignModelError, match=r"'/stem/Conv'.*initializer 'b' has shape \[5\].*bias \[4\]"):
+        import_onnx(str(path))
+
+
+@needs_onnx
+def test_names_from_the_file_are_sanitised(tmp_path: Path) -> None:
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="/\x1b[2J evil/../input/Relu"),
+        helper.make_node("Sigmoid", ["r"], ["y"], name="a: {b}\n- c"),
+    ]
+    network, analysis = imported(save(graph(nodes, [1, 4], [1, 4]), tmp_path, "we ird.onnx"))
+    for layer in network.layers:
+        assert all(part and part != "input" and set(part) <= set("abcdefghijklmnopqrstuvwxyz0123456789_-") for part in layer.path.lower().split("."))
+    assert [r.op for r in analysis.layers] == ["relu", "sigmoid"]
+
+
+def symbolic_graph(reshape_by_height: bool, shape: list[int | str] = ["N", 3, "H", "W"]) -> Any:
+    """x [N, 3, H, W] -> Relu -> Reshape to [N, -1] (a constant) or to [N, 3*H*W] (computed)."""
+    from onnx import helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="/relu/Relu")]
+    if reshape_by_height:
+        nodes += [
+            helper.make_node("Shape", ["r"], ["s"], name="/Shape"),
+            helper.make_node("Slice", ["s", "one", "four"], ["chw"], name="/Slice"),
+            helper.make_node("ReduceProd", ["chw"], ["size"], name="/ReduceProd", keepdims=1),
+            helper.make_node("Concat", ["zero", "size"], ["target"], name="/Concat", axis=0),
+        ]
+    nodes.append(helper.make_node("Reshape", ["r", "target"], ["y"], name="/flat/Reshape"))
+    inits = {"one": [1], "four": [4], "zero": [0]} if reshape_by_height else {"target": [0, -1]}
+    return graph(nodes, shape, [shape[0], None], inits, opset=17)
+
+
+@needs_onnx
+def test_symbolic_sizes_stay_symbols(tmp_path: Path) -> None:
+    network, analysis = imported(save(symbolic_graph(False), tmp_path))
+    assert network.input_shape == (3, "H", "W") and network.symbols == {"H": 224, "W": 224}
+    assert analysis.output_shape == (3 * 224 * 224,)
+    network, _ = imported(save(symbolic_graph(False), tmp_path), input_shape=(3, 32, 64))
+    assert network.symbols == {"H": 32, "W": 64}
+    network, _ = imported(save(symbolic_graph(False), tmp_path), input_shape=(3, "height", 64))
+    assert network.input_shape == (3, "height", "W") and network.symbols == {"height": 224, "W": 64}
+
+
+@needs_onnx
+def test_a_size_computed_from_a_symbolic_size_is_refused(tmp_path: Path) -> None:
+    from archcalc.bridges.onnx_import import import_onnx
+
+    with pytest.raises(ForeignModelError, match=r"'/flat/Reshape'.*depends on the symbolic input sizes \['H', 'W'\]"):
+        import_onnx(str(save(symbolic_graph(True), tmp_path)))
+    # with fixed sizes the same graph folds its shape arithmetic: no Shape, Slice or Concat layer
+    network, _ = imported(save(symbolic_graph(True, [1, 3, 4, 5]), tmp_path))
+    assert [(layer.op, layer.fields) for layer in network.layers][-1] == ("reshape", {"shape": [60]})
+
+
+@pytest.fixture(scope="module")
+def resnet18_any_size(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """torchvision's ResNet-18 exported with a dynamic batch, height and width."""
+    pytest.importorskip("onnx")
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    import warnings
+
+    path = tmp_path_factory.mktemp("onnx") / "resnet18_any_size.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            torchvision.models.resnet18(weights=None).eval(), (torch.zeros(1, 3, 64, 64),), str(path),
+            dynamo=False, opset_version=20, training=torch.onnx.TrainingMode.PRESERVE, input_names=["x"],
+            dynamic_axes={"x": {0: "batch_size", 2: "H", 3: "W"}},
+        )
+    return path
+
+
+def test_a_dynamic_height_and_width_import_as_symbols(resnet18_any_size: Path) -> None:
+    network, analysis = imported(resnet18_any_size, input_shape=(3, 96, 128))
+    assert network.input_shape == (3, "H", "W") and network.symbols == {"H": 96, "W": 128}
+    zoo = api.analyze(api.load("resnet18", input_shape=(3, 96, 128)))
+    assert (analysis.totals.params, analysis.totals.flops) == (zoo.totals.params, zoo.totals.flops)
+    # the symbolic FLOPs, at another size, equal the zoo's there
+    from archcalc.bridges.spec_writer import write_spec
+    from archcalc.symbolic.symbols import symbol
+
+    symbolic = api.analyze(api.loads(write_spec(network), symbolic=True))
+    at = api.analyze(api.load("resnet18", input_shape=(3, 160, 64)))
+    assert symbolic.totals.flops.subs({symbol("H"): 160, symbol("W"): 64}) == at.totals.flops

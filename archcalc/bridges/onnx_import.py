@@ -413,5 +413,5 @@ def _same_fields(first: list[ImportedLayer], second: list[ImportedLayer], symbol
             raise ForeignModelError(
                 f"{a.source}: its {changed} depends on the symbolic input sizes {sorted(symbols)} "
                 f"({a.fields.get(changed)} at {symbols}); archcalc cannot write it as a formula: "
-                "export the model with fixed sizes, or give them with --input"
+                "export the model with fixed sizes"
             )
