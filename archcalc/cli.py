@@ -834,16 +834,16 @@ def schema(as_json: bool, command: str | None) -> None:
 
 
 @main.group("import", cls=_Group)
-def import_group() -> None:
+def import_() -> None:
     """Import a model from another framework as a spec (docs/import-export.md)."""
 
 
-@import_group.command("onnx")
+@import_.command("onnx")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--input", "input_shape", default=None, metavar="SHAPE", help="The input without the batch: a default for each symbolic size (3,224,224) or a new name for it (3,H,W).")
 @click.option("--opaque", is_flag=True, help="Keep each ONNX node archcalc has no op for as an opaque layer (traced shape, parameter count; FLOPs and saved tensors unknown) instead of stopping.")
 @click.option("-o", "--output", default=None, metavar="FILE", help="Write the spec to FILE instead of standard output.")
-def onnx(model: str, input_shape: str | None, opaque: bool, output: str | None) -> None:
+def import_onnx(model: str, input_shape: str | None, opaque: bool, output: str | None) -> None:
     """Write the spec of an ONNX model: nodes become layers, initializers their parameters.
 
     \b
@@ -851,14 +851,14 @@ def onnx(model: str, input_shape: str | None, opaque: bool, output: str | None) 
       archcalc import onnx resnet18.onnx -o resnet18.yaml
       archcalc import onnx model.onnx --input 3,224,224 --opaque
     """
-    from archcalc.bridges.onnx_import import import_onnx
+    from archcalc.bridges.onnx_import import onnx_network
     from archcalc.bridges.spec_writer import write_spec
-    from archcalc.errors import ForeignModelError
+    from archcalc.errors import BridgeError
 
-    network = import_onnx(model, input_shape=parse_input(input_shape), opaque=opaque)
+    network = onnx_network(model, input_shape=parse_input(input_shape), opaque=opaque)
     if network.unmapped and not opaque:
         listed = "\n".join(f"  {u.what} at node '{u.where}'" for u in network.unmapped)
-        raise ForeignModelError(
+        raise BridgeError(
             f"{len(network.unmapped)} ONNX node(s) have no archcalc op (--opaque keeps each as an opaque layer):\n{listed}"
         )
     for layer in network.layers:

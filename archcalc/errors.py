@@ -81,6 +81,5 @@ class OptionError(ArchcalcError):
     """A command-line option has a value archcalc cannot use."""
 
 
-class ForeignModelError(ArchcalcError):
-    """A foreign model (an ONNX file, a PyTorch module) cannot be imported as it stands, or the
-    optional package that reads it is not installed."""
+class BridgeError(ArchcalcError):
+    """A foreign model (PyTorch, ONNX) cannot be imported, or a spec cannot be written for it."""

@@ -21,7 +21,7 @@ from archcalc import api
 from archcalc.analysis import Analysis
 from archcalc.bridges.imported import ImportedNetwork, Unmapped
 from archcalc.cli import main
-from archcalc.errors import ForeignModelError
+from archcalc.errors import BridgeError
 from archcalc.ops.base import REGISTRY
 
 RECORDED = Path(__file__).parent / "data" / "onnx"
@@ -33,10 +33,10 @@ ERASED = {"dropout", "stochastic_depth", "identity"}
 
 def imported(path: Path | str, **options: Any) -> tuple[ImportedNetwork, Analysis]:
     """The import of an ONNX file, and the analysis of the spec written from it."""
-    from archcalc.bridges.onnx_import import import_onnx
+    from archcalc.bridges.onnx_import import onnx_network
     from archcalc.bridges.spec_writer import write_spec
 
-    network = import_onnx(str(path), **options)
+    network = onnx_network(str(path), **options)
     return network, api.analyze(api.loads(write_spec(network)))
 
 
@@ -89,10 +89,10 @@ def test_cli_writes_a_spec_that_loads() -> None:
 
 def test_without_onnx_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` raises ImportError
-    from archcalc.bridges.onnx_import import import_onnx
+    from archcalc.bridges.onnx_import import onnx_network
 
-    with pytest.raises(ForeignModelError, match=r"pip install 'archcalc\[onnx\]'"):
-        import_onnx(str(tmp_path / "model.onnx"))
+    with pytest.raises(BridgeError, match=r"pip install 'archcalc\[onnx\]'"):
+        onnx_network(str(tmp_path / "model.onnx"))
     result = CliRunner().invoke(main, ["import", "onnx", str(tmp_path / "model.onnx")])
     assert result.exit_code == 2
     assert "pip install 'archcalc[onnx]'" in result.stderr
@@ -175,9 +175,9 @@ def test_unmapped_nodes_are_listed_and_the_import_stops(tmp_path: Path) -> None:
         helper.make_node("Cos", ["r"], ["y"], name="/head/Cos"),
     ]
     path = save(graph(nodes, [1, 3, 8, 8], [1, 4, 8, 8], {"w": zeros(4, 3, 1, 1)}), tmp_path)
-    from archcalc.bridges.onnx_import import import_onnx
+    from archcalc.bridges.onnx_import import onnx_network
 
-    assert import_onnx(str(path)).unmapped == [Unmapped("Erf", "/block/Erf"), Unmapped("Cos", "/head/Cos")]
+    assert onnx_network(str(path)).unmapped == [Unmapped("Erf", "/block/Erf"), Unmapped("Cos", "/head/Cos")]
     result = CliRunner().invoke(main, ["import", "onnx", str(path)])
     assert result.exit_code == 2
     assert "2 ONNX node(s) have no archcalc op" in result.stderr
@@ -198,7 +198,8 @@ def test_opaque_keeps_an_unmapped_node_with_its_traced_shape_and_parameters(tmp_
     path = save(graph(nodes, [1, 3, 8, 8], [1, 4, 6, 6], {"w": zeros(4, 3, 3, 3), "scale": zeros(4), "shift": zeros(4)}), tmp_path)
     network, analysis = imported(path, opaque=True)
     norm = next(layer for layer in network.layers if layer.op == "opaque")
-    assert (norm.path, norm.fields) == ("norm", {"shape": [4, 6, 6], "params": 8})  # scale and shift: 4 + 4
+    # scale and shift: 4 + 4 parameters
+    assert (norm.path, norm.fields) == ("norm", {"shape": [4, 6, 6], "params": 8, "traced": "ONNX InstanceNormalization"})
     assert analysis.totals.params == 4 * 3 * 3 * 3 + 8
     result = CliRunner().invoke(main, ["import", "onnx", str(path), "--opaque"])
     assert result.exit_code == 0
@@ -211,10 +212,10 @@ def test_an_initializer_that_disagrees_with_the_op_is_an_error_naming_the_node(t
 
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="/stem/Conv", kernel_shape=[3, 3])]
     path = save(graph(nodes, [1, 3, 8, 8], None, {"w": zeros(4, 3, 3, 3), "b": zeros(5)}), tmp_path)
-    from archcalc.bridges.onnx_import import import_onnx
+    from archcalc.bridges.onnx_import import onnx_network
 
-    with pytest.raises(ForeignModelError, match=r"'/stem/Conv'.*initializer 'b' has shape \[5\].*bias \[4\]"):
-        import_onnx(str(path))
+    with pytest.raises(BridgeError, match=r"'/stem/Conv'.*initializer 'b' has shape \[5\].*bias \[4\]"):
+        onnx_network(str(path))
 
 
 @needs_onnx
@@ -261,10 +262,10 @@ def test_symbolic_sizes_stay_symbols(tmp_path: Path) -> None:
 
 @needs_onnx
 def test_a_size_computed_from_a_symbolic_size_is_refused(tmp_path: Path) -> None:
-    from archcalc.bridges.onnx_import import import_onnx
+    from archcalc.bridges.onnx_import import onnx_network
 
-    with pytest.raises(ForeignModelError, match=r"'/flat/Reshape'.*depends on the symbolic input sizes \['H', 'W'\]"):
-        import_onnx(str(save(symbolic_graph(True), tmp_path)))
+    with pytest.raises(BridgeError, match=r"'/flat/Reshape'.*depends on the symbolic input sizes \['H', 'W'\]"):
+        onnx_network(str(save(symbolic_graph(True), tmp_path)))
     # with fixed sizes the same graph folds its shape arithmetic: no Shape, Slice or Concat layer
     network, _ = imported(save(symbolic_graph(True, [1, 3, 4, 5]), tmp_path))
     assert [(layer.op, layer.fields) for layer in network.layers][-1] == ("reshape", {"shape": [60]})

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from archcalc.errors import ForeignModelError
+from archcalc.errors import BridgeError
 
 MAX_FOLDED = 1 << 20
 """Elements a folded constant may hold: shape arithmetic is small; a file asking more is refused."""
@@ -62,14 +62,14 @@ def _constant(xs: list[Any], attrs: dict[str, Any]) -> Any:
                        ("value_float", np.float32), ("value_floats", np.float32)):
         if key in attrs:
             return np.asarray(attrs[key], dtype=dtype)
-    raise ForeignModelError("a Constant node without a numeric value (value, value_int(s), value_float(s))")
+    raise BridgeError("a Constant node without a numeric value (value, value_int(s), value_float(s))")
 
 
 def _sized(shape: Any) -> tuple[int, ...]:
     """A shape to allocate, refused beyond MAX_FOLDED elements."""
     dims = tuple(int(d) for d in np.ravel(shape))
     if any(d < 0 for d in dims) or int(np.prod(dims, dtype=object)) > MAX_FOLDED:
-        raise ForeignModelError(f"a constant of shape {list(dims)} is beyond the {MAX_FOLDED:,} elements shape arithmetic needs")
+        raise BridgeError(f"a constant of shape {list(dims)} is beyond the {MAX_FOLDED:,} elements shape arithmetic needs")
     return dims
 
 
@@ -139,10 +139,10 @@ def fold(op_type: str, xs: list[Any], attrs: dict[str, Any], where: str) -> Any 
         return None
     try:
         value = np.asarray(folder(xs, attrs))
-    except ForeignModelError as exc:
-        raise ForeignModelError(f"ONNX node {where}: {exc.message}") from None
+    except BridgeError as exc:
+        raise BridgeError(f"ONNX node {where}: {exc.message}") from None
     except (ValueError, IndexError, TypeError, KeyError) as exc:
-        raise ForeignModelError(f"ONNX node {where} ({op_type}) cannot be evaluated on its constant inputs: {exc}") from None
+        raise BridgeError(f"ONNX node {where} ({op_type}) cannot be evaluated on its constant inputs: {exc}") from None
     if value.size > MAX_FOLDED:
-        raise ForeignModelError(f"ONNX node {where} ({op_type}) makes a constant of {value.size:,} elements, beyond the {MAX_FOLDED:,} shape arithmetic needs")
+        raise BridgeError(f"ONNX node {where} ({op_type}) makes a constant of {value.size:,} elements, beyond the {MAX_FOLDED:,} shape arithmetic needs")
     return value

@@ -66,8 +66,6 @@ def _perm(node: Any) -> list[int]:
 def _constant_shapes(nodes: list[Any], shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
     """`shapes` with the outputs of Constant nodes and of Identity nodes copying a constant (the
     PyTorch exporter writes one Identity per initializer equal to another)."""
-    from onnx import numpy_helper
-
     known = dict(shapes)
     for node in nodes:
         if node.op_type == "Constant":

@@ -21,7 +21,7 @@ from archcalc.bridges.imported import ImportedLayer, ImportedNetwork, Unmapped
 from archcalc.bridges.onnx_fold import fold
 from archcalc.bridges.onnx_fuse import fuse
 from archcalc.bridges.onnx_ops import MAPPINGS, Mapped, NodeView, NotMapped
-from archcalc.errors import ArchcalcError, ForeignModelError, quote
+from archcalc.errors import ArchcalcError, BridgeError, quote
 
 DEFAULT_SIZE = 224
 """The default of a symbolic input size (torchvision's ImageNet side) when --input gives none."""
@@ -41,27 +41,28 @@ def require_onnx() -> Any:
     try:
         import onnx
     except ImportError:
-        raise ForeignModelError("importing an ONNX file needs the onnx package: pip install 'archcalc[onnx]'") from None
+        raise BridgeError("importing an ONNX file needs the onnx package: pip install 'archcalc[onnx]'") from None
     return onnx
 
 
-def import_onnx(path: str, *, input_shape: tuple[int | str, ...] | None = None, opaque: bool = False) -> ImportedNetwork:
+def onnx_network(path: str, *, input_shape: tuple[int | str, ...] | None = None, opaque: bool = False) -> ImportedNetwork:
     """The ONNX model at `path` as archcalc layers. `input_shape` (batch excluded) gives each
     symbolic input size its default (an int) or a new name (a str); a fixed size must be repeated
-    as it is. With `opaque`, a node archcalc cannot map becomes an `opaque` layer (traced output
-    shape, its initializers' element count); it is listed in `unmapped` either way."""
+    as it is. A node archcalc cannot map is listed in `unmapped` (and the layers are left empty),
+    or with `opaque` becomes an `opaque` layer (traced output shape, its initializers' element
+    count)."""
     onnx = require_onnx()
     try:
         model = onnx.load(path, load_external_data=False)
     except OSError as exc:
-        raise ForeignModelError(f"cannot read {quote(path)}: {exc.strerror or exc}") from None
+        raise BridgeError(f"cannot read {quote(path)}: {exc.strerror or exc}") from None
     except Exception as exc:  # protobuf's DecodeError and kin: not an ONNX file
-        raise ForeignModelError(f"{quote(path)} is not an ONNX model ({type(exc).__name__})") from None
+        raise BridgeError(f"{quote(path)} is not an ONNX model ({type(exc).__name__})") from None
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     if len(inputs) != 1 or len(graph.output) != 1:
-        raise ForeignModelError(
+        raise BridgeError(
             f"an archcalc network has one input and one output; this graph has {len(inputs)} input(s) "
             f"({', '.join(quote(i.name) for i in inputs[:4])}) and {len(graph.output)} output(s)"
         )
@@ -84,21 +85,21 @@ def _input(value: Any, given: tuple[int | str, ...] | None) -> tuple[list[int | 
     tensor = value.type.tensor_type
     dtype = _DTYPES.get(tensor.elem_type)
     if dtype is None:
-        raise ForeignModelError(f"the input {quote(value.name)} has ONNX element type {tensor.elem_type}, which archcalc's input does not take")
+        raise BridgeError(f"the input {quote(value.name)} has ONNX element type {tensor.elem_type}, which archcalc's input does not take")
     if not tensor.HasField("shape") or len(tensor.shape.dim) < 2:
-        raise ForeignModelError(f"the input {quote(value.name)} needs a shape with a batch axis and at least one more")
+        raise BridgeError(f"the input {quote(value.name)} needs a shape with a batch axis and at least one more")
     dims: list[int | str] = [
         int(d.dim_value) if d.HasField("dim_value") else _symbol(d.dim_param or f"d{k}") for k, d in enumerate(tensor.shape.dim)
     ][1:]  # axis 0 is the batch, fixed or symbolic
     if given is not None and len(given) != len(dims):
-        raise ForeignModelError(f"--input has {len(given)} sizes; the ONNX input has {len(dims)} besides the batch: {dims}")
+        raise BridgeError(f"--input has {len(given)} sizes; the ONNX input has {len(dims)} besides the batch: {dims}")
     symbols: dict[str, int] = {}
     renamed: dict[str, str] = {}
     for k, dim in enumerate(dims):
         want = given[k] if given is not None else None
         if isinstance(dim, int):
             if want is not None and want != dim:
-                raise ForeignModelError(f"--input gives {want} for axis {k + 1}, which the ONNX input fixes at {dim}")
+                raise BridgeError(f"--input gives {want} for axis {k + 1}, which the ONNX input fixes at {dim}")
         elif isinstance(want, str):
             renamed[dim] = want
             symbols.setdefault(dim, DEFAULT_SIZE)
@@ -206,7 +207,7 @@ class _Walk:
             return [], self.unmapped
         output = self.tensors.get(self.graph.output[0].name)
         if output is None or output.layer < 0:
-            raise ForeignModelError(f"the graph's output {quote(self.graph.output[0].name)} is computed by no layer archcalc could place")
+            raise BridgeError(f"the graph's output {quote(self.graph.output[0].name)} is computed by no layer archcalc could place")
         return self.named(output.layer), self.unmapped
 
     def node(self, node: Any) -> None:
@@ -234,7 +235,7 @@ class _Walk:
                 return
         missing = [n for n in names if n and not self.known(n) and n not in self.tensors]
         if missing:
-            raise ForeignModelError(f"ONNX node {where} reads {quote(missing[0])}, which no earlier node makes (the nodes are not in order)")
+            raise BridgeError(f"ONNX node {where} reads {quote(missing[0])}, which no earlier node makes (the nodes are not in order)")
         activations = [self.tensors.get(n) for n in names]
         if node.op_type == "Shape" and activations[0] is not None and activations[0].shape is not None:
             full = np.asarray([self.batch, *activations[0].shape], dtype=np.int64)
@@ -260,9 +261,12 @@ class _Walk:
                 raise NotMapped("")
             mapped = mapping(view)
         except NotMapped as why:
+            if self.opaque:
+                self.opaque_layer(node, where)
+                return
             what = f"{node.domain + '.' if node.domain else ''}{node.op_type}" + (f" ({why})" if str(why) else "")
             self.unmapped.append(Unmapped(what, _node_name(node)))
-            self.opaque_layer(node, where) if self.opaque else self.unknown(node)
+            self.unknown(node)
             return
         for k, m in enumerate(mapped):
             self.place(node, m, k if len(mapped) > 1 else None, where)
@@ -277,11 +281,11 @@ class _Walk:
     def opaque_layer(self, node: Any, where: str) -> None:
         traced = self.inferred.get(node.output[0])
         if not traced or any(d is None for d in traced[1:]) or len(traced) < 2:
-            raise ForeignModelError(f"ONNX node {where} ({node.op_type}) cannot be kept opaque: shape inference does not trace its output's shape")
+            raise BridgeError(f"ONNX node {where} ({node.op_type}) cannot be kept opaque: shape inference does not trace its output's shape")
         params = sum(int(np.prod(self.shapes[n], dtype=object)) for n in node.input if n in self.learned)
         reads = [self.tensors[n].layer for n in node.input if n in self.tensors]
         scope, leaf = _scope(node)
-        self.layers.append(_Layer(scope, leaf, "opaque", {"shape": [int(d) for d in traced[1:]], "params": params}, reads, f"ONNX node {where} ({node.op_type})"))
+        self.layers.append(_Layer(scope, leaf, "opaque", {"shape": [int(d) for d in traced[1:]], "params": params, "traced": f"ONNX {node.op_type}"[:200]}, reads, f"ONNX node {where} ({node.op_type})"))
         self.tensors[node.output[0]] = _Tensor(len(self.layers) - 1, tuple(int(d) for d in traced[1:]))
         for name in node.output[1:]:
             self.tensors[name] = _Tensor(-2, None)  # type: ignore[arg-type]
@@ -307,21 +311,21 @@ class _Walk:
             arrays = {**op.buffers(shapes), **op.parameters(shapes)}
         except (ValueError, ArchcalcError) as exc:
             text = exc.message if isinstance(exc, ArchcalcError) else str(exc).splitlines()[-1].strip()
-            raise ForeignModelError(f"{source} as {m.op} {m.fields}: {text}") from None
+            raise BridgeError(f"{source} as {m.op} {m.fields}: {text}") from None
         for name, weight in m.weights.items():
             given = _strip(self.shapes[names[weight.input]], len(arrays.get(name, ())))
             given = given[::-1] if weight.transposed else given
             if name not in arrays or tuple(arrays[name]) != given:
                 expected = list(arrays[name]) if name in arrays else "none"
-                raise ForeignModelError(f"{source}: initializer {quote(names[weight.input])} has shape {list(given)}, but archcalc's {m.op} {m.fields} gives its {name} {expected}")
+                raise BridgeError(f"{source}: initializer {quote(names[weight.input])} has shape {list(given)}, but archcalc's {m.op} {m.fields} gives its {name} {expected}")
         missing = set(op.parameters(shapes)) - set(m.weights)
         if missing:
-            raise ForeignModelError(f"{source}: archcalc's {m.op} {m.fields} has arrays {sorted(missing)} the node does not hold")
+            raise BridgeError(f"{source}: archcalc's {m.op} {m.fields} has arrays {sorted(missing)} the node does not hold")
         traced = self.inferred.get(node.output[m.output])
         if traced and len(traced) == len(output) + 1 and any(t is not None and t != o for t, o in zip(traced[1:], output)) and not self.symbolic:
-            raise ForeignModelError(f"{source} as {m.op} {m.fields}: archcalc computes the output shape {list(output)}, ONNX shape inference {list(traced[1:])}")
+            raise BridgeError(f"{source} as {m.op} {m.fields}: archcalc computes the output shape {list(output)}, ONNX shape inference {list(traced[1:])}")
         if len(traced or ()) not in (0, len(output) + 1) and not self.symbolic:
-            raise ForeignModelError(f"{source} as {m.op} {m.fields}: archcalc computes a rank-{len(output) + 1} output, ONNX shape inference rank {len(traced or ())}")
+            raise BridgeError(f"{source} as {m.op} {m.fields}: archcalc computes a rank-{len(output) + 1} output, ONNX shape inference rank {len(traced or ())}")
         scope, leaf = _scope(node)
         self.layers.append(_Layer(scope, leaf if part is None else f"{leaf}_{part}", m.op, m.fields, reads, source))
         self.tensors[node.output[m.output]] = _Tensor(len(self.layers) - 1, output)
@@ -331,7 +335,7 @@ class _Walk:
         if name not in self.param_layers:
             shape = list(self.shapes[name])
             if not shape or any(d < 1 for d in shape):
-                raise ForeignModelError(f"ONNX node {where} reads the constant {quote(name)} of shape {shape} as a tensor; archcalc's parameter needs sizes >= 1")
+                raise BridgeError(f"ONNX node {where} reads the constant {quote(name)} of shape {shape} as a tensor; archcalc's parameter needs sizes >= 1")
             lead = len(shape) == rank and shape[0] == 1  # [1, *shape]: broadcast over the batch
             fields: dict[str, Any] = {"shape": shape[1:]} if lead and len(shape) > 1 else {"shape": shape, "batch_axis": False}
             parts = tuple(_part(p) for p in name.split("."))
@@ -348,7 +352,9 @@ class _Walk:
                 needed.update(r for r in self.layers[k].reads if r >= 0)
         kept = [k for k in range(len(self.layers)) if k in needed]
         scopes = Counter(self.layers[k].scope for k in kept if not self.layers[k].named)
-        containers = {layer.scope[:n] for layer in self.layers for n in range(len(layer.scope))}
+        # scopes holding other paths: a parameter layer's path (`features.1.0.layer_scale`) is
+        # inside its whole scope, a module's layer inside its scope's ancestors only
+        containers = {layer.scope[:n] for layer in self.layers for n in range(len(layer.scope) + layer.named)}
         paths: dict[int, str] = {}
         used: set[str] = set()
         for k in kept:
@@ -410,7 +416,7 @@ def _same_fields(first: list[ImportedLayer], second: list[ImportedLayer], symbol
     for a, b in zip(first, second):
         if a.fields != b.fields:
             changed = next(k for k in a.fields if a.fields.get(k) != b.fields.get(k))
-            raise ForeignModelError(
+            raise BridgeError(
                 f"{a.source}: its {changed} depends on the symbolic input sizes {sorted(symbols)} "
                 f"({a.fields.get(changed)} at {symbols}); archcalc cannot write it as a formula: "
                 "export the model with fixed sizes"
