@@ -242,6 +242,10 @@ class _Walk:
             self.consts[node.output[0]] = full[attrs.get("start", 0) : attrs.get("end")]
             self.shapes[node.output[0]] = tuple(self.consts[node.output[0]].shape)
             return
+        if node.op_type == "CastLike" and names[0] in self.consts:  # a constant in the input's dtype
+            self.consts[node.output[0]] = self.consts[names[0]]
+            self.shapes[node.output[0]] = tuple(self.consts[names[0]].shape)
+            return
         if activations[0] is not None and (node.op_type == "Identity" or node.op_type == "Concat" and len(names) == 1):
             # a copy (torch.cat([x]), as DenseNet's first layer in each block writes it) is no layer
             self.tensors[node.output[0]] = activations[0]
@@ -260,6 +264,9 @@ class _Walk:
             if mapping is None:
                 raise NotMapped("")
             mapped = mapping(view)
+            computed = [n for m in mapped for n, w in m.weights.items() if names[w.input] not in self.shapes]
+            if computed:
+                raise NotMapped(f"its {computed[0]} is computed at run time, not an initializer")
         except NotMapped as why:
             if self.opaque:
                 self.opaque_layer(node, where)

@@ -305,7 +305,7 @@ def _reshape(view: NodeView) -> list[Mapped]:
         raise NotMapped("the target shape is computed from the input at run time")
     dims = [int(d) for d in np.ravel(target)]
     shape = view.shape()
-    if not dims or dims[0] not in (-1, 0, 1) or dims[0] == -1 and -1 in dims[1:]:
+    if len(dims) < 2 or dims[0] not in (-1, 0, 1) or dims[0] == -1 and -1 in dims[1:]:
         raise NotMapped(f"target {dims} does not keep the batch axis first")
     if dims[0] == 1 and 0 not in dims[1:] and -1 not in dims[1:] and int(np.prod(dims[1:])) != int(np.prod(shape)):
         raise NotMapped(f"target {dims} merges the batch axis")
