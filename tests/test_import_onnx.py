@@ -302,3 +302,20 @@ def test_a_dynamic_height_and_width_import_as_symbols(resnet18_any_size: Path) -
     symbolic = api.analyze(api.loads(write_spec(network), symbolic=True))
     at = api.analyze(api.load("resnet18", input_shape=(3, 160, 64)))
     assert symbolic.totals.flops.subs({symbol("H"): 160, symbol("W"): 64}) == at.totals.flops
+
+
+@needs_onnx
+def test_gelu_written_with_erf_is_one_gelu_layer(tmp_path: Path) -> None:
+    from onnx import helper
+
+    # torch's GELU as the exporter writes it before opset 20: x * 0.5 * (1 + erf(x / sqrt(2))),
+    # with the 0.5 applied last
+    nodes = [
+        helper.make_node("Div", ["x", "sqrt2"], ["d"], name="/act/Div"),
+        helper.make_node("Erf", ["d"], ["e"], name="/act/Erf"),
+        helper.make_node("Add", ["e", "one"], ["a"], name="/act/Add"),
+        helper.make_node("Mul", ["x", "a"], ["m"], name="/act/Mul"),
+        helper.make_node("Mul", ["m", "half"], ["y"], name="/act/Mul_1"),
+    ]
+    network, _ = imported(save(graph(nodes, [1, 8], [1, 8], {"sqrt2": 2**0.5, "one": 1.0, "half": 0.5}, opset=17), tmp_path))
+    assert [(layer.path, layer.op, layer.fields) for layer in network.layers] == [("act", "gelu", {})]

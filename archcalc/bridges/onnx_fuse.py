@@ -1,5 +1,6 @@
 """Node patterns that are one archcalc op: MatMul(x, W) + b is a linear layer (how exporters write
-torch.nn.Linear on more than two axes), Mul(x, Sigmoid(x)) is SiLU (opsets before Swish), and
+torch.nn.Linear on more than two axes), Mul(x, Sigmoid(x)) is SiLU (opsets before Swish), x / sqrt(2) -> Erf -> + 1 -> * x -> * 0.5
+is GELU (opsets before Gelu), and
 Reshape to [N, g, C/g, H, W], Transpose(0, 2, 1, 3, 4), Reshape back is a channel shuffle
 (torchvision's shufflenetv2.channel_shuffle)."""
 
@@ -18,6 +19,7 @@ def fuse(nodes: list[Any], constants: dict[str, tuple[int, ...]], outputs: set[s
     constants = _constant_shapes(nodes, constants)
     readers = Counter(name for node in nodes for name in node.input)
     consumer = {name: node for node in nodes for name in node.input}
+    producer = {name: node for node in nodes for name in node.output}
     replaced: dict[int, Any] = {}
     dropped: set[int] = set()
 
@@ -44,6 +46,17 @@ def fuse(nodes: list[Any], constants: dict[str, tuple[int, ...]], outputs: set[s
             if mul is not None and mul.op_type == "Mul" and set(mul.input) == {node.input[0], node.output[0]}:
                 replaced[id(node)] = helper.make_node("archcalc.SiLU", [node.input[0]], [mul.output[0]], name=mul.name)
                 dropped.add(id(mul))
+        elif node.op_type == "Erf":  # x * 0.5 * (1 + erf(x / sqrt 2)), torch's GELU before opset 20
+            divide = producer.get(node.input[0])
+            add = only_reader(node.output[0])
+            times_x = only_reader(add.output[0]) if add is not None and add.op_type == "Add" else None
+            half = only_reader(times_x.output[0]) if times_x is not None and times_x.op_type == "Mul" else None
+            if divide is None or divide.op_type != "Div" or divide.input[1] not in constants or only_reader(divide.output[0]) is not node or half is None or half.op_type != "Mul":
+                continue
+            x = divide.input[0]
+            if x in times_x.input and any(i in constants for i in add.input) and any(i in constants for i in half.input):
+                replaced[id(divide)] = helper.make_node("Gelu", [x], [half.output[0]], name=node.name)
+                dropped.update((id(node), id(add), id(times_x), id(half)))
         elif node.op_type == "Reshape" and node.input[0] not in constants:
             transpose = only_reader(node.output[0])
             if transpose is None or transpose.op_type != "Transpose" or list(_perm(transpose)) != [0, 2, 1, 3, 4]:
