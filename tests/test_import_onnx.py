@@ -319,3 +319,22 @@ def test_gelu_written_with_erf_is_one_gelu_layer(tmp_path: Path) -> None:
     ]
     network, _ = imported(save(graph(nodes, [1, 8], [1, 8], {"sqrt2": 2**0.5, "one": 1.0, "half": 0.5}, opset=17), tmp_path))
     assert [(layer.path, layer.op, layer.fields) for layer in network.layers] == [("act", "gelu", {})]
+
+
+@needs_onnx
+def test_the_dynamo_exporter_s_name_scopes_name_the_layers(tmp_path: Path) -> None:
+    from onnx import helper
+
+    def node(op: str, inputs: list[str], output: str, scopes: list[str], **attrs: Any) -> Any:
+        made = helper.make_node(op, inputs, [output], name=f"node_{op}_{output}", **attrs)
+        helper.set_metadata_props(made, {"pkg.torch.onnx.name_scopes": repr(scopes)})
+        return made
+
+    # as torch.onnx.export(dynamo=True) writes BasicBlock-like code: full module paths per level
+    nodes = [
+        node("Conv", ["x", "w"], "c", ["", "layer1", "layer1.0", "layer1.0.conv1", "conv2d_4"], kernel_shape=[1, 1]),
+        node("Relu", ["c"], "r", ["", "layer1", "layer1.0", "layer1.0.relu", "relu_2"]),
+        node("Add", ["r", "x"], "y", ["", "layer1", "layer1.0", "add_1"]),
+    ]
+    network, _ = imported(save(graph(nodes, [1, 3, 4, 4], [1, 3, 4, 4], {"w": zeros(3, 3, 1, 1)}), tmp_path))
+    assert [layer.path for layer in network.layers] == ["layer1.0.conv1", "layer1.0.relu", "layer1.0.add"]

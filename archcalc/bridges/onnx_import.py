@@ -9,6 +9,7 @@ untrusted: external data is never read, names are sanitised, folded constants ar
 
 from __future__ import annotations
 
+import ast
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -394,9 +395,15 @@ def _strip(shape: tuple[int, ...], rank: int) -> tuple[int, ...]:
 
 
 def _scope(node: Any) -> tuple[tuple[str, ...], str]:
-    """The module scope and leaf name of a node: the PyTorch exporter names a node
+    """The module scope and leaf name of a node: the TorchScript exporter names a node
     `/layer1/layer1.0/conv1/Conv`, each scope relative to the one before (`layer1.0` under
-    `layer1` is its child `0`); any other name is a leaf at the top."""
+    `layer1` is its child `0`); the dynamo exporter lists the scopes' full paths in the metadata
+    `pkg.torch.onnx.name_scopes` (`['', 'layer1', 'layer1.0', 'layer1.0.conv1', 'conv2d_1']`,
+    the last the ATen call); any other name is a leaf at the top."""
+    scopes = _name_scopes(node)
+    if scopes:
+        leaf = re.sub(r"_\d+$", "", scopes[-1])  # `add_3`: numbered across the whole program
+        return tuple(_part(p) for p in scopes[-2].split(".") if p) if len(scopes) > 2 else (), _part(leaf.lower())
     name = node.name or node.op_type
     if not name.startswith("/"):
         return (), _part(name.lower())
@@ -408,6 +415,18 @@ def _scope(node: Any) -> tuple[tuple[str, ...], str]:
         path.extend(_part(p) for p in relative.split("."))
         previous = segment
     return tuple(path), _part(segments[-1].lower()) if segments else _part(node.op_type.lower())
+
+
+def _name_scopes(node: Any) -> list[str]:
+    """The dynamo exporter's `pkg.torch.onnx.name_scopes` of a node (a Python list literal), or []."""
+    text = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+    if not text or len(text) > 4096:
+        return []
+    try:
+        scopes = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return []
+    return scopes if isinstance(scopes, list) and scopes and all(isinstance(s, str) for s in scopes) else []
 
 
 def _part(text: str) -> str:
