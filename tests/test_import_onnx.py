@@ -338,3 +338,20 @@ def test_the_dynamo_exporter_s_name_scopes_name_the_layers(tmp_path: Path) -> No
     ]
     network, _ = imported(save(graph(nodes, [1, 3, 4, 4], [1, 3, 4, 4], {"w": zeros(3, 3, 1, 1)}), tmp_path))
     assert [layer.path for layer in network.layers] == ["layer1.0.conv1", "layer1.0.relu", "layer1.0.add"]
+
+
+@needs_onnx
+def test_shape_arithmetic_that_would_fill_memory_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+    from onnx import helper
+
+    # two constants of 2**16 elements whose product broadcasts to 2**32: refused before computing
+    nodes = [
+        helper.make_node("Mul", ["column", "row"], ["huge"], name="/Mul"),
+        helper.make_node("Add", ["x", "huge"], ["y"], name="/Add"),
+    ]
+    model = graph(nodes, [1, 4], [1, 4], {"column": np.zeros((1 << 16, 1)), "row": np.zeros((1, 1 << 16))})
+    from archcalc.bridges.onnx_import import onnx_network
+
+    with pytest.raises(BridgeError, match=r"'/Mul'.*beyond the 1,048,576 elements"):
+        onnx_network(str(save(model, tmp_path)))

@@ -132,12 +132,18 @@ _CAST: dict[int, Any] = {1: np.float32, 6: np.int32, 7: np.int64, 9: np.bool_, 1
 """ONNX TensorProto element types Cast folds to (FLOAT, INT32, INT64, BOOL, FLOAT16, DOUBLE)."""
 
 
+_BROADCAST = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Equal", "Where"}
+"""Folded ops whose result has the broadcast shape of their inputs."""
+
+
 def fold(op_type: str, xs: list[Any], attrs: dict[str, Any], where: str) -> Any | None:
     """The value of a node all of whose inputs are known, or None when `op_type` is not folded."""
     folder = FOLD.get(op_type)
     if folder is None:
         return None
     try:
+        if op_type in _BROADCAST:  # two bounded operands can still broadcast to a huge result
+            _sized(np.broadcast_shapes(*(np.shape(x) for x in xs if x is not None)))
         value = np.asarray(folder(xs, attrs))
     except BridgeError as exc:
         raise BridgeError(f"ONNX node {where}: {exc.message}") from None
