@@ -80,11 +80,16 @@ def test_layer_paths_are_the_module_paths() -> None:
 
 
 @needs_onnx
-def test_cli_writes_a_spec_that_loads() -> None:
+def test_cli_writes_a_spec_that_loads(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["import", "onnx", str(RECORDED / "squeezenet1_0.onnx")])
     assert result.exit_code == 0, result.output
     # torchvision docs: SqueezeNet 1.0 has 1,248,424 parameters
     assert api.analyze(api.loads(result.stdout)).totals.params == 1_248_424
+    result = CliRunner().invoke(main, ["import", "onnx", str(RECORDED / "squeezenet1_0.onnx"), "-o", str(tmp_path / "net.yaml")])
+    assert result.exit_code == 0 and api.analyze(api.load(tmp_path / "net.yaml")).totals.params == 1_248_424
+    # a fixed size --input contradicts is refused
+    result = CliRunner().invoke(main, ["import", "onnx", str(RECORDED / "squeezenet1_0.onnx"), "--input", "3,128,128"])
+    assert result.exit_code == 2 and "which the ONNX input fixes at 224" in result.stderr
 
 
 def test_without_onnx_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

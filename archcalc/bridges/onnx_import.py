@@ -90,8 +90,9 @@ def _input(value: Any, given: tuple[int | str, ...] | None) -> tuple[list[int | 
     if not tensor.HasField("shape") or len(tensor.shape.dim) < 2:
         raise BridgeError(f"the input {quote(value.name)} needs a shape with a batch axis and at least one more")
     dims: list[int | str] = [
-        int(d.dim_value) if d.HasField("dim_value") else _symbol(d.dim_param or f"d{k}") for k, d in enumerate(tensor.shape.dim)
-    ][1:]  # axis 0 is the batch, fixed or symbolic
+        int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else _symbol(d.dim_param or f"d{k}")
+        for k, d in enumerate(tensor.shape.dim)
+    ][1:]  # axis 0 is the batch, fixed or symbolic; an unnamed axis is a symbol d1, d2, ...
     if given is not None and len(given) != len(dims):
         raise BridgeError(f"--input has {len(given)} sizes; the ONNX input has {len(dims)} besides the batch: {dims}")
     symbols: dict[str, int] = {}
