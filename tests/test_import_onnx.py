@@ -360,3 +360,31 @@ def test_shape_arithmetic_that_would_fill_memory_is_refused(tmp_path: Path) -> N
 
     with pytest.raises(BridgeError, match=r"'/Mul'.*beyond the 1,048,576 elements"):
         onnx_network(str(save(model, tmp_path)))
+
+
+@needs_onnx
+def test_token_ids_through_an_embedding_table(tmp_path: Path) -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Gather", ["table", "x"], ["e"], name="/embed/Gather"),
+        helper.make_node("LayerNormalization", ["e", "scale", "shift"], ["y"], name="/norm/LayerNormalization", epsilon=1e-6),
+    ]
+    arrays = {"table": np.zeros((100, 16), np.float32), "scale": np.zeros(16, np.float32), "shift": np.zeros(16, np.float32)}
+    model = helper.make_model(
+        helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.INT64, ["N", "S"])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [numpy_helper.from_array(v, k) for k, v in arrays.items()],
+        ),
+        opset_imports=[helper.make_opsetid("", 20)],
+    )
+    onnx.save(model, str(tmp_path / "tokens.onnx"))
+    network, analysis = imported(tmp_path / "tokens.onnx", input_shape=(12,))
+    assert (network.input_shape, network.input_dtype, network.symbols) == (("S",), "int64", {"S": 12})
+    assert [(layer.op, layer.fields) for layer in network.layers] == [
+        ("embedding", {"vocab": 100, "dim": 16}), ("layernorm", {"normalized_shape": 16, "eps": 1e-6}),
+    ]
+    assert analysis.totals.params == 100 * 16 + 16 + 16  # the table, the norm's scale and shift
+    assert analysis.output_shape == (12, 16)
