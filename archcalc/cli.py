@@ -835,7 +835,12 @@ def schema(as_json: bool, command: str | None) -> None:
 
 @main.group("import", cls=_Group)
 def import_() -> None:
-    """Import a model from another framework as a spec (docs/import-export.md)."""
+    """Import a model from another framework as a spec (docs/import-export.md).
+
+    \b
+    Examples:
+      archcalc import onnx resnet18.onnx -o resnet18.yaml
+    """
 
 
 @import_.command("onnx")
