@@ -931,6 +931,7 @@ def import_() -> None:
     Examples:
       archcalc import torch torchvision.models:resnet50 --input 3,224,224 -o resnet50.yaml
       archcalc import torch model.pt2 -o net.yaml
+      archcalc import onnx resnet18.onnx -o resnet18.yaml
     """
 
 
@@ -979,6 +980,39 @@ def import_torch(source: str, args_json: str | None, input_shape: str | None, ou
     for warning in warnings:
         say(f"archcalc: warning: {warning}")
     _write_file(output, [source] if source.endswith(".pt2") else [], lambda file: file.write(text), option="--output")
+
+
+@import_.command("onnx")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--input", "input_shape", default=None, metavar="SHAPE", help="The input without the batch: a default for each symbolic size (3,224,224) or a new name for it (3,H,W).")
+@click.option("--opaque", is_flag=True, help="Keep each ONNX node archcalc has no op for as an opaque layer (traced shape, parameter count; FLOPs and saved tensors unknown) instead of stopping.")
+@click.option("-o", "--output", default=None, metavar="FILE", help="Write the spec to FILE instead of standard output.")
+def import_onnx(model: str, input_shape: str | None, opaque: bool, output: str | None) -> None:
+    """Write the spec of an ONNX model: nodes become layers, initializers their parameters.
+
+    \b
+    Examples:
+      archcalc import onnx resnet18.onnx -o resnet18.yaml
+      archcalc import onnx model.onnx --input 3,224,224 --opaque
+    """
+    from archcalc.bridges.onnx_import import onnx_network
+    from archcalc.bridges.spec_writer import write_spec
+    from archcalc.errors import BridgeError
+
+    network = onnx_network(model, input_shape=parse_input(input_shape), opaque=opaque)
+    if network.unmapped and not opaque:
+        listed = "\n".join(f"  {u.what} at node '{u.where}'" for u in network.unmapped)
+        raise BridgeError(
+            f"{len(network.unmapped)} ONNX node(s) have no archcalc op (--opaque keeps each as an opaque layer):\n{listed}"
+        )
+    for layer in network.layers:
+        if layer.op == "opaque":
+            say(f"archcalc: warning: layer '{layer.path}' ({layer.source}) is opaque: its FLOPs and saved tensors are unknown")
+    text = write_spec(network)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        _write_file(output, [model], lambda file: file.write(text))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,10 +30,12 @@ class Unmapped:
 @dataclass(frozen=True)
 class ImportedNetwork:
     """A foreign model as archcalc layers: name, input (shape without the batch, dtype), the
-    layers in execution order, and the operations left unmapped."""
+    layers in execution order, the operations left unmapped, and a default for each symbol the
+    input names (a dynamic ONNX axis such as `H`)."""
 
     name: str
     input_shape: tuple[int | str, ...]
     input_dtype: str
     layers: list[ImportedLayer]
     unmapped: list[Unmapped] = field(default_factory=list)
+    symbols: dict[str, int] = field(default_factory=dict)

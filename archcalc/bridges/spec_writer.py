@@ -422,6 +422,8 @@ class _Writer:
             blocks[template.name] = block
         name = self.network.name
         data: dict[str, Any] = {"name": name, "input": _input(self.network)}
+        if self.network.symbols:
+            data["symbols"] = dict(self.network.symbols)
         if blocks:
             data["blocks"] = blocks
         data["layers"] = self.entries(last, None)
@@ -577,6 +579,8 @@ def write_spec(network: ImportedNetwork, kinds: dict[str, str] | None = None) ->
     """The spec YAML of an imported network: one flow mapping per layer, as the zoo specs read."""
     data = spec_data(network, kinds)
     lines = [f"name: {_scalar(data['name'])}", f"input: {_flow(data['input'])}"]
+    if "symbols" in data:
+        lines.append(f"symbols: {_flow(data['symbols'])}")
     if "blocks" in data:
         lines += ["", "blocks:"]
         for name, block in data["blocks"].items():
