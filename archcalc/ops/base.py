@@ -150,13 +150,33 @@ class TorchCode:
     whose parameters and buffers are named as the op's `parameters`/`buffers` name them, or None
     for an op that is an expression of its inputs alone (torch.cat). `call`: the forward
     expression, a format string of `{m}` (the module, as an attribute of the generated class),
-    `{x}` (the inputs, comma-separated) and `{0}`, `{1}`... (each input). `defines`: source of the
-    classes or functions torch lacks that `module` or `call` use, each written once in the file.
+    `{x}` (the inputs, comma-separated) and `{0}`, `{1}`... (each input; always a plain variable
+    name, so it may appear twice); a literal brace is doubled. `defines`: source of the classes or
+    functions torch lacks that `module` or `call` use, each written once in the file. `functional`:
+    the forward as an expression of `{m}`'s parameters (`F.linear({0}, {m}.weight)`), for a layer
+    tied to another's weights (`{m}` is then that layer's module); None calls that module itself.
     """
 
     module: str | None = None
     call: str = "{m}({x})"
     defines: tuple[str, ...] = ()
+    functional: str | None = None
+
+
+def literal(value: Any) -> str:
+    """Python source for a number, bool, None, string or (nested) tuple/list of them, as export
+    writes a field into generated code: repr, except that infinities and NaN, which repr writes
+    as bare names, become float('inf'), float('-inf') and float('nan')."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return f"float({str(value)!r})"
+    if isinstance(value, (tuple, list)):
+        items = ", ".join(literal(v) for v in value)
+        return f"({items},)" if isinstance(value, tuple) and len(value) == 1 else (
+            f"({items})" if isinstance(value, tuple) else f"[{items}]"
+        )
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    raise TypeError(f"no Python literal for {type(value).__name__}")
 
 
 NOTHING = Saved()
