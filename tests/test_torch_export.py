@@ -246,17 +246,17 @@ def test_hostile_names_are_string_literals_and_the_file_runs(tmp_path: Any) -> N
     net = load_data({
         "name": "'''\"\"\"; import os",
         "input": [3, 8, 8],
-        "blocks": {"b\"lock": {"layers": [{"name": "[/x]<script>", "op": "conv2d", "out": 3, "kernel": 3, "padding": 1}, {"name": "class", "op": "batchnorm2d"}]}},
+        "blocks": {'b"""lock': {"layers": [{"name": "[/x]<script>", "op": "conv2d", "out": 3, "kernel": 3, "padding": 1}, {"name": "class", "op": "batchnorm2d"}]}},
         "layers": [
             {"name": hostile, "op": "conv2d", "out": 3, "kernel": 1},
-            {"name": "stage", "block": "b\"lock", "repeat": 2},
+            {"name": "stage", "block": 'b"""lock', "repeat": 2},
             {"name": "0", "op": "add", "from": [hostile, "stage"]},
             {"name": "x", "op": "identity"},
         ],
     })
-    source = torch_source(net)
-    compile(source, "net.py", "exec")
-    assert "import os" not in "\n".join(line for line in source.splitlines() if "import os" in line and "'" not in line)
+    namespace: dict[str, Any] = {}
+    exec(compile(torch_source(net), "net.py", "exec"), namespace)
+    assert "os" not in namespace and namespace["NAME"] == net.name  # the names stayed strings
     model = torch_module(net)
     names = {k for k, _ in model.named_parameters()}
     assert f"{hostile}.weight" in names and "stage.1.[/x]<script>.weight" in names and "stage.0.class.weight" in names

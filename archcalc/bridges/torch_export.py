@@ -117,9 +117,13 @@ def _tree(network: Network, codes: dict[str, TorchCode]) -> _Node:
                     "may: torch keeps its own state in names starting with _); rename the layer",
                     location=layer.location, layer=layer.path,
                 )
+            if node.constructor is not None:
+                raise ExportError(f"'{'.'.join(parts[:depth])}' is a layer and also contains this one", layer=layer.path)
             node = node.children.setdefault(part, _Node())
             prefix = ".".join(parts[: depth + 1])
             node.block = network.blocks.get(prefix, node.block)
+        if node.children:
+            raise ExportError(f"this layer also contains the layer '{layer.path}.{next(iter(node.children))}'", layer=layer.path)
         node.constructor = code.module
     return root
 
@@ -209,7 +213,9 @@ def torch_source(network: Network) -> str:
     lines += [f"\n{d}" for d in defines]
     for (block, indexed), name in classes.items():
         base = "nn.Sequential" if indexed else "nn.ModuleDict"
-        lines.append(f"\nclass {name}({base}):\n    \"\"\"An instance of the spec's block {block!r}.\"\"\"\n")
+        # the name in a comment (repr has no line break), never in the class, whose attributes
+        # would shadow a layer of that name
+        lines.append(f"\n# the spec's block {block!r}\nclass {name}({base}):\n    \"\"\"A block instance: the container of its layers, which Net.__init__ builds.\"\"\"\n")
     lines.append(_net_class(network, codes, tree, classes))
     return "\n".join(lines).replace("\n\n\n\n", "\n\n\n")
 
