@@ -3,6 +3,7 @@ clear message and exit 2, and says which extra to install for ONNX."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -76,3 +77,16 @@ def test_export_onnx_without_torch_names_the_extra(spec: Path, tmp_path: Path, m
     assert out.exit_code == 2
     assert "pip install 'archcalc[onnx]'" in out.output
     assert not (tmp_path / "n.onnx").exists()
+
+
+def test_writing_the_source_imports_no_torch(spec: Path, tmp_path: Path) -> None:
+    """The core and the PyTorch source writer never import torch (only running the file does)."""
+    code = (
+        "import sys; from archcalc.cli import main\n"
+        f"try: main(['-q', 'export', {str(spec)!r}, '--to', 'pytorch', '-o', {str(tmp_path / 'n.py')!r}])\n"
+        "except SystemExit as exc: assert exc.code in (0, None), exc.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "n.py").exists()
