@@ -1,7 +1,8 @@
 """A spec as PyTorch source: an `nn.Module` whose module tree names its parameters and buffers
 as the spec does (layer path + '.' + the op's array name) and whose forward runs the layers in
 the network's order, one line each. Every identifier in the file is made here: a layer's name
-goes in as a string literal (repr) or, when it is a plain identifier, as that identifier.
+goes in as a string literal (render.escape.python_string) or, when it is a plain identifier, as
+that identifier.
 Generating the source needs no torch; running it does.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from archcalc.errors import ArchcalcError, Location
 from archcalc.figures.shapes import output_shapes
 from archcalc.ops.base import TorchCode
+from archcalc.render.escape import python_string
 from archcalc.spec.graph import INPUT, Network
 
 CLASS_NAME = "Net"
@@ -163,7 +165,7 @@ def _construct(node: _Node, classes: dict[tuple[str, bool], str], indent: str) -
         items = [f"{inner}{_construct(child, classes, inner)}," for child in node.children.values()]
         base = "nn.Sequential"
     else:
-        items = [f"{inner}{name!r}: {_construct(child, classes, inner)}," for name, child in node.children.items()]
+        items = [f"{inner}{python_string(name)}: {_construct(child, classes, inner)}," for name, child in node.children.items()]
         base = "nn.ModuleDict"
     name = classes.get((node.block, node.indexed), base) if node.block else base
     if node.indexed:
@@ -177,9 +179,9 @@ def _access(root: _Node, path: str) -> str:
     expr, node = "self", root
     for part in path.split("."):
         if node is not root and node.constructor is None:
-            expr += f"[{part}]" if node.indexed else (f".{part}" if plain_name(part) else f"[{part!r}]")
+            expr += f"[{part}]" if node.indexed else (f".{part}" if plain_name(part) else f"[{python_string(part)}]")
         else:
-            expr = f"{expr}.{part}" if plain_name(part) else f"getattr({expr}, {part!r})"
+            expr = f"{expr}.{part}" if plain_name(part) else f"getattr({expr}, {python_string(part)})"
         node = node.children[part]
     return expr
 
@@ -209,13 +211,13 @@ def torch_source(network: Network) -> str:
         defines.extend(d.strip() + "\n" for d in code.defines if d.strip() + "\n" not in defines)
     taken = {CLASS_NAME, "torch", "nn", "F", "NAME", *(m for d in defines for m in _DEFINED.findall(d))}
     classes = _class_names(tree, taken)
-    lines = [HEADER, f"NAME = {network.name!r}\n"]
+    lines = [HEADER, f"NAME = {python_string(network.name)}\n"]
     lines += [f"\n{d}" for d in defines]
     for (block, indexed), name in classes.items():
         base = "nn.Sequential" if indexed else "nn.ModuleDict"
         # the name in a comment (repr has no line break), never in the class, whose attributes
         # would shadow a layer of that name
-        lines.append(f"\n# the spec's block {block!r}\nclass {name}({base}):\n    \"\"\"A block instance: the container of its layers, which Net.__init__ builds.\"\"\"\n")
+        lines.append(f"\n# the spec's block {python_string(block)}\nclass {name}({base}):\n    \"\"\"A block instance: the container of its layers, which Net.__init__ builds.\"\"\"\n")
     lines.append(_net_class(network, codes, tree, classes))
     return "\n".join(lines).replace("\n\n\n\n", "\n\n\n")
 
@@ -226,7 +228,7 @@ def _net_class(network: Network, codes: dict[str, TorchCode], tree: _Node, class
     init = []
     for name, child in tree.children.items():
         built = _construct(child, classes, "        ")
-        target = f"self.{name} = " if plain_name(name) else f"self.add_module({name!r}, "
+        target = f"self.{name} = " if plain_name(name) else f"self.add_module({python_string(name)}, "
         init.append(f"        {target}{built}{'' if plain_name(name) else ')'}")
     for layer in network.layers:
         if layer.frozen and layer.tied_to is None and codes[layer.path].module is not None:
