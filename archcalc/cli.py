@@ -902,6 +902,41 @@ class _OutputSchemas(click.Choice):
         super().__init__(list(output_schemas()))
 
 
+@main.command("export")
+@SPEC
+@INPUT
+@click.option("--to", "target", type=click.Choice(["pytorch", "onnx"]), required=True, help="pytorch: Python source of an nn.Module; onnx: that module through torch.onnx.export.")
+@click.option("--output", "-o", required=True, help="The file to write (.py for pytorch, .onnx for onnx).")
+def export_command(spec: str, input_shape: str | None, target: str, output: str) -> None:
+    """Write the spec as a PyTorch module, or as ONNX through that module.
+
+    The module's named_parameters() and named_buffers() name each array as the spec does (layer
+    path, then the op's array name: layer1.0.conv1.weight); its forward takes the batch first and
+    computes what `archcalc verify` runs. Sizes must be numbers (give --input for a symbolic spec).
+
+    \b
+    Examples:
+      archcalc export resnet18 --to pytorch -o resnet18.py
+      archcalc export specs/unet.yaml --input 3,64,64 --to onnx -o unet.onnx
+    """
+    from archcalc.spec.zoo import resolve
+
+    inputs = [] if spec == STDIN else [str(resolve(spec)[0])]
+    network = _network(spec, input_shape)
+    if target == "pytorch":
+        from archcalc.bridges.torch_export import torch_source
+
+        text = torch_source(network)
+        _write_file(output, inputs, lambda file: file.write(text), "--output", (".py",))
+        return
+    from archcalc.bridges.onnx_export import onnx_bytes
+    from archcalc.render.files import check_target
+
+    check_target(output, inputs, "--output", (".onnx",))  # before the trace, which takes a while
+    model = onnx_bytes(network)
+    _write_file(output, inputs, lambda file: file.write(model), "--output", (".onnx",), binary=True)
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Accepted for uniformity: the schema is JSON already.")
 @click.option("--output-of", "command", type=_OutputSchemas(), default=None, help="Instead: the JSON Schema of this command's --json output (docs/json.md).")

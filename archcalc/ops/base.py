@@ -160,8 +160,11 @@ class TorchCode:
     whose parameters and buffers are named as the op's `parameters`/`buffers` name them, or None
     for an op that is an expression of its inputs alone (torch.cat). `call`: the forward
     expression, a format string of `{m}` (the module, as an attribute of the generated class),
-    `{x}` (the inputs, comma-separated) and `{0}`, `{1}`... (each input). `defines`: source of the
-    classes or functions torch lacks that `module` or `call` use, each written once in the file.
+    `{x}` (the inputs, comma-separated) and `{0}`, `{1}`... (each input; always a plain variable
+    name, so it may appear twice); a literal brace is doubled. `defines`: source of the classes or
+    functions torch lacks that `module` or `call` use, each written once in the file. `functional`:
+    the forward as an expression of `{m}`'s parameters (`F.linear({0}, {m}.weight)`), for a layer
+    tied to another's weights (`{m}` is then that layer's module); None calls that module itself.
     An op whose one array is named '' (a `parameter`, a `buffer`: its full name is the layer's
     path) has that array itself as `module`, `nn.Parameter(...)` or a tensor, which the generated
     class assigns, or registers as a buffer, under the layer's name.
@@ -170,6 +173,7 @@ class TorchCode:
     module: str | None = None
     call: str = "{m}({x})"
     defines: tuple[str, ...] = ()
+    functional: str | None = None
 
 
 def literal(value: Any) -> str:

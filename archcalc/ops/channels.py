@@ -19,6 +19,7 @@ from archcalc.ops.base import (
     PositiveInt,
     ReceptiveStep,
     Saved,
+    TorchCode,
     Whole,
     Window,
     whole_number,
@@ -65,6 +66,9 @@ class ChannelShuffle(Op):
         n, c, rest = x.shape[0], x.shape[1], x.shape[2:]
         grouped = x.reshape(n, self.groups, c // self.groups, *rest)
         return grouped.swapaxes(1, 2).reshape(x.shape)  # a copy: the transpose is not contiguous
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(f"nn.ChannelShuffle({self.groups})")
 
     def describe(self) -> str:
         return f"g{self.groups}"
@@ -133,6 +137,11 @@ class Slice(Op):
         x = xs[0]
         axis = self._axis(x.shape[1:]) + 1
         return x[(slice(None),) * axis + (slice(self.start, self.end),)]
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """x[:, ..., start:end], the view torch.narrow gives."""
+        axis = self._axis(inputs[0]) + 1
+        return TorchCode(call=f"{{0}}[{':, ' * axis}{self.start}:{self.end}]")
 
     def describe(self) -> str:
         where = "" if self.dim == 1 else f" dim {self.dim}"

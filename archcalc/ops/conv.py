@@ -17,10 +17,12 @@ from archcalc.ops.base import (
     ReceptiveStep,
     Saved,
     SlidingWindow,
+    TorchCode,
     Width,
     Window,
     elements,
     expect_rank,
+    literal,
     spatial_tuple,
 )
 from archcalc.ops.window import (
@@ -99,6 +101,20 @@ class _Conv(Op):
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return INPUT  # the weight gradient needs the input
+
+    def _torch_arguments(self, inputs: list[Shape], padding: Any) -> list[str]:
+        """nn.ConvNd's arguments: channels in and out, kernel, and the settings that differ from
+        its defaults (`padding` as the module is to take it)."""
+        args = [literal(inputs[0][0]), literal(self.out), f"kernel_size={literal(self.kernel_size)}"]
+        settings = {"stride": self.strides, "padding": padding, "dilation": self.dilations}
+        for name, value in settings.items():
+            if value != (0 if name == "padding" else 1,) * self.dims:
+                args.append(f"{name}={literal(value)}")
+        if self.groups != 1:
+            args.append(f"groups={self.groups}")
+        if not self.bias:
+            args.append("bias=False")
+        return args
 
     def describe(self) -> str:
         parts = ["x".join(map(str, self.kernel_size))]
@@ -207,6 +223,22 @@ class _ConvForward(_Conv):
         if self.bias:
             result += weights["bias"].reshape(1, -1, *(1,) * dims)
         return result
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """nn.ConvNd; a padding torch's module cannot take (uneven sides, 'same' with a stride)
+        is F.pad first, in the padding mode (zeros: constant), then the module pads nothing."""
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        mode = "" if self.padding_mode == "zeros" else f", padding_mode={self.padding_mode!r}"
+        if self.padding == "same" and all(s == 1 for s in self.strides):
+            padding: Any = "same"
+        elif all(b == a for b, a in pads):
+            padding = tuple(b for b, _ in pads)
+        else:
+            flat = tuple(side for pair in reversed(pads) for side in pair)  # F.pad: last axis first
+            fill = "constant" if self.padding_mode == "zeros" else self.padding_mode
+            args = ", ".join(self._torch_arguments(inputs, (0,) * self.dims))
+            return TorchCode(f"nn.Conv{self.dims}d({args})", f"{{m}}(F.pad({{0}}, {literal(flat)}, mode={fill!r}))")
+        return TorchCode(f"nn.Conv{self.dims}d({', '.join(self._torch_arguments(inputs, padding))}{mode})")
 
     def _check_mode(self, n: object, before: object, after: object, axis: int) -> None:
         """PyTorch's limits: reflect padding must be < the size, circular at most the size."""
@@ -326,6 +358,20 @@ class _ConvTranspose(_Conv):
         if self.bias:
             result += weights["bias"].reshape(1, -1, *(1,) * dims)
         return result
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """nn.ConvTransposeNd; uneven sides (which it cannot take) crop its uncropped output."""
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        even = all(b == a for b, a in pads)
+        args = self._torch_arguments(inputs, tuple(b for b, _ in pads) if even else (0,) * self.dims)
+        if any(self.output_paddings):
+            args.append(f"output_padding={literal(self.output_paddings)}")
+        module = f"nn.ConvTranspose{self.dims}d({', '.join(args)})"
+        if even:
+            return TorchCode(module)
+        full = [(n - 1) * s + span + e for n, s, span, e in zip(inputs[0][1:], self.strides, self.spans, self.output_paddings)]
+        crop = ", ".join(f"{b}:{f - a}" for (b, a), f in zip(pads, full))
+        return TorchCode(module, f"{{m}}({{0}})[:, :, {crop}]")
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         self._in_channels(inputs)

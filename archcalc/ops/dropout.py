@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from archcalc.arith import Shape
 from archcalc.model import Field
-from archcalc.ops.base import MASK, NOTHING, Op, Saved, elements
+from archcalc.ops.base import MASK, NOTHING, Op, Saved, TorchCode, elements
 
 
 class Dropout(Op):
@@ -31,8 +31,31 @@ class Dropout(Op):
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0]  # inference: the identity
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(f"nn.Dropout(p={self.p!r}{', inplace=True' if self.inplace else ''})")
+
     def describe(self) -> str:
         return f"p={self.p}"
+
+
+STOCHASTIC_DEPTH = '''\
+class StochasticDepth(nn.Module):
+    """Drops the input at random in training, per example (row) or for the whole batch, and
+    scales what survives by 1/(1 - p): torchvision.ops.StochasticDepth; the identity in eval()."""
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        size = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        survival = 1.0 - self.p
+        noise = x.new_empty(size).bernoulli_(survival)
+        return x * (noise / survival if survival > 0.0 else noise)
+'''
+"""Source of the StochasticDepth class an exported file defines (no torchvision needed)."""
 
 
 class StochasticDepth(Op):
@@ -54,6 +77,9 @@ class StochasticDepth(Op):
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0]
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(f"StochasticDepth({self.p!r}, {self.mode!r})", defines=(STOCHASTIC_DEPTH,))
 
     def describe(self) -> str:
         return f"p={self.p} {self.mode}"

@@ -13,10 +13,28 @@ from archcalc.ops.base import (
     ReceptiveStep,
     Saved,
     TensorParallel,
+    TorchCode,
     Width,
     elements,
+    literal,
     whole_axes_reads,
 )
+
+CONV1D = '''\
+class Conv1D(nn.Module):
+    """transformers' Conv1D: y = x W + b, the weight stored [in, out] (GPT-2's c_attn, c_proj, c_fc)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x @ self.weight
+        return y if self.bias is None else y + self.bias
+'''
+"""Source of the Conv1D class an exported file defines for a `transposed: true` linear layer."""
 
 
 class Linear(Op):
@@ -84,6 +102,16 @@ class Linear(Op):
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         y = xs[0] @ (weights["weight"] if self.transposed else weights["weight"].T)
         return y + weights["bias"] if self.bias else y
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """nn.Linear, or (transposed) Conv1D, a class written into the file; tied to another
+        layer, F.linear (x @ weight + bias transposed) of that layer's arrays."""
+        args = f"{literal(inputs[0][-1])}, {literal(self.out)}" + ("" if self.bias else ", bias=False")
+        bias = ", {m}.bias" if self.bias else ""
+        if self.transposed:
+            tied = "{0} @ {m}.weight" + (" + {m}.bias" if self.bias else "")
+            return TorchCode(f"Conv1D({args})", defines=(CONV1D,), functional=tied)
+        return TorchCode(f"nn.Linear({args})", functional=f"F.linear({{0}}, {{m}}.weight{bias})")
 
     def describe(self) -> str:
         return f"->{self.out}" + (" transposed" if self.transposed else "") + (f" {self.parallel}-parallel" if self.parallel else "")

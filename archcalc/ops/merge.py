@@ -6,7 +6,7 @@ from typing import Any
 
 from archcalc.arith import Dim, Shape, may_equal
 from archcalc.errors import ShapeError
-from archcalc.ops.base import Op, Saved, Whole, elements
+from archcalc.ops.base import Op, Saved, TorchCode, Whole, elements
 from archcalc.ops.window import np
 
 
@@ -58,6 +58,9 @@ class Add(Op):
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return (len(inputs) - 1) * elements(output)
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(call=" + ".join(f"{{{i}}}" for i in range(len(inputs))))
+
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         total = xs[0] + xs[1]
         for x in xs[2:]:
@@ -108,12 +111,24 @@ class Mul(Op):
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return Saved(for_partners=tuple(range(len(inputs))))  # each factor's gradient needs the others
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(call=" * ".join(f"{{{i}}}" for i in range(len(inputs))))
+
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """NumPy broadcasting of the batched arrays, as torch.mul (output_shape checks the ranks)."""
         result = xs[0]
         for x in xs[1:]:
             result = result * x
         return result
+
+
+CAT = '''\
+def cat(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """torch.cat, a tensor the whole batch shares (batch 1, a class token) expanded to the batch first."""
+    batch = max(t.shape[0] for t in tensors)
+    return torch.cat([t.expand(batch, *t.shape[1:]) for t in tensors], dim)
+'''
+"""Source of the cat function an exported file defines for a concatenation."""
 
 
 class Concat(Op):
@@ -155,6 +170,9 @@ class Concat(Op):
         for other in inputs[1:]:
             joined = joined + other[axis]
         return (*inputs[0][:axis], joined, *inputs[0][axis + 1 :])
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(call=f"cat([{{x}}], dim={self.dim})", defines=(CAT,))
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """A tensor the batch shares (batch axis 1, a class token) is expanded first, as

@@ -15,7 +15,9 @@ from archcalc.ops.base import (
     PositiveInt,
     ReceptiveStep,
     Saved,
+    TorchCode,
     elements,
+    literal,
     whole_axes_reads,
 )
 from archcalc.ops.window import np
@@ -29,6 +31,11 @@ def _channel_affine(y: Any, weights: dict[str, Any], affine: bool) -> Any:
     return y * weights["weight"].reshape(shape) + weights["bias"].reshape(shape)
 
 _LAYOUT = {1: ("C] or [C, L", (1, 2)), 2: ("C, H, W", (3,)), 3: ("C, D, H, W", (4,))}
+
+
+def _settings(values: dict[str, tuple[Any, Any]]) -> list[str]:
+    """`name=value` for each (value, torch's default) that differs from the default."""
+    return [f"{name}={literal(value)}" for name, (value, default) in values.items() if value != default]
 
 
 class _BatchNorm(Op):
@@ -69,6 +76,11 @@ class _BatchNorm(Op):
         else:
             mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
         return _channel_affine((x - mean) / np.sqrt(var + self.eps), weights, self.affine)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        args = [literal(inputs[0][0]), *_settings({"eps": (self.eps, 1e-5), "momentum": (self.momentum, 0.1)})]
+        args += [f"{name}=False" for name in ("affine", "track_running_stats") if not getattr(self, name)]
+        return TorchCode(f"nn.BatchNorm{self.dims}d({', '.join(args)})")
 
     def buffers(self, inputs: list[Shape]) -> dict[str, Shape]:
         c = inputs[0][0]
@@ -167,6 +179,11 @@ class LayerNorm(_TrailingNorm):
                 y = y + weights["bias"]
         return y
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        args = [literal(tuple(self._normalized(inputs[0]))), *_settings({"eps": (self.eps, 1e-5)})]
+        args += [f"{name}=False" for name in ("elementwise_affine", "bias") if not getattr(self, name)]
+        return TorchCode(f"nn.LayerNorm({', '.join(args)})")
+
     def parameters(self, inputs: list[Shape]) -> dict[str, Shape]:
         if not self.elementwise_affine:
             return {}
@@ -218,6 +235,14 @@ class RMSNorm(_TrailingNorm):
         y = x / np.sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
         return y * weights["weight"] if self.elementwise_affine else y
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """nn.RMSNorm for both implementations: they compute the same (HF's differs only in what
+        autograd keeps and, below float32, in rounding)."""
+        args = [literal(tuple(self._normalized(inputs[0]))), *_settings({"eps": (self.eps, None)})]
+        if not self.elementwise_affine:
+            args.append("elementwise_affine=False")
+        return TorchCode(f"nn.RMSNorm({', '.join(args)})")
+
     def describe(self) -> str:
         return "hf" if self.implementation == "hf" else ""
 
@@ -253,6 +278,10 @@ class GroupNorm(Op):
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         """Each group's mean and variance cover every spatial position: outputs see the whole input."""
         return GLOBAL if len(inputs[0]) > 1 else None
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        args = [str(self.groups), literal(inputs[0][0]), *_settings({"eps": (self.eps, 1e-5)})]
+        return TorchCode(f"nn.GroupNorm({', '.join(args)}{'' if self.affine else ', affine=False'})")
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         x = xs[0]
@@ -307,6 +336,9 @@ class Normalize(Op):
         axis = self._axis(x.shape[1:]) + 1
         norm = np.sqrt((x * x).sum(axis=axis, keepdims=True))
         return x / np.maximum(norm, self.eps)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(call=f"F.normalize({{0}}, dim={self.dim}, eps={literal(self.eps)})")
 
     def describe(self) -> str:
         return f"dim {self.dim}"

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from archcalc.arith import Shape, provably_below
 from archcalc.errors import ShapeError
 from archcalc.model import field_validator, model_validator
-from archcalc.ops.base import INPUT, NOTHING, Op, ReceptiveStep, Saved, Window
+from archcalc.ops.base import INPUT, NOTHING, Op, ReceptiveStep, Saved, TorchCode, Window, literal
 from archcalc.ops.window import np, padding_escapes
 
 
@@ -151,6 +151,13 @@ class Pad(Op):
                 mask = inside.reshape((-1,) + (1,) * (x.ndim - axis - 1))
                 x = np.where(mask, x, np.asarray(self.value or 0.0, dtype=x.dtype))
         return x
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """F.pad, whose sides run from the last axis back: [[top, bottom], [left, right]] is
+        (left, right, top, bottom)."""
+        sides = tuple(side for pair in reversed(self.padding) for side in pair)
+        value = f", value={literal(self.value)}" if self.value is not None else ""
+        return TorchCode(call=f"F.pad({{0}}, {literal(sides)}, mode={self.mode!r}{value})")
 
     def describe(self) -> str:
         value = f"={self.value:g}" if self.value else ""

@@ -18,9 +18,11 @@ from archcalc.ops.base import (
     ReceptiveStep,
     Saved,
     SlidingWindow,
+    TorchCode,
     Window,
     elements,
     expect_rank,
+    literal,
     spatial_tuple,
 )
 from archcalc.ops.window import (
@@ -163,6 +165,33 @@ class _Pool(Op):
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         return INPUT  # avg_pool2d_backward takes the input
 
+    torch_name: ClassVar[str] = ""  # the torch.nn module's name with {dims} for 1, 2 or 3
+    pad_fill: ClassVar[float] = 0.0  # what F.pad fills uneven padding with (max pooling: -inf)
+
+    def _torch_settings(self) -> list[str]:
+        """Module arguments after kernel, stride and padding (dilation, ceil mode, counting)."""
+        return ["ceil_mode=True"] if self.ceil_mode else []
+
+    def _torch_padding(self, inputs: list[Shape]) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
+        """The padding as torch's module takes it (even sides), or None and F.pad's sides."""
+        pads = resolve_padding(self.padding, inputs[0][1:], self.spans, self.strides)
+        if all(b == a for b, a in pads):
+            return tuple(b for b, _ in pads), ()
+        return None, tuple(side for pair in reversed(pads) for side in pair)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """torch.nn's pooling module; uneven padding ('same' with an even kernel) is F.pad with
+        `pad_fill` first, then the module pads nothing."""
+        even, sides = self._torch_padding(inputs)
+        args = [f"kernel_size={literal(self.kernel_size)}", f"stride={literal(self.strides)}"]
+        padding = even if even is not None else (0,) * self.dims
+        if any(padding):
+            args.append(f"padding={literal(padding)}")
+        module = f"nn.{self.torch_name.format(dims=self.dims)}({', '.join([*args, *self._torch_settings()])})"
+        if even is not None:
+            return TorchCode(module)
+        return TorchCode(module, f"{{m}}(F.pad({{0}}, {literal(sides)}, value={literal(self.pad_fill)}))")
+
     def describe(self) -> str:
         text = "x".join(map(str, self.kernel_size))
         if self.strides != self.kernel_size:
@@ -173,7 +202,14 @@ class _Pool(Op):
 
 
 class _MaxPool(_Pool):
+    torch_name = "MaxPool{dims}d"
+    pad_fill = float("-inf")
+
     dilation: PositiveInt | list[PositiveInt] = 1
+
+    def _torch_settings(self) -> list[str]:
+        dilation = [f"dilation={literal(self.dilations)}"] if any(d != 1 for d in self.dilations) else []
+        return [*dilation, *super()._torch_settings()]
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         view, _, _ = self._windows(xs[0], -np.inf)
@@ -191,8 +227,27 @@ class _AvgPool(_Pool):
     """Window sums divided by the elements counted (count_include_pad), or by divisor_override
     for every window, as torch.nn.AvgPool2d."""
 
+    torch_name = "AvgPool{dims}d"
+
     count_include_pad: bool = True
     divisor_override: PositiveInt | None = None
+
+    def _torch_settings(self) -> list[str]:
+        settings = super()._torch_settings()
+        if not self.count_include_pad:
+            settings.append("count_include_pad=False")
+        if self.divisor_override is not None:
+            settings.append(f"divisor_override={self.divisor_override}")
+        return settings
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """Uneven padding is F.pad with zeros, which the divisor then counts: torch has no form
+        for uneven padding left out of the count."""
+        if not self.count_include_pad and self._torch_padding(inputs)[0] is None:
+            raise NotImplementedError(
+                f"{self.kind} with uneven padding and count_include_pad: false has no PyTorch form"
+            )
+        return super().torch_code(inputs)
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         view, pads, out_sizes = self._windows(xs[0], 0.0)
@@ -210,6 +265,15 @@ class _LpPool(_Pool):
 
     norm_type: float = Field(gt=0)
     padding: Literal[0] = 0
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """nn.LPPoolNd; the 1-D one multiplies by its kernel_size, so it takes an int there."""
+        kernel, stride = (self.kernel_size[0], self.strides[0]) if self.dims == 1 else (self.kernel_size, self.strides)
+        ceil = ", ceil_mode=True" if self.ceil_mode else ""
+        return TorchCode(
+            f"nn.LPPool{self.dims}d({literal(self.norm_type)}, kernel_size={literal(kernel)}, "
+            f"stride={literal(stride)}{ceil})"
+        )
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
         """torch.nn.functional.lp_pool*d is Python: t = avg_pool(x.pow(p)), then
@@ -304,6 +368,11 @@ class _AdaptivePool(Op):
         return result
 
     reduce: ClassVar[str] = "mean"
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        kind = "Avg" if self.reduce == "mean" else "Max"
+        sizes = spatial_tuple(self.output, self.dims, "output")  # type: ignore[arg-type]
+        return TorchCode(f"nn.Adaptive{kind}Pool{self.dims}d({literal(sizes)})")
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """Separable: pool one axis at a time over windows [floor(i*n/o), ceil((i+1)*n/o))."""
@@ -417,6 +486,13 @@ class _GlobalPool(Op):
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return getattr(np, self.reduce)(xs[0], axis=tuple(range(2, xs[0].ndim)), keepdims=self.keepdims)
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """x.mean or x.amax over the spatial axes (torch counts the batch as dim 0)."""
+        axes = tuple(range(2, len(inputs[0]) + 1))
+        keep = ", keepdim=True" if self.keepdims else ""
+        method = "mean" if self.reduce == "mean" else "amax"
+        return TorchCode(call=f"{{0}}.{method}(dim={literal(axes)}{keep})")
 
     def elementwise_flops(self, inputs: list[Shape], output: Shape) -> Dim:
         return elements(inputs[0])

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from archcalc.arith import Dim, Shape, equal, product
 from archcalc.errors import ShapeError
 from archcalc.model import BeforeValidator, WithJsonSchema, model_validator
-from archcalc.ops.base import GLOBAL, UNDEFINED, Op, ReceptiveStep, Whole
+from archcalc.ops.base import GLOBAL, UNDEFINED, Op, ReceptiveStep, TorchCode, Whole, literal
 
 
 class Flatten(Op):
@@ -48,6 +48,9 @@ class Flatten(Op):
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0].reshape(xs[0].shape[0], *self.output_shape([xs[0].shape[1:]]))
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(f"nn.Flatten({self.start_dim}, {self.end_dim})")
+
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         """Spatial positions merge into features: later layers see every position at once."""
         return GLOBAL if len(self.output_shape(inputs)) < len(inputs[0]) and len(inputs[0]) > 1 else None
@@ -60,6 +63,9 @@ class Identity(Op):
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0]
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode("nn.Identity()")
 
     @property
     def inplace_output(self) -> bool:
@@ -206,6 +212,10 @@ class Reshape(_View):
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0].reshape(xs[0].shape[0], *self.output_shape([xs[0].shape[1:]]))
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """x.reshape(batch, *shape), the inferred size written out."""
+        return TorchCode(call=f"{{0}}.reshape({{0}}.shape[0], {', '.join(map(literal, self.output_shape(inputs)))})")
+
     def describe(self) -> str:
         return "->" + "x".join(map(str, self.shape))
 
@@ -227,6 +237,9 @@ class Unsqueeze(_View):
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0].reshape(xs[0].shape[0], *self.output_shape([xs[0].shape[1:]]))
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(call=f"{{0}}.unsqueeze({self.dim})")
 
     def describe(self) -> str:
         return f"dim {self.dim}"
@@ -258,6 +271,11 @@ class Squeeze(_View):
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0].reshape(xs[0].shape[0], *self.output_shape([xs[0].shape[1:]]))
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        """x.squeeze of the axes that go, named (torch would also drop a batch of 1)."""
+        dropped = tuple(sorted(a + 1 for a in self._dropped(inputs[0])))
+        return TorchCode(call=f"{{0}}.squeeze({literal(dropped)})" if dropped else "{0}")
 
     def describe(self) -> str:
         return "" if self.dim is None else f"dim {self.dim}"
@@ -296,6 +314,9 @@ class Permute(_Move):
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0].transpose(0, *(a + 1 for a in self._order(xs[0].shape[1:])))
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(call=f"{{0}}.permute({', '.join(map(str, self.dims))})")
+
     def describe(self) -> str:
         return str(self.dims)
 
@@ -328,6 +349,9 @@ class Transpose(_Move):
         a, b = self._axes(xs[0].shape[1:])
         return xs[0].swapaxes(a + 1, b + 1)
 
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(call=f"{{0}}.transpose({self.dim0}, {self.dim1})")
+
     def describe(self) -> str:
         return f"{self.dim0}<->{self.dim1}"
 
@@ -342,3 +366,6 @@ class Contiguous(Op):
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         return xs[0].copy()
+
+    def torch_code(self, inputs: list[Shape]) -> TorchCode:
+        return TorchCode(call="{0}.contiguous()")
