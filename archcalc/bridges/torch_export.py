@@ -70,11 +70,17 @@ class _Node:
     constructor: str | None = None
     children: dict[str, _Node] = field(default_factory=dict)
     block: str | None = None
+    tensor: str | None = None  # "parameter" or "buffer": the layer is one array named by its path
+
+    @property
+    def modules(self) -> dict[str, _Node]:
+        """The children that are modules (an array is registered on its parent instead)."""
+        return {name: child for name, child in self.children.items() if child.tensor is None}
 
     @property
     def indexed(self) -> bool:
         """Children named 0, 1, 2, ... in order: an nn.Sequential holds them (torchvision's layer1.0)."""
-        return bool(self.children) and list(self.children) == [str(i) for i in range(len(self.children))]
+        return bool(self.children) and list(self.children) == [str(i) for i in range(len(self.children))] and len(self.modules) == len(self.children)
 
 
 def _codes(network: Network) -> dict[str, TorchCode]:
@@ -102,8 +108,10 @@ def _codes(network: Network) -> dict[str, TorchCode]:
 
 
 def _tree(network: Network, codes: dict[str, TorchCode]) -> _Node:
-    """The module tree: a node per path prefix, a constructor where a layer has a module."""
+    """The module tree: a node per path prefix, a constructor where a layer has a module (or is
+    one array, `tensor`: a `parameter`, a `buffer`, whose array is named by the layer's path)."""
     root = _Node()
+    shapes = output_shapes(network)
     for layer in network.layers:
         code = codes[layer.path]
         if code.module is None or layer.tied_to is not None:
@@ -127,7 +135,19 @@ def _tree(network: Network, codes: dict[str, TorchCode]) -> _Node:
         if node.children:
             raise ExportError(f"this layer also contains the layer '{layer.path}.{next(iter(node.children))}'", layer=layer.path)
         node.constructor = code.module
+        inputs = [shapes[i] for i in layer.inputs]
+        node.tensor = "parameter" if "" in layer.op.parameters(inputs) else "buffer" if "" in layer.op.buffers(inputs) else None
     return root
+
+
+def _arrays(tree: _Node, prefix: str = "") -> list[tuple[str, str, _Node]]:
+    """The one-array layers: (parent path, name, node), registered on their parent module."""
+    found = []
+    for name, child in tree.children.items():
+        if child.tensor is not None:
+            found.append((prefix, name, child))
+        found.extend(_arrays(child, f"{prefix}{name}."))
+    return found
 
 
 def _class_names(tree: _Node, taken: set[str]) -> dict[tuple[str, bool], str]:
@@ -165,7 +185,7 @@ def _construct(node: _Node, classes: dict[tuple[str, bool], str], indent: str) -
         items = [f"{inner}{_construct(child, classes, inner)}," for child in node.children.values()]
         base = "nn.Sequential"
     else:
-        items = [f"{inner}{python_string(name)}: {_construct(child, classes, inner)}," for name, child in node.children.items()]
+        items = [f"{inner}{python_string(name)}: {_construct(child, classes, inner)}," for name, child in node.modules.items()]
         base = "nn.ModuleDict"
     name = classes.get((node.block, node.indexed), base) if node.block else base
     if node.indexed:
@@ -178,7 +198,9 @@ def _access(root: _Node, path: str) -> str:
     Sequential, ['name'] in a ModuleDict, getattr(parent, 'name') under a layer's own module."""
     expr, node = "self", root
     for part in path.split("."):
-        if node is not root and node.constructor is None:
+        if node.children[part].tensor is not None:  # an array: an attribute of its parent
+            expr = f"{expr}.{part}" if plain_name(part) else f"getattr({expr}, {python_string(part)})"
+        elif node is not root and node.constructor is None:
             expr += f"[{part}]" if node.indexed else (f".{part}" if plain_name(part) else f"[{python_string(part)}]")
         else:
             expr = f"{expr}.{part}" if plain_name(part) else f"getattr({expr}, {python_string(part)})"
@@ -226,10 +248,13 @@ def _net_class(network: Network, codes: dict[str, TorchCode], tree: _Node, class
     """class Net: __init__ building the tree (frozen layers' parameters set not to train) and
     forward, one line per layer in execution order."""
     init = []
-    for name, child in tree.children.items():
+    for name, child in tree.modules.items():
         built = _construct(child, classes, "        ")
         target = f"self.{name} = " if plain_name(name) else f"self.add_module({python_string(name)}, "
         init.append(f"        {target}{built}{'' if plain_name(name) else ')'}")
+    for parent, name, node in _arrays(tree):
+        owner = _access(tree, parent[:-1]) if parent else "self"
+        init.append(f"        {owner}.register_{node.tensor}({python_string(name)}, {node.constructor})")
     for layer in network.layers:
         if layer.frozen and layer.tied_to is None and codes[layer.path].module is not None:
             init.append(f"        {_access(tree, layer.path)}.requires_grad_(False)")
