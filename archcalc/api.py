@@ -14,7 +14,7 @@ from archcalc.analysis import Analysis
 from archcalc.analysis import analyze as run
 from archcalc.arith import MAX_SIZE
 from archcalc.errors import OptionError, quote
-from archcalc.figures.memory import MemoryOptions, check_options
+from archcalc.figures.memory import HALF, MemoryOptions, Precision, check_options
 from archcalc.options import parse_batch
 from archcalc.spec.graph import Network, load_data
 from archcalc.spec.source import check_text, parse_text, read_file
@@ -79,22 +79,27 @@ def analyze(
     dtype: str = "float32",
     weight_dtype: str | None = None,
     optimizer: str = "adam",
-    mixed_precision: Literal["fp16", "bf16"] | None = None,
+    precision: Precision | None = None,
     attention: Literal["fused", "math"] = "fused",
+    fp32_gradients: bool = False,
 ) -> Analysis:
     """Shapes, parameters, FLOPs, receptive fields and memory of every layer, with totals.
 
     `network` is a loaded Network, or anything `load` takes. The memory options are those of
     `archcalc memory`: `batch` a whole number >= 1 or a symbol's name (`"B"`), `dtype` and
     `weight_dtype` one of archcalc.dtypes.BYTES, `optimizer` one of sgd, momentum, nesterov,
-    adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad; `mixed_precision` "fp16" or "bf16"; `attention` "fused" or "math" (what attention keeps
-    for backward: docs/memory.md).
+    adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad; `precision` "fp32", "bf16", "fp16",
+    "bf16-mixed" or "fp16-mixed" (None: fp32, or bf16/fp16 for a dtype "bfloat16"/"float16");
+    `attention` "fused" or "math" (what attention keeps for backward); `fp32_gradients` under a
+    mixed precision, fp32 gradients besides the half ones (docs/memory.md).
     """
     if not isinstance(network, Network):
         network = load(network)
-    if mixed_precision not in (None, "fp16", "bf16"):
-        raise OptionError(f"mixed_precision must be 'fp16', 'bf16' or None, got {quote(mixed_precision)}")
-    options = MemoryOptions(_batch(batch), dtype, weight_dtype, str(optimizer).lower(), mixed_precision, attention)
+    if precision is not None and precision not in ("fp32", *HALF):
+        raise OptionError(f"precision must be one of fp32, {', '.join(HALF)} or None, got {quote(precision)}")
+    if not isinstance(fp32_gradients, bool):
+        raise OptionError(f"fp32_gradients must be True or False, got {quote(fp32_gradients)}")
+    options = MemoryOptions(_batch(batch), dtype, weight_dtype, str(optimizer).lower(), precision, attention, fp32_gradients)
     check_options(options)
     return run(network, options)
 

@@ -16,6 +16,7 @@ class Linear(Op):
     c_proj and c_fc: torch.addmm(bias, x, weight)); the same figures, the array shaped as HF's."""
 
     kind = "linear"
+    autocast = "lower"  # linear and addmm (transformers' Conv1D): CPU autocast's lower_precision_fp list
     aliases = ("dense", "affine")
     connectivity = "dense"
     init = {"weight": "fan_in"}

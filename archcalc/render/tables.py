@@ -9,7 +9,7 @@ from typing import Any
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.arith import Dim, Shape
 from archcalc.figures.flops import TRAINING_STEP_FACTOR
-from archcalc.figures.memory import attention_note
+from archcalc.figures.memory import attention_note, precision_note
 from archcalc.render.terminal import FigureTable
 from archcalc.spec.blocks import Blocks
 
@@ -117,7 +117,7 @@ def analyze_table(analysis: Analysis, depth: int | None = None) -> Any:
 
     net, o, t, m = analysis.network, analysis.options, analysis.totals, analysis.memory
     table = FigureTable(
-        title=f"{net.name}  (input {shape_text(net.input_shape)}; bytes at batch {o.batch}, {o.dtype}{attention_note(m)})",
+        title=f"{net.name}  (input {shape_text(net.input_shape)}; bytes at batch {o.batch}, {precision_note(o)}{attention_note(m)})",
         title_justify="left", optional=("Op", "Saved bytes", "RF", "Output bytes"),
     )
     table.add_column("Layer", overflow="fold")
@@ -187,10 +187,9 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
 
     m = analysis.memory
     o = m.options
-    precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
     table = FigureTable(
         optional=("Note", "Size"),
-        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)} "
+        title=f"{analysis.network.name}: memory at batch {o.batch}, {precision_note(o)}{attention_note(m)} "
         "(binary units: 1 MiB = 2^20 bytes)",
         title_justify="left",
     )
@@ -204,7 +203,7 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
         table.add_row(what, human_bytes(value), count_text(value), note, style=style)
         legend.append(f"{what}: {meaning}.")
 
-    row("Weights", m.weights, "parameters x their element size", "fp32 + half copy" if o.mixed_precision else "")
+    row("Weights", m.weights, "parameters x their element size", "half" if o.autocast else "")
     row("Buffers", m.buffers, "norms' running statistics, not learned")
     row(
         "Activations (sum of outputs)", m.activations_sum,
@@ -219,8 +218,11 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
     row("Inference total", m.inference_total, "weights + buffers + inference peak", style=None if train else "bold")
     if train:
         row("Saved for backward", m.training_activations, "the tensors PyTorch's autograd keeps for the backward pass, each storage once")
-        row("Gradients", m.gradients, "one per trainable parameter")
-        row("Optimizer state", m.optimizer_state, f"the state {o.optimizer} keeps per trainable parameter", o.optimizer)
+        half = "the half ones and fp32 ones" if o.fp32_gradients else "half" if o.autocast else ""
+        row("Gradients", m.gradients, "one per trainable parameter", half)
+        master = ", with the fp32 master copy of the weights (ZeRO's count)" if o.autocast else ""
+        row("Optimizer state", m.optimizer_state, f"the state {o.optimizer} keeps per trainable parameter{master}",
+            f"{o.optimizer} + fp32 master" if o.autocast else o.optimizer)
         row("Training total", m.training_total, "weights + buffers + saved for backward + gradients + optimizer state", style="bold")
     legend.append(NOT_COUNTED + ("; --fit --reserve SIZE sets them aside." if fit is None else "."))
     if fit is not None:
@@ -418,9 +420,8 @@ def comparison_table(comparison: Any) -> Any:
         return count_text(value)
 
     o = comparison.options
-    precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
     table = FigureTable(
-        title=f"Comparison (memory at batch {o.batch}, {o.dtype}{precision}, {o.optimizer}"
+        title=f"Comparison (memory at batch {o.batch}, {precision_note(o)}, {o.optimizer}"
         f"{f', attention {comparison.attention}' if comparison.attention else ''}; binary units)",
         title_justify="left",
         caption=f"bold green: the lowest cost in the row; ×: ratio to {comparison.names[0]}",
