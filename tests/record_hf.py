@@ -2,6 +2,7 @@
 
     /tmp/torchenv/bin/python tests/record_hf.py              # every entry
     /tmp/torchenv/bin/python tests/record_hf.py gpt2         # only this one; the others are kept
+    /tmp/torchenv/bin/python tests/record_hf.py --precisions gpt2   # only its --precision figures
 
 Writes tests/data/hf_measurements.json: the torch and transformers versions, then per spec of
 specs/ (its HF class and config, dropout set to 0): parameters, buffers (model.buffers(),
@@ -11,7 +12,8 @@ saves for backward per sequence (train mode, float32, batch 3 minus batch 2, eac
 once: at batch 1 torch.matmul folds GPT-2's [1, heads, S, head_dim] query into three dimensions
 as a view of c_attn's packed output, where any larger batch copies it, so batch 2 minus batch 1
 is not what a sequence costs) for attn_implementation "eager" and "sdpa" (the kernel torch picks on the CPU: flash), and
-"sdpa" restricted to the math kernel, at each sequence length in LENGTHS.
+"sdpa" restricted to the math kernel, at each sequence length in LENGTHS; and for PRECISIONS, the
+bytes saved per sequence under torch.autocast (sdpa) at each length.
 tests/test_hf_measurements.py compares archcalc with it.
 """
 
@@ -22,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from torch_reference import saved_bytes
+from torch_reference import saved_bytes, saved_bytes_under
 
 DATA = Path(__file__).resolve().parent / "data" / "hf_measurements.json"
 LENGTHS = (128, 256)
@@ -39,6 +41,9 @@ MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
                        "attention_dropout": 0.0}),
 }
 KERNELS = ("eager", "sdpa", "sdpa_math")
+# Saved bytes per sequence under other --precision policies (attn_implementation sdpa, the flash
+# kernel), at each of LENGTHS: torch.autocast's CPU lists (torch_reference.saved_bytes_under)
+PRECISIONS: dict[str, tuple[str, ...]] = {"gpt2": ("bf16-mixed",)}
 
 
 def build(torch: Any, name: str, attention: str) -> Any:
@@ -70,6 +75,19 @@ def kept(torch: Any, model: Any, kernel: str, vocab: int, length: int, batch: in
     return saved_bytes(torch, model, (), batch, ids)
 
 
+def measure_precisions(torch: Any, name: str) -> dict[str, dict[str, int]]:
+    """Bytes saved per sequence under each of PRECISIONS[name], batch 3 minus batch 2."""
+    model = build(torch, name, "sdpa").train()
+    vocab = model.config.vocab_size
+    result: dict[str, dict[str, int]] = {}
+    for precision in PRECISIONS.get(name, ()):
+        for length in LENGTHS:
+            torch.manual_seed(1)
+            result.setdefault(precision, {})[str(length)] = saved_bytes_under(
+                torch, model, (), precision, (2, 3), lambda b, n=length: torch.randint(0, vocab, (b, n)))
+    return result
+
+
 def measure(torch: Any, name: str) -> dict[str, Any]:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
@@ -97,15 +115,21 @@ def measure(torch: Any, name: str) -> dict[str, Any]:
         for length in LENGTHS:
             entry["saved_bytes_per_example"][kernel][str(length)] = (
                 kept(torch, model, kernel, vocab, length, 3) - kept(torch, model, kernel, vocab, length, 2))
+    if name in PRECISIONS:
+        entry["saved_bytes_per_example_by_precision"] = measure_precisions(torch, name)
     model_class, config_class, arguments = MODELS[name]
     return {"model": f"transformers.{model_class}", "config": f"transformers.{config_class}",
             "config_arguments": arguments, **entry}
 
 
 def record(names: list[str]) -> None:
+    """Measure each model (every model without names); `--precisions NAME...` measures only
+    their PRECISIONS figures, keeping the rest of each entry."""
     import torch
     import transformers
 
+    only_precisions = names[:1] == ["--precisions"]
+    names = names[1:] if only_precisions else names
     torch.set_num_threads(1)
     data = json.loads(DATA.read_text()) if DATA.exists() else {}
     data.update({"torch": torch.__version__, "transformers": transformers.__version__,
@@ -113,7 +137,10 @@ def record(names: list[str]) -> None:
     models = data.setdefault("models", {})
     for name in names or list(MODELS):
         print(name, file=sys.stderr, flush=True)
-        models[name] = measure(torch, name)
+        if only_precisions:
+            models[name]["saved_bytes_per_example_by_precision"] = measure_precisions(torch, name)
+        else:
+            models[name] = measure(torch, name)
     data["models"] = dict(sorted(models.items()))
     DATA.parent.mkdir(exist_ok=True)
     DATA.write_text(json.dumps(data, indent=1) + "\n")

@@ -152,11 +152,17 @@ def check_precision(options: MemoryOptions) -> None:
     known = ("fp32", *HALF)
     if options.precision not in known:
         raise OptionError(f"unknown precision '{options.precision}' (known: {', '.join(known)})")
-    half = options.precision != "fp32" and options.dtype not in ("float32", HALF[options.precision])
-    if half or options.autocast and options.dtype != "float32" or options.precision == "fp32" and options.dtype in ("float16", "bfloat16"):
+    pure = {"float16": "fp16", "bfloat16": "bf16"}
+    if options.precision == "fp32" and options.dtype in pure:
+        raise OptionError(
+            f"--dtype {options.dtype} contradicts --precision fp32; a model cast to {options.dtype} is "
+            f"--precision {pure[options.dtype]}"
+        )
+    allowed = ("float32",) if options.autocast else ("float32", HALF.get(options.precision, "float32"))
+    if options.precision != "fp32" and options.dtype not in allowed:
         raise OptionError(
             f"--dtype {options.dtype} contradicts --precision {options.precision}, which fixes the "
-            "activations' types; --dtype names every tensor's type under --precision fp32 only"
+            "tensors' types; --dtype names every tensor's type under --precision fp32 only"
         )
     if options.autocast and options.weight_dtype is not None:
         raise OptionError(
