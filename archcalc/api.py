@@ -14,7 +14,7 @@ from archcalc.analysis import Analysis
 from archcalc.analysis import analyze as run
 from archcalc.arith import MAX_SIZE
 from archcalc.errors import OptionError, quote
-from archcalc.figures.memory import MemoryOptions, check_options
+from archcalc.figures.memory import HALF, MemoryOptions, Precision, check_options
 from archcalc.options import parse_batch
 from archcalc.spec.graph import Network, load_data
 from archcalc.spec.source import check_text, parse_text, read_file
@@ -79,8 +79,9 @@ def analyze(
     dtype: str = "float32",
     weight_dtype: str | None = None,
     optimizer: str = "adam",
-    mixed_precision: Literal["fp16", "bf16"] | None = None,
+    precision: Precision | None = None,
     attention: Literal["fused", "math"] = "fused",
+    fp32_gradients: bool = False,
     dropout_mask: Literal["activation", "bool"] = "activation",
     devices: int | str | None = None,
     zero: Literal[0, 1, 2, 3] = 0,
@@ -93,21 +94,26 @@ def analyze(
     `network` is a loaded Network, or anything `load` takes. The memory options are those of
     `archcalc memory`: `batch` a whole number >= 1 or a symbol's name (`"B"`), `dtype` and
     `weight_dtype` one of archcalc.dtypes.BYTES, `optimizer` one of sgd, momentum, nesterov,
-    adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad; `mixed_precision` "fp16" or "bf16"; `attention` "fused" or "math" (what attention keeps
-    for backward: docs/memory.md); `dropout_mask` "activation" or "bool"; `devices`, `zero`,
-    `tp`, `sequence_parallel` as --devices, --zero, --tp, --sequence-parallel (one device's figures:
-    docs/memory.md, Sharding), `devices` and `tp` whole numbers or symbols' names; `kv_cache` True sizes inference as generation with a key/value
-    cache at the context the input's sequence gives (docs/memory.md, "KV cache").
+    adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad; `precision` "fp32", "bf16", "fp16",
+    "bf16-mixed" or "fp16-mixed" (None: fp32, or bf16/fp16 for a dtype "bfloat16"/"float16");
+    `attention` "fused" or "math" (what attention keeps for backward); `fp32_gradients` under a
+    mixed precision, fp32 gradients besides the half ones (docs/memory.md); `dropout_mask`
+    "activation" or "bool"; `devices`, `zero`, `tp`, `sequence_parallel` as --devices, --zero, --tp,
+    --sequence-parallel (one device's figures: docs/memory.md, Sharding), `devices` and `tp` whole
+    numbers or symbols' names; `kv_cache` True sizes inference as generation with a key/value cache
+    at the context the input's sequence gives (docs/memory.md, "KV cache").
     """
     if not isinstance(network, Network):
         network = load(network)
-    if mixed_precision not in (None, "fp16", "bf16"):
-        raise OptionError(f"mixed_precision must be 'fp16', 'bf16' or None, got {quote(mixed_precision)}")
+    if precision is not None and precision not in ("fp32", *HALF):
+        raise OptionError(f"precision must be one of fp32, {', '.join(HALF)} or None, got {quote(precision)}")
+    if not isinstance(fp32_gradients, bool):
+        raise OptionError(f"fp32_gradients must be True or False, got {quote(fp32_gradients)}")
     if not isinstance(kv_cache, bool):
         raise OptionError(f"kv_cache must be True or False, got {quote(kv_cache)}")
     options = MemoryOptions(
         batch=_batch(batch), dtype=dtype, weight_dtype=weight_dtype, optimizer=str(optimizer).lower(),
-        mixed_precision=mixed_precision, attention=attention, dropout_mask=dropout_mask,
+        precision=precision, attention=attention, fp32_gradients=fp32_gradients, dropout_mask=dropout_mask,
         devices=None if devices is None else _batch(devices, "devices"), zero=zero, tp=_batch(tp, "tp"),
         sequence_parallel=sequence_parallel, kv_cache=kv_cache,
     )

@@ -199,10 +199,15 @@ def _block_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 POLICY_OPTIONS = {
-    "dtype": click.option("--dtype", default="float32", show_default=True, help="Activation (and weight) type: float32, float16, bfloat16, int8, float64."),
+    "dtype": click.option("--dtype", default="float32", show_default=True, help="Every tensor's type under --precision fp32: float32, float64, int8 (float16, bfloat16: --precision fp16, bf16)."),
     "weight_dtype": click.option("--weight-dtype", default=None, help="Weight type when it differs from --dtype."),
     "optimizer": click.option("--optimizer", default="adam", show_default=True, help="sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, amsgrad."),
-    "mixed_precision": click.option("--mixed-precision", "mixed_precision", type=click.Choice(["fp16", "bf16"]), default=None, help="Half-precision activations with an fp32 master copy of the weights."),
+    "precision": click.option(
+        "--precision", type=click.Choice(["fp32", "bf16", "fp16", "bf16-mixed", "fp16-mixed"]), default=None,
+        help="fp32 (default); bf16, fp16: the model cast to half; bf16-mixed, fp16-mixed: torch.autocast's activations, "
+        "half weights and gradients, an fp32 master copy with the optimizer (2+2+12 bytes per parameter for Adam).",
+    ),
+    "fp32_gradients": click.option("--fp32-gradients", is_flag=True, help="With a mixed --precision: fp32 gradients besides the half ones (+4 bytes per trainable parameter)."),
     "attention": ATTENTION,
     "dropout_mask": click.option(
         "--dropout-mask", type=click.Choice(["activation", "bool"]), default="activation", show_default=True,
@@ -360,7 +365,7 @@ def memory(spec: str, input_shape: str | None, symbolic: bool, batch: str, polic
     \b
     Examples:
       archcalc memory specs/resnet18.yaml --batch 128
-      archcalc memory specs/resnet50.yaml --optimizer sgd --mixed-precision bf16
+      archcalc memory specs/resnet50.yaml --optimizer sgd --precision bf16-mixed
       archcalc memory specs/vgg16.yaml --fit 16GiB --reserve 1GiB
       archcalc memory specs/resnet50.yaml --infer --dtype float16 --batch 64
       archcalc memory specs/resnet50.yaml --input 3,H,W --batch B

@@ -217,9 +217,9 @@ def execute(
         readers[layer.path] = 0
         for source in layer.inputs:
             readers[source] += 1
-    from archcalc.figures.memory import element_bytes
+    from archcalc.figures.memory import MemoryOptions, element_bytes
 
-    shared = {path for path, size in element_bytes(network, 1).items() if size == 0}  # not per example
+    shared = {path for path, size in element_bytes(network, MemoryOptions()).items() if size == 0}  # not per example
     live: dict[str, Any] = {INPUT: x}
     shapes: dict[str, tuple[int, ...]] = {}
     peak, peak_layer = 0, INPUT

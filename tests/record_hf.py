@@ -2,6 +2,7 @@
 
     /tmp/torchenv/bin/python tests/record_hf.py              # every entry
     /tmp/torchenv/bin/python tests/record_hf.py gpt2         # only this one; the others are kept
+    /tmp/torchenv/bin/python tests/record_hf.py --precisions gpt2   # only its --precision figures
 
 Writes tests/data/hf_measurements.json: the torch and transformers versions, then per spec of
 specs/ (its HF class and config, dropout set to 0): parameters, buffers (model.buffers(),
@@ -11,8 +12,9 @@ saves for backward per sequence (train mode, float32, batch 3 minus batch 2, eac
 once: at batch 1 torch.matmul folds GPT-2's [1, heads, S, head_dim] query into three dimensions
 as a view of c_attn's packed output, where any larger batch copies it, so batch 2 minus batch 1
 is not what a sequence costs) for attn_implementation "eager" and "sdpa" (the kernel torch picks on the CPU: flash), and
-"sdpa" restricted to the math kernel, at each sequence length in LENGTHS; for the decoders
-(CACHED), the bytes of the key/value cache model(ids, use_cache=True) returns, per "BxS" of CACHE_POINTS.
+"sdpa" restricted to the math kernel, at each sequence length in LENGTHS; for PRECISIONS, the
+bytes saved per sequence under torch.autocast (sdpa) at each length; for the decoders (CACHED),
+the bytes of the key/value cache model(ids, use_cache=True) returns, per "BxS" of CACHE_POINTS.
 tests/test_hf_measurements.py compares archcalc with it.
 """
 
@@ -23,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from torch_reference import saved_bytes
+from torch_reference import saved_bytes, saved_bytes_under
 
 DATA = Path(__file__).resolve().parent / "data" / "hf_measurements.json"
 LENGTHS = (128, 256)
@@ -43,6 +45,9 @@ KERNELS = ("eager", "sdpa", "sdpa_math")
 # the decoders, and the (batch, length) at which the bytes of their key/value cache are measured
 CACHED = ("gpt2", "llama_decoder")
 CACHE_POINTS = ((1, 128), (3, 256))
+# Saved bytes per sequence under other --precision policies (attn_implementation sdpa, the flash
+# kernel), at each of LENGTHS: torch.autocast's CPU lists (torch_reference.saved_bytes_under)
+PRECISIONS: dict[str, tuple[str, ...]] = {"gpt2": ("bf16-mixed",)}
 
 
 def build(torch: Any, name: str, attention: str) -> Any:
@@ -80,6 +85,17 @@ def cache_bytes(torch: Any, model: Any, ids: Any) -> int:
     with torch.no_grad():
         cache = model(ids, use_cache=True).past_key_values
     return sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+def measure_precisions(torch: Any, name: str) -> dict[str, dict[str, int]]:
+    """Bytes saved per sequence under each of PRECISIONS[name], batch 3 minus batch 2."""
+    model = build(torch, name, "sdpa").train()
+    vocab = model.config.vocab_size
+    result: dict[str, dict[str, int]] = {}
+    for precision in PRECISIONS.get(name, ()):
+        for length in LENGTHS:
+            torch.manual_seed(1)
+            result.setdefault(precision, {})[str(length)] = saved_bytes_under(
+                torch, model, (), precision, (2, 3), lambda b, n=length: torch.randint(0, vocab, (b, n)))
+    return result
 
 
 def measure(torch: Any, name: str) -> dict[str, Any]:
@@ -111,15 +127,21 @@ def measure(torch: Any, name: str) -> dict[str, Any]:
         for length in LENGTHS:
             entry["saved_bytes_per_example"][kernel][str(length)] = (
                 kept(torch, model, kernel, vocab, length, 3) - kept(torch, model, kernel, vocab, length, 2))
+    if name in PRECISIONS:
+        entry["saved_bytes_per_example_by_precision"] = measure_precisions(torch, name)
     model_class, config_class, arguments = MODELS[name]
     return {"model": f"transformers.{model_class}", "config": f"transformers.{config_class}",
             "config_arguments": arguments, **entry}
 
 
 def record(names: list[str]) -> None:
+    """Measure each model (every model without names); `--precisions NAME...` measures only
+    their PRECISIONS figures, keeping the rest of each entry."""
     import torch
     import transformers
 
+    only_precisions = names[:1] == ["--precisions"]
+    names = names[1:] if only_precisions else names
     torch.set_num_threads(1)
     data = json.loads(DATA.read_text()) if DATA.exists() else {}
     data.update({"torch": torch.__version__, "transformers": transformers.__version__,
@@ -127,7 +149,10 @@ def record(names: list[str]) -> None:
     models = data.setdefault("models", {})
     for name in names or list(MODELS):
         print(name, file=sys.stderr, flush=True)
-        models[name] = measure(torch, name)
+        if only_precisions:
+            models[name]["saved_bytes_per_example_by_precision"] = measure_precisions(torch, name)
+        else:
+            models[name] = measure(torch, name)
     data["models"] = dict(sorted(models.items()))
     DATA.parent.mkdir(exist_ok=True)
     DATA.write_text(json.dumps(data, indent=1) + "\n")

@@ -8,7 +8,8 @@ torchvision spec in specs/ (its builder, build arguments and input) and every ha
 (the U-Net of specs/unet.yaml, built in tests/torch_unet.py; seeded random networks from
 tests/random_networks.py, their specs included): parameters, buffers, output shape,
 torch.utils.flop_counter FLOPs (one example, eval mode) and the bytes autograd saves for
-backward per example (train mode, float32, saved_tensors_hooks with each storage counted once).
+backward per example (train mode, float32, saved_tensors_hooks with each storage counted once),
+and for the models in PRECISIONS the same under torch.autocast or cast to bf16 (--precision).
 tests/test_torch_measurements.py compares archcalc with it.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from random_networks import random_network, torch_module
-from torch_reference import measure_module
+from torch_reference import measure_module, saved_bytes_under
 from torch_unet import unet_module
 
 DATA = Path(__file__).resolve().parent / "data" / "torch_measurements.json"
@@ -78,6 +79,12 @@ TORCHVISION.update({name: (f"torchvision.models.{name}", NO_WEIGHTS, IMAGENET) f
 SAVED_BATCHES = {name: (2, 3) for name in [
     "deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large", "swin_t", "swin_s",
     "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b", "swin3d_t", "swin3d_s", "swin3d_b", "maxvit_t", "mvit_v2_s", "mvit_v1_b"]}
+# Saved bytes per example under other --precision policies (torch_reference.saved_bytes_under):
+# torch.autocast's lists on the CPU, and a model cast to bf16
+PRECISIONS: dict[str, tuple[str, ...]] = {
+    "resnet50": ("bf16-mixed", "fp16-mixed"), "resnet18": ("bf16-mixed", "bf16"),
+    "mobilenet_v2": ("bf16-mixed",),
+}
 HAND_BUILT: dict[str, tuple[str, list[int]]] = {
     "unet": ("tests/torch_unet.py:unet_module", [1, 256, 256]),
 }
@@ -94,9 +101,14 @@ def _build(torch: Any, dotted: str, kwargs: dict[str, Any]) -> Any:
 
 def record_torchvision(torch: Any, name: str) -> dict[str, Any]:
     builder, kwargs, shape = TORCHVISION[name]
-    measured = measure_module(torch, _build(torch, builder, kwargs), tuple(shape),
-                              SAVED_BATCHES.get(name, (1, 2)), attention=name in VIT)
+    model = _build(torch, builder, kwargs)
+    batches = SAVED_BATCHES.get(name, (1, 2))
+    measured = measure_module(torch, model, tuple(shape), batches, attention=name in VIT)
     del measured["layers"]  # hundreds of layers each: the zoo tests compare them against torch
+    if name in PRECISIONS:
+        model.train()
+        measured["saved_bytes_per_example_by_precision"] = {
+            precision: saved_bytes_under(torch, model, tuple(shape), precision, batches) for precision in PRECISIONS[name]}
     counted = {"flops_with": "sdpa_kernel(SDPBackend.MATH), MHA fast path off"} if name in VIT else {}
     return {"builder": builder, "build": kwargs, "input": shape, **counted, **measured}
 

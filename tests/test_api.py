@@ -153,6 +153,6 @@ def test_a_batch_symbol_must_not_be_one_of_the_specs_sizes() -> None:
         archcalc.analyze(network, batch="B")
 
 
-def test_mixed_precision_must_be_fp16_or_bf16() -> None:
-    with pytest.raises(archcalc.OptionError, match="mixed_precision must be"):
-        archcalc.analyze("resnet18", mixed_precision="fp8")  # type: ignore[arg-type]
+def test_precision_must_be_a_known_policy() -> None:
+    with pytest.raises(archcalc.OptionError, match="precision must be one of fp32, bf16, fp16, bf16-mixed, fp16-mixed"):
+        archcalc.analyze("resnet18", precision="fp8")  # type: ignore[arg-type]

@@ -141,7 +141,7 @@ def numeric_commands(draw: st.DrawFn) -> list[str]:
         ["summary", "SPEC", *_input(shape), *draw(st.sampled_from([[], ["--depth", "1"], ["--depth", "0"]]))],
         ["analyze", "SPEC", "--json", *_input(shape), "--batch", batch, "--dtype", draw(st.sampled_from(["float16", "int8", "fp8"])),
          "--optimizer", draw(st.sampled_from(["adam", "SGD", "lion"]))],
-        ["memory", "SPEC", *_input(shape), "--batch", batch, *draw(st.sampled_from([[], ["--infer"], ["--mixed-precision", "bf16"]])),
+        ["memory", "SPEC", *_input(shape), "--batch", batch, *draw(st.sampled_from([[], ["--infer"], ["--precision", "bf16-mixed"]])),
          *draw(st.sampled_from([[], ["--fit", draw(budgets)]]))],
         ["flops", "SPEC", *_input(shape), "--batch", batch],
         ["rf", "SPEC", *_input(shape)],

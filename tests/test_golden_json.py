@@ -26,7 +26,7 @@ CASES = {
     "inception_v3": ["analyze", "specs/inception_v3.yaml", "--batch", "8", "--dtype", "float16", "--json"],
     "unet": ["analyze", "specs/unet.yaml", "--optimizer", "rmsprop", "--json"],
     "neon_cnn1_symbolic": ["analyze", "specs/neon_cnn1.yaml", "--symbolic", "--input", "3,H,W", "--batch", "B", "--json"],
-    "transfer": ["analyze", "tests/data/golden/transfer.yaml", "--batch", "4", "--mixed-precision", "bf16", "--optimizer", "sgd", "--json"],
+    "transfer": ["analyze", "tests/data/golden/transfer.yaml", "--batch", "4", "--precision", "bf16-mixed", "--optimizer", "sgd", "--json"],
     "compare": ["compare", "specs/resnet18.yaml", "specs/unet.yaml", "--batch", "16", "--json"],
     "report_resnet50": ["report", "specs/resnet50.yaml", "--format", "json"],
 }

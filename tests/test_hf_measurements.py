@@ -118,3 +118,18 @@ def test_formulas_in_the_sequence_length_give_what_transformers_kept(name: str, 
     assert sympy.degree(formula, s) == (1 if KERNELS[implementation] == "fused" else 2)
     for length, recorded in MODELS[name]["saved_bytes_per_example"][implementation].items():
         assert formula.subs(s, int(length)) == recorded
+
+
+BY_PRECISION = [(name, precision) for name, entry in sorted(MODELS.items())
+                for precision in entry.get("saved_bytes_per_example_by_precision", {})]
+
+
+@pytest.mark.parametrize(("name", "precision"), BY_PRECISION)
+def test_saved_bytes_per_sequence_under_autocast_match_transformers(name: str, precision: str) -> None:
+    """sdpa (the flash kernel) under torch.autocast("cpu", half), recorded by tests/record_hf.py
+    (PRECISIONS): the residual stream, the embeddings and every layer norm stay float32, each
+    linear layer keeps its own half copy of a float32 input."""
+    for length, recorded in MODELS[name]["saved_bytes_per_example_by_precision"][precision].items():
+        network = load(str(SPECS / f"{name}.yaml"), input_shape=(int(length),))
+        options = MemoryOptions(batch=1, precision=precision)  # type: ignore[arg-type]
+        assert analyze(network, options).memory.training_activations == recorded, length

@@ -130,7 +130,7 @@ def test_fit_finds_the_largest_batch_exactly() -> None:
 
 @pytest.mark.parametrize("options", [
     MemoryOptions(dtype="float16", weight_dtype="float32", optimizer="adamw"),
-    MemoryOptions(optimizer="momentum", mixed_precision="bf16"),
+    MemoryOptions(optimizer="momentum", precision="bf16-mixed"),
     MemoryOptions(dtype="float64", optimizer="amsgrad"),
 ])
 @pytest.mark.parametrize("train", [True, False])
@@ -152,16 +152,16 @@ def test_fit_keeps_every_option_and_agrees_with_the_total_at_that_batch(analyse_
     assert largest_batch(network, shapes, counts, replace(options, batch=5), budget, train) == 37
 
 
-def test_mixed_precision_halves_activations_and_keeps_fp32_master(analyse_text) -> None:
+def test_mixed_precision_halves_activations_and_counts_the_master_copy_with_the_optimizer(analyse_text) -> None:
     from archcalc.analysis import analyze
 
     network = analyse_text(SMALL).network
-    full = analyze(network, MemoryOptions()).memory
-    half = analyze(network, MemoryOptions(mixed_precision="bf16")).memory
-    assert half.weights == 690 * (4 + 2)
-    assert half.gradients == full.gradients
-    # everything is float32 activations but the int64 pool indices (512 B)
-    assert half.training_activations == (2048 - 512) // 2 + 512
+    half = analyze(network, MemoryOptions(precision="bf16-mixed")).memory
+    # ZeRO's mixed-precision Adam: 2 + 2 + (4 master + 4 + 4) bytes for each of the 690 parameters
+    assert [half.weights, half.gradients, half.optimizer_state] == [690 * 2, 690 * 2, 690 * 12]
+    # autocast: conv keeps a bf16 copy of the fp32 input (64 x 2), relu's bf16 output (256 x 2),
+    # the pool its int64 indices (64 x 8) and fc its bf16 input (64 x 2)
+    assert half.training_activations == 128 + 512 + 512 + 128
 
 
 def test_memory_command_prints_the_table() -> None:

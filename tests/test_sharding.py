@@ -53,7 +53,6 @@ def test_zero_stages_fp32_adam(stage: int, whole: int, split: int) -> None:
         assert same(state(m).subs(N, 8).subs(h, 64), whole * PSI.subs(h, 64) + split * PSI.subs(h, 64) / 8)
 
 
-@pytest.mark.skipif(not hasattr(MemoryOptions(), "precision"), reason="needs --precision (precision branch)")
 @pytest.mark.parametrize(("stage", "closed_form"), [
     # Rajbhandari et al. 2020, Fig. 1 and §5: mixed-precision Adam keeps 2 + 2 + 12 bytes per
     # parameter; per device 16 Psi (baseline), 4 Psi + 12 Psi/N, 2 Psi + 14 Psi/N, 16 Psi/N.
@@ -77,9 +76,10 @@ def korthikanti(**options: object) -> object:
     return m.training_activations.subs(h, 4 * d)  # type: ignore[attr-defined]
 
 
-# What the paper leaves out and PyTorch keeps: each layer norm's float32 mean and 1/std per row,
-# 2 x 4 bytes per token, two norms (docs/memory.md, "Sharding").
-NORM_STATISTICS = 2 * 8 * s * b
+# What the paper leaves out and PyTorch keeps: each layer norm's mean and 1/std per row, in the
+# parameters' type (bfloat16 in a model cast to it): 2 x 2 bytes per token, two norms
+# (docs/memory.md, "Sharding").
+NORM_STATISTICS = 2 * 4 * s * b
 
 
 def test_korthikanti_activations_without_parallelism() -> None:

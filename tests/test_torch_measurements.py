@@ -77,3 +77,21 @@ def test_random_network_matches_torch_layer_by_layer(entry: dict[str, Any]) -> N
     expected = recorded(entry)
     assert got == expected
     assert_layers_match(analysis, entry["layers"])
+
+
+BY_PRECISION = [(name, precision) for name, entry in sorted(ZOO.items())
+                for precision in entry.get("saved_bytes_per_example_by_precision", {})]
+
+
+def test_the_precisions_of_issue_16_are_recorded() -> None:
+    # bf16 and fp16 autocast on ResNet-50, a model cast to bf16 on ResNet-18
+    assert {("resnet50", "bf16-mixed"), ("resnet50", "fp16-mixed"), ("resnet18", "bf16")} <= set(BY_PRECISION)
+
+
+@pytest.mark.parametrize(("name", "precision"), BY_PRECISION)
+def test_saved_bytes_under_each_precision_match_torch(name: str, precision: str) -> None:
+    """What torch keeps per example under torch.autocast("cpu", half) (bf16-mixed, fp16-mixed)
+    or with the model cast to bf16 (bf16), recorded by tests/record_torch.py (PRECISIONS)."""
+    options = MemoryOptions(batch=1, precision=precision)  # type: ignore[arg-type]
+    got = analyze(load(str(SPECS / f"{name}.yaml")), options).memory.training_activations
+    assert got == ZOO[name]["saved_bytes_per_example_by_precision"][precision]

@@ -87,6 +87,31 @@ def saved_bytes(torch: Any, model: Any, input_shape: tuple[int, ...], batch: int
     return sum(storages.values())
 
 
+def saved_bytes_under(torch: Any, model: Any, input_shape: tuple[int, ...], precision: str,
+                      batches: tuple[int, int], make_input: Callable[[int], Any] | None = None) -> int:
+    """Bytes saved for backward per example (the difference of `batches`) under archcalc's
+    `--precision`: `bf16-mixed`/`fp16-mixed` a forward inside torch.autocast("cpu", the half
+    type) on the float32 model; `bf16`/`fp16` a copy of the model cast to the half type, fed a
+    float input cast to it too (token ids stay int64)."""
+    import copy
+
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision.removesuffix("-mixed")]
+    mixed = precision.endswith("-mixed")
+    run = model if mixed else copy.deepcopy(model).to(half)
+
+    def cast_input(batch: int) -> Any:
+        x = make_input(batch) if make_input else torch.randn(batch, *input_shape)
+        return x if mixed or not x.is_floating_point() else x.to(half)
+
+    def kept(batch: int) -> int:
+        scope = torch.autocast("cpu", half) if mixed else contextlib.nullcontext()
+        with scope:
+            return saved_bytes(torch, run, input_shape, batch, cast_input)
+
+    small, large = batches
+    return (kept(large) - kept(small)) // (large - small)
+
+
 def measure(
     name: str,
     input_shape: tuple[int, ...] = IMAGENET_INPUT,

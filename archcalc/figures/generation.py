@@ -101,11 +101,10 @@ def decode_storages(shapes: dict[str, Shape], sizes: dict[str, int], cached: lis
 def generation(network: Network, shapes: dict[str, Shape], options: MemoryOptions) -> Generation:
     """The cache and both phases' peaks per example, at the context S the input's first axis gives."""
     cached = caching_layers(network)
-    size = options.activation_bytes
-    sizes = element_bytes(network, size)
+    sizes = element_bytes(network, options)
     cache = sum((elements(shapes[path]) * sizes[path] for path in cached), 0)
     step = network.with_input((1, *network.input_shape[1:]))
-    one_token = live_storages(step, output_shapes(step), element_bytes(step, size))
+    one_token = live_storages(step, output_shapes(step), element_bytes(step, options))
     phases = {
         "prefill": inference_candidates(network, prefill_storages(network, shapes, sizes, cached, one_token)),
         "decode": inference_candidates(step, decode_storages(shapes, sizes, cached, step, one_token)),

@@ -25,7 +25,7 @@ from archcalc.figures.sharding import (
     tensor_parallel_parameters,
     zero_share,
 )
-from archcalc.ops.base import MASK, AttentionKernel, Op, elements
+from archcalc.ops.base import MASK, PARAMETERS, AttentionKernel, Op, elements
 from archcalc.spec.graph import INPUT, Layer, Network
 
 if TYPE_CHECKING:
@@ -47,16 +47,32 @@ OPTIMIZER_STATES: dict[str, int] = {
 }
 
 
+Precision = Literal["fp32", "bf16", "fp16", "bf16-mixed", "fp16-mixed"]
+"""How a network is trained (docs/memory.md, Precision): `fp32` every tensor at --dtype; `bf16`,
+`fp16` the model cast to the half type (model.to(dtype)); `bf16-mixed`, `fp16-mixed` activations
+as torch.autocast makes them, half weights and gradients, an fp32 master copy with the optimizer
+(ZeRO's mixed-precision Adam, Rajbhandari et al. 2020, section 3.1)."""
+
+HALF: dict[str, str] = {"bf16": "bfloat16", "fp16": "float16", "bf16-mixed": "bfloat16", "fp16-mixed": "float16"}
+"""The half type of each precision but fp32."""
+
+
 @dataclass(frozen=True)
 class MemoryOptions:
-    """How the network is run: batch, element types, optimizer, mixed precision."""
+    """How the network is run: batch, element types, optimizer, precision policy.
+
+    `dtype` is every tensor's type under precision fp32 (float32, float64, int8...); `precision`
+    left out (None) is fp32, or the pure half policy of a dtype float16 or bfloat16 (fp16, bf16),
+    which it is then set to. `fp32_gradients`: a mixed policy keeping fp32 gradients besides the
+    half ones (ZeRO-Infinity, Rajbhandari et al. 2021, section 3: 20 bytes per parameter)."""
 
     batch: Dim = 1
-    dtype: str = "float32"  # activations (and weights unless weight_dtype is given)
+    dtype: str = "float32"  # every tensor under precision fp32 (weights too unless weight_dtype is given)
     weight_dtype: str | None = None
     optimizer: str = "adam"
-    mixed_precision: Literal["fp16", "bf16"] | None = None
+    precision: Precision = None  # type: ignore[assignment]  # set by __post_init__
     attention: AttentionKernel = "fused"  # what attention keeps for backward (ops.base.AttentionKernel)
+    fp32_gradients: bool = False
     dropout_mask: Literal["activation", "bool"] = "activation"  # a dropout mask's element: the activation dtype (PyTorch on the CPU) or bool (CUDA's fused kernel)
     devices: Dim | None = None  # all devices, tensor-parallel ones included; None: one data-parallel replica (tp devices)
     zero: Literal[0, 1, 2, 3] = 0  # ZeRO stage across the data-parallel devices (sharding.py)
@@ -65,19 +81,27 @@ class MemoryOptions:
     kv_cache: bool = False  # inference is generation with a key/value cache at context S (figures.generation)
     checkpoint: tuple[str, ...] = ()  # blocks recomputed in backward (figures.checkpointing): paths, calls or every-block
 
-    @property
-    def activation_bytes(self) -> int:
-        return 2 if self.mixed_precision else BYTES[self.dtype]
+    def __post_init__(self) -> None:
+        if self.precision is None:  # --dtype bfloat16 alone is --precision bf16
+            object.__setattr__(self, "precision", {"float16": "fp16", "bfloat16": "bf16"}.get(self.dtype, "fp32"))
 
     @property
-    def mask_bytes(self) -> int:
-        """Bytes of a dropout mask's element: 1 for a bool mask, else the activation dtype's."""
-        return 1 if self.dropout_mask == "bool" else self.activation_bytes
+    def autocast(self) -> str | None:
+        """The type torch.autocast lowers to under a mixed policy, else None (no autocast)."""
+        return HALF[self.precision] if self.precision.endswith("-mixed") else None
 
     @property
-    def parameter_bytes(self) -> int:
-        """Bytes of the master copy of each parameter (fp32 under mixed precision)."""
-        return 4 if self.mixed_precision else BYTES[self.weight_dtype or self.dtype]
+    def activation_dtype(self) -> str:
+        """The type of every float activation without autocast; under it, the input's (fp32)."""
+        if self.precision in ("bf16", "fp16"):
+            return HALF[self.precision]
+        return "float32" if self.autocast else self.dtype
+
+    @property
+    def parameter_dtype(self) -> str:
+        """The type of the parameters the forward pass reads as the model holds them: fp32 under
+        autocast (it casts them per op), else --weight-dtype or the activations'."""
+        return "float32" if self.autocast else self.weight_dtype or self.activation_dtype
 
 
 @dataclass(frozen=True)
@@ -145,6 +169,37 @@ def check_options(options: MemoryOptions) -> None:
     if options.optimizer not in OPTIMIZER_STATES:
         raise OptionError(f"unknown optimizer '{options.optimizer}' (known: {', '.join(OPTIMIZER_STATES)})")
     check_sharding(options)
+    check_precision(options)
+
+
+def check_precision(options: MemoryOptions) -> None:
+    """OptionError for an unknown precision, or a dtype, weight dtype or fp32 gradients that
+    contradict it: --dtype names every tensor's type under fp32 only (a half precision fixes it)."""
+    known = ("fp32", *HALF)
+    if options.precision not in known:
+        raise OptionError(f"unknown precision '{options.precision}' (known: {', '.join(known)})")
+    pure = {"float16": "fp16", "bfloat16": "bf16"}
+    if options.precision == "fp32" and options.dtype in pure:
+        raise OptionError(
+            f"--dtype {options.dtype} contradicts --precision fp32; a model cast to {options.dtype} is "
+            f"--precision {pure[options.dtype]}"
+        )
+    allowed = ("float32",) if options.autocast else ("float32", HALF.get(options.precision, "float32"))
+    if options.precision != "fp32" and options.dtype not in allowed:
+        raise OptionError(
+            f"--dtype {options.dtype} contradicts --precision {options.precision}, which fixes the "
+            "tensors' types; --dtype names every tensor's type under --precision fp32 only"
+        )
+    if options.autocast and options.weight_dtype is not None:
+        raise OptionError(
+            f"--weight-dtype contradicts --precision {options.precision}, which keeps half weights and "
+            "an fp32 master copy; drop --weight-dtype, or use --precision fp32 with --dtype and --weight-dtype"
+        )
+    if options.fp32_gradients and not options.autocast:
+        raise OptionError(
+            f"--fp32-gradients keeps fp32 gradients besides the half ones of a mixed precision; "
+            f"--precision {options.precision} has one set of gradients (use bf16-mixed or fp16-mixed)"
+        )
 
 
 def nothing_per_example(budget: int, fixed: Dim) -> OptionError:
@@ -184,17 +239,50 @@ class Storage(NamedTuple):
     nbytes: Dim  # per example: its creator's output (a view or an in-place op adds no bytes)
 
 
-def element_bytes(network: Network, size: int) -> dict[str, int]:
-    """Bytes per example of one element of the input and of each layer's output: `size` (the
-    activation dtype's), an integer type's own (token ids: the input's int64 through views),
-    or 0 for a tensor the whole batch shares (a learned class token, positions 0..S-1)."""
-    dtypes: dict[str, str | None] = {INPUT: network.dtype if network.dtype in INTEGER else None}
-    batched = {INPUT: True}
-    result = {INPUT: BYTES[dtypes[INPUT]] if dtypes[INPUT] else size}
+def compute_dtype(op: Op, inputs: list[str], options: MemoryOptions) -> str:
+    """The float type an op computes in: the activations' without autocast; under it, as
+    torch.autocast's lists put the op (ops.base.Autocast): the half type, fp32, or the widest of
+    its float inputs (and of its own fp32 parameters, for `promote`), as type promotion does."""
+    half = options.autocast
+    if half is None:
+        return options.activation_dtype
+    if op.autocast == "lower":
+        return half
+    floats = [d for d in inputs if d not in INTEGER]
+    if op.autocast == "fp32" or op.autocast == "promote" or not floats:
+        floats.append("float32")
+    return max(floats, key=BYTES.__getitem__)
+
+
+def cast_dtype(op: Op, source: str, options: MemoryOptions) -> str | None:
+    """The type autocast casts an input of type `source` to before the op reads it (a new
+    tensor, which the op keeps if it keeps that input), or None when the op reads it as it is."""
+    if options.autocast is None or source in INTEGER or op.autocast not in ("lower", "fp32"):
+        return None
+    target = options.autocast if op.autocast == "lower" else "float32"
+    return target if source != target else None
+
+
+def tensor_dtypes(network: Network, options: MemoryOptions) -> dict[str, str]:
+    """The element type of the input and of each layer's output: an integer type an op fixes
+    (token ids, through views), else the type it computes in (compute_dtype); the input is
+    float32 under autocast (the caller's tensor), the activations' type otherwise."""
+    dtypes = {INPUT: network.dtype if network.dtype in INTEGER else options.activation_dtype}
     for layer in network.layers:
-        dtype = dtypes[layer.path] = layer.op.output_dtype([dtypes[i] for i in layer.inputs])
+        inputs = [dtypes[i] for i in layer.inputs]
+        dtypes[layer.path] = layer.op.output_dtype(inputs) or compute_dtype(layer.op, inputs, options)
+    return dtypes
+
+
+def element_bytes(network: Network, options: MemoryOptions) -> dict[str, int]:
+    """Bytes per example of one element of the input and of each layer's output (tensor_dtypes),
+    or 0 for a tensor the whole batch shares (a learned class token, positions 0..S-1)."""
+    dtypes = tensor_dtypes(network, options)
+    batched = {INPUT: True}
+    result = {INPUT: BYTES[dtypes[INPUT]]}
+    for layer in network.layers:
         batched[layer.path] = layer.op.per_example and any(batched[i] for i in layer.inputs)
-        result[layer.path] = (BYTES[dtype] if dtype else size) if batched[layer.path] else 0
+        result[layer.path] = BYTES[dtypes[layer.path]] if batched[layer.path] else 0
     return result
 
 
@@ -273,34 +361,34 @@ class Recomputation(NamedTuple):
 def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCount], options: MemoryOptions) -> tuple[dict[str, LayerMemory], Linear, str, Linear, Recomputation]:
     """Per-example output and saved bytes per layer, the inference peak and the training set:
     what is kept at the end of the forward plus, under checkpointing, the largest block's
-    recomputation (a checkpointed block's layers keep nothing in the forward; it keeps its inputs)."""
+    recomputation (a checkpointed block's layers keep nothing in the forward; it keeps its inputs).
+    Each tensor is priced at its type (tensor_dtypes); an input autocast casts before the op
+    keeps it is a new tensor of the cast type (cast_dtype), one per op that casts it."""
     from archcalc.figures.checkpointing import checkpointed_blocks, owners
 
-    size = options.activation_bytes
     ids = storage_of(network)
-    sizes = element_bytes(network, size)
+    dtypes = tensor_dtypes(network, options)
+    sizes = element_bytes(network, options)
     storages = live_storages(network, shapes, sizes)
     candidates = inference_candidates(network, storages)
     peak, peak_layer = peak_of(network, candidates)
     # training: storages kept for backward, counted once each, plus per-layer extras
     grads = gradients(network, counts)
     share = activation_share(network, options)
-
-    def element(dtype: str | None) -> int:
-        """Bytes of an extra's element: the activation dtype's (None), a dropout mask's, or the dtype's own."""
-        return size if dtype is None else options.mask_bytes if dtype == MASK else BYTES[dtype]
-
     kept: dict[str, Dim] = {}
     blocks = checkpointed_blocks(network, options.checkpoint)
     owner = owners(network, blocks)
     recomputed: dict[str, dict[str, Dim]] = {b: {} for b in blocks}  # per block: what its recomputation keeps
     once: PerOp[tuple[tuple[int, ...], bool, tuple[Dim, ...]]] = PerOp()
+    parameter_bytes = BYTES[options.parameter_dtype]
 
-    def plan(op: Op, grad: Gradients, in_shapes: list[Shape], output: Shape, batched: bool) -> tuple[tuple[int, ...], bool, tuple[Dim, ...]]:
+    def plan(op: Op, grad: Gradients, in_shapes: list[Shape], output: Shape, computes: str, batched: bool) -> tuple[tuple[int, ...], bool, tuple[Dim, ...]]:
         """The inputs the op keeps for backward, whether it keeps its output, and its extras'
         bytes per example (none when its output is shared by the batch)."""
         saved = op.saved_for_backward_with(in_shapes, output, options.attention)
-        extras = tuple(count * element(dtype) if batched else 0 for count, dtype in saved.extra)
+        # an extra's element: the computed type's (None), the parameters' or a dropout mask's (--dropout-mask)
+        types = {None: BYTES[computes], PARAMETERS: parameter_bytes, MASK: 1 if options.dropout_mask == "bool" else BYTES[computes]}
+        extras = tuple(count * (types[dtype] if dtype in types else BYTES[dtype]) if batched else 0 for count, dtype in saved.extra)
         return saved.kept_inputs(grad.trains, grad.inputs), saved.output, extras
 
     def step(layer: Layer) -> LayerMemory:
@@ -315,23 +403,34 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
                     kept[t] = share(t, storages[t].nbytes)
                     saved_bytes += kept[t]
         if grad.recorded:
+            op = layer.op
             in_shapes = [shapes[i] for i in layer.inputs]
+            in_dtypes = [dtypes[i] for i in layer.inputs]
             batched = sizes[layer.path] != 0
+            computes = compute_dtype(op, in_dtypes, options)
             kept_inputs, keeps_output, extras = once(
-                layer.op, (grad, batched, output, *in_shapes), lambda: plan(layer.op, grad, in_shapes, output, batched)
+                op, (grad, batched, output, computes, *in_shapes),
+                lambda: plan(op, grad, in_shapes, output, computes, batched),
             )
-            tensors = [ids[layer.inputs[k]] for k in kept_inputs] + ([ids[layer.path]] if keeps_output else [])
+            tensors: list[tuple[str, str, Dim]] = []  # (key, the storage it splits as, bytes)
+            for k in kept_inputs:
+                t = ids[layer.inputs[k]]
+                cast = cast_dtype(op, dtypes[layer.inputs[k]], options)
+                if cast is None:
+                    tensors.append((t, t, storages[t].nbytes))
+                else:  # autocast's copy of the input, made by this op
+                    per_element = BYTES[cast] if sizes[layer.inputs[k]] else 0
+                    tensors.append((f"{layer.path}<{k}", t, elements(in_shapes[k]) * per_element))
+            if keeps_output:
+                tensors.append((ids[layer.path], ids[layer.path], storages[ids[layer.path]].nbytes))
+            tensors.extend((f"{layer.path}#{n}", layer.path, extra) for n, extra in enumerate(extras))
             if block is not None:  # made again in backward: the block's own tensors (its inputs are kept)
-                again = recomputed[block]
-                again.update({t: share(t, storages[t].nbytes) for t in tensors if owner[t] == block})
-                again.update({f"{layer.path}#{n}": share(layer.path, extra) for n, extra in enumerate(extras)})
+                made = {key: share(split, nbytes) for key, split, nbytes in tensors if key != split or owner[key] == block}
+                recomputed[block].update(made)
                 return LayerMemory(elements(output) * sizes[layer.path], saved_bytes)
-            for t in tensors:
-                kept[t] = share(t, storages[t].nbytes)
-                saved_bytes += kept[t]
-            for n, extra in enumerate(extras):
-                kept[f"{layer.path}#{n}"] = share(layer.path, extra)
-                saved_bytes += kept[f"{layer.path}#{n}"]
+            for key, split, nbytes in tensors:
+                kept[key] = share(split, nbytes)
+                saved_bytes += kept[key]
         return LayerMemory(elements(output) * sizes[layer.path], saved_bytes)
 
     layers = walk(network, step)
@@ -358,13 +457,23 @@ def parameters_per_device(network: Network, shapes: dict[str, Shape], counts: di
 
 
 def parameter_state(params: Dim, trainable: Dim, options: MemoryOptions) -> tuple[Dim, Dim, Dim]:
-    """Bytes of the weights (an fp32 master and a half copy under mixed precision), gradients and
-    optimizer state on one device, each split across the data-parallel devices from its ZeRO stage on."""
-    master = options.parameter_bytes
+    """Weights, gradients and optimizer state in bytes on one device, k = OPTIMIZER_STATES copies
+    per trainable parameter: 4, 4, 4k bytes per parameter in fp32 (the parameter type's size for
+    another --dtype or --weight-dtype); 2, 2, 2k in a model cast to half; 2, 2, 4 + 4k under a
+    mixed policy, the fp32 master copy counted with the optimizer as ZeRO counts it (Rajbhandari
+    et al. 2020, section 3.1: 2 + 2 + 12 for Adam), + 4 gradient bytes with fp32_gradients (20
+    bytes, ZeRO-Infinity section 3). A frozen parameter has its weights only. Each is split
+    across the data-parallel devices from its ZeRO stage on (sharding.zero_share)."""
+    states = OPTIMIZER_STATES[options.optimizer]
+    if options.autocast:
+        weight, gradient, state = 2, 2 + (4 if options.fp32_gradients else 0), 4 + 4 * states
+    else:
+        weight = gradient = BYTES[options.parameter_dtype]
+        state = weight * states
     return (
-        zero_share("weights", params, options) * (master + (2 if options.mixed_precision else 0)),
-        zero_share("gradients", trainable, options) * master,
-        zero_share("optimizer_state", trainable, options) * OPTIMIZER_STATES[options.optimizer] * master,
+        zero_share("weights", params, options) * weight,
+        zero_share("gradients", trainable, options) * gradient,
+        zero_share("optimizer_state", trainable, options) * state,
     )
 
 
@@ -386,7 +495,7 @@ def memory(network: Network, shapes: dict[str, Shape], counts: dict[str, ParamCo
         options,
         layers,
         weights=weights,
-        buffers=buffers * options.parameter_bytes,
+        buffers=buffers * BYTES[options.parameter_dtype],
         activations_sum=batch * sum((m.output for m in layers.values()), 0),
         inference_peak=peak.at(batch),
         peak_layer=peak_layer,
@@ -454,10 +563,12 @@ def largest_batch(network: Network, shapes: dict[str, Shape], counts: dict[str, 
 
 
 def options_json(o: MemoryOptions) -> dict[str, Any]:
-    """The batch, dtype, optimizer and mixed precision that memory figures were priced with, and
-    (only where given) the dropout mask's element and how the figures are one device's."""
+    """The batch, dtype, optimizer and precision policy that memory figures were priced with, and
+    (only where given) fp32 gradients, the dropout mask's element, how the figures are one
+    device's, the cache policy and the checkpointed blocks."""
     return {
-        "batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "mixed_precision": o.mixed_precision,
+        "batch": plain(o.batch), "dtype": o.dtype, "optimizer": o.optimizer, "precision": o.precision,
+        **({"fp32_gradients": True} if o.fp32_gradients else {}),
         **({"dropout_mask": o.dropout_mask} if o.dropout_mask != "activation" else {}),
         **(sharding_json(o) if per_device(o) else {}),
         **({"kv_cache": True} if o.kv_cache else {}),  # only under the cache policy
@@ -500,8 +611,16 @@ def inference_parts(analysis: Analysis) -> tuple[Dim, list[Storage]]:
     symbolic peak (kept for sample sizes) would miss the peak of other inputs."""
     m = analysis.memory
     network = analysis.network
-    storages = live_storages(network, analysis.results["shapes"], element_bytes(network, m.options.activation_bytes))
+    storages = live_storages(network, analysis.results["shapes"], element_bytes(network, m.options))
     return m.weights + m.buffers, list(storages.values())
+
+
+def precision_note(o: MemoryOptions) -> str:
+    """The precision policy figures assume: `precision fp32` (with its --dtype when not float32,
+    its --weight-dtype when given), `precision bf16-mixed` (`, fp32 gradients` when kept)."""
+    types = "" if o.dtype == "float32" or o.precision != "fp32" else f" ({o.dtype})"
+    weights = f", weights {o.weight_dtype}" if o.weight_dtype else ""
+    return f"precision {o.precision}{types}{weights}{', fp32 gradients' if o.fp32_gradients else ''}"
 
 
 def attention_note(m: Memory) -> str:
@@ -548,7 +667,7 @@ MEMORY = Figure(
     ),
     formula=Formula(
         lambda m: {"output_bytes": m.output, "saved_bytes": m.saved}, _formulas,
-        assumes=lambda a: (attention_note(a.memory) + sharding_note(a.memory.options) + (", generation with a KV cache" if a.memory.generation else "")).removeprefix(", "),
+        assumes=lambda a: precision_note(a.memory.options) + attention_note(a.memory) + sharding_note(a.memory.options) + (", generation with a KV cache" if a.memory.generation else ""),
     ),
     sweeps=(
         Sweepable("training_bytes", "training memory", "bytes", lambda a: a.memory.training_total, train=True),

@@ -398,6 +398,7 @@ class AconC(_Activation):
     """ACON-C (Ma et al. 2021): (p1-p2)x * sigmoid(beta (p1-p2) x) + p2 x, learnable per channel."""
 
     kind = "acon_c"
+    autocast = "promote"  # x times its fp32 p1 - p2 and p2: promoted to fp32 under autocast
     init = {"p1": "scale", "beta": "scale"}
     flops_per_element = 8
 
@@ -458,6 +459,7 @@ class MetaAconC(Op):
     Parameters and buffers are named and shaped as those modules' state dicts."""
 
     kind = "meta_acon"
+    autocast = "promote"  # x times its fp32 p1 - p2 and p2: promoted to fp32 under autocast
     init = {
         "p1": "scale", "fc1.weight": "fan_in", "fc2.weight": "fan_in",  # batch norms: official only
         **{f"bn{i}.{name}": scheme for i in (1, 2) for name, scheme in (

@@ -139,6 +139,7 @@ class Attention(Op):
 
     kind = "attention"
     aliases = ("scaled_dot_product_attention", "sdpa")
+    autocast = "lower"  # scaled_dot_product_attention: CPU autocast's lower_precision_fp list
     min_inputs = 3
     max_inputs = 4
     attends = True
@@ -256,6 +257,7 @@ class MultiheadAttention(Op):
     dot-product attention with scale 1/sqrt(E/heads), then out_proj."""
 
     kind = "multihead_attention"
+    autocast = "lower"  # its in- and out-projections (linear) and SDPA: CPU autocast's lower_precision_fp list
     attends = True
     init = {"in_proj_weight": "fan_in", "out_proj.weight": "fan_in"}
 

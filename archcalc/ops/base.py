@@ -122,12 +122,29 @@ torch.nn.functional.scaled_dot_product_attention picks on the CPU by default (th
 which keeps a log-sum-exp), or `math`, SDPBackend.MATH (which keeps the attention matrix)."""
 
 
+Autocast = Literal["lower", "fp32", "follow", "promote"]
+"""How torch.autocast runs an op (CPU lists: aten/src/ATen/autocast_mode.cpp, the
+`lower_precision_fp` and `fp32` lists, listed in https://pytorch.org/docs/stable/amp.html#cpu-ops-that-can-autocast-to-bfloat16):
+`lower` casts its float inputs and weights to the half type and computes in it (convolutions,
+linear, matmul, SDPA, PReLU); `fp32` casts them to float32 (3-d pooling, reflection and
+replication padding); `follow` is on neither list and computes in the widest type of its float
+inputs, as type promotion does (activations, norms, 2-d pooling, adds, views); `promote` too, its
+own fp32 parameters included (an embedding's table, a learned tensor, a parametric activation)."""
+
+PARAMETERS = "parameters"
+"""A Saved.extra dtype: the type of the op's parameters as the model holds them (a norm's mean
+and rstd: float32 under autocast, where the mixed-type kernels accumulate in the weight's type;
+the half type in a model cast to it, as torch 2.14.1 keeps them)."""
+
+
 @dataclass(frozen=True)
 class Saved:
     """What an op keeps for the backward pass in training, as PyTorch's autograd does.
 
     `inputs`: indices of inputs it keeps; `output`: whether it keeps its output; `extra`: other
-    per-example tensors as (elements, dtype), where dtype None means the activation dtype.
+    per-example tensors as (elements, dtype), where dtype None means the type the op computes in
+    (the activation dtype; under autocast its list's, figures.memory.compute_dtype) and
+    PARAMETERS its parameters' type.
     `for_weights`: inputs kept only when the op's own parameters train (torch.nn.Linear's mm
     saves its input for the weight gradient alone); `for_inputs`: inputs kept only when they
     need a gradient themselves (reflection padding's backward reads its input); `for_partners`:
@@ -219,6 +236,8 @@ class Op(Model):
     known_costs: ClassVar[bool] = True
     """Whether macs, elementwise_flops and saved_for_backward are the op's real costs: False for
     an `opaque` layer, whose costs archcalc cannot know (reports name it instead of counting 0)."""
+    autocast: ClassVar[Autocast] = "follow"
+    """How torch.autocast runs the op: the type it computes in and casts the inputs it keeps to."""
     attends: ClassVar[bool] = False
     """Whether the op computes attention, so what it keeps for backward depends on the attention
     kernel (`saved_for_backward_with`, `--attention`)."""
@@ -266,9 +285,10 @@ class Op(Model):
         1 the channels, negative from the end), or None for an op that concatenates nothing."""
         return None
 
-    def output_dtype(self, inputs: list[str | None]) -> str | None:
-        """The output's element type, or None for the activation dtype (--dtype): a view or an
-        in-place op keeps its input's (token ids stay int64 through a reshape)."""
+    def output_dtype(self, inputs: list[str]) -> str | None:
+        """The output's element type given the inputs', or None for the type the op computes in
+        (figures.memory.compute_dtype): a view or an in-place op keeps its input's (token ids
+        stay int64 through a reshape)."""
         return inputs[0] if self.inplace_output and inputs else None
 
     @property

@@ -47,6 +47,7 @@ class _Conv(Op):
 
     dims: ClassVar[int] = 2
     connectivity = "convolution"
+    autocast = "lower"  # conv1d-3d and conv_transpose1d-3d: CPU autocast's lower_precision_fp list
     init = {"weight": "fan_in"}
 
     out: Width

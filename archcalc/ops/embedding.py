@@ -18,6 +18,7 @@ class Embedding(Op):
     [...] give [..., dim] (torch.nn.Embedding(vocab, dim, padding_idx))."""
 
     kind = "embedding"
+    autocast = "promote"  # on no autocast list: its output has its table's type (fp32 under autocast)
     index_bound = "vocab"
     looks_up = True
 
@@ -51,6 +52,8 @@ class _Shared(Op):
     one array's name is empty, so its full name is the layer's path. PyTorch shapes it with a
     leading 1 that broadcasts over the batch ([1, *shape]), or, with `batch_axis: false`, as
     `shape` itself (a table read by index, such as Swin's [(2W-1)^2, heads] bias table)."""
+
+    autocast = "promote"  # the tensor itself, of the parameters' type
 
     min_inputs = 0
     max_inputs = 0
@@ -110,7 +113,7 @@ class Buffer(_Shared):
     def buffers(self, inputs: list[Shape]) -> dict[str, Shape]:
         return {"": self._array()}
 
-    def output_dtype(self, inputs: list[str | None]) -> str | None:
+    def output_dtype(self, inputs: list[str]) -> str | None:
         return "int64" if self.dtype == "int64" else None
 
     def torch_code(self, inputs: list[Shape]) -> TorchCode:

@@ -46,6 +46,7 @@ class Linear(Op):
     features, bias whole)."""
 
     kind = "linear"
+    autocast = "lower"  # linear and addmm (transformers' Conv1D): CPU autocast's lower_precision_fp list
     aliases = ("dense", "affine")
     connectivity = "dense"
     init = {"weight": "fan_in"}

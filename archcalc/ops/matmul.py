@@ -21,6 +21,7 @@ class MatMul(Op):
     giving [N, ..., M, P] (attention's scores q @ k^T and its weighted sum attn @ v)."""
 
     kind = "matmul"
+    autocast = "lower"  # matmul, bmm: CPU autocast's lower_precision_fp list
     min_inputs = 2
     max_inputs = 2
 

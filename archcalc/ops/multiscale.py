@@ -104,7 +104,7 @@ class RelativeDistance(Op):
     def output_shape(self, inputs: list[Shape]) -> Shape:
         return (self.q, self.k)
 
-    def output_dtype(self, inputs: list[str | None]) -> str | None:
+    def output_dtype(self, inputs: list[str]) -> str | None:
         return "int64"
 
     def forward_workspace(self, inputs: list[Shape], output: Shape) -> int:

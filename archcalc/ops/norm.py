@@ -11,6 +11,7 @@ from archcalc.model import Field
 from archcalc.ops.base import (
     GLOBAL,
     INPUT,
+    PARAMETERS,
     Op,
     PositiveInt,
     ReceptiveStep,
@@ -167,7 +168,10 @@ class LayerNorm(_TrailingNorm):
         return 7 * elements(output)  # mean, variance (3), normalise (2), scale and shift
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
-        return Saved(inputs=(0,), extra=((2 * self._rows(inputs[0]), "float32"),))  # input, mean and rstd per row
+        """The input, and a mean and rstd per row of the parameters' type (the input's without
+        them): float32 under autocast, where the mixed-type kernel accumulates in the weight's."""
+        stats = PARAMETERS if self.elementwise_affine else None
+        return Saved(inputs=(0,), extra=((2 * self._rows(inputs[0]), stats),))
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         x = xs[0]
@@ -273,7 +277,8 @@ class GroupNorm(Op):
         return 7 * elements(output)  # as layer norm
 
     def saved_for_backward(self, inputs: list[Shape], output: Shape) -> Saved:
-        return Saved(inputs=(0,), extra=((2 * self.groups, "float32"),))  # input, mean, rstd
+        """The input, and a mean and rstd per group of the parameters' type, as layer norm's."""
+        return Saved(inputs=(0,), extra=((2 * self.groups, PARAMETERS if self.affine else None),))
 
     def receptive_step(self, inputs: list[Shape]) -> ReceptiveStep:
         """Each group's mean and variance cover every spatial position: outputs see the whole input."""

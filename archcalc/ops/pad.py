@@ -13,7 +13,17 @@ from typing import Any, Literal
 from archcalc.arith import Shape, provably_below
 from archcalc.errors import ShapeError
 from archcalc.model import field_validator, model_validator
-from archcalc.ops.base import INPUT, NOTHING, Op, ReceptiveStep, Saved, TorchCode, Window, literal
+from archcalc.ops.base import (
+    INPUT,
+    NOTHING,
+    Autocast,
+    Op,
+    ReceptiveStep,
+    Saved,
+    TorchCode,
+    Window,
+    literal,
+)
 from archcalc.ops.window import np, padding_escapes
 
 
@@ -139,6 +149,13 @@ class Pad(Op):
         """reflection_pad/replication_pad backward take the input; constant and circular (a
         composite of slices and copies) keep nothing (measured with saved-tensor hooks)."""
         return INPUT if self.mode in ("reflect", "replicate") else NOTHING
+
+    @property
+    def autocast(self) -> Autocast:  # type: ignore[override]
+        """reflection_pad1d/2d and replication_pad1d-3d are on CPU autocast's fp32 list
+        (reflection_pad3d is not: measured, torch 2.14.1); constant and circular padding follow."""
+        axes = len(self.padding)
+        return "fp32" if self.mode == "replicate" or self.mode == "reflect" and axes <= 2 else "follow"
 
     def forward(self, xs: list[Any], weights: dict[str, Any]) -> Any:
         """Per padded axis, gather pad_source's indices; constant fills where it reads nothing."""

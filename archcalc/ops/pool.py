@@ -304,6 +304,7 @@ class MaxPool2d(_MaxPool):
 
 class MaxPool3d(_MaxPool):
     kind = "max_pool3d"
+    autocast = "fp32"  # CPU autocast's fp32 list
     dims = 3
 
 
@@ -319,6 +320,7 @@ class AvgPool2d(_AvgPool):
 
 class AvgPool3d(_AvgPool):
     kind = "avg_pool3d"
+    autocast = "fp32"  # CPU autocast's fp32 list
     dims = 3
     kernel_within_input = True
 
@@ -335,6 +337,7 @@ class LpPool2d(_LpPool):
 
 class LpPool3d(_LpPool):
     kind = "lp_pool3d"
+    autocast = "fp32"  # CPU autocast's fp32 list
     dims = 3
     kernel_within_input = True
 
@@ -446,6 +449,7 @@ class AdaptiveAvgPool2d(_AdaptiveAvgPool):
 
 class AdaptiveAvgPool3d(_AdaptiveAvgPool):
     kind = "adaptive_avg_pool3d"
+    autocast = "fp32"  # CPU autocast's fp32 list
     dims = 3
 
 
@@ -468,6 +472,7 @@ class AdaptiveMaxPool2d(_AdaptiveMaxPool):
 
 class AdaptiveMaxPool3d(_AdaptiveMaxPool):
     kind = "adaptive_max_pool3d"
+    autocast = "fp32"  # CPU autocast's fp32 list
     dims = 3
 
 

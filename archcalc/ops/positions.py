@@ -46,7 +46,7 @@ class SequenceIds(Op):
             )
         return (length,)
 
-    def output_dtype(self, inputs: list[str | None]) -> str | None:
+    def output_dtype(self, inputs: list[str]) -> str | None:
         return "int64"
 
     def buffers(self, inputs: list[Shape]) -> dict[str, Shape]:

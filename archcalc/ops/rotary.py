@@ -58,7 +58,7 @@ class RotaryEmbedding(Op):
             raise ShapeError(f"rotary_embedding takes position ids [S] (sequence_ids), got {list(inputs[0])}")
         return (2, inputs[0][0], self.head_dim)
 
-    def output_dtype(self, inputs: list[str | None]) -> str | None:
+    def output_dtype(self, inputs: list[str]) -> str | None:
         return None  # cast to the activations' dtype, as LlamaRotaryEmbedding does
 
     def buffers(self, inputs: list[Shape]) -> dict[str, Shape]:

@@ -23,10 +23,11 @@ def sweep_table(result: Sweep) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from archcalc.figures.memory import precision_note
     from archcalc.units import human_bytes, human_count
 
     o = result.options
-    setting = f"{o.dtype}, {o.optimizer}" if result.label == "training_bytes" else o.dtype
+    setting = f"{precision_note(o)}, {o.optimizer}" if result.label == "training_bytes" else precision_note(o)
     fixed = ", ".join(f"{n}={v}" for n, v in result.fixed.items())
     title = f"{result.name}: {result.title}" + (f" ({setting})" if result.unit == "bytes" else "")
     table = Table()

@@ -8,7 +8,7 @@ from typing import Any
 
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.arith import Dim, Shape
-from archcalc.figures.memory import attention_note
+from archcalc.figures.memory import attention_note, precision_note
 from archcalc.figures.sharding import sharding_note
 from archcalc.render.terminal import FigureTable
 from archcalc.spec.blocks import Blocks
@@ -129,7 +129,7 @@ def analyze_table(analysis: Analysis, depth: int | None = None) -> Any:
 
     net, o, t, m = analysis.network, analysis.options, analysis.totals, analysis.memory
     table = FigureTable(
-        title=f"{net.name}  (input {shape_text(net.input_shape)}; bytes at batch {o.batch}, {o.dtype}{attention_note(m)}{sharding_note(o)})",
+        title=f"{net.name}  (input {shape_text(net.input_shape)}; bytes at batch {o.batch}, {precision_note(o)}{attention_note(m)}{sharding_note(o)})",
         title_justify="left", optional=("Op", "Saved bytes", "RF", "Output bytes"),
     )
     table.add_column("Layer", overflow="fold")
@@ -201,11 +201,10 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
 
     m = analysis.memory
     o = m.options
-    precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
     cache = ", generating with a KV cache" if o.kv_cache else ""
     table = FigureTable(
         optional=("Note", "Size"),
-        title=f"{analysis.network.name}: memory at batch {o.batch}, {o.dtype}{precision}{attention_note(m)}{sharding_note(o)}{cache} "
+        title=f"{analysis.network.name}: memory at batch {o.batch}, {precision_note(o)}{attention_note(m)}{sharding_note(o)}{cache} "
         "(binary units: 1 MiB = 2^20 bytes)",
         title_justify="left",
     )
@@ -219,7 +218,7 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
         table.add_row(what, human_bytes(value), count_text(value), note, style=style)
         legend.append(f"{what}: {meaning}.")
 
-    row("Weights", m.weights, "parameters x their element size", "fp32 + half copy" if o.mixed_precision else "")
+    row("Weights", m.weights, "parameters x their element size", "half" if o.autocast else "")
     row("Buffers", m.buffers, "norms' running statistics, not learned")
     row(
         "Activations (sum of outputs)", m.activations_sum,
@@ -248,8 +247,11 @@ def memory_table(analysis: Analysis, train: bool, fit: tuple[str, int, int] | No
                 "each again, one at a time, and this is what the largest one's recomputed layers keep at once",
                 f"{m.recomputed_block}",
             )
-        row("Gradients", m.gradients, "one per trainable parameter")
-        row("Optimizer state", m.optimizer_state, f"the state {o.optimizer} keeps per trainable parameter", o.optimizer)
+        half = "the half ones and fp32 ones" if o.fp32_gradients else "half" if o.autocast else ""
+        row("Gradients", m.gradients, "one per trainable parameter", half)
+        master = ", with the fp32 master copy of the weights (ZeRO's count)" if o.autocast else ""
+        row("Optimizer state", m.optimizer_state, f"the state {o.optimizer} keeps per trainable parameter{master}",
+            f"{o.optimizer} + fp32 master" if o.autocast else o.optimizer)
         row("Training total", m.training_total, "weights + buffers + saved for backward + gradients + optimizer state", style="bold")
     legend.append(NOT_COUNTED + ("; --fit --reserve SIZE sets them aside." if fit is None else "."))
     legend.extend(unknown_lines(analysis))
@@ -491,9 +493,8 @@ def comparison_table(comparison: Any) -> Any:
         return count_text(value)
 
     o = comparison.options
-    precision = f", mixed precision {o.mixed_precision}" if o.mixed_precision else ""
     table = FigureTable(
-        title=f"Comparison (memory at batch {o.batch}, {o.dtype}{precision}, {o.optimizer}"
+        title=f"Comparison (memory at batch {o.batch}, {precision_note(o)}, {o.optimizer}"
         f"{f', attention {comparison.attention}' if comparison.attention else ''}{sharding_note(o)}"
         f"{', generating with a KV cache' if o.kv_cache else ''}; binary units)",
         title_justify="left",

@@ -27,7 +27,7 @@ def live_at_peak(analysis: Analysis) -> dict[str, int]:
     that made it (memory.live_storages: the liveness rule the memory pass uses)."""
     network = analysis.network
     at = network.order.index(analysis.memory.peak_layer)
-    sizes = element_bytes(network, analysis.memory.options.activation_bytes)
+    sizes = element_bytes(network, analysis.memory.options)
     storages = live_storages(network, output_shapes(analysis), sizes)
     return {t: s.nbytes for t, s in storages.items() if s.born <= at <= s.last_use}
 
