@@ -62,9 +62,14 @@ def small(network: Network) -> Network | None:
     return None
 
 
+def key(path: str, name: str) -> str:
+    """torch's name of a layer's array: path.name, or the path for the one array named '' (a parameter, a buffer)."""
+    return f"{path}.{name}" if name else path
+
+
 def state_dict(network: Network, weights: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The executor's weights keyed as torch's state_dict keys them: path.name."""
-    return {f"{path}.{name}": torch.from_numpy(np.array(a)) for path, arrays in weights.items() for name, a in arrays.items()}
+    return {key(path, name): torch.from_numpy(np.array(a)) for path, arrays in weights.items() for name, a in arrays.items()}
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -73,10 +78,10 @@ def test_zoo_spec_exports_with_the_spec_arrays(name: str) -> None:
     with torch.device("meta"):
         model = torch_module(network)
     got = {k: tuple(v.shape) for k, v in [*model.named_parameters(), *model.named_buffers()]}
-    want = {f"{path}.{k}": shape for path, arrays in expected_arrays(network).items() for k, (shape, _) in arrays.items()}
+    want = {key(path, k): shape for path, arrays in expected_arrays(network).items() for k, (shape, _) in arrays.items()}
     assert got == want
     buffers = {k for k, _ in model.named_buffers()}
-    assert buffers == {f"{p}.{k}" for p, arrays in expected_arrays(network).items() for k, (_, b) in arrays.items() if b}
+    assert buffers == {key(p, k) for p, arrays in expected_arrays(network).items() for k, (_, b) in arrays.items() if b}
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -230,7 +235,7 @@ def test_op_exports_with_the_executor_forward(case: str) -> None:
     net = network(layers, shape)
     model = torch_module(net)
     got = {k: tuple(v.shape) for k, v in [*model.named_parameters(), *model.named_buffers()]}
-    assert got == {f"{p}.{k}": s for p, arrays in expected_arrays(net).items() for k, (s, _) in arrays.items()}
+    assert got == {key(p, k): s for p, arrays in expected_arrays(net).items() for k, (s, _) in arrays.items()}
     assert_same_forward(net)
 
 

@@ -73,11 +73,19 @@ class _Node:
     constructor: str | None = None
     children: dict[str, _Node] = field(default_factory=dict)
     block: str | None = None
+    array: str | None = None  # 'parameter' or 'buffer': the layer's module is its one array
 
     @property
     def indexed(self) -> bool:
-        """Children named 0, 1, 2, ... in order: an nn.Sequential holds them (torchvision's layer1.0)."""
-        return bool(self.children) and list(self.children) == [str(i) for i in range(len(self.children))]
+        """Children named 0, 1, 2, ... in order and all modules: an nn.Sequential holds them
+        (torchvision's layer1.0)."""
+        names = list(self.children)
+        return bool(names) and names == [str(i) for i in range(len(names))] and all(c.array is None for c in self.children.values())
+
+    @property
+    def modules(self) -> dict[str, _Node]:
+        """The children a container holds: an array is registered on it, not held."""
+        return {k: c for k, c in self.children.items() if c.array is None}
 
 
 def _codes(network: Network) -> dict[str, TorchCode]:
@@ -107,6 +115,7 @@ def _codes(network: Network) -> dict[str, TorchCode]:
 def _tree(network: Network, codes: dict[str, TorchCode]) -> _Node:
     """The module tree: a node per path prefix, a constructor where a layer has a module."""
     root = _Node()
+    arrays = _arrays(network)
     for layer in network.layers:
         code = codes[layer.path]
         if code.module is None or layer.tied_to is not None:
@@ -130,7 +139,22 @@ def _tree(network: Network, codes: dict[str, TorchCode]) -> _Node:
         if node.children:
             raise ExportError(f"this layer also contains the layer '{layer.path}.{next(iter(node.children))}'", layer=layer.path)
         node.constructor = code.module
+        node.array = arrays.get(layer.path)
     return root
+
+
+def _arrays(network: Network) -> dict[str, str]:
+    """The layers whose one array is named '' ('parameter' or 'buffer'): torch registers it on
+    the parent module under the layer's name, where no container can hold it."""
+    shapes = output_shapes(network)
+    kinds: dict[str, str] = {}
+    for layer in network.layers:
+        inputs = [shapes[i] for i in layer.inputs]
+        if layer.tied_to is None and "" in layer.op.parameters(inputs):
+            kinds[layer.path] = "parameter"
+        elif layer.tied_to is None and "" in layer.op.buffers(inputs):
+            kinds[layer.path] = "buffer"
+    return kinds
 
 
 @dataclass(frozen=True)
@@ -185,7 +209,9 @@ def _access(root: _Node, path: str, contained: bool = False) -> str:
     `contained`: `self` is a block's container (its children reached as from a container)."""
     expr, node = "self", root
     for part in path.split("."):
-        if (node is not root or contained) and node.constructor is None:
+        if node.children[part].array is not None:
+            expr = f"{expr}.{part}" if plain_name(part) else f"getattr({expr}, {python_string(part)})"
+        elif (node is not root or contained) and node.constructor is None:
             expr += f"[{part}]" if node.indexed else (f".{part}" if plain_name(part) else f"[{python_string(part)}]")
         else:
             expr = f"{expr}.{part}" if plain_name(part) else f"getattr({expr}, {python_string(part)})"
@@ -306,7 +332,7 @@ def _construct(node: _Node, path: str, classes: dict[str, str], indent: str) -> 
     if node.constructor is not None:
         return node.constructor
     inner = indent + "    "
-    parts = [(f"{path}.{k}" if path else k, k, child) for k, child in node.children.items()]
+    parts = [(f"{path}.{k}" if path else k, k, child) for k, child in node.modules.items()]
     if node.indexed:
         items = [f"{inner}{_construct(child, p, classes, inner)}," for p, _, child in parts]
         name = classes.get(path, "nn.Sequential")
@@ -334,15 +360,28 @@ def torch_source(network: Network) -> str:
     return "\n".join(lines).replace("\n\n\n\n", "\n\n\n")
 
 
+def _array_nodes(node: _Node, path: str) -> list[tuple[str, _Node]]:
+    """The array nodes under `node` (at `path`), by path, in the spec's order."""
+    found: list[tuple[str, _Node]] = []
+    for name, child in node.children.items():
+        here = f"{path}.{name}" if path else name
+        found.extend([(here, child)] if child.array is not None else _array_nodes(child, here))
+    return found
+
+
 def _net_class(network: Network, writer: _Writer, classes: dict[str, str]) -> str:
     """class Net: __init__ building the tree (frozen layers' parameters set not to train) and
     forward, one line per layer or block call in execution order."""
     tree, codes = writer.tree, writer.codes
     init = []
-    for name, child in tree.children.items():
+    for name, child in tree.modules.items():
         built = _construct(child, name, classes, "        ")
         target = f"self.{name} = " if plain_name(name) else f"self.add_module({python_string(name)}, "
         init.append(f"        {target}{built}{'' if plain_name(name) else ')'}")
+    for path, node in _array_nodes(tree, ""):
+        parent, _, name = path.rpartition(".")
+        owner = _access(tree, parent) if parent else "self"
+        init.append(f"        {owner}.register_{node.array}({python_string(name)}, {node.constructor})")
     for layer in network.layers:
         if layer.frozen and layer.tied_to is None and codes[layer.path].module is not None:
             init.append(f"        {_access(tree, layer.path)}.requires_grad_(False)")
