@@ -327,3 +327,32 @@ def test_onnx_export_checks_and_keeps_every_initializer() -> None:
     # the spec's three arrays, and shape constants of the flatten (int64)
     arrays = {t.name: tuple(t.dims) for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     assert arrays == {"conv.weight": (4, 2, 3, 3), "fc.weight": (5, 64), "fc.bias": (5,)}
+
+
+def test_blocks_get_a_forward_of_their_own_and_hold_their_parameters() -> None:
+    """A block read through one output is called by its parent (a `when:` that drops a layer
+    makes a second class); a `parameter` inside a block is registered on the block's module."""
+    spec = {
+        "name": "blocks", "input": [2, 5, 5],
+        "blocks": {
+            "unit": {"args": {"side": False}, "layers": [
+                {"name": "conv", "op": "conv2d", "out": 2, "kernel": 3, "padding": 1},
+                {"name": "scale", "op": "parameter", "shape": [2, 1, 1], "batch_axis": False},
+                {"name": "mul", "op": "mul", "from": ["scale", "conv"]},
+                {"name": "side", "op": "conv2d", "out": 2, "kernel": 1, "from": "input", "when": "$side"},
+                {"name": "add", "op": "add", "from": ["mul", "side"]},
+            ]},
+        },
+        "layers": [
+            {"name": "a", "block": "unit"},
+            {"name": "b", "block": "unit", "side": True},
+            {"name": "c", "block": "unit"},
+        ],
+    }
+    net = load_data(spec)
+    source = torch_source(net)
+    assert "class Unit(nn.ModuleDict)" in source and "class Unit2(nn.ModuleDict)" in source
+    assert "x_a_add = self.a(x)" in source and "x_b_add = self.b(x_a_add)" in source
+    assert "x_c_add = self.c(x_b_add)" in source
+    assert "self.a.register_parameter('scale'," in source
+    assert_same_forward(net)
