@@ -62,9 +62,14 @@ def small(network: Network) -> Network | None:
     return None
 
 
+def key(path: str, name: str) -> str:
+    """torch's name of a layer's array: path.name, or the path for the one array named '' (a parameter, a buffer)."""
+    return f"{path}.{name}" if name else path
+
+
 def state_dict(network: Network, weights: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The executor's weights keyed as torch's state_dict keys them: path.name."""
-    return {f"{path}.{name}".rstrip("."): torch.from_numpy(np.array(a)) for path, arrays in weights.items() for name, a in arrays.items()}
+    return {key(path, name): torch.from_numpy(np.array(a)) for path, arrays in weights.items() for name, a in arrays.items()}
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -73,10 +78,10 @@ def test_zoo_spec_exports_with_the_spec_arrays(name: str) -> None:
     with torch.device("meta"):
         model = torch_module(network)
     got = {k: tuple(v.shape) for k, v in [*model.named_parameters(), *model.named_buffers()]}
-    want = {f"{path}.{k}".rstrip("."): shape for path, arrays in expected_arrays(network).items() for k, (shape, _) in arrays.items()}
+    want = {key(path, k): shape for path, arrays in expected_arrays(network).items() for k, (shape, _) in arrays.items()}
     assert got == want
     buffers = {k for k, _ in model.named_buffers()}
-    assert buffers == {f"{p}.{k}".rstrip(".") for p, arrays in expected_arrays(network).items() for k, (_, b) in arrays.items() if b}
+    assert buffers == {key(p, k) for p, arrays in expected_arrays(network).items() for k, (_, b) in arrays.items() if b}
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -230,7 +235,7 @@ def test_op_exports_with_the_executor_forward(case: str) -> None:
     net = network(layers, shape)
     model = torch_module(net)
     got = {k: tuple(v.shape) for k, v in [*model.named_parameters(), *model.named_buffers()]}
-    assert got == {f"{p}.{k}".rstrip("."): s for p, arrays in expected_arrays(net).items() for k, (s, _) in arrays.items()}
+    assert got == {key(p, k): s for p, arrays in expected_arrays(net).items() for k, (s, _) in arrays.items()}
     assert_same_forward(net)
 
 
@@ -322,3 +327,32 @@ def test_onnx_export_checks_and_keeps_every_initializer() -> None:
     # the spec's three arrays, and shape constants of the flatten (int64)
     arrays = {t.name: tuple(t.dims) for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     assert arrays == {"conv.weight": (4, 2, 3, 3), "fc.weight": (5, 64), "fc.bias": (5,)}
+
+
+def test_blocks_get_a_forward_of_their_own_and_hold_their_parameters() -> None:
+    """A block read through one output is called by its parent (a `when:` that drops a layer
+    makes a second class); a `parameter` inside a block is registered on the block's module."""
+    spec = {
+        "name": "blocks", "input": [2, 5, 5],
+        "blocks": {
+            "unit": {"args": {"side": False}, "layers": [
+                {"name": "conv", "op": "conv2d", "out": 2, "kernel": 3, "padding": 1},
+                {"name": "scale", "op": "parameter", "shape": [2, 1, 1], "batch_axis": False},
+                {"name": "mul", "op": "mul", "from": ["scale", "conv"]},
+                {"name": "side", "op": "conv2d", "out": 2, "kernel": 1, "from": "input", "when": "$side"},
+                {"name": "add", "op": "add", "from": ["mul", "side"]},
+            ]},
+        },
+        "layers": [
+            {"name": "a", "block": "unit"},
+            {"name": "b", "block": "unit", "side": True},
+            {"name": "c", "block": "unit"},
+        ],
+    }
+    net = load_data(spec)
+    source = torch_source(net)
+    assert "class Unit(nn.ModuleDict)" in source and "class Unit2(nn.ModuleDict)" in source
+    assert "x_a_add = self.a(x)" in source and "x_b_add = self.b(x_a_add)" in source
+    assert "x_c_add = self.c(x_b_add)" in source
+    assert "self.a.register_parameter('scale'," in source
+    assert_same_forward(net)

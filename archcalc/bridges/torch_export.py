@@ -1,6 +1,9 @@
 """A spec as PyTorch source: an `nn.Module` whose module tree names its parameters and buffers
 as the spec does (layer path + '.' + the op's array name) and whose forward runs the layers in
-the network's order, one line each. Every identifier in the file is made here: a layer's name
+the network's order, one line each; a block instance read from outside through one output has a
+forward of its own in its block's class (one class per block and structure: a `when:` that
+leaves a layer out makes a second), which its parent's forward calls, so the module reads like a
+hand-written one and `archcalc import torch` finds the block's layers inside it. Every identifier in the file is made here: a layer's name
 goes in as a string literal (render.escape.python_string) or, when it is a plain identifier, as
 that identifier.
 Generating the source needs no torch; running it does.
@@ -16,7 +19,7 @@ from archcalc.errors import ArchcalcError, Location
 from archcalc.figures.shapes import output_shapes
 from archcalc.ops.base import TorchCode
 from archcalc.render.escape import python_string
-from archcalc.spec.graph import INPUT, Network
+from archcalc.spec.graph import INPUT, Layer, Network
 
 CLASS_NAME = "Net"
 
@@ -70,17 +73,19 @@ class _Node:
     constructor: str | None = None
     children: dict[str, _Node] = field(default_factory=dict)
     block: str | None = None
-    tensor: str | None = None  # "parameter" or "buffer": the layer is one array named by its path
-
-    @property
-    def modules(self) -> dict[str, _Node]:
-        """The children that are modules (an array is registered on its parent instead)."""
-        return {name: child for name, child in self.children.items() if child.tensor is None}
+    array: str | None = None  # 'parameter' or 'buffer': the layer's module is its one array
 
     @property
     def indexed(self) -> bool:
-        """Children named 0, 1, 2, ... in order: an nn.Sequential holds them (torchvision's layer1.0)."""
-        return bool(self.children) and list(self.children) == [str(i) for i in range(len(self.children))] and len(self.modules) == len(self.children)
+        """Children named 0, 1, 2, ... in order and all modules: an nn.Sequential holds them
+        (torchvision's layer1.0)."""
+        names = list(self.children)
+        return bool(names) and names == [str(i) for i in range(len(names))] and all(c.array is None for c in self.children.values())
+
+    @property
+    def modules(self) -> dict[str, _Node]:
+        """The children a container holds: an array is registered on it, not held."""
+        return {k: c for k, c in self.children.items() if c.array is None}
 
 
 def _codes(network: Network) -> dict[str, TorchCode]:
@@ -108,10 +113,9 @@ def _codes(network: Network) -> dict[str, TorchCode]:
 
 
 def _tree(network: Network, codes: dict[str, TorchCode]) -> _Node:
-    """The module tree: a node per path prefix, a constructor where a layer has a module (or is
-    one array, `tensor`: a `parameter`, a `buffer`, whose array is named by the layer's path)."""
+    """The module tree: a node per path prefix, a constructor where a layer has a module."""
     root = _Node()
-    shapes = output_shapes(network)
+    arrays = _arrays(network)
     for layer in network.layers:
         code = codes[layer.path]
         if code.module is None or layer.tied_to is not None:
@@ -135,72 +139,79 @@ def _tree(network: Network, codes: dict[str, TorchCode]) -> _Node:
         if node.children:
             raise ExportError(f"this layer also contains the layer '{layer.path}.{next(iter(node.children))}'", layer=layer.path)
         node.constructor = code.module
-        inputs = [shapes[i] for i in layer.inputs]
-        node.tensor = "parameter" if "" in layer.op.parameters(inputs) else "buffer" if "" in layer.op.buffers(inputs) else None
+        node.array = arrays.get(layer.path)
     return root
 
 
-def _arrays(tree: _Node, prefix: str = "") -> list[tuple[str, str, _Node]]:
-    """The one-array layers: (parent path, name, node), registered on their parent module."""
-    found = []
-    for name, child in tree.children.items():
-        if child.tensor is not None:
-            found.append((prefix, name, child))
-        found.extend(_arrays(child, f"{prefix}{name}."))
-    return found
+def _arrays(network: Network) -> dict[str, str]:
+    """The layers whose one array is named '' ('parameter' or 'buffer'): torch registers it on
+    the parent module under the layer's name, where no container can hold it."""
+    shapes = output_shapes(network)
+    kinds: dict[str, str] = {}
+    for layer in network.layers:
+        inputs = [shapes[i] for i in layer.inputs]
+        if layer.tied_to is None and "" in layer.op.parameters(inputs):
+            kinds[layer.path] = "parameter"
+        elif layer.tied_to is None and "" in layer.op.buffers(inputs):
+            kinds[layer.path] = "buffer"
+    return kinds
 
 
-def _class_names(tree: _Node, taken: set[str]) -> dict[tuple[str, bool], str]:
-    """A Python class name per (block name, indexed) of the block instances with children:
-    the block's name in CamelCase (letters and digits only), made unique."""
-    names: dict[tuple[str, bool], str] = {}
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        stack.extend(reversed(node.children.values()))
-        if node.block is None or node.constructor is not None or not node.children:
+@dataclass(frozen=True)
+class _Call:
+    """A block instance whose layers run in a forward of its own class: the layers (consecutive
+    in the network's order), the tensors they read from outside (in order of first reading) and
+    the one layer read from outside (or the network's output), which the forward returns."""
+
+    path: str
+    layers: tuple[Layer, ...]
+    inputs: tuple[str, ...]
+    output: str
+
+
+def _node(tree: _Node, path: str) -> _Node | None:
+    node: _Node | None = tree
+    for part in path.split("."):
+        node = node.children.get(part) if node is not None else None
+    return node
+
+
+def _calls(network: Network, tree: _Node) -> dict[str, _Call]:
+    """The block instances (nested ones too) that become a call: their layers run one after
+    another, read outside tensors, hand ONE tensor on, and neither return a layer nor tie weights
+    (their module is reached from the network's root); the others stay flat in their parent."""
+    index = {path: i for i, path in enumerate(network.order)}
+    calls: dict[str, _Call] = {}
+    for path in network.blocks:
+        node = _node(tree, path)
+        if node is None or node.constructor is not None or not node.children:
             continue
-        key = (node.block, node.indexed)
-        if key in names:
+        layers = tuple(layer for layer in network.layers if layer.path.startswith(path + "."))
+        inside = {layer.path for layer in layers}
+        first = index[layers[0].path] if layers else 0
+        if not layers or [index[layer.path] for layer in layers] != list(range(first, first + len(layers))):
             continue
-        words = re.findall(r"[A-Za-z0-9]+", node.block)
-        base = "".join(w[:1].upper() + w[1:] for w in words) or "Block"
-        base = base if base[0].isalpha() else "Block" + base
-        name, n = base, 2
-        while name in taken or keyword.iskeyword(name):
-            name, n = f"{base}{n}", n + 1
-        taken.add(name)
-        names[key] = name
-    return names
+        if any(layer.returned or layer.tied_to is not None for layer in layers):
+            continue
+        outputs = [
+            layer.path for layer in layers
+            if layer.path == network.output or any(r not in inside for r in network.readers.get(layer.path, ()))
+        ]
+        inputs = tuple(dict.fromkeys(i for layer in layers for i in layer.inputs if i not in inside))
+        if len(outputs) == 1 and inputs:
+            calls[path] = _Call(path, layers, inputs, outputs[0])
+    return calls
 
 
-def _construct(node: _Node, classes: dict[tuple[str, bool], str], indent: str) -> str:
-    """The constructor expression of a node: its layer's module, or a container of its children
-    (nn.Sequential for 0, 1, 2..., else an nn.ModuleDict keyed by the names as string literals;
-    a block instance's container is its block's class)."""
-    if node.constructor is not None:
-        return node.constructor
-    inner = indent + "    "
-    if node.indexed:
-        items = [f"{inner}{_construct(child, classes, inner)}," for child in node.children.values()]
-        base = "nn.Sequential"
-    else:
-        items = [f"{inner}{python_string(name)}: {_construct(child, classes, inner)}," for name, child in node.modules.items()]
-        base = "nn.ModuleDict"
-    name = classes.get((node.block, node.indexed), base) if node.block else base
-    if node.indexed:
-        return f"{name}(\n" + "\n".join(items) + f"\n{indent})"
-    return f"{name}({{\n" + "\n".join(items) + f"\n{indent}}})"
-
-
-def _access(root: _Node, path: str) -> str:
+def _access(root: _Node, path: str, contained: bool = False) -> str:
     """The expression reaching a layer's module from `self`: .name for a plain name, [i] in a
-    Sequential, ['name'] in a ModuleDict, getattr(parent, 'name') under a layer's own module."""
+    Sequential, ['name'] in a ModuleDict, getattr(parent, 'name') under a layer's own module;
+    `contained`: `self` is a block's container (its children reached as from a container)."""
     expr, node = "self", root
     for part in path.split("."):
-        if node.children[part].tensor is not None:  # an array: an attribute of its parent
+        if node.children[part].array is not None:
             expr = f"{expr}.{part}" if plain_name(part) else f"getattr({expr}, {python_string(part)})"
-        elif node is not root and node.constructor is None:
+        elif (node is not root or contained) and node.constructor is None:
             expr += f"[{part}]" if node.indexed else (f".{part}" if plain_name(part) else f"[{python_string(part)}]")
         else:
             expr = f"{expr}.{part}" if plain_name(part) else f"getattr({expr}, {python_string(part)})"
@@ -208,12 +219,12 @@ def _access(root: _Node, path: str) -> str:
     return expr
 
 
-def _variables(network: Network) -> dict[str, str]:
+def _variables(paths: list[str], inputs: dict[str, str]) -> dict[str, str]:
     """A Python variable per layer: x_ and the path's letters, digits and underscores (others
-    become _), numbered when two paths give the same name; the input is x."""
-    names = {INPUT: "x"}
-    taken = {"x", "self"}
-    for path in network.order:
+    become _), numbered when two paths give the same name; the inputs keep theirs (x, x0, x1...)."""
+    names = dict(inputs)
+    taken = {*inputs.values(), "self"}
+    for path in paths:
         base = "x_" + re.sub(r"[^A-Za-z0-9_]", "_", path.replace(".", "_"))
         name, n = base, 2
         while name in taken or keyword.iskeyword(name):
@@ -221,6 +232,114 @@ def _variables(network: Network) -> dict[str, str]:
         taken.add(name)
         names[path] = name
     return names
+
+
+@dataclass
+class _Writer:
+    """The forward bodies of the network and of each block instance that is a call."""
+
+    network: Network
+    codes: dict[str, TorchCode]
+    tree: _Node
+    calls: dict[str, _Call]
+
+    def _outermost(self, scope: str, path: str) -> _Call | None:
+        """The call directly inside `scope` that holds the layer `path`, if any."""
+        parts = path.split(".")
+        low = len(scope.split(".")) if scope else 0
+        for depth in range(low + 1, len(parts)):
+            call = self.calls.get(".".join(parts[:depth]))
+            if call is not None:
+                return call
+        return None
+
+    def body(self, scope: str, layers: tuple[Layer, ...], inputs: dict[str, str], indent: str) -> tuple[list[str], dict[str, str]]:
+        """The lines running `layers` inside `scope` ('' is the network) and the variables they
+        set, by absolute path; a call's layers are one line calling its container."""
+        cut = len(scope) + 1 if scope else 0
+        root = _node(self.tree, scope) if scope else self.tree
+        assert root is not None
+        local = _variables([layer.path[cut:] for layer in layers], {})
+        variables = dict(inputs) | {layer.path: local[layer.path[cut:]] for layer in layers}
+        lines: list[str] = []
+        done: set[str] = set()
+        for layer in layers:
+            call = self._outermost(scope, layer.path)
+            if call is not None:
+                if call.path not in done:
+                    done.add(call.path)
+                    args = ", ".join(variables[i] for i in call.inputs)
+                    lines.append(f"{indent}{variables[call.output]} = {_access(root, call.path[cut:], bool(scope))}({args})")
+                continue
+            code = self.codes[layer.path]
+            names = [variables[i] for i in layer.inputs]
+            text = code.call
+            if layer.tied_to is not None:
+                source = self.codes.get(layer.tied_to)
+                if source is None or source.module is None:
+                    raise ExportError(f"tied to '{layer.tied_to}', which has no module to share", layer=layer.path)
+                text = code.functional or code.call
+            module = _access(self.tree, layer.tied_to) if layer.tied_to else (_access(root, layer.path[cut:], bool(scope)) if code.module is not None else "")
+            lines.append(f"{indent}{variables[layer.path]} = {text.format(*names, m=module, x=', '.join(names))}")
+        return lines, variables
+
+    def forward(self, call: _Call) -> str:
+        """The block's forward method: its inputs as arguments, its output returned."""
+        names = ["x"] if len(call.inputs) == 1 else [f"x{i}" for i in range(len(call.inputs))]
+        lines, variables = self.body(call.path, call.layers, dict(zip(call.inputs, names, strict=True)), "        ")
+        arguments = ", ".join(f"{n}: torch.Tensor" for n in names)
+        return "\n".join([f"    def forward(self, {arguments}) -> torch.Tensor:", *lines, f"        return {variables[call.output]}"])
+
+
+def _classes(tree: _Node, writer: _Writer, taken: set[str]) -> tuple[dict[str, str], list[str]]:
+    """A Python class per block instance with children (by instance path), and the classes'
+    source: one class per block, container kind and forward (a call's; none for a flat one),
+    named after the block in CamelCase (letters and digits only), made unique."""
+    by_key: dict[tuple[str, bool, str], str] = {}
+    names: dict[str, str] = {}
+    sources: list[str] = []
+    stack: list[tuple[str, _Node]] = [("", tree)]
+    while stack:
+        path, node = stack.pop()
+        stack.extend(reversed([(f"{path}.{k}" if path else k, child) for k, child in node.children.items()]))
+        if node.block is None or node.constructor is not None or not node.children:
+            continue
+        call = writer.calls.get(path)
+        forward = writer.forward(call) if call is not None else ""
+        key = (node.block, node.indexed, forward)
+        if key not in by_key:
+            words = re.findall(r"[A-Za-z0-9]+", node.block)
+            base = "".join(w[:1].upper() + w[1:] for w in words) or "Block"
+            base = base if base[0].isalpha() else "Block" + base
+            name, n = base, 2
+            while name in taken or keyword.iskeyword(name):
+                name, n = f"{base}{n}", n + 1
+            taken.add(name)
+            by_key[key] = name
+            kind = "nn.Sequential" if node.indexed else "nn.ModuleDict"
+            doc = "its layers, which Net.__init__ builds, and their forward" if forward else "the container of its layers, which Net.__init__ builds"
+            # the name in a comment (repr has no line break), never in the class, whose
+            # attributes would shadow a layer of that name
+            sources.append(f"\n# the spec's block {python_string(node.block)}\nclass {name}({kind}):\n    \"\"\"A block instance: {doc}.\"\"\"\n" + (f"\n{forward}\n" if forward else ""))
+        names[path] = by_key[key]
+    return names, sources
+
+
+def _construct(node: _Node, path: str, classes: dict[str, str], indent: str) -> str:
+    """The constructor expression of a node: its layer's module, or a container of its children
+    (nn.Sequential for 0, 1, 2..., else an nn.ModuleDict keyed by the names as string literals;
+    a block instance's container is its block's class)."""
+    if node.constructor is not None:
+        return node.constructor
+    inner = indent + "    "
+    parts = [(f"{path}.{k}" if path else k, k, child) for k, child in node.modules.items()]
+    if node.indexed:
+        items = [f"{inner}{_construct(child, p, classes, inner)}," for p, _, child in parts]
+        name = classes.get(path, "nn.Sequential")
+        return f"{name}(\n" + "\n".join(items) + f"\n{indent})"
+    items = [f"{inner}{python_string(k)}: {_construct(child, p, classes, inner)}," for p, k, child in parts]
+    name = classes.get(path, "nn.ModuleDict")
+    return f"{name}({{\n" + "\n".join(items) + f"\n{indent}}})"
 
 
 def torch_source(network: Network) -> str:
@@ -232,45 +351,41 @@ def torch_source(network: Network) -> str:
     for code in codes.values():
         defines.extend(d.strip() + "\n" for d in code.defines if d.strip() + "\n" not in defines)
     taken = {CLASS_NAME, "torch", "nn", "F", "NAME", *(m for d in defines for m in _DEFINED.findall(d))}
-    classes = _class_names(tree, taken)
+    writer = _Writer(network, codes, tree, _calls(network, tree))
+    classes, sources = _classes(tree, writer, taken)
     lines = [HEADER, f"NAME = {python_string(network.name)}\n"]
     lines += [f"\n{d}" for d in defines]
-    for (block, indexed), name in classes.items():
-        base = "nn.Sequential" if indexed else "nn.ModuleDict"
-        # the name in a comment (repr has no line break), never in the class, whose attributes
-        # would shadow a layer of that name
-        lines.append(f"\n# the spec's block {python_string(block)}\nclass {name}({base}):\n    \"\"\"A block instance: the container of its layers, which Net.__init__ builds.\"\"\"\n")
-    lines.append(_net_class(network, codes, tree, classes))
+    lines += sources
+    lines.append(_net_class(network, writer, classes))
     return "\n".join(lines).replace("\n\n\n\n", "\n\n\n")
 
 
-def _net_class(network: Network, codes: dict[str, TorchCode], tree: _Node, classes: dict[tuple[str, bool], str]) -> str:
+def _array_nodes(node: _Node, path: str) -> list[tuple[str, _Node]]:
+    """The array nodes under `node` (at `path`), by path, in the spec's order."""
+    found: list[tuple[str, _Node]] = []
+    for name, child in node.children.items():
+        here = f"{path}.{name}" if path else name
+        found.extend([(here, child)] if child.array is not None else _array_nodes(child, here))
+    return found
+
+
+def _net_class(network: Network, writer: _Writer, classes: dict[str, str]) -> str:
     """class Net: __init__ building the tree (frozen layers' parameters set not to train) and
-    forward, one line per layer in execution order."""
+    forward, one line per layer or block call in execution order."""
+    tree, codes = writer.tree, writer.codes
     init = []
     for name, child in tree.modules.items():
-        built = _construct(child, classes, "        ")
+        built = _construct(child, name, classes, "        ")
         target = f"self.{name} = " if plain_name(name) else f"self.add_module({python_string(name)}, "
         init.append(f"        {target}{built}{'' if plain_name(name) else ')'}")
-    for parent, name, node in _arrays(tree):
-        owner = _access(tree, parent[:-1]) if parent else "self"
-        init.append(f"        {owner}.register_{node.tensor}({python_string(name)}, {node.constructor})")
+    for path, node in _array_nodes(tree, ""):
+        parent, _, name = path.rpartition(".")
+        owner = _access(tree, parent) if parent else "self"
+        init.append(f"        {owner}.register_{node.array}({python_string(name)}, {node.constructor})")
     for layer in network.layers:
         if layer.frozen and layer.tied_to is None and codes[layer.path].module is not None:
             init.append(f"        {_access(tree, layer.path)}.requires_grad_(False)")
-    variables = _variables(network)
-    body = []
-    for layer in network.layers:
-        code = codes[layer.path]
-        inputs = [variables[i] for i in layer.inputs]
-        call = code.call
-        if layer.tied_to is not None:
-            source = codes.get(layer.tied_to)
-            if source is None or source.module is None:
-                raise ExportError(f"tied to '{layer.tied_to}', which has no module to share", layer=layer.path)
-            call = code.functional or code.call
-        module = _access(tree, layer.tied_to or layer.path) if (code.module is not None or layer.tied_to) else ""
-        body.append(f"        {variables[layer.path]} = {call.format(*inputs, m=module, x=', '.join(inputs))}")
+    body, variables = writer.body("", tuple(network.layers), {INPUT: "x"}, "        ")
     returned = [variables[layer.path] for layer in network.layers if layer.returned]
     outputs = ", ".join([variables[network.output], *returned])
     result = f"({outputs})" if returned else outputs

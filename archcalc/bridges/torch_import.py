@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archcalc.bridges.imported import ImportedLayer, ImportedNetwork, Unmapped
-from archcalc.bridges.torch_ops import MODULES, PASS_THROUGH, RULES, WEIGHTED
+from archcalc.bridges.torch_ops import PASS_THROUGH, RULES, WEIGHTED, module_rule
 from archcalc.errors import BridgeError
 
 if TYPE_CHECKING:
@@ -69,12 +69,12 @@ def build(target: str, kwargs: dict[str, Any]) -> Any:
     return model.train()
 
 
-def capture(model: Any, input_shape: tuple[int, ...], name: str) -> Captured:
+def capture(model: Any, input_shape: tuple[int, ...], name: str, dtype: str = "float32") -> Captured:
     """The model traced by torch.export on a batch of 2 (the batch axis told apart from sizes of
-    1, and batch norm in training has two values per channel); an export failure is a
-    BridgeError with torch's reason."""
+    1, and batch norm in training has two values per channel) of zeros of `dtype` (int64 for token
+    ids: 0 is a valid id); an export failure is a BridgeError with torch's reason."""
     torch = require_torch()
-    example = torch.zeros((2, *input_shape))
+    example = torch.zeros((2, *input_shape), dtype=getattr(torch, dtype))
     try:
         program = torch.export.export(model, (example,), strict=False)
     except Exception as exc:  # torch raises many kinds; each means "cannot capture"
@@ -221,7 +221,7 @@ class _Mapper:
             if node.op != "call_function":
                 continue
             for key, (path, kind) in (node.meta.get("nn_module_stack") or {}).items():
-                if str(kind) in MODULES:
+                if module_rule(str(kind)) is not None:
                     self.whole.setdefault(str(key), []).append(node)
                     self.call_of[node.name] = (str(key), str(path), str(kind))
                     break
@@ -233,8 +233,9 @@ class _Mapper:
 
     def passes(self, node: Any) -> bool:
         """An operator that changes nothing archcalc measures, its output read as its input: an
-        alias or clone, a one-tensor cat, an expand of the batch axis alone, or the first result
-        of a tuple (getitem 0 of an operator that is not a split)."""
+        alias or clone, a one-tensor cat, an expand of the batch axis alone, the batch axis of 1
+        given to a parameter or buffer (`p[None]`: archcalc's `batch_axis: false` array), or the
+        first result of a tuple (getitem 0 of an operator that is not a split)."""
         target = str(node.target)
         if target in PASS_THROUGH or self.updates_state(node):
             return True
@@ -242,6 +243,9 @@ class _Mapper:
             return bool(node.args[1] == 0 and str(node.args[0].target) not in _SPLITS)
         if target in ("aten.cat.default", "aten.concat.default"):
             return len(_tensors(node.args[0])) == 1
+        if target == "aten.unsqueeze.default":
+            first = getattr(node.args[0], "name", None)
+            return node.args[1] == 0 and (first in self.params or first in self.buffers)
         if target == "aten.expand.default":
             before, after = _shape(node.args[0]), _shape(node)
             return before is not None and after is not None and before[1:] == after[1:]
@@ -256,13 +260,15 @@ class _Mapper:
 
     def run(self) -> Mapped:
         input_shape: tuple[int, ...] = ()
+        dtype = "float32"
         for node in self.graph:
             if node.op == "placeholder" and node.name in self.user_inputs:
                 self.produced[node.name] = "input"
                 input_shape = (_shape(node) or (0,))[1:]
+                dtype = "int64" if str(getattr(node.meta.get("val"), "dtype", "")) == "torch.int64" else dtype
             elif node.op == "call_function":
                 self.visit(node)
-        network = ImportedNetwork(self.name, input_shape, "float32", self.layers, self.unmapped)
+        network = ImportedNetwork(self.name, input_shape, dtype, self.layers, self.unmapped)
         return Mapped(network, self.shapes, self.weights)
 
     def add(self, layer: ImportedLayer, out: tuple[int, ...], weights: dict[str, tuple[int, ...]]) -> str:
@@ -298,7 +304,9 @@ class _Mapper:
         data = list({s.name: s for s in sources if s.name not in self.params and s.name not in self.buffers}.values())
         relative = {self.params[name][len(path) + 1:]: _shape(s) or () for name, s in state.items()}
         operators = [(str(n.target), _arguments(n)) for n in nodes if hasattr(n.target, "_schema")]
-        mapped = MODULES[kind](operators, set(relative))
+        rule = module_rule(kind)
+        assert rule is not None  # whole holds only such modules' calls
+        mapped = rule(operators, set(relative))
         output = next((n for n in nodes if any(u.name not in inside for u in n.users) and _shape(n) is not None), nodes[-1])
         out = (_shape(output) or (1,))[1:]
         if mapped is None and not self.opaque:

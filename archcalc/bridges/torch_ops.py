@@ -156,6 +156,19 @@ def _select(args: Arguments, out: tuple[int, ...]) -> tuple[str, dict[str, Any]]
     return ("select", {"dim": dim, "index": args["index"] % args["self"][dim]}) if dim else None
 
 
+def _slice(args: Arguments, out: tuple[int, ...]) -> tuple[str, dict[str, Any]] | None:
+    """x[:, start:end] (aten.slice of a feature axis, step 1) as archcalc's `slice`: the view
+    torch.narrow gives; an end past the axis (x[:, 2:]) is the axis's size."""
+    rank = len(args["self"])
+    dim = args["dim"] % rank
+    size = args["self"][dim]
+    start = args["start"] if args["start"] is not None else 0
+    end = min(args["end"], size) if args["end"] is not None else size
+    if not dim or args.get("step", 1) != 1 or not 0 <= start < end:
+        return None
+    return "slice", {"dim": dim, "start": start, "end": end}
+
+
 def _softmax(args: Arguments, out: tuple[int, ...]) -> tuple[str, dict[str, Any]] | None:
     return ("softmax", {"dim": args["dim"]}) if not args.get("half_to_float") else None
 
@@ -204,6 +217,7 @@ RULES: dict[str, Rule] = {
     "aten.squeeze.dim": _axes("squeeze", dim="dim"), "aten.squeeze.dims": _axes("squeeze", dim="dim"),
     "aten.contiguous.default": lambda args, out: ("contiguous", {}),
     "aten.select.int": _select,
+    "aten.slice.Tensor": _slice,
     "aten.softmax.int": _softmax, "aten._softmax.default": _softmax,
     "aten.channel_shuffle.default": _axes("channel_shuffle", groups="groups"),
     "aten.pixel_shuffle.default": _axes("pixel_shuffle", upscale_factor="upscale_factor"),
@@ -250,3 +264,12 @@ MODULES: dict[str, ModuleRule] = {
 }
 """Modules mapped whole to one archcalc op, by class (as nn_module_stack names it), from the
 operators one call runs and the names of the parameters it reads (relative to the module)."""
+
+EXPORTED: dict[str, ModuleRule] = {"StochasticDepth": _stochastic_depth}
+"""The classes `archcalc export` defines in the file it writes (archcalc.ops.dropout), by bare
+name: the file's module name is the user's. Each rule still checks the operators it is given."""
+
+
+def module_rule(kind: str) -> ModuleRule | None:
+    """The rule mapping a module of class `kind` (qualified) whole, if any."""
+    return MODULES.get(kind) or EXPORTED.get(kind.rpartition(".")[2])
