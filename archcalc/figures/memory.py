@@ -274,10 +274,11 @@ def tensor_dtypes(network: Network, options: MemoryOptions) -> dict[str, str]:
     return dtypes
 
 
-def element_bytes(network: Network, options: MemoryOptions) -> dict[str, int]:
-    """Bytes per example of one element of the input and of each layer's output (tensor_dtypes),
-    or 0 for a tensor the whole batch shares (a learned class token, positions 0..S-1)."""
-    dtypes = tensor_dtypes(network, options)
+def element_bytes(network: Network, options: MemoryOptions, dtypes: dict[str, str] | None = None) -> dict[str, int]:
+    """Bytes per example of one element of the input and of each layer's output (tensor_dtypes,
+    or `dtypes` when the caller has them already), or 0 for a tensor the whole batch shares (a
+    learned class token, positions 0..S-1)."""
+    dtypes = tensor_dtypes(network, options) if dtypes is None else dtypes
     batched = {INPUT: True}
     result = {INPUT: BYTES[dtypes[INPUT]]}
     for layer in network.layers:
@@ -368,7 +369,7 @@ def activation_profile(network: Network, shapes: dict[str, Shape], counts: dict[
 
     ids = storage_of(network)
     dtypes = tensor_dtypes(network, options)
-    sizes = element_bytes(network, options)
+    sizes = element_bytes(network, options, dtypes)
     storages = live_storages(network, shapes, sizes)
     candidates = inference_candidates(network, storages)
     peak, peak_layer = peak_of(network, candidates)
