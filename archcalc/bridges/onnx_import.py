@@ -23,6 +23,7 @@ from archcalc.bridges.onnx_fold import fold
 from archcalc.bridges.onnx_fuse import fuse
 from archcalc.bridges.onnx_ops import MAPPINGS, Mapped, NodeView, NotMapped
 from archcalc.errors import ArchcalcError, BridgeError, quote
+from archcalc.names import unique
 
 DEFAULT_SIZE = 224
 """The default of a symbolic input size (torchvision's ImageNet side) when --input gives none."""
@@ -370,13 +371,7 @@ class _Walk:
             layer = self.layers[k]
             own = layer.scope and not layer.named and scopes[layer.scope] == 1 and layer.scope not in containers
             parts = layer.scope if own else (*layer.scope, layer.leaf)
-            path = base = ".".join(parts)
-            n = 0
-            while path in used:
-                n += 1
-                path = f"{base}_{n}"
-            used.add(path)
-            paths[k] = path
+            paths[k] = unique(".".join(parts), used, first=1)
         return [
             ImportedLayer(paths[k], self.layers[k].op, self.layers[k].fields, tuple(paths[r] if r >= 0 else "input" for r in self.layers[k].reads), self.layers[k].source)
             for k in kept

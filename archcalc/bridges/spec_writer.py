@@ -20,6 +20,7 @@ import yaml
 
 from archcalc.bridges.imported import ImportedLayer, ImportedNetwork
 from archcalc.errors import BridgeError
+from archcalc.names import unique
 from archcalc.ops import REGISTRY
 
 INPUT = "input"
@@ -361,11 +362,7 @@ class _Writer:
         taken: set[str] = set()
         for template in self.templates:
             base = _snake(template.kind) if template.kind else _identifier(template.instances[0].scope.path.rpartition(".")[2]) + "_block"
-            name, n = base, 2
-            while name in taken:
-                name, n = f"{base}{n}", n + 1
-            taken.add(name)
-            template.name = name
+            template.name = unique(base, taken, separator="")
 
     def entries(self, instance: _Instance, template: _Template | None) -> list[dict[str, Any]]:
         """The scope's entries as spec data; in a block, differing values as `$arg`."""

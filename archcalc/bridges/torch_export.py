@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from archcalc.errors import ArchcalcError, Location
 from archcalc.figures.shapes import output_shapes
+from archcalc.names import unique
 from archcalc.ops.base import TorchCode
 from archcalc.render.escape import python_string
 from archcalc.spec.graph import INPUT, Layer, Network
@@ -223,14 +224,9 @@ def _variables(paths: list[str], inputs: dict[str, str]) -> dict[str, str]:
     """A Python variable per layer: x_ and the path's letters, digits and underscores (others
     become _), numbered when two paths give the same name; the inputs keep theirs (x, x0, x1...)."""
     names = dict(inputs)
-    taken = {*inputs.values(), "self"}
+    taken = {*inputs.values(), "self", *keyword.kwlist}
     for path in paths:
-        base = "x_" + re.sub(r"[^A-Za-z0-9_]", "_", path.replace(".", "_"))
-        name, n = base, 2
-        while name in taken or keyword.iskeyword(name):
-            name, n = f"{base}_{n}", n + 1
-        taken.add(name)
-        names[path] = name
+        names[path] = unique("x_" + re.sub(r"[^A-Za-z0-9_]", "_", path.replace(".", "_")), taken)
     return names
 
 
@@ -311,11 +307,7 @@ def _classes(tree: _Node, writer: _Writer, taken: set[str]) -> tuple[dict[str, s
             words = re.findall(r"[A-Za-z0-9]+", node.block)
             base = "".join(w[:1].upper() + w[1:] for w in words) or "Block"
             base = base if base[0].isalpha() else "Block" + base
-            name, n = base, 2
-            while name in taken or keyword.iskeyword(name):
-                name, n = f"{base}{n}", n + 1
-            taken.add(name)
-            by_key[key] = name
+            name = by_key[key] = unique(base, taken, separator="")
             kind = "nn.Sequential" if node.indexed else "nn.ModuleDict"
             doc = "its layers, which Net.__init__ builds, and their forward" if forward else "the container of its layers, which Net.__init__ builds"
             # the name in a comment (repr has no line break), never in the class, whose
@@ -350,7 +342,7 @@ def torch_source(network: Network) -> str:
     defines: list[str] = []
     for code in codes.values():
         defines.extend(d.strip() + "\n" for d in code.defines if d.strip() + "\n" not in defines)
-    taken = {CLASS_NAME, "torch", "nn", "F", "NAME", *(m for d in defines for m in _DEFINED.findall(d))}
+    taken = {CLASS_NAME, "torch", "nn", "F", "NAME", *keyword.kwlist, *(m for d in defines for m in _DEFINED.findall(d))}
     writer = _Writer(network, codes, tree, _calls(network, tree))
     classes, sources = _classes(tree, writer, taken)
     lines = [HEADER, f"NAME = {python_string(network.name)}\n"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from archcalc.analysis import Analysis, _plain
 from archcalc.arith import Dim, Shape
+from archcalc.names import unique
 from archcalc.render.escape import dot, mermaid, xml
 from archcalc.spec.blocks import Blocks, prefix
 from archcalc.spec.graph import INPUT
@@ -131,13 +132,7 @@ def _mermaid_ids(graph: LayerGraph) -> dict[str, str]:
     ids: dict[str, str] = {}
     taken: set[str] = set()
     for node in graph.nodes:
-        base = "n_" + re.sub(r"[^A-Za-z0-9_]", "_", node.id)
-        candidate, n = base, 1
-        while candidate in taken:
-            n += 1
-            candidate = f"{base}_{n}"
-        taken.add(candidate)
-        ids[node.id] = candidate
+        ids[node.id] = unique("n_" + re.sub(r"[^A-Za-z0-9_]", "_", node.id), taken)
     return ids
 
 
